@@ -1,0 +1,198 @@
+//! The app API (spec §10): messages between an app (or the `kith` CLI) and its owner's node,
+//! on ALPN `kith/app/1`. Same framing and versioning as peer messages.
+
+use serde::{Deserialize, Serialize};
+
+use crate::consent::{Share, Subject};
+use crate::endorsement::{Endorsement, EndorsementStatement, SignedEndorsement};
+use crate::error::PeerMisbehaved;
+use crate::identity::NodeId;
+use crate::item::{ItemKey, ItemPattern};
+use crate::message::QueryId;
+
+/// A request from an app to its node. Variant indices are listed in spec §10.2.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AppRequest {
+    /// 0
+    Status,
+    /// 1: make an invite; the acceptor joins `circle` (default `friends`).
+    CreateInvite { circle: Option<String> },
+    /// 2: redeem someone's invite code; the inviter joins `circle`.
+    AcceptInvite { code: String, circle: Option<String> },
+    /// 3
+    ListContacts,
+    /// 4: record or replace the endorsement of `item`.
+    Endorse { item: ItemKey, count: u32, rating: Option<u8>, note: Option<String> },
+    /// 5
+    ListEndorsements,
+    /// 6
+    Unendorse { item: ItemKey },
+    /// 7: add or replace the rule for (subject, items).
+    SetPolicy { subject: SubjectRef, items: ItemPattern, share: Share },
+    /// 8
+    ListPolicy,
+    /// 9: ask every contact about `item`, waiting at most `timeout_ms`.
+    Ask { item: ItemKey, timeout_ms: u32 },
+    /// 10: the newest `limit` audit entries, newest first.
+    Audit { limit: u32 },
+}
+
+/// How an app names a rule's subject: a circle, or a contact by display name or node id hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SubjectRef {
+    Circle(String),
+    Contact(String),
+}
+
+/// A response from the node. Variant indices are listed in spec §10.3.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AppResponse {
+    /// 0
+    Status(NodeStatus),
+    /// 1
+    Invite(InviteCreated),
+    /// 2
+    Contact(ContactInfo),
+    /// 3
+    Contacts(Vec<ContactInfo>),
+    /// 4
+    Endorsement(Endorsement),
+    /// 5
+    Endorsements(Vec<Endorsement>),
+    /// 6: whether something was removed.
+    Removed(bool),
+    /// 7
+    PolicyRule(PolicyEntry),
+    /// 8
+    Policy(Vec<PolicyEntry>),
+    /// 9
+    AskResult(AskResult),
+    /// 10
+    Audit(Vec<AuditEntry>),
+    /// 11
+    Error(AppError),
+}
+
+/// What `kith status` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    pub name: String,
+    pub node_id: NodeId,
+    /// Where contacts reach this node.
+    pub peer_addr: String,
+    /// Where apps reach this node's API.
+    pub api_addr: String,
+    pub contacts: u32,
+    pub endorsements: u32,
+    pub software: String,
+    pub uptime_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteCreated {
+    pub code: String,
+    pub expires_at: u64,
+    pub circle: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactInfo {
+    pub name: String,
+    pub node_id: NodeId,
+    pub circle: String,
+    pub addresses: Vec<String>,
+    pub added_at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyEntry {
+    pub subject: Subject,
+    /// For a contact rule, the contact's display name.
+    pub contact_name: Option<String>,
+    pub items: ItemPattern,
+    pub share: Share,
+}
+
+/// The result of an ask.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AskResult {
+    pub query_id: QueryId,
+    pub item: ItemKey,
+    /// Contacts the query was sent to.
+    pub asked: u32,
+    /// Contacts whose answer arrived and verified before the deadline.
+    pub answered: u32,
+    pub named: Vec<NamedEndorsement>,
+    pub elapsed_ms: u32,
+}
+
+/// An endorsement disclosed by name, with the endorser's signature so that anyone can
+/// check it ([`NamedEndorsement::verify`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamedEndorsement {
+    /// The endorser's name in the asker's contact list.
+    pub name: String,
+    pub node: NodeId,
+    pub endorsement: Endorsement,
+    pub signed: SignedEndorsement,
+}
+
+impl NamedEndorsement {
+    /// Check that `signed` is a valid signature by `node` and says exactly `endorsement`.
+    pub fn verify(&self) -> Result<EndorsementStatement, PeerMisbehaved> {
+        let st = self.signed.verify_signature()?;
+        if st.endorser != self.node || st.endorsement != self.endorsement {
+            return Err(PeerMisbehaved::Unexpected("named endorsement does not match its signature"));
+        }
+        Ok(st)
+    }
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: u64,
+    /// Unix seconds.
+    pub at: u64,
+    /// What happened, e.g. `answered`, `refused`, `asked`, `contact-added`.
+    pub event: String,
+    pub peer: Option<NodeId>,
+    pub peer_name: Option<String>,
+    pub item: Option<String>,
+    /// What was disclosed or done, in words.
+    pub detail: String,
+}
+
+/// An error from the node (spec §10.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppError {
+    pub code: AppErrorCode,
+    pub message: String,
+}
+
+/// Error codes, sorted by fault. Indices are listed in spec §10.4.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AppErrorCode {
+    /// 0: the request was invalid (bad value, unknown contact name...).
+    BadRequest,
+    /// 1: the thing named does not exist.
+    NotFound,
+    /// 2: the credential is not (or no longer) allowed to do this.
+    Unauthorized,
+    /// 3: the invite code is malformed.
+    InviteMalformed,
+    /// 4: the invite code expired.
+    InviteExpired,
+    /// 5: the invite code was already used.
+    InviteUsed,
+    /// 6: the inviter's node does not know the code.
+    InviteUnknown,
+    /// 7: a remote node could not be reached.
+    Unreachable,
+    /// 8: a remote node misbehaved.
+    PeerMisbehaved,
+    /// 9: the node failed internally.
+    Internal,
+    /// 10: the request conflicts with existing state (e.g. already a contact).
+    Conflict,
+}

@@ -1,0 +1,197 @@
+//! Contact cards (spec §3.1): a node's public keys, display name and addresses, signed by the
+//! node's own Ed25519 key.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{InvalidInput, PeerMisbehaved};
+use crate::identity::{Identity, NodeId, SealingPublicKey, Signature, SigningLabel};
+use crate::wire::{decode_exact, encode_value};
+
+/// Longest display name, in characters.
+pub const MAX_NAME_CHARS: usize = 64;
+/// Most addresses a card may list.
+pub const MAX_ADDRESSES: usize = 4;
+/// Longest address, in bytes.
+pub const MAX_ADDRESS_LEN: usize = 262;
+/// Default lifetime of a card: one year, in seconds.
+pub const DEFAULT_CARD_LIFETIME: u64 = 365 * 24 * 3600;
+/// Version of the card body layout.
+pub const CARD_VERSION: u16 = 1;
+
+/// The signed content of a contact card (spec §3.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContactCard {
+    /// Card layout version; [`CARD_VERSION`].
+    pub version: u16,
+    /// The node's Ed25519 identity key.
+    pub node_id: NodeId,
+    /// The node's X25519 key for sealed envelopes.
+    pub sealing_key: SealingPublicKey,
+    /// The display name the owner chose.
+    pub name: String,
+    /// Where the node listens, as `host:port` strings, in order of preference.
+    pub addresses: Vec<String>,
+    /// When the card was made (Unix seconds).
+    pub issued_at: u64,
+    /// After this instant (Unix seconds) the card must not be accepted.
+    pub expires_at: u64,
+}
+
+/// A card body exactly as signed, with its signature. The body bytes are kept so that
+/// signatures are checked over the bytes received, never over a re-encoding (spec §5.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedCard {
+    /// postcard encoding of a [`ContactCard`].
+    pub body: Vec<u8>,
+    /// Ed25519 signature by `body.node_id` over `"kith/v1/contact-card" || 0x00 || body`.
+    pub signature: Signature,
+}
+
+/// A card whose signature and expiry were checked; only [`SignedCard::verify`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedCard {
+    card: ContactCard,
+    signed: SignedCard,
+}
+
+impl VerifiedCard {
+    /// The checked card content.
+    pub fn card(&self) -> &ContactCard {
+        &self.card
+    }
+    /// The signed form, to store or forward.
+    pub fn signed(&self) -> &SignedCard {
+        &self.signed
+    }
+    /// The node this card belongs to.
+    pub fn node_id(&self) -> NodeId {
+        self.card.node_id
+    }
+}
+
+/// Check a display name: 1..=64 characters, no control characters, trimmed.
+pub fn validate_name(name: &str) -> Result<String, InvalidInput> {
+    let name = name.trim();
+    let n = name.chars().count();
+    if n == 0 || n > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(InvalidInput::Name(MAX_NAME_CHARS));
+    }
+    Ok(name.to_string())
+}
+
+/// Check an address: `host:port` with a non-empty host and a non-zero port.
+pub fn validate_address(addr: &str) -> Result<(), InvalidInput> {
+    let bad = || InvalidInput::Address(addr.chars().take(80).collect());
+    if addr.len() > MAX_ADDRESS_LEN || addr.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad());
+    }
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    if host.is_empty() || port == 0 {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+impl ContactCard {
+    /// A new card for `identity`, valid from `now` for `lifetime` seconds.
+    pub fn new(
+        identity: &Identity,
+        name: &str,
+        addresses: Vec<String>,
+        now: u64,
+        lifetime: u64,
+    ) -> Result<Self, InvalidInput> {
+        let name = validate_name(name)?;
+        if addresses.len() > MAX_ADDRESSES {
+            return Err(InvalidInput::TooManyAddresses(MAX_ADDRESSES));
+        }
+        for a in &addresses {
+            validate_address(a)?;
+        }
+        Ok(Self {
+            version: CARD_VERSION,
+            node_id: identity.node_id(),
+            sealing_key: identity.sealing_public_key(),
+            name,
+            addresses,
+            issued_at: now,
+            expires_at: now.saturating_add(lifetime),
+        })
+    }
+
+    /// Sign this card with `identity`, which must be the card's own key.
+    pub fn sign(&self, identity: &Identity) -> SignedCard {
+        debug_assert_eq!(identity.node_id(), self.node_id);
+        let body = encode_value(self);
+        let signature = identity.sign(SigningLabel::ContactCard, &body);
+        SignedCard { body, signature }
+    }
+}
+
+impl SignedCard {
+    /// Decode the body, verify the signature by the key inside it, and check that the
+    /// card is well formed and not expired at `now` (spec §3.1).
+    pub fn verify(&self, now: u64) -> Result<VerifiedCard, PeerMisbehaved> {
+        let card: ContactCard = decode_exact(&self.body)?;
+        if card.version != CARD_VERSION {
+            return Err(PeerMisbehaved::Malformed("unknown card version"));
+        }
+        card.node_id
+            .verify(SigningLabel::ContactCard, &self.body, &self.signature, "contact card")?;
+        if validate_name(&card.name).ok().as_deref() != Some(card.name.as_str())
+            || card.addresses.len() > MAX_ADDRESSES
+            || card.addresses.iter().any(|a| validate_address(a).is_err())
+        {
+            return Err(PeerMisbehaved::Malformed("contact card fields"));
+        }
+        if now >= card.expires_at {
+            return Err(PeerMisbehaved::CardExpired);
+        }
+        Ok(VerifiedCard { card, signed: self.clone() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_core::OsRng;
+
+    fn card(id: &Identity) -> ContactCard {
+        ContactCard::new(id, "Chloe", vec!["127.0.0.1:7400".into()], 1000, 100).unwrap()
+    }
+
+    #[test]
+    fn sign_and_verify() {
+        let id = Identity::generate(&mut OsRng);
+        let signed = card(&id).sign(&id);
+        let v = signed.verify(1050).unwrap();
+        assert_eq!(v.card().name, "Chloe");
+        assert_eq!(v.node_id(), id.node_id());
+        assert_eq!(signed.verify(1100), Err(PeerMisbehaved::CardExpired));
+    }
+
+    #[test]
+    fn tampered_body_or_foreign_signature_rejected() {
+        let id = Identity::generate(&mut OsRng);
+        let other = Identity::generate(&mut OsRng);
+        let mut signed = card(&id).sign(&id);
+        let last = signed.body.len() - 1;
+        signed.body[last] ^= 1;
+        assert!(signed.verify(1001).is_err());
+        // A card claiming id's key but signed by someone else.
+        let body = encode_value(&card(&id));
+        let forged = SignedCard { signature: other.sign(SigningLabel::ContactCard, &body), body };
+        assert_eq!(forged.verify(1001), Err(PeerMisbehaved::BadSignature("contact card")));
+    }
+
+    #[test]
+    fn input_validation() {
+        let id = Identity::generate(&mut OsRng);
+        assert!(ContactCard::new(&id, "", vec![], 0, 1).is_err());
+        assert!(ContactCard::new(&id, "a\nb", vec![], 0, 1).is_err());
+        assert!(ContactCard::new(&id, "ok", vec!["nope".into()], 0, 1).is_err());
+        assert!(ContactCard::new(&id, "ok", vec!["h:0".into()], 0, 1).is_err());
+        assert!(ContactCard::new(&id, "ok", vec!["[::1]:7".into()], 0, 1).is_ok());
+    }
+}

@@ -1,0 +1,166 @@
+//! Consent policy (spec §6.3): what a node's owner lets each contact learn about each item.
+
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::InvalidInput;
+use crate::identity::NodeId;
+use crate::item::{ItemKey, ItemPattern};
+
+/// What a matching rule lets the asker learn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Share {
+    /// Nothing: answer as if the item were not owned.
+    None,
+    /// Only inside an anonymous aggregate (spec §9); by itself reveals nothing.
+    Count,
+    /// Ask the owner first; until approved, reveals no more than `Count`.
+    Ask,
+    /// By name: a signed endorsement is sent to the asker.
+    Name,
+}
+
+/// The share for a contact when no rule matches (spec §6.3).
+pub const DEFAULT_SHARE: Share = Share::Count;
+
+impl Share {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Share::None => "none",
+            Share::Count => "count",
+            Share::Ask => "ask",
+            Share::Name => "name",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" => Some(Share::None),
+            "count" => Some(Share::Count),
+            "ask" => Some(Share::Ask),
+            "name" => Some(Share::Name),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Share {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Longest circle name.
+pub const MAX_CIRCLE_CHARS: usize = 32;
+/// The circle a new contact joins unless told otherwise.
+pub const DEFAULT_CIRCLE: &str = "friends";
+
+/// Check a circle name: 1..=32 of letters, digits, `-`, `_`; stored lowercase.
+pub fn validate_circle(name: &str) -> Result<String, InvalidInput> {
+    let n = name.trim().to_lowercase();
+    if n.is_empty()
+        || n.chars().count() > MAX_CIRCLE_CHARS
+        || !n.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(InvalidInput::Circle(MAX_CIRCLE_CHARS));
+    }
+    Ok(n)
+}
+
+/// Whom a rule is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Subject {
+    /// Every contact in the named circle.
+    Circle(String),
+    /// One contact.
+    Contact(NodeId),
+}
+
+/// One consent rule: subject × item pattern → share.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PolicyRule {
+    pub subject: Subject,
+    pub items: ItemPattern,
+    pub share: Share,
+}
+
+/// The owner's rules, evaluated by [`ConsentPolicy::evaluate`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsentPolicy {
+    pub rules: Vec<PolicyRule>,
+}
+
+impl ConsentPolicy {
+    pub fn new(rules: Vec<PolicyRule>) -> Self {
+        Self { rules }
+    }
+
+    /// The share for `item` asked by `contact`, a member of `circle` (spec §6.3):
+    ///
+    /// 1. keep the rules whose subject is the contact or its circle and whose pattern
+    ///    matches the item;
+    /// 2. the most specific item pattern wins (exact key > deeper tag subtree > shallower >
+    ///    `scheme:*` > `*`);
+    /// 3. among those, a rule naming the contact beats a rule naming its circle;
+    /// 4. any remaining tie goes to the least revealing share (`none` < `count` < `ask` <
+    ///    `name`);
+    /// 5. no matching rule: [`DEFAULT_SHARE`].
+    pub fn evaluate(&self, contact: &NodeId, circle: &str, item: &ItemKey) -> Share {
+        self.rules
+            .iter()
+            .filter(|r| match &r.subject {
+                Subject::Contact(id) => id == contact,
+                Subject::Circle(c) => c == circle,
+            })
+            .filter(|r| r.items.matches(item))
+            .map(|r| {
+                let subject_rank = matches!(r.subject, Subject::Contact(_)) as u8;
+                // Higher tuple wins; the share is inverted so the least revealing wins ties.
+                ((r.items.specificity(), subject_rank, core::cmp::Reverse(r.share)), r.share)
+            })
+            .max_by_key(|(rank, _)| *rank)
+            .map(|(_, share)| share)
+            .unwrap_or(DEFAULT_SHARE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(subject: Subject, items: &str, share: Share) -> PolicyRule {
+        PolicyRule { subject, items: ItemPattern::parse(items).unwrap(), share }
+    }
+
+    #[test]
+    fn most_specific_rule_wins() {
+        let bob = NodeId([1; 32]);
+        let carol = NodeId([2; 32]);
+        let friends = || Subject::Circle("friends".into());
+        let p = ConsentPolicy::new(vec![
+            rule(friends(), "*", Share::Name),
+            rule(friends(), "tag:health/*", Share::None),
+            rule(Subject::Contact(bob), "tag:health/*", Share::Count),
+            rule(friends(), "tag:health/dentist", Share::Ask),
+            rule(friends(), "tag:vehicle/*", Share::Name),
+            rule(friends(), "tag:vehicle/*", Share::Count),
+        ]);
+        let item = |s: &str| ItemKey::parse(s).unwrap();
+        assert_eq!(p.evaluate(&carol, "friends", &item("isbn:9780441013593")), Share::Name);
+        assert_eq!(p.evaluate(&carol, "friends", &item("tag:health/flu")), Share::None);
+        assert_eq!(p.evaluate(&bob, "friends", &item("tag:health/flu")), Share::Count);
+        assert_eq!(p.evaluate(&bob, "friends", &item("tag:health/dentist")), Share::Ask);
+        // Equal specificity: least revealing wins.
+        assert_eq!(p.evaluate(&carol, "friends", &item("tag:vehicle/subaru")), Share::Count);
+        // Not in any circle with rules: the default.
+        assert_eq!(p.evaluate(&carol, "work", &item("tag:vehicle/subaru")), DEFAULT_SHARE);
+    }
+
+    #[test]
+    fn circles() {
+        assert_eq!(validate_circle(" Friends ").unwrap(), "friends");
+        assert!(validate_circle("").is_err());
+        assert!(validate_circle("a b").is_err());
+    }
+}

@@ -1,0 +1,236 @@
+//! Invites (spec §3.2): a one-time code that lets a stranger become a contact.
+//!
+//! The inviter's node makes an [`Invite`]: its signed card (which lists its addresses), a
+//! random 16-byte invite id, a random 32-byte one-time secret and an expiry. The code is
+//! shown as text ([`Invite::to_code`]). The acceptor connects to the inviter pinned to the key
+//! in the card and proves knowledge of the secret with [`Invite::redemption_proof`]; the
+//! inviter's node accepts each invite id once.
+
+use core::fmt;
+
+use rand_core::CryptoRngCore;
+use ring::hmac;
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::card::{SignedCard, VerifiedCard};
+use crate::error::InviteError;
+use crate::identity::NodeId;
+use crate::text_code::{self, TextCodeError};
+use crate::wire::{decode_exact, encode_value};
+
+/// Text prefix of an invite code; the digit is the invite layout version.
+pub const INVITE_PREFIX: &str = "KITH1";
+/// Invite layout version carried in the payload.
+pub const INVITE_VERSION: u8 = 1;
+/// Default lifetime: 7 days, in seconds.
+pub const DEFAULT_INVITE_LIFETIME: u64 = 7 * 24 * 3600;
+/// Longest invite code accepted, in characters (keeps it within one QR code).
+pub const MAX_INVITE_CODE_CHARS: usize = 2000;
+/// Label of the redemption proof MAC (spec §3.2).
+pub const REDEMPTION_LABEL: &[u8] = b"kith/v1/invite-redemption";
+
+/// A random 16-byte invite id.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct InviteId(pub [u8; 16]);
+
+impl fmt::Debug for InviteId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "InviteId({})", crate::identity::hex(&self.0))
+    }
+}
+
+/// The invite's one-time secret. Zeroized on drop, hidden from `Debug`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+pub struct InviteSecret(pub [u8; 32]);
+
+impl fmt::Debug for InviteSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("InviteSecret(<redacted>)")
+    }
+}
+
+/// The payload of an invite code (spec §3.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invite {
+    /// [`INVITE_VERSION`].
+    pub version: u8,
+    /// The inviter's signed card: keys, name and addresses.
+    pub card: SignedCard,
+    /// Identifies the invite at the inviter's node.
+    pub id: InviteId,
+    /// The one-time secret.
+    pub secret: InviteSecret,
+    /// Unix seconds after which the code is refused.
+    pub expires_at: u64,
+}
+
+/// An invite whose card signature and expiry were checked; made only by [`Invite::from_code`].
+#[derive(Debug, Clone)]
+pub struct CheckedInvite {
+    pub invite: Invite,
+    pub inviter: VerifiedCard,
+}
+
+impl Invite {
+    /// A new invite carrying `card`, valid until `now + lifetime`.
+    pub fn generate(rng: &mut impl CryptoRngCore, card: SignedCard, now: u64, lifetime: u64) -> Self {
+        let mut id = [0u8; 16];
+        let mut secret = [0u8; 32];
+        rng.fill_bytes(&mut id);
+        rng.fill_bytes(&mut secret);
+        Self {
+            version: INVITE_VERSION,
+            card,
+            id: InviteId(id),
+            secret: InviteSecret(secret),
+            expires_at: now.saturating_add(lifetime),
+        }
+    }
+
+    /// The copy-pasteable text code.
+    pub fn to_code(&self) -> String {
+        text_code::encode(INVITE_PREFIX, &encode_value(self))
+    }
+
+    /// Read a code typed or pasted by a person, check the inviter's signature and the expiry.
+    pub fn from_code(code: &str, now: u64) -> Result<CheckedInvite, InviteError> {
+        let payload = text_code::decode(INVITE_PREFIX, code, MAX_INVITE_CODE_CHARS).map_err(|e| {
+            InviteError::Malformed(match e {
+                TextCodeError::Prefix => "it does not start with KITH1",
+                TextCodeError::Alphabet => "it contains characters that are not in a kith code",
+                TextCodeError::Checksum => "checksum mismatch (a character was mistyped or lost)",
+                TextCodeError::TooLong => "too long",
+            })
+        })?;
+        match payload.first() {
+            None => return Err(InviteError::Malformed("empty")),
+            Some(&v) if v != INVITE_VERSION => return Err(InviteError::UnsupportedVersion(v)),
+            _ => {}
+        }
+        let invite: Invite =
+            decode_exact(&payload).map_err(|_| InviteError::Malformed("unreadable contents"))?;
+        // Signature first (a forged code is not "expired"), using the invite expiry as the
+        // time so that an invite outliving its card is reported as a bad card.
+        let inviter = invite.card.verify(now.min(invite.expires_at.saturating_sub(1))).map_err(
+            |e| match e {
+                crate::PeerMisbehaved::CardExpired => InviteError::Expired,
+                _ => InviteError::BadSignature,
+            },
+        )?;
+        if now >= invite.expires_at {
+            return Err(InviteError::Expired);
+        }
+        Ok(CheckedInvite { invite, inviter })
+    }
+
+    /// The proof an acceptor sends to redeem the invite (spec §3.2):
+    /// `HMAC-SHA256(secret, label || 0x00 || invite_id || inviter_id || acceptor_id)`.
+    pub fn redemption_proof(&self, inviter: &NodeId, acceptor: &NodeId) -> [u8; 32] {
+        redemption_proof(&self.secret, &self.id, inviter, acceptor)
+    }
+}
+
+/// See [`Invite::redemption_proof`]; used by the inviter to check a proof in constant time.
+pub fn redemption_proof(
+    secret: &InviteSecret,
+    id: &InviteId,
+    inviter: &NodeId,
+    acceptor: &NodeId,
+) -> [u8; 32] {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, &secret.0);
+    let mut ctx = hmac::Context::with_key(&key);
+    ctx.update(REDEMPTION_LABEL);
+    ctx.update(&[0]);
+    ctx.update(&id.0);
+    ctx.update(inviter.as_bytes());
+    ctx.update(acceptor.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.sign().as_ref());
+    out
+}
+
+/// Constant-time check of a redemption proof.
+pub fn verify_redemption_proof(
+    secret: &InviteSecret,
+    id: &InviteId,
+    inviter: &NodeId,
+    acceptor: &NodeId,
+    proof: &[u8; 32],
+) -> bool {
+    use subtle::ConstantTimeEq;
+    redemption_proof(secret, id, inviter, acceptor).ct_eq(proof).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::card::ContactCard;
+    use crate::identity::Identity;
+    use rand_core::OsRng;
+
+    fn invite(now: u64) -> (Identity, Invite) {
+        let id = Identity::generate(&mut OsRng);
+        let card = ContactCard::new(&id, "Ana", vec!["127.0.0.1:7000".into()], now, 1 << 30)
+            .unwrap()
+            .sign(&id);
+        let inv = Invite::generate(&mut OsRng, card, now, DEFAULT_INVITE_LIFETIME);
+        (id, inv)
+    }
+
+    #[test]
+    fn code_round_trip_and_fits_qr() {
+        let (id, inv) = invite(1000);
+        let code = inv.to_code();
+        assert!(code.len() < 600, "{} chars", code.len());
+        let checked = Invite::from_code(&code, 1001).unwrap();
+        assert_eq!(checked.invite, inv);
+        assert_eq!(checked.inviter.node_id(), id.node_id());
+        // Wrapped and lower-cased still reads.
+        let wrapped: String = code
+            .to_lowercase()
+            .chars()
+            .enumerate()
+            .flat_map(|(i, c)| if i % 40 == 39 { vec![c, '\n'] } else { vec![c] })
+            .collect();
+        assert!(Invite::from_code(&wrapped, 1001).is_ok());
+    }
+
+    #[test]
+    fn distinct_errors() {
+        let (_, inv) = invite(1000);
+        let code = inv.to_code();
+        assert_eq!(
+            Invite::from_code(&code, 1000 + DEFAULT_INVITE_LIFETIME).unwrap_err(),
+            InviteError::Expired
+        );
+        assert!(matches!(Invite::from_code("hello", 0), Err(InviteError::Malformed(_))));
+        let mut typo: Vec<char> = code.chars().collect();
+        typo[20] = if typo[20] == 'Q' { 'R' } else { 'Q' };
+        let typo: String = typo.into_iter().collect();
+        assert!(matches!(Invite::from_code(&typo, 1001), Err(InviteError::Malformed(_))));
+        // A version-2 payload with a valid checksum.
+        let mut payload = encode_value(&inv);
+        payload[0] = 2;
+        let future = text_code::encode(INVITE_PREFIX, &payload);
+        assert_eq!(Invite::from_code(&future, 1001).unwrap_err(), InviteError::UnsupportedVersion(2));
+        // A forged card with a valid checksum.
+        let mut forged = inv.clone();
+        forged.card.signature.0[0] ^= 1;
+        assert_eq!(
+            Invite::from_code(&forged.to_code(), 1001).unwrap_err(),
+            InviteError::BadSignature
+        );
+    }
+
+    #[test]
+    fn proof_binds_parties() {
+        let (id, inv) = invite(0);
+        let a = Identity::generate(&mut OsRng).node_id();
+        let b = Identity::generate(&mut OsRng).node_id();
+        let p = inv.redemption_proof(&id.node_id(), &a);
+        assert!(verify_redemption_proof(&inv.secret, &inv.id, &id.node_id(), &a, &p));
+        assert!(!verify_redemption_proof(&inv.secret, &inv.id, &id.node_id(), &b, &p));
+        assert!(format!("{inv:?}").contains("redacted"));
+    }
+}

@@ -1,0 +1,73 @@
+//! # kith-protocol
+//!
+//! The kith protocol as plain data and pure functions: identities, contact cards and
+//! invites, item keys, endorsements, consent, wire messages and framing, sealed envelopes,
+//! and the ask round as a sans-IO state machine. No sockets, files, clocks or global RNG:
+//! callers inject randomness (`rand_core::CryptoRngCore`) and time (`now`).
+//!
+//! The normative description is `spec/` in the repository; every public item names the
+//! section it implements.
+//!
+//! ## Data flow of an ask
+//!
+//! ```text
+//!   app ──AppRequest::Ask──▶ asker node                               contact nodes
+//!                            AskRound::new ──poll_transmit──▶ PeerRequest::Ask ──▶ answer_query()
+//!                                          ◀─handle_response── PeerResponse::Answer ◀─┘
+//!                            (verifies each SignedEndorsement: endorser, audience, query id)
+//!   app ◀─AppResponse::AskResult── outcome()
+//! ```
+//!
+//! Every message travels in a [frame](frame) of at most [`MAX_PEER_FRAME`] bytes (peers) or
+//! [`MAX_APP_FRAME`] bytes (apps), and starts with [`PROTOCOL_VERSION`] ([`wire`]).
+//!
+//! ## Errors
+//!
+//! Sorted by who is at fault: [`PeerMisbehaved`] (bad bytes from the network),
+//! [`Incompatible`] (a version we do not speak), [`InviteError`] and [`ItemError`] (input a
+//! person typed), [`InvalidInput`] (values an app supplied).
+//!
+//! ## Spec sections
+//!
+//! §2 identities · §3 cards and invites · §4 transport · §5 framing and encoding ·
+//! §6 items, endorsements, consent · §7 sealed envelopes · §8 peer messages · §10 app API.
+
+#![forbid(unsafe_code)]
+#![deny(missing_debug_implementations)]
+
+pub mod app;
+pub mod ask;
+pub mod card;
+pub mod consent;
+pub mod endorsement;
+pub mod envelope;
+pub mod error;
+pub mod frame;
+pub mod identity;
+pub mod invite;
+pub mod item;
+pub mod message;
+pub mod responder;
+pub mod text_code;
+pub mod wire;
+
+pub use ask::{AskOutcome, AskRound, ContactFailure, Named, Transmit, DEFAULT_ASK_TIMEOUT};
+pub use card::{ContactCard, SignedCard, VerifiedCard};
+pub use consent::{ConsentPolicy, PolicyRule, Share, Subject, DEFAULT_CIRCLE, DEFAULT_SHARE};
+pub use endorsement::{Endorsement, EndorsementStatement, SignedEndorsement};
+pub use envelope::{open, seal, SealedEnvelope};
+pub use error::{Incompatible, InvalidInput, InviteError, ItemError, PeerMisbehaved, WireError};
+pub use frame::{encode_frame, FrameDecoder, MAX_APP_FRAME, MAX_PEER_FRAME};
+pub use identity::{Identity, NodeId, SealingPublicKey, Signature, SigningLabel};
+pub use invite::{CheckedInvite, Invite, InviteId, InviteSecret};
+pub use item::{ItemKey, ItemPattern, Scheme};
+pub use message::{Answer, InviteRedemption, PeerRequest, PeerResponse, Query, QueryId, Refusal};
+pub use responder::{answer_query, Disclosure};
+pub use wire::{decode_message, encode_message, PROTOCOL_VERSION};
+
+/// ALPN protocol id for node-to-node traffic (spec §4.1).
+pub const ALPN_PEER: &[u8] = b"kith/peer/1";
+/// ALPN protocol id for app-to-node traffic (spec §10.1).
+pub const ALPN_APP: &[u8] = b"kith/app/1";
+/// TLS server name used on every connection; identity comes from the pinned key (spec §4.2).
+pub const TLS_SERVER_NAME: &str = "kith.invalid";
