@@ -160,6 +160,9 @@ impl SigningLabel {
 pub struct Identity {
     ed25519_seed: [u8; 32],
     x25519_secret: [u8; 32],
+    /// Public keys derived once from the secrets above (not secret).
+    #[zeroize(skip)]
+    public: (NodeId, SealingPublicKey),
 }
 
 impl Identity {
@@ -172,7 +175,16 @@ impl Identity {
         let mut x25519_secret = [0u8; 32];
         rng.fill_bytes(&mut ed25519_seed);
         rng.fill_bytes(&mut x25519_secret);
-        Self { ed25519_seed, x25519_secret }
+        Self::from_parts(ed25519_seed, x25519_secret)
+    }
+
+    fn from_parts(ed25519_seed: [u8; 32], x25519_secret: [u8; 32]) -> Self {
+        let kp = Ed25519KeyPair::from_seed_unchecked(&ed25519_seed).expect("32-byte Ed25519 seed");
+        let mut id = [0u8; 32];
+        id.copy_from_slice(kp.public_key().as_ref());
+        let secret = x25519_dalek::StaticSecret::from(x25519_secret);
+        let sealing = SealingPublicKey(x25519_dalek::PublicKey::from(&secret).to_bytes());
+        Self { ed25519_seed, x25519_secret, public: (NodeId(id), sealing) }
     }
 
     /// Rebuild from the 64 secret bytes (seed || X25519 secret), as stored in a key file.
@@ -184,7 +196,7 @@ impl Identity {
         let mut x25519_secret = [0u8; 32];
         ed25519_seed.copy_from_slice(&bytes[..32]);
         x25519_secret.copy_from_slice(&bytes[32..]);
-        Some(Self { ed25519_seed, x25519_secret })
+        Some(Self::from_parts(ed25519_seed, x25519_secret))
     }
 
     /// The 64 secret bytes, for writing into a 0600 key file. Zeroized when dropped.
@@ -202,16 +214,12 @@ impl Identity {
 
     /// This identity's public key.
     pub fn node_id(&self) -> NodeId {
-        let kp = self.keypair();
-        let mut out = [0u8; 32];
-        out.copy_from_slice(kp.public_key().as_ref());
-        NodeId(out)
+        self.public.0
     }
 
     /// The X25519 public key for sealed envelopes.
     pub fn sealing_public_key(&self) -> SealingPublicKey {
-        let secret = x25519_dalek::StaticSecret::from(self.x25519_secret);
-        SealingPublicKey(x25519_dalek::PublicKey::from(&secret).to_bytes())
+        self.public.1
     }
 
     /// X25519 agreement with `their` public key. Returns `None` for a non-contributory
