@@ -1,1 +1,38 @@
-pub fn x(){}
+//! # kith-node
+//!
+//! The personal node daemon behind the `kith` command: QUIC transport with pinned raw
+//! public keys, the SQLite store, serving contacts' queries and the owner's apps, and
+//! driving the protocol's state machines with real IO.
+//!
+//! ```text
+//!            ┌──────────────── kith-node ────────────────┐
+//!  app ──────┤ app_service ──┐                           │
+//!  (kith-client, ALPN app)   ├─ asking ── peers ─────────┼──▶ contacts' nodes
+//!            │ peer_service ◀┼─ invites                  │◀── (ALPN peer)
+//!            │        store (SQLite, WAL)                │
+//!            └───────────────────────────────────────────┘
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod app_service;
+mod asking;
+pub mod data_dir;
+pub mod error;
+mod invites;
+mod node;
+mod peer_service;
+mod peers;
+pub mod store;
+
+pub use data_dir::{init, DataDir, InitReport};
+pub use error::NodeError;
+pub use node::Node;
+
+/// Seconds since the Unix epoch, from the system clock.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,1 +1,11 @@
-fn main(){}
+//! The `kith` command: one binary for running a node and for talking to it.
+
+mod cli;
+mod demo;
+mod output;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cli::main()
+}

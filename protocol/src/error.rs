@@ -46,9 +46,8 @@ pub enum Incompatible {
     UnsupportedVersion(u16),
 }
 
-/// Any failure decoding or checking bytes from the network.
+/// Any failure decoding or checking bytes from the network: exactly one of the two faults.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[non_exhaustive]
 pub enum WireError {
     #[error(transparent)]
     PeerMisbehaved(#[from] PeerMisbehaved),

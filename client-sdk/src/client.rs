@@ -1,0 +1,190 @@
+//! [`Client`]: an authenticated connection from an app to its node (spec §10).
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use kith_protocol::app::{
+    AppErrorCode, AppRequest, AppResponse, AskResult, AuditEntry, ContactInfo, InviteCreated, NodeStatus,
+    PolicyEntry, SubjectRef,
+};
+use kith_protocol::frame::MAX_APP_FRAME;
+use kith_protocol::wire::{decode_message, encode_message};
+use kith_protocol::{Endorsement, ItemKey, ItemPattern, NodeId, Share, ALPN_APP, TLS_SERVER_NAME};
+
+use crate::credential::Credential;
+use crate::error::ClientError;
+use crate::transport::{self, CLOSE_UNAUTHORIZED};
+
+/// How long to wait for the QUIC handshake.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long an ordinary request may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection to your own node.
+#[derive(Debug)]
+pub struct Client {
+    endpoint: quinn::Endpoint,
+    conn: quinn::Connection,
+    addr: SocketAddr,
+}
+
+impl Client {
+    /// Connect to the node at `addr`, pinning `credential.node` and authenticating with the
+    /// credential's key. Acceptance is known only when the first request is answered.
+    pub async fn connect(addr: SocketAddr, credential: &Credential) -> Result<Self, ClientError> {
+        let unreachable = |reason: String| ClientError::NodeUnreachable { addr: addr.to_string(), reason };
+        let bind: SocketAddr = if addr.is_ipv6() {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        };
+        let endpoint = quinn::Endpoint::client(bind).map_err(|e| unreachable(e.to_string()))?;
+        let cfg = transport::client_config(&credential.identity, credential.node, ALPN_APP)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let connecting = endpoint
+            .connect_with(cfg, addr, TLS_SERVER_NAME)
+            .map_err(|e| unreachable(e.to_string()))?;
+        let conn = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+            Err(_) => return Err(unreachable("no answer (is `kith run` running?)".into())),
+            Ok(Err(e)) => return Err(unreachable(e.to_string())),
+            Ok(Ok(c)) => c,
+        };
+        Ok(Self { endpoint, conn, addr })
+    }
+
+    /// Connect using the address in the credential.
+    pub async fn connect_with(credential: &Credential) -> Result<Self, ClientError> {
+        Self::connect(credential.api_addr, credential).await
+    }
+
+    /// Send one request and wait for its response. A node error becomes [`ClientError::Node`].
+    pub async fn call(&self, request: &AppRequest, timeout: Duration) -> Result<AppResponse, ClientError> {
+        let bytes = encode_message(request);
+        let fut = transport::exchange(&self.conn, &bytes, MAX_APP_FRAME, MAX_APP_FRAME);
+        let reply = match tokio::time::timeout(timeout, fut).await {
+            Err(_) => return Err(ClientError::Timeout(timeout.as_secs())),
+            Ok(Err(e)) if e.close_code() == Some(CLOSE_UNAUTHORIZED as u64) => return Err(ClientError::Unauthorized),
+            Ok(Err(e)) => {
+                return Err(ClientError::NodeUnreachable { addr: self.addr.to_string(), reason: e.to_string() })
+            }
+            Ok(Ok(r)) => r,
+        };
+        match decode_message::<AppResponse>(&reply) {
+            Ok(AppResponse::Error(e)) if e.code == AppErrorCode::Unauthorized => Err(ClientError::Unauthorized),
+            Ok(AppResponse::Error(e)) => Err(ClientError::Node { code: e.code, message: e.message }),
+            Ok(r) => Ok(r),
+            Err(e) => Err(ClientError::Protocol(e.to_string())),
+        }
+    }
+
+    async fn call_default(&self, request: AppRequest) -> Result<AppResponse, ClientError> {
+        self.call(&request, REQUEST_TIMEOUT).await
+    }
+
+    /// The node's name, key, addresses and counts.
+    pub async fn status(&self) -> Result<NodeStatus, ClientError> {
+        match self.call_default(AppRequest::Status).await? {
+            AppResponse::Status(s) => Ok(s),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Make a one-time invite code; whoever redeems it joins `circle` (default `friends`).
+    pub async fn create_invite(&self, circle: Option<String>) -> Result<InviteCreated, ClientError> {
+        match self.call_default(AppRequest::CreateInvite { circle }).await? {
+            AppResponse::Invite(i) => Ok(i),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Redeem someone's invite code; they join `circle` (default `friends`).
+    pub async fn accept_invite(&self, code: String, circle: Option<String>) -> Result<ContactInfo, ClientError> {
+        match self.call_default(AppRequest::AcceptInvite { code, circle }).await? {
+            AppResponse::Contact(c) => Ok(c),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn contacts(&self) -> Result<Vec<ContactInfo>, ClientError> {
+        match self.call_default(AppRequest::ListContacts).await? {
+            AppResponse::Contacts(c) => Ok(c),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Record (or replace) the endorsement of `item`.
+    pub async fn endorse(
+        &self,
+        item: ItemKey,
+        count: u32,
+        rating: Option<u8>,
+        note: Option<String>,
+    ) -> Result<Endorsement, ClientError> {
+        match self.call_default(AppRequest::Endorse { item, count, rating, note }).await? {
+            AppResponse::Endorsement(e) => Ok(e),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn endorsements(&self) -> Result<Vec<Endorsement>, ClientError> {
+        match self.call_default(AppRequest::ListEndorsements).await? {
+            AppResponse::Endorsements(e) => Ok(e),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Remove the endorsement of `item`; `Ok(false)` if there was none.
+    pub async fn unendorse(&self, item: ItemKey) -> Result<bool, ClientError> {
+        match self.call_default(AppRequest::Unendorse { item }).await? {
+            AppResponse::Removed(r) => Ok(r),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn set_policy(&self, subject: SubjectRef, items: ItemPattern, share: Share) -> Result<PolicyEntry, ClientError> {
+        match self.call_default(AppRequest::SetPolicy { subject, items, share }).await? {
+            AppResponse::PolicyRule(p) => Ok(p),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn policy(&self) -> Result<Vec<PolicyEntry>, ClientError> {
+        match self.call_default(AppRequest::ListPolicy).await? {
+            AppResponse::Policy(p) => Ok(p),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Ask every contact about `item`, waiting at most `timeout` for their answers.
+    pub async fn ask(&self, item: ItemKey, timeout: Duration) -> Result<AskResult, ClientError> {
+        let timeout_ms = timeout.as_millis().min(u32::MAX as u128) as u32;
+        let request = AppRequest::Ask { item, timeout_ms };
+        match self.call(&request, timeout + REQUEST_TIMEOUT).await? {
+            AppResponse::AskResult(r) => Ok(r),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The newest `limit` audit entries, newest first.
+    pub async fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, ClientError> {
+        match self.call_default(AppRequest::Audit { limit }).await? {
+            AppResponse::Audit(a) => Ok(a),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The node this client is connected to.
+    pub fn node(&self) -> Option<NodeId> {
+        transport::peer_key(&self.conn)
+    }
+
+    /// Close the connection politely.
+    pub async fn close(self) {
+        self.conn.close(transport::CLOSE_SHUTDOWN.into(), b"bye");
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
+    }
+}
+
+fn unexpected(r: AppResponse) -> ClientError {
+    ClientError::Protocol(format!("unexpected response {r:?}").chars().take(120).collect())
+}

@@ -1,0 +1,28 @@
+//! Client errors, sorted by fault.
+
+use kith_protocol::app::AppErrorCode;
+use thiserror::Error;
+
+/// Everything that can go wrong talking to your node.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The node could not be reached (not running, wrong address, network down).
+    #[error("node unreachable at {addr}: {reason}")]
+    NodeUnreachable { addr: String, reason: String },
+    /// The node does not accept this credential (never paired, or revoked).
+    #[error("the node does not accept this credential")]
+    Unauthorized,
+    /// The node answered with an error about the request.
+    #[error("{message}")]
+    Node { code: AppErrorCode, message: String },
+    /// The node sent bytes that do not follow the protocol, or an unexpected response.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The local credential is missing or unreadable.
+    #[error("{0}")]
+    Credential(String),
+    /// The request took longer than its deadline.
+    #[error("the node did not answer within {0} seconds")]
+    Timeout(u64),
+}

@@ -1,0 +1,344 @@
+//! QUIC and TLS plumbing shared by apps and nodes (spec §4): RFC 7250 raw Ed25519 public
+//! keys on both sides, pinned; no certificate authority, no X.509.
+//!
+//! Apps rarely need this module directly: [`crate::Client`] uses it. `kith-node` uses it for
+//! peer connections too, so that both sides of every connection verify keys the same way.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kith_protocol::frame::{body_len, encode_frame, FRAME_HEADER_LEN};
+use kith_protocol::{Identity, NodeId};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{verify_tls13_signature_with_raw_key, CryptoProvider};
+use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error as TlsError, SignatureScheme};
+
+/// QUIC application close code: the peer's key is not allowed here (spec §4.4).
+pub const CLOSE_UNAUTHORIZED: u32 = 0x10;
+/// QUIC application close code: orderly shutdown.
+pub const CLOSE_SHUTDOWN: u32 = 0x00;
+/// QUIC application close code: the peer violated the protocol.
+pub const CLOSE_PROTOCOL: u32 = 0x11;
+
+/// The ring crypto provider, TLS 1.3 only.
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// This identity's key as a rustls raw-public-key [`CertifiedKey`].
+pub fn certified_key(identity: &Identity) -> Result<Arc<CertifiedKey>, TlsError> {
+    let der = identity.ed25519_pkcs8_der();
+    let key = rustls::crypto::ring::sign::any_eddsa_type(&PrivatePkcs8KeyDer::from(der.to_vec()))?;
+    let spki = CertificateDer::from(identity.node_id().to_spki_der());
+    Ok(Arc::new(CertifiedKey::new(vec![spki], key)))
+}
+
+fn verify_sig(
+    provider: &CryptoProvider,
+    message: &[u8],
+    cert: &CertificateDer<'_>,
+    dss: &DigitallySignedStruct,
+) -> Result<HandshakeSignatureValid, TlsError> {
+    if NodeId::from_spki_der(cert.as_ref()).is_none() {
+        return Err(TlsError::InvalidCertificate(CertificateError::BadEncoding));
+    }
+    verify_tls13_signature_with_raw_key(
+        message,
+        &SubjectPublicKeyInfoDer::from(cert.as_ref()),
+        dss,
+        &provider.signature_verification_algorithms,
+    )
+}
+
+/// Client side: accept only the server whose Ed25519 key is `expected` (spec §4.2).
+#[derive(Debug)]
+pub struct PinnedServerKey {
+    expected: NodeId,
+    provider: Arc<CryptoProvider>,
+}
+
+impl PinnedServerKey {
+    pub fn new(expected: NodeId) -> Self {
+        Self { expected, provider: provider() }
+    }
+}
+
+impl ServerCertVerifier for PinnedServerKey {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, TlsError> {
+        match NodeId::from_spki_der(end_entity.as_ref()) {
+            Some(key) if key == self.expected && intermediates.is_empty() => {
+                Ok(ServerCertVerified::assertion())
+            }
+            Some(_) => Err(TlsError::InvalidCertificate(CertificateError::ApplicationVerificationFailure)),
+            None => Err(TlsError::InvalidCertificate(CertificateError::BadEncoding)),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        Err(TlsError::PeerIncompatible(rustls::PeerIncompatible::Tls13RequiredForQuic))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        verify_sig(&self.provider, message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
+
+    fn requires_raw_public_keys(&self) -> bool {
+        true
+    }
+}
+
+/// Server side: require a client raw Ed25519 key and a valid handshake signature with it,
+/// but accept any such key. Whether that key may do anything is decided after the handshake
+/// from the ALPN and the node's contact and credential lists (spec §4.3).
+#[derive(Debug)]
+pub struct AnyClientKey {
+    provider: Arc<CryptoProvider>,
+}
+
+impl AnyClientKey {
+    pub fn new() -> Self {
+        Self { provider: provider() }
+    }
+}
+
+impl Default for AnyClientKey {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ClientCertVerifier for AnyClientKey {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, TlsError> {
+        if NodeId::from_spki_der(end_entity.as_ref()).is_some() && intermediates.is_empty() {
+            Ok(ClientCertVerified::assertion())
+        } else {
+            Err(TlsError::InvalidCertificate(CertificateError::BadEncoding))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        Err(TlsError::PeerIncompatible(rustls::PeerIncompatible::Tls13RequiredForQuic))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        verify_sig(&self.provider, message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        vec![SignatureScheme::ED25519]
+    }
+
+    fn requires_raw_public_keys(&self) -> bool {
+        true
+    }
+}
+
+fn transport_config(keep_alive: bool) -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    t.max_idle_timeout(Some(Duration::from_secs(60).try_into().expect("60 s fits a VarInt")));
+    if keep_alive {
+        t.keep_alive_interval(Some(Duration::from_secs(15)));
+    }
+    t.max_concurrent_bidi_streams(64u32.into());
+    t.max_concurrent_uni_streams(0u32.into());
+    Arc::new(t)
+}
+
+/// A QUIC client configuration authenticating as `identity` to the server keyed `server`.
+pub fn client_config(identity: &Identity, server: NodeId, alpn: &[u8]) -> Result<quinn::ClientConfig, TlsError> {
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedServerKey::new(server)))
+        .with_client_cert_resolver(Arc::new(rustls::client::AlwaysResolvesClientRawPublicKeys::new(
+            certified_key(identity)?,
+        )));
+    tls.alpn_protocols = vec![alpn.to_vec()];
+    tls.enable_early_data = false;
+    let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|_| TlsError::General("TLS 1.3 AES-128-GCM suite missing".into()))?;
+    let mut cfg = quinn::ClientConfig::new(Arc::new(quic));
+    cfg.transport_config(transport_config(true));
+    Ok(cfg)
+}
+
+/// A QUIC server configuration for a node: its raw key, any client key, both ALPNs.
+pub fn server_config(identity: &Identity, alpns: &[&[u8]]) -> Result<quinn::ServerConfig, TlsError> {
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(Arc::new(AnyClientKey::new()))
+        .with_cert_resolver(Arc::new(rustls::server::AlwaysResolvesServerRawPublicKeys::new(
+            certified_key(identity)?,
+        )));
+    tls.alpn_protocols = alpns.iter().map(|a| a.to_vec()).collect();
+    tls.max_early_data_size = 0;
+    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|_| TlsError::General("TLS 1.3 AES-128-GCM suite missing".into()))?;
+    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
+    cfg.transport_config(transport_config(false));
+    Ok(cfg)
+}
+
+/// The key the peer authenticated with in the handshake.
+pub fn peer_key(conn: &quinn::Connection) -> Option<NodeId> {
+    let any = conn.peer_identity()?;
+    let certs = any.downcast::<Vec<CertificateDer<'static>>>().ok()?;
+    NodeId::from_spki_der(certs.first()?.as_ref())
+}
+
+/// The negotiated ALPN.
+pub fn alpn(conn: &quinn::Connection) -> Option<Vec<u8>> {
+    let any = conn.handshake_data()?;
+    any.downcast::<quinn::crypto::rustls::HandshakeData>().ok()?.protocol
+}
+
+/// Why a frame could not be read from a stream.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameReadError {
+    #[error("connection lost: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error("stream reset by peer")]
+    Reset,
+    #[error("stream ended inside a frame")]
+    Truncated,
+    #[error(transparent)]
+    TooLarge(#[from] kith_protocol::PeerMisbehaved),
+}
+
+impl From<quinn::ReadExactError> for FrameReadError {
+    fn from(e: quinn::ReadExactError) -> Self {
+        match e {
+            quinn::ReadExactError::FinishedEarly(_) => FrameReadError::Truncated,
+            quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(c)) => FrameReadError::Connection(c),
+            quinn::ReadExactError::ReadError(_) => FrameReadError::Reset,
+        }
+    }
+}
+
+/// Read one frame; the announced length is checked against `cap` before allocating.
+pub async fn read_frame(recv: &mut quinn::RecvStream, cap: u32) -> Result<Vec<u8>, FrameReadError> {
+    let mut header = [0u8; FRAME_HEADER_LEN];
+    recv.read_exact(&mut header).await?;
+    let len = body_len(header, cap)?;
+    let mut body = vec![0u8; len];
+    recv.read_exact(&mut body).await?;
+    Ok(body)
+}
+
+/// Why a frame could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameWriteError {
+    #[error("connection lost: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error("stream closed by peer")]
+    Closed,
+    #[error(transparent)]
+    Oversize(#[from] kith_protocol::frame::OversizeFrame),
+}
+
+impl From<quinn::WriteError> for FrameWriteError {
+    fn from(e: quinn::WriteError) -> Self {
+        match e {
+            quinn::WriteError::ConnectionLost(c) => FrameWriteError::Connection(c),
+            _ => FrameWriteError::Closed,
+        }
+    }
+}
+
+/// Write one frame and finish the stream.
+pub async fn write_frame(send: &mut quinn::SendStream, body: &[u8], cap: u32) -> Result<(), FrameWriteError> {
+    let frame = encode_frame(body, cap)?;
+    send.write_all(&frame).await?;
+    send.finish().map_err(|_| FrameWriteError::Closed)?;
+    Ok(())
+}
+
+/// Why a request/response exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    #[error("connection lost: {0}")]
+    Connection(#[from] quinn::ConnectionError),
+    #[error(transparent)]
+    Read(#[from] FrameReadError),
+    #[error(transparent)]
+    Write(#[from] FrameWriteError),
+}
+
+impl ExchangeError {
+    /// The QUIC application close code, if the peer closed the connection with one.
+    pub fn close_code(&self) -> Option<u64> {
+        let conn = match self {
+            ExchangeError::Connection(c) => c,
+            ExchangeError::Read(FrameReadError::Connection(c)) => c,
+            ExchangeError::Write(FrameWriteError::Connection(c)) => c,
+            _ => return None,
+        };
+        match conn {
+            quinn::ConnectionError::ApplicationClosed(a) => Some(a.error_code.into_inner()),
+            _ => None,
+        }
+    }
+}
+
+/// One request/response on a fresh bidirectional stream (spec §5.1).
+pub async fn exchange(
+    conn: &quinn::Connection,
+    request: &[u8],
+    send_cap: u32,
+    recv_cap: u32,
+) -> Result<Vec<u8>, ExchangeError> {
+    let (mut send, mut recv) = conn.open_bi().await?;
+    write_frame(&mut send, request, send_cap).await?;
+    Ok(read_frame(&mut recv, recv_cap).await?)
+}

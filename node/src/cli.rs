@@ -1,0 +1,452 @@
+//! Command-line parsing and the commands. Everything that needs the running daemon goes
+//! through kith-client, exactly as any app would.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use kith_client::{Client, ClientError};
+use kith_node::{DataDir, Node};
+use kith_protocol::app::{PolicyEntry, SubjectRef};
+use kith_protocol::{ItemKey, ItemPattern, Share, Subject};
+use serde_json::json;
+
+use crate::output::{date, date_time, named_json, named_line, stars};
+
+#[derive(Debug, Parser)]
+#[command(name = "kith", version, about = "kith: ask your contacts, privately, who owns what")]
+struct Cli {
+    /// The node's data directory.
+    #[arg(long, global = true, env = "KITH_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a new node in the data directory.
+    Init {
+        /// Your display name, as your contacts will see it.
+        #[arg(long)]
+        name: String,
+        /// UDP address to listen on, e.g. 0.0.0.0:7400.
+        #[arg(long, value_name = "ADDR")]
+        listen: SocketAddr,
+        /// Address contacts should use to reach you (repeatable); default: the listen address.
+        #[arg(long, value_name = "HOST:PORT")]
+        advertise: Vec<String>,
+    },
+    /// Run the node in the foreground until SIGINT or SIGTERM.
+    Run {
+        /// Listen here instead of the address given at init.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+    /// Show whether the node is running; exits 0 only if it answers.
+    Status,
+    /// Make a one-time invite code (valid 7 days) and print only the code.
+    Invite {
+        /// Circle the new contact joins.
+        #[arg(long)]
+        circle: Option<String>,
+    },
+    /// Accept an invite code ("-" reads it from standard input).
+    Accept {
+        code: String,
+        /// Circle the inviter joins.
+        #[arg(long)]
+        circle: Option<String>,
+    },
+    /// List your contacts.
+    Contacts,
+    /// Record that you own (or recommend) an item.
+    Endorse {
+        /// isbn:..., gtin:..., wikidata:Q..., or tag:path/to/thing
+        item: String,
+        /// Units owned.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        /// 1 to 5 stars.
+        #[arg(long)]
+        rating: Option<u8>,
+        /// A short note (shared only with those you name it to).
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// List your endorsements.
+    Endorsements,
+    /// Remove an endorsement.
+    Unendorse { item: String },
+    /// Consent rules: who may learn what.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Ask your contacts whether they own an item.
+    Ask {
+        item: String,
+        /// Seconds to wait for answers.
+        #[arg(long, default_value_t = 5.0)]
+        timeout: f64,
+    },
+    /// Show the audit log: who asked what and what was disclosed.
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Run a throwaway federation on 127.0.0.1 and ask it a question.
+    Demo {
+        /// Number of nodes, including the asker.
+        #[arg(long, default_value_t = 12)]
+        nodes: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Add or replace a rule.
+    Set(PolicySet),
+    /// List the rules.
+    List,
+}
+
+#[derive(Debug, Args)]
+struct PolicySet {
+    /// The rule applies to everyone in this circle.
+    #[arg(long, conflicts_with = "contact", required_unless_present = "contact")]
+    circle: Option<String>,
+    /// The rule applies to this contact (name or node id prefix).
+    #[arg(long)]
+    contact: Option<String>,
+    /// Items: an exact key, tag:path/*, scheme:*, or *.
+    #[arg(long, value_name = "PATTERN")]
+    items: String,
+    /// none | count | name | ask
+    #[arg(long, value_parser = parse_share)]
+    share: Share,
+}
+
+fn parse_share(s: &str) -> std::result::Result<Share, String> {
+    Share::parse(s).ok_or_else(|| format!("{s:?} is not one of none, count, name, ask"))
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+            eprintln!("kith: {first} (see kith --help)");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kith: cannot start async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kith: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}
+
+fn data_dir(cli: &Cli) -> Result<DataDir> {
+    match &cli.data_dir {
+        Some(d) => Ok(DataDir::new(d)),
+        None => dirs::data_dir()
+            .map(|d| DataDir::new(d.join("kith")))
+            .ok_or_else(|| anyhow!("no platform data directory; pass --data-dir DIR")),
+    }
+}
+
+async fn connect(cli: &Cli) -> Result<Client> {
+    let dir = data_dir(cli)?;
+    let cred = dir.load_owner_credential()?;
+    Client::connect_with(&cred).await.map_err(|e| match e {
+        ClientError::NodeUnreachable { addr, .. } => {
+            anyhow!("the node is not running (no answer at {addr}); start it with `kith run`")
+        }
+        other => other.into(),
+    })
+}
+
+fn item(text: &str) -> Result<ItemKey> {
+    ItemKey::parse(text).with_context(|| format!("invalid item {text:?}"))
+}
+
+fn print_json(v: serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match &cli.command {
+        Command::Init { name, listen, advertise } => {
+            let dir = data_dir(&cli)?;
+            let r = kith_node::init(&dir, name, *listen, advertise.clone())?;
+            if cli.json {
+                print_json(json!({
+                    "node_id": r.node_id.to_hex(), "name": r.name, "listen": r.listen.to_string(),
+                    "advertise": r.advertise, "data_dir": r.data_dir.display().to_string(),
+                }));
+            } else {
+                println!("Created node {:?} ({}) in {}", r.name, r.node_id.short(), r.data_dir.display());
+                println!("Start it with: kith --data-dir {} run", r.data_dir.display());
+            }
+        }
+        Command::Run { listen } => run_daemon(&cli, *listen).await?,
+        Command::Status => {
+            let client = connect(&cli).await?;
+            let s = client.status().await?;
+            if cli.json {
+                print_json(json!({
+                    "running": true, "name": s.name, "node_id": s.node_id.to_hex(),
+                    "peer_addr": s.peer_addr, "api_addr": s.api_addr, "contacts": s.contacts,
+                    "endorsements": s.endorsements, "software": s.software, "uptime_secs": s.uptime_secs,
+                }));
+            } else {
+                println!("{} is running ({})", s.name, s.software);
+                println!("  node id    {}", s.node_id);
+                println!("  peers at   {}", s.peer_addr);
+                println!("  apps at    {}", s.api_addr);
+                println!("  contacts   {}", s.contacts);
+                println!("  endorsements {}", s.endorsements);
+                println!("  up for     {} s", s.uptime_secs);
+            }
+            client.close().await;
+        }
+        Command::Invite { circle } => {
+            let client = connect(&cli).await?;
+            let inv = client.create_invite(circle.clone()).await?;
+            if cli.json {
+                print_json(json!({"code": inv.code, "expires_at": inv.expires_at, "circle": inv.circle}));
+            } else {
+                println!("{}", inv.code);
+            }
+            client.close().await;
+        }
+        Command::Accept { code, circle } => {
+            let code = if code == "-" {
+                let mut s = String::new();
+                std::io::stdin().take(8192).read_to_string(&mut s).context("reading the code from stdin")?;
+                s
+            } else {
+                code.clone()
+            };
+            let client = connect(&cli).await?;
+            let c = client.accept_invite(code, circle.clone()).await?;
+            if cli.json {
+                print_json(contact_json(&c));
+            } else {
+                println!("{} is now a contact (circle {}, node {})", c.name, c.circle, c.node_id.short());
+            }
+            client.close().await;
+        }
+        Command::Contacts => {
+            let client = connect(&cli).await?;
+            let cs = client.contacts().await?;
+            if cli.json {
+                print_json(json!({"contacts": cs.iter().map(contact_json).collect::<Vec<_>>()}));
+            } else if cs.is_empty() {
+                println!("No contacts yet. Invite someone with `kith invite`.");
+            } else {
+                println!("{:<24} {:<12} {:<10} {}", "NAME", "CIRCLE", "NODE", "SINCE");
+                for c in &cs {
+                    println!("{:<24} {:<12} {:<10} {}", c.name, c.circle, c.node_id.short(), date(c.added_at));
+                }
+            }
+            client.close().await;
+        }
+        Command::Endorse { item: text, count, rating, note } => {
+            let key = item(text)?;
+            let client = connect(&cli).await?;
+            let e = client.endorse(key, *count, *rating, note.clone()).await?;
+            if cli.json {
+                print_json(endorsement_json(&e));
+            } else {
+                println!("Endorsed {} × {} {}", e.count, e.item, stars(e.rating));
+            }
+            client.close().await;
+        }
+        Command::Endorsements => {
+            let client = connect(&cli).await?;
+            let es = client.endorsements().await?;
+            if cli.json {
+                print_json(json!({"endorsements": es.iter().map(endorsement_json).collect::<Vec<_>>()}));
+            } else if es.is_empty() {
+                println!("No endorsements yet. Add one with `kith endorse ITEM`.");
+            } else {
+                for e in &es {
+                    let note = e.note.as_deref().map(|n| format!("  \"{n}\"")).unwrap_or_default();
+                    println!("{} × {}  {}  since {}{}", e.count, e.item, stars(e.rating), date(e.since), note);
+                }
+            }
+            client.close().await;
+        }
+        Command::Unendorse { item: text } => {
+            let key = item(text)?;
+            let client = connect(&cli).await?;
+            let removed = client.unendorse(key.clone()).await?;
+            if cli.json {
+                print_json(json!({"item": key.to_string(), "removed": removed}));
+            } else if removed {
+                println!("Removed {key}");
+            } else {
+                bail!("no endorsement of {key}");
+            }
+            client.close().await;
+        }
+        Command::Policy(PolicyCommand::Set(p)) => {
+            let subject = match (&p.circle, &p.contact) {
+                (Some(c), _) => SubjectRef::Circle(c.clone()),
+                (None, Some(c)) => SubjectRef::Contact(c.clone()),
+                (None, None) => bail!("give --circle C or --contact NAME"),
+            };
+            let items = ItemPattern::parse(&p.items).with_context(|| format!("invalid pattern {:?}", p.items))?;
+            let client = connect(&cli).await?;
+            let e = client.set_policy(subject, items, p.share).await?;
+            if cli.json {
+                print_json(policy_json(&e));
+            } else {
+                println!("{}: {} → {}", subject_text(&e), e.items, e.share);
+            }
+            client.close().await;
+        }
+        Command::Policy(PolicyCommand::List) => {
+            let client = connect(&cli).await?;
+            let rules = client.policy().await?;
+            if cli.json {
+                print_json(json!({"rules": rules.iter().map(policy_json).collect::<Vec<_>>(), "default": kith_protocol::DEFAULT_SHARE.as_str()}));
+            } else {
+                for e in &rules {
+                    println!("{:<32} {:<32} {}", subject_text(e), e.items.to_string(), e.share);
+                }
+                println!("(no matching rule: {})", kith_protocol::DEFAULT_SHARE);
+            }
+            client.close().await;
+        }
+        Command::Ask { item: text, timeout } => {
+            let key = item(text)?;
+            if !timeout.is_finite() || *timeout <= 0.0 || *timeout > 60.0 {
+                bail!("--timeout must be between 0 and 60 seconds");
+            }
+            let client = connect(&cli).await?;
+            let r = client.ask(key, Duration::from_secs_f64(*timeout)).await?;
+            for n in &r.named {
+                n.verify().map_err(|e| anyhow!("the node returned an endorsement that does not verify: {e}"))?;
+            }
+            if cli.json {
+                print_json(json!({
+                    "item": r.item.to_string(), "asked": r.asked, "answered": r.answered,
+                    "named": r.named.iter().map(named_json).collect::<Vec<_>>(),
+                    "query_id": r.query_id.to_hex(), "elapsed_ms": r.elapsed_ms,
+                }));
+            } else {
+                println!("Asked {} contacts about {}; {} answered in {} ms.", r.asked, r.item, r.answered, r.elapsed_ms);
+                if r.named.is_empty() {
+                    println!("Nobody who answered shares an endorsement of it by name.");
+                }
+                for n in &r.named {
+                    println!("  {}", named_line(n));
+                }
+            }
+            client.close().await;
+        }
+        Command::Audit { limit } => {
+            let client = connect(&cli).await?;
+            let entries = client.audit(*limit).await?;
+            if cli.json {
+                print_json(json!({"entries": entries.iter().map(|a| json!({
+                    "id": a.id, "at": a.at, "event": a.event, "peer": a.peer.map(|p| p.to_hex()),
+                    "peer_name": a.peer_name, "item": a.item, "detail": a.detail,
+                })).collect::<Vec<_>>()}));
+            } else if entries.is_empty() {
+                println!("The audit log is empty.");
+            } else {
+                for a in &entries {
+                    let who = a.peer_name.clone().unwrap_or_else(|| "-".into());
+                    println!("{}  {:<14} {:<16} {:<28} {}", date_time(a.at), a.event, who, a.item.as_deref().unwrap_or("-"), a.detail);
+                }
+            }
+            client.close().await;
+        }
+        Command::Demo { nodes } => crate::demo::run(*nodes).await?,
+    }
+    Ok(())
+}
+
+async fn run_daemon(cli: &Cli, listen: Option<SocketAddr>) -> Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KITH_LOG").unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let dir = data_dir(cli)?;
+    let node = Node::start(&dir, listen).await?;
+    eprintln!(
+        "kith: node {} ({}) running; peers at {}, apps at {}. Ctrl-C stops it.",
+        node.name(),
+        node.node_id().short(),
+        node.peer_addr(),
+        node.api_addr()
+    );
+    wait_for_signal().await?;
+    eprintln!("kith: shutting down");
+    node.shutdown().await;
+    Ok(())
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT")?,
+        _ = term.recv() => {}
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> Result<()> {
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
+}
+
+fn contact_json(c: &kith_protocol::app::ContactInfo) -> serde_json::Value {
+    json!({"name": c.name, "node": c.node_id.to_hex(), "circle": c.circle, "addresses": c.addresses, "added_at": c.added_at})
+}
+
+fn endorsement_json(e: &kith_protocol::Endorsement) -> serde_json::Value {
+    json!({"item": e.item.to_string(), "count": e.count, "rating": e.rating, "note": e.note, "since": e.since})
+}
+
+fn subject_text(e: &PolicyEntry) -> String {
+    match &e.subject {
+        Subject::Circle(c) => format!("circle {c}"),
+        Subject::Contact(id) => format!("contact {}", e.contact_name.clone().unwrap_or_else(|| id.short())),
+    }
+}
+
+fn policy_json(e: &PolicyEntry) -> serde_json::Value {
+    let (kind, value) = match &e.subject {
+        Subject::Circle(c) => ("circle", c.clone()),
+        Subject::Contact(id) => ("contact", id.to_hex()),
+    };
+    json!({"subject": kind, kind: value, "contact_name": e.contact_name, "items": e.items.to_string(), "share": e.share.as_str()})
+}

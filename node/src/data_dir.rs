@@ -1,0 +1,174 @@
+//! The node's data directory: what is in it, and `kith init`.
+//!
+//! ```text
+//! DATA_DIR/
+//!   identity.key       the node's secret keys (Ed25519 seed || X25519 secret), mode 0600
+//!   owner.credential   the owner's app-API credential, mode 0600
+//!   kith.db            SQLite store (WAL), mode 0600
+//!   api.addr           the running daemon's API address (removed at clean shutdown)
+//! ```
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use kith_client::Credential;
+use kith_protocol::card::{validate_address, validate_name};
+use kith_protocol::{Identity, NodeId};
+use rand_core::OsRng;
+use zeroize::Zeroizing;
+
+use crate::error::NodeError;
+use crate::store::Store;
+use crate::unix_now;
+
+/// Paths inside a data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    pub root: PathBuf,
+}
+
+impl DataDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+    pub fn identity_key(&self) -> PathBuf {
+        self.root.join("identity.key")
+    }
+    pub fn owner_credential(&self) -> PathBuf {
+        self.root.join("owner.credential")
+    }
+    pub fn database(&self) -> PathBuf {
+        self.root.join("kith.db")
+    }
+    pub fn api_addr_file(&self) -> PathBuf {
+        self.root.join("api.addr")
+    }
+    pub fn is_initialized(&self) -> bool {
+        self.identity_key().exists()
+    }
+
+    /// Load the node's identity key.
+    pub fn load_identity(&self) -> Result<Identity, NodeError> {
+        let path = self.identity_key();
+        if !path.exists() {
+            return Err(NodeError::NotInitialized(self.root.clone()));
+        }
+        check_private(&path)?;
+        let bytes = Zeroizing::new(fs::read(&path).map_err(|e| NodeError::io(&path, e))?);
+        Identity::from_secret_bytes(&bytes)
+            .ok_or_else(|| NodeError::Config(format!("{} is not a kith identity key", path.display())))
+    }
+
+    /// Load the owner credential, with the API address of the running daemon if known.
+    pub fn load_owner_credential(&self) -> Result<Credential, NodeError> {
+        let path = self.owner_credential();
+        if !path.exists() {
+            return Err(NodeError::NotInitialized(self.root.clone()));
+        }
+        let mut cred = Credential::load(&path).map_err(|e| NodeError::Config(e.to_string()))?;
+        if let Ok(text) = fs::read_to_string(self.api_addr_file()) {
+            if let Ok(addr) = text.trim().parse() {
+                cred.api_addr = addr;
+            }
+        }
+        Ok(cred)
+    }
+}
+
+/// Write a secret file atomically with mode 0600: temp file, fsync, rename.
+pub fn write_private(path: &Path, data: &[u8]) -> Result<(), NodeError> {
+    let tmp = path.with_extension("tmp");
+    let mut opts = OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp).map_err(|e| NodeError::io(&tmp, e))?;
+    f.write_all(data).map_err(|e| NodeError::io(&tmp, e))?;
+    f.sync_all().map_err(|e| NodeError::io(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| NodeError::io(path, e))?;
+    Ok(())
+}
+
+fn check_private(path: &Path) -> Result<(), NodeError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path).map_err(|e| NodeError::io(path, e))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(NodeError::Config(format!(
+                "{} is readable by others (mode {:o}); run: chmod 600 {}",
+                path.display(),
+                mode & 0o777,
+                path.display()
+            )));
+        }
+    }
+    let _ = path;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn restrict(path: &Path, mode: u32) -> Result<(), NodeError> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| NodeError::io(path, e))
+}
+#[cfg(not(unix))]
+fn restrict(_: &Path, _: u32) -> Result<(), NodeError> {
+    Ok(())
+}
+
+/// What `kith init` made.
+#[derive(Debug, Clone)]
+pub struct InitReport {
+    pub node_id: NodeId,
+    pub name: String,
+    pub listen: SocketAddr,
+    pub advertise: Vec<String>,
+    pub data_dir: PathBuf,
+}
+
+/// The address apps on this machine use when the node listens on `listen`.
+pub fn local_api_addr(listen: SocketAddr) -> SocketAddr {
+    let mut a = listen;
+    if a.ip().is_unspecified() {
+        a.set_ip(if a.is_ipv6() { std::net::Ipv6Addr::LOCALHOST.into() } else { std::net::Ipv4Addr::LOCALHOST.into() });
+    }
+    a
+}
+
+/// Create a node in `dir`: identity key, owner credential, database with settings.
+pub fn init(dir: &DataDir, name: &str, listen: SocketAddr, advertise: Vec<String>) -> Result<InitReport, NodeError> {
+    let name = validate_name(name).map_err(|e| NodeError::Config(e.to_string()))?;
+    for a in &advertise {
+        validate_address(a).map_err(|e| NodeError::Config(e.to_string()))?;
+    }
+    // Default: the listen address as seen from this machine. A port of 0 there is replaced
+    // by the bound port each time the node starts.
+    let advertise = if advertise.is_empty() { vec![local_api_addr(listen).to_string()] } else { advertise };
+    if dir.is_initialized() {
+        return Err(NodeError::AlreadyInitialized(dir.root.clone()));
+    }
+    fs::create_dir_all(&dir.root).map_err(|e| NodeError::io(&dir.root, e))?;
+    restrict(&dir.root, 0o700)?;
+    let identity = Identity::generate(&mut OsRng);
+    let owner = Identity::generate(&mut OsRng);
+    let now = unix_now();
+
+    let store = Store::open(&dir.database())?;
+    restrict(&dir.database(), 0o600)?;
+    store.set_setting("name", &name)?;
+    store.set_setting("listen", &listen.to_string())?;
+    store.set_setting("advertise", &advertise.join(","))?;
+    store.add_owner_credential(&owner.node_id(), "owner", now)?;
+
+    let cred = Credential { node: identity.node_id(), api_addr: local_api_addr(listen), identity: owner };
+    write_private(&dir.owner_credential(), cred.to_text().as_bytes())?;
+    // The identity key goes last: its presence marks the directory as initialised.
+    write_private(&dir.identity_key(), &identity.to_secret_bytes())?;
+    Ok(InitReport { node_id: identity.node_id(), name, listen, advertise, data_dir: dir.root.clone() })
+}

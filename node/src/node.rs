@@ -1,0 +1,158 @@
+//! A running node: the QUIC endpoint, its accept loop, and the shared state every service
+//! uses. Protocol decisions live in `kith-protocol`; this module only moves bytes.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use kith_client::transport::{self, CLOSE_SHUTDOWN, CLOSE_UNAUTHORIZED};
+use kith_protocol::card::DEFAULT_CARD_LIFETIME;
+use kith_protocol::{ContactCard, Identity, NodeId, SignedCard, ALPN_APP, ALPN_PEER};
+use tokio::task::JoinHandle;
+
+use crate::data_dir::{local_api_addr, DataDir};
+use crate::error::NodeError;
+use crate::store::{AuditEvent, Store};
+use crate::{app_service, peer_service, unix_now};
+
+/// State shared by the node's tasks.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub identity: Identity,
+    pub name: String,
+    pub card: SignedCard,
+    pub store: Store,
+    pub endpoint: quinn::Endpoint,
+    pub peer_addr: SocketAddr,
+    pub api_addr: SocketAddr,
+    pub started: Instant,
+    /// Open connections to contacts, reused for every exchange (spec §4.5).
+    pub peers: Mutex<HashMap<NodeId, quinn::Connection>>,
+}
+
+impl Shared {
+    /// Record an audit event; a failure to audit is logged, never silently dropped.
+    pub fn audit(&self, e: AuditEvent<'_>) {
+        if let Err(err) = self.store.audit(unix_now(), &e) {
+            tracing::error!(event = e.event, "could not write audit log: {err}");
+        }
+    }
+}
+
+/// A running kith node.
+#[derive(Debug)]
+pub struct Node {
+    shared: Arc<Shared>,
+    accept: JoinHandle<()>,
+    data_dir: DataDir,
+}
+
+impl Node {
+    /// Start the node stored in `dir`, listening where `init` said (or on `listen_override`).
+    pub async fn start(dir: &DataDir, listen_override: Option<SocketAddr>) -> Result<Node, NodeError> {
+        let identity = dir.load_identity()?;
+        let store = Store::open(&dir.database())?;
+        let name = store.setting("name")?.ok_or_else(|| NodeError::Config("node has no name".into()))?;
+        let listen: SocketAddr = match listen_override {
+            Some(a) => a,
+            None => store
+                .setting("listen")?
+                .ok_or_else(|| NodeError::Config("node has no listen address".into()))?
+                .parse()
+                .map_err(|_| NodeError::Config("stored listen address is invalid".into()))?,
+        };
+        let server = transport::server_config(&identity, &[ALPN_PEER, ALPN_APP])?;
+        let endpoint = quinn::Endpoint::server(server, listen)
+            .map_err(|e| NodeError::io(std::path::Path::new(&listen.to_string()), e))?;
+        let bound = endpoint.local_addr().map_err(|e| NodeError::io(std::path::Path::new("endpoint"), e))?;
+        // Advertise what init recorded; a port of 0 there means "whatever we bound".
+        let mut advertise: Vec<String> = store
+            .setting("advertise")?
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|a| match a.parse::<SocketAddr>() {
+                Ok(mut sa) if sa.port() == 0 || listen_override.is_some() => {
+                    sa.set_port(bound.port());
+                    sa.to_string()
+                }
+                _ => a.to_string(),
+            })
+            .collect();
+        if advertise.is_empty() {
+            advertise.push(local_api_addr(bound).to_string());
+        }
+        let card = ContactCard::new(&identity, &name, advertise, unix_now(), DEFAULT_CARD_LIFETIME)
+            .map_err(|e| NodeError::Config(e.to_string()))?
+            .sign(&identity);
+        let api_addr = local_api_addr(bound);
+        let shared = Arc::new(Shared {
+            identity,
+            name,
+            card,
+            store,
+            endpoint: endpoint.clone(),
+            peer_addr: bound,
+            api_addr,
+            started: Instant::now(),
+            peers: Mutex::new(HashMap::new()),
+        });
+        // Tell local clients where the API is, in case the port was chosen at bind time.
+        crate::data_dir::write_private(&dir.api_addr_file(), api_addr.to_string().as_bytes())?;
+        let accept = tokio::spawn(accept_loop(shared.clone()));
+        tracing::info!(node = %shared.identity.node_id().short(), %bound, "node listening");
+        Ok(Node { shared, accept, data_dir: dir.clone() })
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.shared.identity.node_id()
+    }
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+    /// Where contacts reach this node.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.shared.peer_addr
+    }
+    /// Where apps on this machine reach this node.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.shared.api_addr
+    }
+
+    /// Close every connection and stop. Committed data is already on disk.
+    pub async fn shutdown(self) {
+        self.accept.abort();
+        self.shared.endpoint.close(CLOSE_SHUTDOWN.into(), b"shutdown");
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.shared.endpoint.wait_idle()).await;
+        let _ = std::fs::remove_file(self.data_dir.api_addr_file());
+        tracing::info!("node stopped");
+    }
+}
+
+async fn accept_loop(shared: Arc<Shared>) {
+    while let Some(incoming) = shared.endpoint.accept().await {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let conn = match incoming.await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::debug!("handshake failed: {e}");
+                    return;
+                }
+            };
+            let Some(key) = transport::peer_key(&conn) else {
+                conn.close(CLOSE_UNAUTHORIZED.into(), b"no key");
+                return;
+            };
+            match transport::alpn(&conn).as_deref() {
+                Some(a) if a == ALPN_PEER => peer_service::serve(shared, conn, key).await,
+                Some(a) if a == ALPN_APP => match shared.store.credential_name(&key) {
+                    Ok(Some(app)) => app_service::serve(shared, conn, app).await,
+                    _ => conn.close(CLOSE_UNAUTHORIZED.into(), b"unknown credential"),
+                },
+                _ => conn.close(CLOSE_UNAUTHORIZED.into(), b"unknown ALPN"),
+            }
+        });
+    }
+}

@@ -1,0 +1,70 @@
+//! Human-readable formatting shared by the CLI and the demo.
+
+use kith_protocol::app::NamedEndorsement;
+
+/// `YYYY-MM-DD` for Unix seconds (UTC), without a date library.
+pub fn date(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    format!("{:04}-{:02}-{:02}", if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// `YYYY-MM-DD HH:MM` (UTC).
+pub fn date_time(unix: u64) -> String {
+    format!("{} {:02}:{:02}", date(unix), (unix / 3600) % 24, (unix / 60) % 60)
+}
+
+/// "★★★★☆" for a rating.
+pub fn stars(rating: Option<u8>) -> String {
+    match rating {
+        Some(r) => (1..=5).map(|i| if i <= r { '★' } else { '☆' }).collect(),
+        None => String::new(),
+    }
+}
+
+/// One line for a named endorsement.
+pub fn named_line(n: &NamedEndorsement) -> String {
+    let e = &n.endorsement;
+    let mut s = format!("{} owns {} × {}", n.name, e.count, e.item);
+    if e.rating.is_some() {
+        s.push_str(&format!("  {}", stars(e.rating)));
+    }
+    if let Some(note) = &e.note {
+        s.push_str(&format!("  \"{note}\""));
+    }
+    s
+}
+
+/// The JSON object for a named endorsement, as `kith ask --json` prints it.
+pub fn named_json(n: &NamedEndorsement) -> serde_json::Value {
+    serde_json::json!({
+        "name": n.name,
+        "item": n.endorsement.item.to_string(),
+        "count": n.endorsement.count,
+        "rating": n.endorsement.rating,
+        "note": n.endorsement.note,
+        "node": n.node.to_hex(),
+        "since": n.endorsement.since,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(date(0), "1970-01-01");
+        assert_eq!(date(951_782_400), "2000-02-29");
+        assert_eq!(date_time(1_795_478_400 + 3_660), "2026-11-23 01:01");
+    }
+}

@@ -1,0 +1,51 @@
+//! The audit log: every query answered, refused or sent, and every contact change.
+//! Entries never contain note text or keys other than public node ids.
+
+use kith_protocol::app::AuditEntry;
+use kith_protocol::NodeId;
+use rusqlite::params;
+
+use super::{Result, Store};
+
+/// One event to record.
+#[derive(Debug, Clone)]
+pub struct AuditEvent<'a> {
+    pub event: &'a str,
+    pub peer: Option<NodeId>,
+    pub peer_name: Option<&'a str>,
+    pub item: Option<String>,
+    pub detail: String,
+}
+
+impl Store {
+    pub fn audit(&self, at: u64, e: &AuditEvent<'_>) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO audit (at, event, peer, peer_name, item, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![at as i64, e.event, e.peer.map(|p| p.0.to_vec()), e.peer_name, e.item, e.detail],
+        )?;
+        Ok(())
+    }
+
+    /// Newest first.
+    pub fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, at, event, peer, peer_name, item, detail FROM audit ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt
+            .query_map(params![limit], |r| {
+                let peer: Option<Vec<u8>> = r.get(3)?;
+                Ok(AuditEntry {
+                    id: r.get::<_, i64>(0)? as u64,
+                    at: r.get::<_, i64>(1)? as u64,
+                    event: r.get(2)?,
+                    peer: peer.and_then(|p| p.try_into().ok()).map(NodeId),
+                    peer_name: r.get(4)?,
+                    item: r.get(5)?,
+                    detail: r.get(6)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+}

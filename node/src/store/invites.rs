@@ -1,0 +1,84 @@
+//! Invites issued by this node, and their single-use redemption.
+
+use kith_protocol::{InviteId, InviteSecret, NodeId};
+use rusqlite::{params, OptionalExtension};
+
+use super::contacts::{upsert, StoredContact};
+use super::{Result, Store, StoreError};
+
+/// An invite as stored by its issuer.
+#[derive(Debug, Clone)]
+pub struct StoredInvite {
+    pub id: InviteId,
+    pub secret: InviteSecret,
+    pub circle: String,
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub used_at: Option<u64>,
+}
+
+/// The result of trying to redeem.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedeemOutcome {
+    Redeemed,
+    AlreadyUsed,
+}
+
+impl Store {
+    pub fn put_invite(&self, inv: &StoredInvite) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO invites (id, secret, circle, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![&inv.id.0[..], &inv.secret.0[..], inv.circle, inv.created_at as i64, inv.expires_at as i64],
+        )?;
+        Ok(())
+    }
+
+    pub fn invite(&self, id: &InviteId) -> Result<Option<StoredInvite>> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                "SELECT secret, circle, created_at, expires_at, used_at FROM invites WHERE id = ?1",
+                params![&id.0[..]],
+                |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, Option<i64>>(4)?)),
+            )
+            .optional()?;
+        row.map(|(secret, circle, created_at, expires_at, used_at)| {
+            let secret: [u8; 32] = secret.try_into().map_err(|_| StoreError::Corrupt("invite secret".into()))?;
+            Ok(StoredInvite {
+                id: *id,
+                secret: InviteSecret(secret),
+                circle,
+                created_at: created_at as u64,
+                expires_at: expires_at as u64,
+                used_at: used_at.map(|u| u as u64),
+            })
+        })
+        .transpose()
+    }
+
+    /// Atomically mark the invite used by `contact` and add the contact. If another
+    /// redemption won the race, nothing changes and `AlreadyUsed` is returned.
+    pub fn redeem_invite(&self, id: &InviteId, contact: &StoredContact, now: u64) -> Result<RedeemOutcome> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let changed = tx.execute(
+            "UPDATE invites SET used_at = ?2, used_by = ?3 WHERE id = ?1 AND used_at IS NULL",
+            params![&id.0[..], now as i64, &contact.node_id.0[..]],
+        )?;
+        if changed == 0 {
+            return Ok(RedeemOutcome::AlreadyUsed);
+        }
+        upsert(&tx, contact)?;
+        tx.commit()?;
+        Ok(RedeemOutcome::Redeemed)
+    }
+
+    /// Who used an invite, if anyone.
+    pub fn invite_used_by(&self, id: &InviteId) -> Result<Option<NodeId>> {
+        let v: Option<Option<Vec<u8>>> = self
+            .conn()
+            .query_row("SELECT used_by FROM invites WHERE id = ?1", params![&id.0[..]], |r| r.get(0))
+            .optional()?;
+        v.flatten().map(|b| Ok(NodeId(super::blob32(b)?))).transpose()
+    }
+}

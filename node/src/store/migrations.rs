@@ -1,0 +1,79 @@
+//! Versioned schema migrations, tracked in `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+use super::{Result, StoreError};
+
+/// Each entry moves the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: initial schema
+    "
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE contacts (
+        node_id   BLOB PRIMARY KEY CHECK (length(node_id) = 32),
+        name      TEXT NOT NULL,
+        circle    TEXT NOT NULL,
+        card      BLOB NOT NULL,
+        signature BLOB NOT NULL CHECK (length(signature) = 64),
+        added_at  INTEGER NOT NULL
+    );
+    CREATE TABLE endorsements (
+        item   TEXT PRIMARY KEY,
+        count  INTEGER NOT NULL CHECK (count >= 1),
+        rating INTEGER CHECK (rating BETWEEN 1 AND 5),
+        note   TEXT,
+        since  INTEGER NOT NULL
+    );
+    CREATE TABLE policy_rules (
+        subject_kind TEXT NOT NULL CHECK (subject_kind IN ('circle', 'contact')),
+        subject      TEXT NOT NULL,
+        items        TEXT NOT NULL,
+        share        TEXT NOT NULL CHECK (share IN ('none', 'count', 'ask', 'name')),
+        PRIMARY KEY (subject_kind, subject, items)
+    );
+    CREATE TABLE invites (
+        id         BLOB PRIMARY KEY CHECK (length(id) = 16),
+        secret     BLOB NOT NULL CHECK (length(secret) = 32),
+        circle     TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at    INTEGER,
+        used_by    BLOB
+    );
+    CREATE TABLE credentials (
+        key        BLOB PRIMARY KEY CHECK (length(key) = 32),
+        name       TEXT NOT NULL,
+        role       TEXT NOT NULL CHECK (role IN ('owner')),
+        created_at INTEGER NOT NULL,
+        revoked_at INTEGER
+    );
+    CREATE TABLE audit (
+        id        INTEGER PRIMARY KEY AUTOINCREMENT,
+        at        INTEGER NOT NULL,
+        event     TEXT NOT NULL,
+        peer      BLOB,
+        peer_name TEXT,
+        item      TEXT,
+        detail    TEXT NOT NULL
+    );
+    ",
+];
+
+/// Bring the schema up to date, one transaction per step.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if current > known {
+        return Err(StoreError::TooNew { found: current, known });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
