@@ -4,8 +4,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use kith_protocol::app::{
-    AppErrorCode, AppRequest, AppResponse, AskResult, AuditEntry, ContactInfo, InviteCreated, NodeStatus,
-    PolicyEntry, SubjectRef,
+    AppErrorCode, AppRequest, AppResponse, AskResult, AuditEntry, ContactInfo, InviteCreated,
+    NodeStatus, PolicyEntry, SubjectRef,
 };
 use kith_protocol::frame::MAX_APP_FRAME;
 use kith_protocol::wire::{decode_message, encode_message};
@@ -32,7 +32,10 @@ impl Client {
     /// Connect to the node at `addr`, pinning `credential.node` and authenticating with the
     /// credential's key. Acceptance is known only when the first request is answered.
     pub async fn connect(addr: SocketAddr, credential: &Credential) -> Result<Self, ClientError> {
-        let unreachable = |reason: String| ClientError::NodeUnreachable { addr: addr.to_string(), reason };
+        let unreachable = |reason: String| ClientError::NodeUnreachable {
+            addr: addr.to_string(),
+            reason,
+        };
         let bind: SocketAddr = if addr.is_ipv6() {
             (Ipv6Addr::UNSPECIFIED, 0).into()
         } else {
@@ -49,7 +52,11 @@ impl Client {
             Ok(Err(e)) => return Err(unreachable(e.to_string())),
             Ok(Ok(c)) => c,
         };
-        Ok(Self { endpoint, conn, addr })
+        Ok(Self {
+            endpoint,
+            conn,
+            addr,
+        })
     }
 
     /// Connect using the address in the credential.
@@ -58,20 +65,34 @@ impl Client {
     }
 
     /// Send one request and wait for its response. A node error becomes [`ClientError::Node`].
-    pub async fn call(&self, request: &AppRequest, timeout: Duration) -> Result<AppResponse, ClientError> {
+    pub async fn call(
+        &self,
+        request: &AppRequest,
+        timeout: Duration,
+    ) -> Result<AppResponse, ClientError> {
         let bytes = encode_message(request);
         let fut = transport::exchange(&self.conn, &bytes, MAX_APP_FRAME, MAX_APP_FRAME);
         let reply = match tokio::time::timeout(timeout, fut).await {
             Err(_) => return Err(ClientError::Timeout(timeout.as_secs())),
-            Ok(Err(e)) if e.close_code() == Some(CLOSE_UNAUTHORIZED as u64) => return Err(ClientError::Unauthorized),
+            Ok(Err(e)) if e.close_code() == Some(CLOSE_UNAUTHORIZED as u64) => {
+                return Err(ClientError::Unauthorized)
+            }
             Ok(Err(e)) => {
-                return Err(ClientError::NodeUnreachable { addr: self.addr.to_string(), reason: e.to_string() })
+                return Err(ClientError::NodeUnreachable {
+                    addr: self.addr.to_string(),
+                    reason: e.to_string(),
+                })
             }
             Ok(Ok(r)) => r,
         };
         match decode_message::<AppResponse>(&reply) {
-            Ok(AppResponse::Error(e)) if e.code == AppErrorCode::Unauthorized => Err(ClientError::Unauthorized),
-            Ok(AppResponse::Error(e)) => Err(ClientError::Node { code: e.code, message: e.message }),
+            Ok(AppResponse::Error(e)) if e.code == AppErrorCode::Unauthorized => {
+                Err(ClientError::Unauthorized)
+            }
+            Ok(AppResponse::Error(e)) => Err(ClientError::Node {
+                code: e.code,
+                message: e.message,
+            }),
             Ok(r) => Ok(r),
             Err(e) => Err(ClientError::Protocol(e.to_string())),
         }
@@ -90,16 +111,29 @@ impl Client {
     }
 
     /// Make a one-time invite code; whoever redeems it joins `circle` (default `friends`).
-    pub async fn create_invite(&self, circle: Option<String>) -> Result<InviteCreated, ClientError> {
-        match self.call_default(AppRequest::CreateInvite { circle }).await? {
+    pub async fn create_invite(
+        &self,
+        circle: Option<String>,
+    ) -> Result<InviteCreated, ClientError> {
+        match self
+            .call_default(AppRequest::CreateInvite { circle })
+            .await?
+        {
             AppResponse::Invite(i) => Ok(i),
             other => Err(unexpected(other)),
         }
     }
 
     /// Redeem someone's invite code; they join `circle` (default `friends`).
-    pub async fn accept_invite(&self, code: String, circle: Option<String>) -> Result<ContactInfo, ClientError> {
-        match self.call_default(AppRequest::AcceptInvite { code, circle }).await? {
+    pub async fn accept_invite(
+        &self,
+        code: String,
+        circle: Option<String>,
+    ) -> Result<ContactInfo, ClientError> {
+        match self
+            .call_default(AppRequest::AcceptInvite { code, circle })
+            .await?
+        {
             AppResponse::Contact(c) => Ok(c),
             other => Err(unexpected(other)),
         }
@@ -120,7 +154,15 @@ impl Client {
         rating: Option<u8>,
         note: Option<String>,
     ) -> Result<Endorsement, ClientError> {
-        match self.call_default(AppRequest::Endorse { item, count, rating, note }).await? {
+        match self
+            .call_default(AppRequest::Endorse {
+                item,
+                count,
+                rating,
+                note,
+            })
+            .await?
+        {
             AppResponse::Endorsement(e) => Ok(e),
             other => Err(unexpected(other)),
         }
@@ -141,8 +183,20 @@ impl Client {
         }
     }
 
-    pub async fn set_policy(&self, subject: SubjectRef, items: ItemPattern, share: Share) -> Result<PolicyEntry, ClientError> {
-        match self.call_default(AppRequest::SetPolicy { subject, items, share }).await? {
+    pub async fn set_policy(
+        &self,
+        subject: SubjectRef,
+        items: ItemPattern,
+        share: Share,
+    ) -> Result<PolicyEntry, ClientError> {
+        match self
+            .call_default(AppRequest::SetPolicy {
+                subject,
+                items,
+                share,
+            })
+            .await?
+        {
             AppResponse::PolicyRule(p) => Ok(p),
             other => Err(unexpected(other)),
         }
@@ -186,5 +240,10 @@ impl Client {
 }
 
 fn unexpected(r: AppResponse) -> ClientError {
-    ClientError::Protocol(format!("unexpected response {r:?}").chars().take(120).collect())
+    ClientError::Protocol(
+        format!("unexpected response {r:?}")
+            .chars()
+            .take(120)
+            .collect(),
+    )
 }

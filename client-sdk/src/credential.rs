@@ -53,16 +53,34 @@ impl Credential {
     pub fn from_text(text: &str) -> Result<Self, ClientError> {
         let bad = |what: &str| ClientError::Credential(format!("credential file: {what}"));
         let (mut node, mut api, mut key) = (None, None, None);
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
-            let (k, v) = line.split_once('=').ok_or_else(|| bad("line without '='"))?;
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            let (k, v) = line
+                .split_once('=')
+                .ok_or_else(|| bad("line without '='"))?;
             match k.trim() {
-                "node" => node = Some(NodeId::from_hex(v.trim()).ok_or_else(|| bad("bad node key"))?),
-                "api" => api = Some(v.trim().parse::<SocketAddr>().map_err(|_| bad("bad api address"))?),
+                "node" => {
+                    node = Some(NodeId::from_hex(v.trim()).ok_or_else(|| bad("bad node key"))?)
+                }
+                "api" => {
+                    api = Some(
+                        v.trim()
+                            .parse::<SocketAddr>()
+                            .map_err(|_| bad("bad api address"))?,
+                    )
+                }
                 "key" => {
                     let bytes = Zeroizing::new(
-                        text_code::decode(SECRET_PREFIX, v.trim(), 400).map_err(|_| bad("bad secret key"))?,
+                        text_code::decode(SECRET_PREFIX, v.trim(), 400)
+                            .map_err(|_| bad("bad secret key"))?,
                     );
-                    key = Some(Identity::from_secret_bytes(&bytes).ok_or_else(|| bad("bad secret key length"))?);
+                    key = Some(
+                        Identity::from_secret_bytes(&bytes)
+                            .ok_or_else(|| bad("bad secret key length"))?,
+                    );
                 }
                 _ => {}
             }

@@ -11,10 +11,14 @@ use kith_protocol::frame::{body_len, encode_frame, FRAME_HEADER_LEN};
 use kith_protocol::{Identity, NodeId};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls13_signature_with_raw_key, CryptoProvider};
-use rustls::pki_types::{CertificateDer, PrivatePkcs8KeyDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
+use rustls::pki_types::{
+    CertificateDer, PrivatePkcs8KeyDer, ServerName, SubjectPublicKeyInfoDer, UnixTime,
+};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Error as TlsError, SignatureScheme};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, Error as TlsError, SignatureScheme,
+};
 
 /// QUIC application close code: the peer's key is not allowed here (spec §4.4).
 pub const CLOSE_UNAUTHORIZED: u32 = 0x10;
@@ -62,7 +66,10 @@ pub struct PinnedServerKey {
 
 impl PinnedServerKey {
     pub fn new(expected: NodeId) -> Self {
-        Self { expected, provider: provider() }
+        Self {
+            expected,
+            provider: provider(),
+        }
     }
 }
 
@@ -79,7 +86,9 @@ impl ServerCertVerifier for PinnedServerKey {
             Some(key) if key == self.expected && intermediates.is_empty() => {
                 Ok(ServerCertVerified::assertion())
             }
-            Some(_) => Err(TlsError::InvalidCertificate(CertificateError::ApplicationVerificationFailure)),
+            Some(_) => Err(TlsError::InvalidCertificate(
+                CertificateError::ApplicationVerificationFailure,
+            )),
             None => Err(TlsError::InvalidCertificate(CertificateError::BadEncoding)),
         }
     }
@@ -90,7 +99,9 @@ impl ServerCertVerifier for PinnedServerKey {
         _: &CertificateDer<'_>,
         _: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, TlsError> {
-        Err(TlsError::PeerIncompatible(rustls::PeerIncompatible::Tls13RequiredForQuic))
+        Err(TlsError::PeerIncompatible(
+            rustls::PeerIncompatible::Tls13RequiredForQuic,
+        ))
     }
 
     fn verify_tls13_signature(
@@ -121,7 +132,9 @@ pub struct AnyClientKey {
 
 impl AnyClientKey {
     pub fn new() -> Self {
-        Self { provider: provider() }
+        Self {
+            provider: provider(),
+        }
     }
 }
 
@@ -163,7 +176,9 @@ impl ClientCertVerifier for AnyClientKey {
         _: &CertificateDer<'_>,
         _: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, TlsError> {
-        Err(TlsError::PeerIncompatible(rustls::PeerIncompatible::Tls13RequiredForQuic))
+        Err(TlsError::PeerIncompatible(
+            rustls::PeerIncompatible::Tls13RequiredForQuic,
+        ))
     }
 
     fn verify_tls13_signature(
@@ -186,7 +201,11 @@ impl ClientCertVerifier for AnyClientKey {
 
 fn transport_config(keep_alive: bool) -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
-    t.max_idle_timeout(Some(Duration::from_secs(60).try_into().expect("60 s fits a VarInt")));
+    t.max_idle_timeout(Some(
+        Duration::from_secs(60)
+            .try_into()
+            .expect("60 s fits a VarInt"),
+    ));
     if keep_alive {
         t.keep_alive_interval(Some(Duration::from_secs(15)));
     }
@@ -196,14 +215,18 @@ fn transport_config(keep_alive: bool) -> Arc<quinn::TransportConfig> {
 }
 
 /// A QUIC client configuration authenticating as `identity` to the server keyed `server`.
-pub fn client_config(identity: &Identity, server: NodeId, alpn: &[u8]) -> Result<quinn::ClientConfig, TlsError> {
+pub fn client_config(
+    identity: &Identity,
+    server: NodeId,
+    alpn: &[u8],
+) -> Result<quinn::ClientConfig, TlsError> {
     let mut tls = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(PinnedServerKey::new(server)))
-        .with_client_cert_resolver(Arc::new(rustls::client::AlwaysResolvesClientRawPublicKeys::new(
-            certified_key(identity)?,
-        )));
+        .with_client_cert_resolver(Arc::new(
+            rustls::client::AlwaysResolvesClientRawPublicKeys::new(certified_key(identity)?),
+        ));
     tls.alpn_protocols = vec![alpn.to_vec()];
     tls.enable_early_data = false;
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
@@ -214,13 +237,16 @@ pub fn client_config(identity: &Identity, server: NodeId, alpn: &[u8]) -> Result
 }
 
 /// A QUIC server configuration for a node: its raw key, any client key, both ALPNs.
-pub fn server_config(identity: &Identity, alpns: &[&[u8]]) -> Result<quinn::ServerConfig, TlsError> {
+pub fn server_config(
+    identity: &Identity,
+    alpns: &[&[u8]],
+) -> Result<quinn::ServerConfig, TlsError> {
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(Arc::new(AnyClientKey::new()))
-        .with_cert_resolver(Arc::new(rustls::server::AlwaysResolvesServerRawPublicKeys::new(
-            certified_key(identity)?,
-        )));
+        .with_cert_resolver(Arc::new(
+            rustls::server::AlwaysResolvesServerRawPublicKeys::new(certified_key(identity)?),
+        ));
     tls.alpn_protocols = alpns.iter().map(|a| a.to_vec()).collect();
     tls.max_early_data_size = 0;
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
@@ -240,7 +266,9 @@ pub fn peer_key(conn: &quinn::Connection) -> Option<NodeId> {
 /// The negotiated ALPN.
 pub fn alpn(conn: &quinn::Connection) -> Option<Vec<u8>> {
     let any = conn.handshake_data()?;
-    any.downcast::<quinn::crypto::rustls::HandshakeData>().ok()?.protocol
+    any.downcast::<quinn::crypto::rustls::HandshakeData>()
+        .ok()?
+        .protocol
 }
 
 /// Why a frame could not be read from a stream.
@@ -260,7 +288,9 @@ impl From<quinn::ReadExactError> for FrameReadError {
     fn from(e: quinn::ReadExactError) -> Self {
         match e {
             quinn::ReadExactError::FinishedEarly(_) => FrameReadError::Truncated,
-            quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(c)) => FrameReadError::Connection(c),
+            quinn::ReadExactError::ReadError(quinn::ReadError::ConnectionLost(c)) => {
+                FrameReadError::Connection(c)
+            }
             quinn::ReadExactError::ReadError(_) => FrameReadError::Reset,
         }
     }
@@ -297,7 +327,11 @@ impl From<quinn::WriteError> for FrameWriteError {
 }
 
 /// Write one frame and finish the stream.
-pub async fn write_frame(send: &mut quinn::SendStream, body: &[u8], cap: u32) -> Result<(), FrameWriteError> {
+pub async fn write_frame(
+    send: &mut quinn::SendStream,
+    body: &[u8],
+    cap: u32,
+) -> Result<(), FrameWriteError> {
     let frame = encode_frame(body, cap)?;
     send.write_all(&frame).await?;
     send.finish().map_err(|_| FrameWriteError::Closed)?;

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use kith_client::transport::{self, FrameReadError};
 use kith_protocol::app::{
-    AppError, AppErrorCode, AppRequest, AppResponse, ContactInfo, NodeStatus, PolicyEntry, SubjectRef,
+    AppError, AppErrorCode, AppRequest, AppResponse, ContactInfo, NodeStatus, PolicyEntry,
+    SubjectRef,
 };
 use kith_protocol::card::ContactCard;
 use kith_protocol::consent::validate_circle;
@@ -24,7 +25,10 @@ pub const MAX_ASK_TIMEOUT: Duration = Duration::from_secs(60);
 pub const MAX_AUDIT_LIMIT: u32 = 10_000;
 
 pub(crate) fn err(code: AppErrorCode, message: impl Display) -> AppError {
-    AppError { code, message: message.to_string() }
+    AppError {
+        code,
+        message: message.to_string(),
+    }
 }
 
 /// Serve an authenticated app connection.
@@ -39,9 +43,15 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: quinn::Connection, app: Str
         tokio::spawn(async move {
             let response = match transport::read_frame(&mut recv, MAX_APP_FRAME).await {
                 Ok(bytes) => match decode_message::<AppRequest>(&bytes) {
-                    Ok(req) => handle(&shared, req).await.unwrap_or_else(AppResponse::Error),
-                    Err(WireError::Incompatible(e)) => AppResponse::Error(err(AppErrorCode::BadRequest, e)),
-                    Err(WireError::PeerMisbehaved(e)) => AppResponse::Error(err(AppErrorCode::BadRequest, e)),
+                    Ok(req) => handle(&shared, req)
+                        .await
+                        .unwrap_or_else(AppResponse::Error),
+                    Err(WireError::Incompatible(e)) => {
+                        AppResponse::Error(err(AppErrorCode::BadRequest, e))
+                    }
+                    Err(WireError::PeerMisbehaved(e)) => {
+                        AppResponse::Error(err(AppErrorCode::BadRequest, e))
+                    }
                 },
                 Err(FrameReadError::TooLarge(e)) => {
                     let _ = recv.stop(0u32.into());
@@ -49,14 +59,23 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: quinn::Connection, app: Str
                 }
                 Err(_) => return,
             };
-            let _ = transport::write_frame(&mut send, &encode_message(&response), MAX_APP_FRAME).await;
+            let _ =
+                transport::write_frame(&mut send, &encode_message(&response), MAX_APP_FRAME).await;
         });
     }
 }
 
 pub(crate) fn contact_info(c: &StoredContact) -> ContactInfo {
-    let addresses = decode_exact::<ContactCard>(&c.card.body).map(|card| card.addresses).unwrap_or_default();
-    ContactInfo { name: c.name.clone(), node_id: c.node_id, circle: c.circle.clone(), addresses, added_at: c.added_at }
+    let addresses = decode_exact::<ContactCard>(&c.card.body)
+        .map(|card| card.addresses)
+        .unwrap_or_default();
+    ContactInfo {
+        name: c.name.clone(),
+        node_id: c.node_id,
+        circle: c.circle.clone(),
+        addresses,
+        added_at: c.added_at,
+    }
 }
 
 fn internal(e: impl Display) -> AppError {
@@ -77,25 +96,56 @@ async fn handle(shared: &Arc<Shared>, req: AppRequest) -> Result<AppResponse, Ap
             software: format!("kith {}", env!("CARGO_PKG_VERSION")),
             uptime_secs: shared.started.elapsed().as_secs(),
         }),
-        AppRequest::CreateInvite { circle } => AppResponse::Invite(invites::create(shared, circle)?),
-        AppRequest::AcceptInvite { code, circle } => AppResponse::Contact(invites::accept(shared, &code, circle).await?),
-        AppRequest::ListContacts => {
-            AppResponse::Contacts(store.contacts().map_err(internal)?.iter().map(contact_info).collect())
+        AppRequest::CreateInvite { circle } => {
+            AppResponse::Invite(invites::create(shared, circle)?)
         }
-        AppRequest::Endorse { item, count, rating, note } => {
+        AppRequest::AcceptInvite { code, circle } => {
+            AppResponse::Contact(invites::accept(shared, &code, circle).await?)
+        }
+        AppRequest::ListContacts => AppResponse::Contacts(
+            store
+                .contacts()
+                .map_err(internal)?
+                .iter()
+                .map(contact_info)
+                .collect(),
+        ),
+        AppRequest::Endorse {
+            item,
+            count,
+            rating,
+            note,
+        } => {
             let note = note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
             let e = Endorsement::new(item, count, rating, note, unix_now())
                 .map_err(|e| err(AppErrorCode::BadRequest, e))?;
             store.put_endorsement(&e).map_err(internal)?;
             AppResponse::Endorsement(e)
         }
-        AppRequest::ListEndorsements => AppResponse::Endorsements(store.endorsements().map_err(internal)?),
-        AppRequest::Unendorse { item } => AppResponse::Removed(store.remove_endorsement(&item).map_err(internal)?),
-        AppRequest::SetPolicy { subject, items, share } => {
+        AppRequest::ListEndorsements => {
+            AppResponse::Endorsements(store.endorsements().map_err(internal)?)
+        }
+        AppRequest::Unendorse { item } => {
+            AppResponse::Removed(store.remove_endorsement(&item).map_err(internal)?)
+        }
+        AppRequest::SetPolicy {
+            subject,
+            items,
+            share,
+        } => {
             let (subject, contact_name) = resolve_subject(shared, subject)?;
-            let rule = PolicyRule { subject: subject.clone(), items: items.clone(), share };
+            let rule = PolicyRule {
+                subject: subject.clone(),
+                items: items.clone(),
+                share,
+            };
             store.put_rule(&rule).map_err(internal)?;
-            AppResponse::PolicyRule(PolicyEntry { subject, contact_name, items, share })
+            AppResponse::PolicyRule(PolicyEntry {
+                subject,
+                contact_name,
+                items,
+                share,
+            })
         }
         AppRequest::ListPolicy => {
             let contacts = store.contacts().map_err(internal)?;
@@ -106,10 +156,18 @@ async fn handle(shared: &Arc<Shared>, req: AppRequest) -> Result<AppResponse, Ap
                 .into_iter()
                 .map(|r| {
                     let contact_name = match &r.subject {
-                        Subject::Contact(id) => contacts.iter().find(|c| c.node_id == *id).map(|c| c.name.clone()),
+                        Subject::Contact(id) => contacts
+                            .iter()
+                            .find(|c| c.node_id == *id)
+                            .map(|c| c.name.clone()),
                         Subject::Circle(_) => None,
                     };
-                    PolicyEntry { subject: r.subject, contact_name, items: r.items, share: r.share }
+                    PolicyEntry {
+                        subject: r.subject,
+                        contact_name,
+                        items: r.items,
+                        share: r.share,
+                    }
                 })
                 .collect();
             AppResponse::Policy(entries)
@@ -118,9 +176,11 @@ async fn handle(shared: &Arc<Shared>, req: AppRequest) -> Result<AppResponse, Ap
             let timeout = Duration::from_millis(timeout_ms as u64).min(MAX_ASK_TIMEOUT);
             AppResponse::AskResult(asking::ask(shared, item, timeout).await.map_err(internal)?)
         }
-        AppRequest::Audit { limit } => {
-            AppResponse::Audit(store.audit_log(limit.min(MAX_AUDIT_LIMIT)).map_err(internal)?)
-        }
+        AppRequest::Audit { limit } => AppResponse::Audit(
+            store
+                .audit_log(limit.min(MAX_AUDIT_LIMIT))
+                .map_err(internal)?,
+        ),
     })
 }
 
@@ -128,28 +188,41 @@ async fn handle(shared: &Arc<Shared>, req: AppRequest) -> Result<AppResponse, Ap
 /// least 8 digits; a circle by name.
 fn resolve_subject(shared: &Shared, s: SubjectRef) -> Result<(Subject, Option<String>), AppError> {
     match s {
-        SubjectRef::Circle(c) => {
-            Ok((Subject::Circle(validate_circle(&c).map_err(|e| err(AppErrorCode::BadRequest, e))?), None))
-        }
+        SubjectRef::Circle(c) => Ok((
+            Subject::Circle(validate_circle(&c).map_err(|e| err(AppErrorCode::BadRequest, e))?),
+            None,
+        )),
         SubjectRef::Contact(name) => {
             let contacts = shared.store.contacts().map_err(internal)?;
             let wanted = name.trim();
             let lower = wanted.to_lowercase();
-            let by_name: Vec<&StoredContact> = contacts.iter().filter(|c| c.name.to_lowercase() == lower).collect();
+            let by_name: Vec<&StoredContact> = contacts
+                .iter()
+                .filter(|c| c.name.to_lowercase() == lower)
+                .collect();
             let matches = if by_name.is_empty() && wanted.len() >= 8 {
-                contacts.iter().filter(|c| c.node_id.to_hex().starts_with(&lower)).collect()
+                contacts
+                    .iter()
+                    .filter(|c| c.node_id.to_hex().starts_with(&lower))
+                    .collect()
             } else {
                 by_name
             };
             match matches.as_slice() {
                 [one] => Ok((Subject::Contact(one.node_id), Some(one.name.clone()))),
-                [] => Err(err(AppErrorCode::NotFound, format!("no contact named {wanted:?} (see `kith contacts`)"))),
+                [] => Err(err(
+                    AppErrorCode::NotFound,
+                    format!("no contact named {wanted:?} (see `kith contacts`)"),
+                )),
                 many => Err(err(
                     AppErrorCode::BadRequest,
                     format!(
                         "{} contacts are named {wanted:?}; use a node id prefix instead: {}",
                         many.len(),
-                        many.iter().map(|c| c.node_id.short()).collect::<Vec<_>>().join(", ")
+                        many.iter()
+                            .map(|c| c.node_id.short())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 )),
             }

@@ -18,7 +18,11 @@ use crate::peers;
 use crate::store::{AuditEvent, StoreError};
 
 /// Ask every contact about `item`; answers after `timeout` are ignored.
-pub(crate) async fn ask(shared: &Arc<Shared>, item: ItemKey, timeout: Duration) -> Result<AskResult, StoreError> {
+pub(crate) async fn ask(
+    shared: &Arc<Shared>,
+    item: ItemKey,
+    timeout: Duration,
+) -> Result<AskResult, StoreError> {
     let started = Instant::now();
     let contacts = shared.store.contacts()?;
     let mut qid = [0u8; 16];
@@ -75,7 +79,11 @@ pub(crate) async fn ask(shared: &Arc<Shared>, item: ItemKey, timeout: Duration) 
         .named
         .into_iter()
         .map(|n| NamedEndorsement {
-            name: contacts.iter().find(|c| c.node_id == n.from).map(|c| c.name.clone()).unwrap_or_default(),
+            name: contacts
+                .iter()
+                .find(|c| c.node_id == n.from)
+                .map(|c| c.name.clone())
+                .unwrap_or_default(),
             node: n.from,
             endorsement: n.statement.endorsement,
             signed: n.signed,
@@ -86,7 +94,12 @@ pub(crate) async fn ask(shared: &Arc<Shared>, item: ItemKey, timeout: Duration) 
         peer: None,
         peer_name: None,
         item: Some(item.to_string()),
-        detail: format!("{} asked, {} answered, {} named", outcome.asked, outcome.answered, named.len()),
+        detail: format!(
+            "{} asked, {} answered, {} named",
+            outcome.asked,
+            outcome.answered,
+            named.len()
+        ),
     });
     Ok(AskResult {
         query_id,

@@ -18,7 +18,11 @@ use serde_json::json;
 use crate::output::{date, date_time, named_json, named_line, stars};
 
 #[derive(Debug, Parser)]
-#[command(name = "kith", version, about = "kith: ask your contacts, privately, who owns what")]
+#[command(
+    name = "kith",
+    version,
+    about = "kith: ask your contacts, privately, who owns what"
+)]
 struct Cli {
     /// The node's data directory.
     #[arg(long, global = true, env = "KITH_DATA_DIR", value_name = "DIR")]
@@ -139,18 +143,32 @@ fn parse_share(s: &str) -> std::result::Result<Share, String> {
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) if matches!(e.kind(), clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp
+                    | clap::error::ErrorKind::DisplayVersion
+                    | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
         Err(e) => {
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
             eprintln!("kith: {first} (see kith --help)");
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("kith: cannot start async runtime: {e}");
@@ -200,7 +218,11 @@ fn print_json(v: serde_json::Value) {
 
 async fn run(cli: Cli) -> Result<()> {
     match &cli.command {
-        Command::Init { name, listen, advertise } => {
+        Command::Init {
+            name,
+            listen,
+            advertise,
+        } => {
             let dir = data_dir(&cli)?;
             let r = kith_node::init(&dir, name, *listen, advertise.clone())?;
             if cli.json {
@@ -209,8 +231,16 @@ async fn run(cli: Cli) -> Result<()> {
                     "advertise": r.advertise, "data_dir": r.data_dir.display().to_string(),
                 }));
             } else {
-                println!("Created node {:?} ({}) in {}", r.name, r.node_id.short(), r.data_dir.display());
-                println!("Start it with: kith --data-dir {} run", r.data_dir.display());
+                println!(
+                    "Created node {:?} ({}) in {}",
+                    r.name,
+                    r.node_id.short(),
+                    r.data_dir.display()
+                );
+                println!(
+                    "Start it with: kith --data-dir {} run",
+                    r.data_dir.display()
+                );
             }
         }
         Command::Run { listen } => run_daemon(&cli, *listen).await?,
@@ -238,7 +268,9 @@ async fn run(cli: Cli) -> Result<()> {
             let client = connect(&cli).await?;
             let inv = client.create_invite(circle.clone()).await?;
             if cli.json {
-                print_json(json!({"code": inv.code, "expires_at": inv.expires_at, "circle": inv.circle}));
+                print_json(
+                    json!({"code": inv.code, "expires_at": inv.expires_at, "circle": inv.circle}),
+                );
             } else {
                 println!("{}", inv.code);
             }
@@ -247,7 +279,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Accept { code, circle } => {
             let code = if code == "-" {
                 let mut s = String::new();
-                std::io::stdin().take(8192).read_to_string(&mut s).context("reading the code from stdin")?;
+                std::io::stdin()
+                    .take(8192)
+                    .read_to_string(&mut s)
+                    .context("reading the code from stdin")?;
                 s
             } else {
                 code.clone()
@@ -257,7 +292,12 @@ async fn run(cli: Cli) -> Result<()> {
             if cli.json {
                 print_json(contact_json(&c));
             } else {
-                println!("{} is now a contact (circle {}, node {})", c.name, c.circle, c.node_id.short());
+                println!(
+                    "{} is now a contact (circle {}, node {})",
+                    c.name,
+                    c.circle,
+                    c.node_id.short()
+                );
             }
             client.close().await;
         }
@@ -271,12 +311,23 @@ async fn run(cli: Cli) -> Result<()> {
             } else {
                 println!("{:<24} {:<12} {:<10} {}", "NAME", "CIRCLE", "NODE", "SINCE");
                 for c in &cs {
-                    println!("{:<24} {:<12} {:<10} {}", c.name, c.circle, c.node_id.short(), date(c.added_at));
+                    println!(
+                        "{:<24} {:<12} {:<10} {}",
+                        c.name,
+                        c.circle,
+                        c.node_id.short(),
+                        date(c.added_at)
+                    );
                 }
             }
             client.close().await;
         }
-        Command::Endorse { item: text, count, rating, note } => {
+        Command::Endorse {
+            item: text,
+            count,
+            rating,
+            note,
+        } => {
             let key = item(text)?;
             let client = connect(&cli).await?;
             let e = client.endorse(key, *count, *rating, note.clone()).await?;
@@ -291,13 +342,26 @@ async fn run(cli: Cli) -> Result<()> {
             let client = connect(&cli).await?;
             let es = client.endorsements().await?;
             if cli.json {
-                print_json(json!({"endorsements": es.iter().map(endorsement_json).collect::<Vec<_>>()}));
+                print_json(
+                    json!({"endorsements": es.iter().map(endorsement_json).collect::<Vec<_>>()}),
+                );
             } else if es.is_empty() {
                 println!("No endorsements yet. Add one with `kith endorse ITEM`.");
             } else {
                 for e in &es {
-                    let note = e.note.as_deref().map(|n| format!("  \"{n}\"")).unwrap_or_default();
-                    println!("{} × {}  {}  since {}{}", e.count, e.item, stars(e.rating), date(e.since), note);
+                    let note = e
+                        .note
+                        .as_deref()
+                        .map(|n| format!("  \"{n}\""))
+                        .unwrap_or_default();
+                    println!(
+                        "{} × {}  {}  since {}{}",
+                        e.count,
+                        e.item,
+                        stars(e.rating),
+                        date(e.since),
+                        note
+                    );
                 }
             }
             client.close().await;
@@ -321,7 +385,8 @@ async fn run(cli: Cli) -> Result<()> {
                 (None, Some(c)) => SubjectRef::Contact(c.clone()),
                 (None, None) => bail!("give --circle C or --contact NAME"),
             };
-            let items = ItemPattern::parse(&p.items).with_context(|| format!("invalid pattern {:?}", p.items))?;
+            let items = ItemPattern::parse(&p.items)
+                .with_context(|| format!("invalid pattern {:?}", p.items))?;
             let client = connect(&cli).await?;
             let e = client.set_policy(subject, items, p.share).await?;
             if cli.json {
@@ -335,16 +400,26 @@ async fn run(cli: Cli) -> Result<()> {
             let client = connect(&cli).await?;
             let rules = client.policy().await?;
             if cli.json {
-                print_json(json!({"rules": rules.iter().map(policy_json).collect::<Vec<_>>(), "default": kith_protocol::DEFAULT_SHARE.as_str()}));
+                print_json(
+                    json!({"rules": rules.iter().map(policy_json).collect::<Vec<_>>(), "default": kith_protocol::DEFAULT_SHARE.as_str()}),
+                );
             } else {
                 for e in &rules {
-                    println!("{:<32} {:<32} {}", subject_text(e), e.items.to_string(), e.share);
+                    println!(
+                        "{:<32} {:<32} {}",
+                        subject_text(e),
+                        e.items.to_string(),
+                        e.share
+                    );
                 }
                 println!("(no matching rule: {})", kith_protocol::DEFAULT_SHARE);
             }
             client.close().await;
         }
-        Command::Ask { item: text, timeout } => {
+        Command::Ask {
+            item: text,
+            timeout,
+        } => {
             let key = item(text)?;
             if !timeout.is_finite() || *timeout <= 0.0 || *timeout > 60.0 {
                 bail!("--timeout must be between 0 and 60 seconds");
@@ -352,7 +427,9 @@ async fn run(cli: Cli) -> Result<()> {
             let client = connect(&cli).await?;
             let r = client.ask(key, Duration::from_secs_f64(*timeout)).await?;
             for n in &r.named {
-                n.verify().map_err(|e| anyhow!("the node returned an endorsement that does not verify: {e}"))?;
+                n.verify().map_err(|e| {
+                    anyhow!("the node returned an endorsement that does not verify: {e}")
+                })?;
             }
             if cli.json {
                 print_json(json!({
@@ -361,7 +438,10 @@ async fn run(cli: Cli) -> Result<()> {
                     "query_id": r.query_id.to_hex(), "elapsed_ms": r.elapsed_ms,
                 }));
             } else {
-                println!("Asked {} contacts about {}; {} answered in {} ms.", r.asked, r.item, r.answered, r.elapsed_ms);
+                println!(
+                    "Asked {} contacts about {}; {} answered in {} ms.",
+                    r.asked, r.item, r.answered, r.elapsed_ms
+                );
                 if r.named.is_empty() {
                     println!("Nobody who answered shares an endorsement of it by name.");
                 }
@@ -384,7 +464,14 @@ async fn run(cli: Cli) -> Result<()> {
             } else {
                 for a in &entries {
                     let who = a.peer_name.clone().unwrap_or_else(|| "-".into());
-                    println!("{}  {:<14} {:<16} {:<28} {}", date_time(a.at), a.event, who, a.item.as_deref().unwrap_or("-"), a.detail);
+                    println!(
+                        "{}  {:<14} {:<16} {:<28} {}",
+                        date_time(a.at),
+                        a.event,
+                        who,
+                        a.item.as_deref().unwrap_or("-"),
+                        a.detail
+                    );
                 }
             }
             client.close().await;
@@ -395,8 +482,12 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 async fn run_daemon(cli: &Cli, listen: Option<SocketAddr>) -> Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("KITH_LOG").unwrap_or_else(|_| "info".into());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("KITH_LOG").unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let dir = data_dir(cli)?;
     let node = Node::start(&dir, listen).await?;
     eprintln!(
@@ -439,7 +530,10 @@ fn endorsement_json(e: &kith_protocol::Endorsement) -> serde_json::Value {
 fn subject_text(e: &PolicyEntry) -> String {
     match &e.subject {
         Subject::Circle(c) => format!("circle {c}"),
-        Subject::Contact(id) => format!("contact {}", e.contact_name.clone().unwrap_or_else(|| id.short())),
+        Subject::Contact(id) => format!(
+            "contact {}",
+            e.contact_name.clone().unwrap_or_else(|| id.short())
+        ),
     }
 }
 

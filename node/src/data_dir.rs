@@ -57,8 +57,9 @@ impl DataDir {
         }
         check_private(&path)?;
         let bytes = Zeroizing::new(fs::read(&path).map_err(|e| NodeError::io(&path, e))?);
-        Identity::from_secret_bytes(&bytes)
-            .ok_or_else(|| NodeError::Config(format!("{} is not a kith identity key", path.display())))
+        Identity::from_secret_bytes(&bytes).ok_or_else(|| {
+            NodeError::Config(format!("{} is not a kith identity key", path.display()))
+        })
     }
 
     /// Load the owner credential, with the API address of the running daemon if known.
@@ -98,7 +99,10 @@ fn check_private(path: &Path) -> Result<(), NodeError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(path).map_err(|e| NodeError::io(path, e))?.permissions().mode();
+        let mode = fs::metadata(path)
+            .map_err(|e| NodeError::io(path, e))?
+            .permissions()
+            .mode();
         if mode & 0o077 != 0 {
             return Err(NodeError::Config(format!(
                 "{} is readable by others (mode {:o}); run: chmod 600 {}",
@@ -136,20 +140,33 @@ pub struct InitReport {
 pub fn local_api_addr(listen: SocketAddr) -> SocketAddr {
     let mut a = listen;
     if a.ip().is_unspecified() {
-        a.set_ip(if a.is_ipv6() { std::net::Ipv6Addr::LOCALHOST.into() } else { std::net::Ipv4Addr::LOCALHOST.into() });
+        a.set_ip(if a.is_ipv6() {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        });
     }
     a
 }
 
 /// Create a node in `dir`: identity key, owner credential, database with settings.
-pub fn init(dir: &DataDir, name: &str, listen: SocketAddr, advertise: Vec<String>) -> Result<InitReport, NodeError> {
+pub fn init(
+    dir: &DataDir,
+    name: &str,
+    listen: SocketAddr,
+    advertise: Vec<String>,
+) -> Result<InitReport, NodeError> {
     let name = validate_name(name).map_err(|e| NodeError::Config(e.to_string()))?;
     for a in &advertise {
         validate_address(a).map_err(|e| NodeError::Config(e.to_string()))?;
     }
     // Default: the listen address as seen from this machine. A port of 0 there is replaced
     // by the bound port each time the node starts.
-    let advertise = if advertise.is_empty() { vec![local_api_addr(listen).to_string()] } else { advertise };
+    let advertise = if advertise.is_empty() {
+        vec![local_api_addr(listen).to_string()]
+    } else {
+        advertise
+    };
     if dir.is_initialized() {
         return Err(NodeError::AlreadyInitialized(dir.root.clone()));
     }
@@ -166,9 +183,19 @@ pub fn init(dir: &DataDir, name: &str, listen: SocketAddr, advertise: Vec<String
     store.set_setting("advertise", &advertise.join(","))?;
     store.add_owner_credential(&owner.node_id(), "owner", now)?;
 
-    let cred = Credential { node: identity.node_id(), api_addr: local_api_addr(listen), identity: owner };
+    let cred = Credential {
+        node: identity.node_id(),
+        api_addr: local_api_addr(listen),
+        identity: owner,
+    };
     write_private(&dir.owner_credential(), cred.to_text().as_bytes())?;
     // The identity key goes last: its presence marks the directory as initialised.
     write_private(&dir.identity_key(), &identity.to_secret_bytes())?;
-    Ok(InitReport { node_id: identity.node_id(), name, listen, advertise, data_dir: dir.root.clone() })
+    Ok(InitReport {
+        node_id: identity.node_id(),
+        name,
+        listen,
+        advertise,
+        data_dir: dir.root.clone(),
+    })
 }

@@ -12,8 +12,8 @@ use kith_protocol::{ItemKey, ItemPattern, Share};
 use crate::output::named_line;
 
 const NAMES: &[&str] = &[
-    "Ana", "Chloe", "Bruno", "Dev", "Emeka", "Farah", "Goran", "Hana", "Ines", "Jonas", "Kiri", "Lior", "Mei",
-    "Nadia", "Omar", "Priya", "Quinn", "Rosa", "Sami", "Tomas",
+    "Ana", "Chloe", "Bruno", "Dev", "Emeka", "Farah", "Goran", "Hana", "Ines", "Jonas", "Kiri",
+    "Lior", "Mei", "Nadia", "Omar", "Priya", "Quinn", "Rosa", "Sami", "Tomas",
 ];
 
 /// Most nodes the demo will start.
@@ -35,34 +35,66 @@ struct Seed {
 }
 
 fn seed_for(i: usize) -> Option<Seed> {
-    let s = |item, count, rating, note, share| Some(Seed { item, count, rating, note, share });
+    let s = |item, count, rating, note, share| {
+        Some(Seed {
+            item,
+            count,
+            rating,
+            note,
+            share,
+        })
+    };
     match i {
-        1 => s("tag:vehicle/subaru/outback", 2, Some(5), Some("Great in snow"), Share::Name),
+        1 => s(
+            "tag:vehicle/subaru/outback",
+            2,
+            Some(5),
+            Some("Great in snow"),
+            Share::Name,
+        ),
         2 => s("tag:vehicle/subaru/forester", 1, None, None, Share::Name),
         3 => s("isbn:9780441013593", 1, Some(5), None, Share::Name),
         i if i % 4 == 0 => s("tag:vehicle/subaru/impreza", 1, Some(4), None, Share::Count),
         i if i % 4 == 1 => s("tag:vehicle/toyota/prius", 1, Some(3), None, Share::Name),
-        i if i % 4 == 2 => s("tag:vehicle/subaru/outback", 1, None, Some("private"), Share::None),
+        i if i % 4 == 2 => s(
+            "tag:vehicle/subaru/outback",
+            1,
+            None,
+            Some("private"),
+            Share::None,
+        ),
         _ => None,
     }
 }
 
 fn step(n: usize, what: &str, t: Instant) {
-    println!("  [{n}] {what:<52} {:>7.1} ms", t.elapsed().as_secs_f64() * 1000.0);
+    println!(
+        "  [{n}] {what:<52} {:>7.1} ms",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
 }
 
 pub async fn run(nodes: usize) -> Result<()> {
     if !(4..=MAX_DEMO_NODES).contains(&nodes) {
         bail!("--nodes must be between 4 and {MAX_DEMO_NODES}");
     }
-    let tmp = tempfile::Builder::new().prefix("kith-demo-").tempdir().context("creating a temporary directory")?;
-    println!("kith demo: {nodes} personal nodes on 127.0.0.1, data in {} (removed at the end)\n", tmp.path().display());
+    let tmp = tempfile::Builder::new()
+        .prefix("kith-demo-")
+        .tempdir()
+        .context("creating a temporary directory")?;
+    println!(
+        "kith demo: {nodes} personal nodes on 127.0.0.1, data in {} (removed at the end)\n",
+        tmp.path().display()
+    );
     let total = Instant::now();
 
     let t = Instant::now();
     let mut members = Vec::with_capacity(nodes);
     for i in 0..nodes {
-        let name = NAMES.get(i).map(|s| s.to_string()).unwrap_or_else(|| format!("Friend-{i}"));
+        let name = NAMES
+            .get(i)
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| format!("Friend-{i}"));
         let dir = DataDir::new(tmp.path().join(format!("node-{i}")));
         kith_node::init(&dir, &name, "127.0.0.1:0".parse()?, vec![])?;
         let node = Node::start(&dir, None).await?;
@@ -70,7 +102,11 @@ pub async fn run(nodes: usize) -> Result<()> {
         let client = Client::connect_with(&cred).await?;
         members.push(Member { node, client, name });
     }
-    step(1, &format!("started {nodes} nodes (init, keys, SQLite, QUIC)"), t);
+    step(
+        1,
+        &format!("started {nodes} nodes (init, keys, SQLite, QUIC)"),
+        t,
+    );
 
     let t = Instant::now();
     let (asker, others) = members.split_first().expect("at least 4 members");
@@ -78,7 +114,11 @@ pub async fn run(nodes: usize) -> Result<()> {
         let invite = asker.client.create_invite(None).await?;
         m.client.accept_invite(invite.code, None).await?;
     }
-    step(2, &format!("{} linked {} contacts by invite", asker.name, others.len()), t);
+    step(
+        2,
+        &format!("{} linked {} contacts by invite", asker.name, others.len()),
+        t,
+    );
 
     let t = Instant::now();
     let vehicles = ItemPattern::parse("tag:vehicle/*")?;
@@ -86,31 +126,55 @@ pub async fn run(nodes: usize) -> Result<()> {
     for (i, m) in members.iter().enumerate().skip(1) {
         if let Some(s) = seed_for(i) {
             let item = ItemKey::parse(s.item)?;
-            m.client.endorse(item.clone(), s.count, s.rating, s.note.map(String::from)).await?;
-            let pattern = if item.scheme() == kith_protocol::Scheme::Tag { vehicles.clone() } else { ItemPattern::Any };
-            m.client.set_policy(SubjectRef::Circle("friends".into()), pattern, s.share).await?;
+            m.client
+                .endorse(item.clone(), s.count, s.rating, s.note.map(String::from))
+                .await?;
+            let pattern = if item.scheme() == kith_protocol::Scheme::Tag {
+                vehicles.clone()
+            } else {
+                ItemPattern::Any
+            };
+            m.client
+                .set_policy(SubjectRef::Circle("friends".into()), pattern, s.share)
+                .await?;
             truth.push((m.name.clone(), item, s.share));
         }
     }
-    step(3, &format!("seeded {} endorsements and consent rules", truth.len()), t);
+    step(
+        3,
+        &format!("seeded {} endorsements and consent rules", truth.len()),
+        t,
+    );
 
     let asked = ItemKey::parse("tag:vehicle/subaru")?;
     let t = Instant::now();
-    let answer = asker.client.ask(asked.clone(), Duration::from_secs(5)).await?;
-    step(4, &format!("{} asked: does anyone own a {}?", asker.name, asked), t);
+    let answer = asker
+        .client
+        .ask(asked.clone(), Duration::from_secs(5))
+        .await?;
+    step(
+        4,
+        &format!("{} asked: does anyone own a {}?", asker.name, asked),
+        t,
+    );
     for n in &answer.named {
         n.verify().context("a named endorsement failed to verify")?;
     }
 
-    println!("\n{} asked {} contacts; {} answered in {} ms:", asker.name, answer.asked, answer.answered, answer.elapsed_ms);
+    println!(
+        "\n{} asked {} contacts; {} answered in {} ms:",
+        asker.name, answer.asked, answer.answered, answer.elapsed_ms
+    );
     if answer.named.is_empty() {
         println!("    nobody shared an endorsement by name");
     }
     for n in &answer.named {
         println!("    {}   (signature verified)", named_line(n));
     }
-    let hidden: Vec<&(String, ItemKey, Share)> =
-        truth.iter().filter(|(_, item, share)| item.is_within(&asked) && *share != Share::Name).collect();
+    let hidden: Vec<&(String, ItemKey, Share)> = truth
+        .iter()
+        .filter(|(_, item, share)| item.is_within(&asked) && *share != Share::Name)
+        .collect();
     println!(
         "\nSeeded truth, hidden from {}: {} more contacts own a Subaru but consented only to be counted \
          (`count`) or not at all (`none`);\ntheir answers were byte-for-byte the same as \"owns nothing\". \
@@ -120,13 +184,23 @@ pub async fn run(nodes: usize) -> Result<()> {
     );
     let audit = members[1].client.audit(1).await?;
     if let Some(a) = audit.first() {
-        println!("{}'s audit log: {} {} about {}: {}", members[1].name, a.event, asker.name, a.item.as_deref().unwrap_or("-"), a.detail);
+        println!(
+            "{}'s audit log: {} {} about {}: {}",
+            members[1].name,
+            a.event,
+            asker.name,
+            a.item.as_deref().unwrap_or("-"),
+            a.detail
+        );
     }
 
     for m in members {
         m.client.close().await;
         m.node.shutdown().await;
     }
-    println!("\nDone in {:.0} ms; all nodes stopped and their data removed.", total.elapsed().as_secs_f64() * 1000.0);
+    println!(
+        "\nDone in {:.0} ms; all nodes stopped and their data removed.",
+        total.elapsed().as_secs_f64() * 1000.0
+    );
     Ok(())
 }

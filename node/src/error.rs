@@ -16,7 +16,10 @@ pub enum NodeError {
     Config(String),
     /// A file or socket operation failed.
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("TLS setup failed: {0}")]
@@ -25,6 +28,9 @@ pub enum NodeError {
 
 impl NodeError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
-        NodeError::Io { path: path.display().to_string(), source }
+        NodeError::Io {
+            path: path.display().to_string(),
+            source,
+        }
     }
 }

@@ -8,7 +8,9 @@ use kith_protocol::consent::validate_circle;
 use kith_protocol::frame::MAX_PEER_FRAME;
 use kith_protocol::invite::DEFAULT_INVITE_LIFETIME;
 use kith_protocol::wire::{decode_message, encode_message};
-use kith_protocol::{Invite, InviteError, InviteRedemption, PeerRequest, PeerResponse, Refusal, DEFAULT_CIRCLE};
+use kith_protocol::{
+    Invite, InviteError, InviteRedemption, PeerRequest, PeerResponse, Refusal, DEFAULT_CIRCLE,
+};
 use rand_core::OsRng;
 
 use crate::app_service::{contact_info, err};
@@ -17,13 +19,19 @@ use crate::store::{AuditEvent, StoredContact, StoredInvite};
 use crate::{peers, unix_now};
 
 fn circle_or_default(circle: Option<String>) -> Result<String, AppError> {
-    validate_circle(circle.as_deref().unwrap_or(DEFAULT_CIRCLE)).map_err(|e| err(AppErrorCode::BadRequest, e))
+    validate_circle(circle.as_deref().unwrap_or(DEFAULT_CIRCLE))
+        .map_err(|e| err(AppErrorCode::BadRequest, e))
 }
 
 pub(crate) fn create(shared: &Shared, circle: Option<String>) -> Result<InviteCreated, AppError> {
     let circle = circle_or_default(circle)?;
     let now = unix_now();
-    let invite = Invite::generate(&mut OsRng, shared.card.clone(), now, DEFAULT_INVITE_LIFETIME);
+    let invite = Invite::generate(
+        &mut OsRng,
+        shared.card.clone(),
+        now,
+        DEFAULT_INVITE_LIFETIME,
+    );
     shared
         .store
         .put_invite(&StoredInvite {
@@ -35,7 +43,11 @@ pub(crate) fn create(shared: &Shared, circle: Option<String>) -> Result<InviteCr
             used_at: None,
         })
         .map_err(|e| err(AppErrorCode::Internal, e))?;
-    Ok(InviteCreated { code: invite.to_code(), expires_at: invite.expires_at, circle })
+    Ok(InviteCreated {
+        code: invite.to_code(),
+        expires_at: invite.expires_at,
+        circle,
+    })
 }
 
 fn invite_error(e: InviteError) -> AppError {
@@ -49,7 +61,11 @@ fn invite_error(e: InviteError) -> AppError {
     err(code, e)
 }
 
-pub(crate) async fn accept(shared: &Arc<Shared>, code: &str, circle: Option<String>) -> Result<ContactInfo, AppError> {
+pub(crate) async fn accept(
+    shared: &Arc<Shared>,
+    code: &str,
+    circle: Option<String>,
+) -> Result<ContactInfo, AppError> {
     let circle = circle_or_default(circle)?;
     let checked = Invite::from_code(code, unix_now()).map_err(invite_error)?;
     let inviter = checked.inviter.card().clone();
@@ -58,15 +74,27 @@ pub(crate) async fn accept(shared: &Arc<Shared>, code: &str, circle: Option<Stri
     }
     let conn = peers::connection_to(shared, inviter.node_id, &inviter.addresses)
         .await
-        .map_err(|e| err(AppErrorCode::Unreachable, format!("cannot reach {}: {e}", inviter.name)))?;
+        .map_err(|e| {
+            err(
+                AppErrorCode::Unreachable,
+                format!("cannot reach {}: {e}", inviter.name),
+            )
+        })?;
     let request = PeerRequest::Redeem(InviteRedemption {
         invite_id: checked.invite.id,
-        proof: checked.invite.redemption_proof(&inviter.node_id, &shared.identity.node_id()),
+        proof: checked
+            .invite
+            .redemption_proof(&inviter.node_id, &shared.identity.node_id()),
         card: shared.card.clone(),
     });
-    let reply = transport::exchange(&conn, &encode_message(&request), MAX_PEER_FRAME, MAX_PEER_FRAME)
-        .await
-        .map_err(|e| err(AppErrorCode::Unreachable, format!("{}: {e}", inviter.name)))?;
+    let reply = transport::exchange(
+        &conn,
+        &encode_message(&request),
+        MAX_PEER_FRAME,
+        MAX_PEER_FRAME,
+    )
+    .await
+    .map_err(|e| err(AppErrorCode::Unreachable, format!("{}: {e}", inviter.name)))?;
     let now = unix_now();
     let card = match decode_message::<PeerResponse>(&reply) {
         Ok(PeerResponse::Welcome(card)) => card,
@@ -75,10 +103,18 @@ pub(crate) async fn accept(shared: &Arc<Shared>, code: &str, circle: Option<Stri
                 Refusal::InviteUsed => invite_error(InviteError::AlreadyUsed),
                 Refusal::InviteExpired => invite_error(InviteError::Expired),
                 Refusal::InviteUnknown => invite_error(InviteError::Unknown),
-                other => err(AppErrorCode::PeerMisbehaved, format!("inviter refused: {other}")),
+                other => err(
+                    AppErrorCode::PeerMisbehaved,
+                    format!("inviter refused: {other}"),
+                ),
             })
         }
-        Ok(_) => return Err(err(AppErrorCode::PeerMisbehaved, "inviter sent an unexpected response")),
+        Ok(_) => {
+            return Err(err(
+                AppErrorCode::PeerMisbehaved,
+                "inviter sent an unexpected response",
+            ))
+        }
         Err(e) => return Err(err(AppErrorCode::PeerMisbehaved, format!("inviter: {e}"))),
     };
     // Prefer the inviter's fresh card, but only if it is theirs and valid.
@@ -93,7 +129,10 @@ pub(crate) async fn accept(shared: &Arc<Shared>, code: &str, circle: Option<Stri
         card: card.signed().clone(),
         added_at: now,
     };
-    shared.store.upsert_contact(&contact).map_err(|e| err(AppErrorCode::Internal, e))?;
+    shared
+        .store
+        .upsert_contact(&contact)
+        .map_err(|e| err(AppErrorCode::Internal, e))?;
     shared.audit(AuditEvent {
         event: "contact-added",
         peer: Some(contact.node_id),

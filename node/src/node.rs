@@ -50,10 +50,15 @@ pub struct Node {
 
 impl Node {
     /// Start the node stored in `dir`, listening where `init` said (or on `listen_override`).
-    pub async fn start(dir: &DataDir, listen_override: Option<SocketAddr>) -> Result<Node, NodeError> {
+    pub async fn start(
+        dir: &DataDir,
+        listen_override: Option<SocketAddr>,
+    ) -> Result<Node, NodeError> {
         let identity = dir.load_identity()?;
         let store = Store::open(&dir.database())?;
-        let name = store.setting("name")?.ok_or_else(|| NodeError::Config("node has no name".into()))?;
+        let name = store
+            .setting("name")?
+            .ok_or_else(|| NodeError::Config("node has no name".into()))?;
         let listen: SocketAddr = match listen_override {
             Some(a) => a,
             None => store
@@ -65,7 +70,9 @@ impl Node {
         let server = transport::server_config(&identity, &[ALPN_PEER, ALPN_APP])?;
         let endpoint = quinn::Endpoint::server(server, listen)
             .map_err(|e| NodeError::io(std::path::Path::new(&listen.to_string()), e))?;
-        let bound = endpoint.local_addr().map_err(|e| NodeError::io(std::path::Path::new("endpoint"), e))?;
+        let bound = endpoint
+            .local_addr()
+            .map_err(|e| NodeError::io(std::path::Path::new("endpoint"), e))?;
         // Advertise what init recorded; a port of 0 there means "whatever we bound".
         let mut advertise: Vec<String> = store
             .setting("advertise")?
@@ -83,9 +90,15 @@ impl Node {
         if advertise.is_empty() {
             advertise.push(local_api_addr(bound).to_string());
         }
-        let card = ContactCard::new(&identity, &name, advertise, unix_now(), DEFAULT_CARD_LIFETIME)
-            .map_err(|e| NodeError::Config(e.to_string()))?
-            .sign(&identity);
+        let card = ContactCard::new(
+            &identity,
+            &name,
+            advertise,
+            unix_now(),
+            DEFAULT_CARD_LIFETIME,
+        )
+        .map_err(|e| NodeError::Config(e.to_string()))?
+        .sign(&identity);
         let api_addr = local_api_addr(bound);
         let shared = Arc::new(Shared {
             identity,
@@ -102,7 +115,11 @@ impl Node {
         crate::data_dir::write_private(&dir.api_addr_file(), api_addr.to_string().as_bytes())?;
         let accept = tokio::spawn(accept_loop(shared.clone()));
         tracing::info!(node = %shared.identity.node_id().short(), %bound, "node listening");
-        Ok(Node { shared, accept, data_dir: dir.clone() })
+        Ok(Node {
+            shared,
+            accept,
+            data_dir: dir.clone(),
+        })
     }
 
     pub fn node_id(&self) -> NodeId {
@@ -120,12 +137,30 @@ impl Node {
         self.shared.api_addr
     }
 
-    /// Close every connection and stop. Committed data is already on disk.
+    /// Close every connection and stop. Committed data is already on disk. When this
+    /// returns the UDP port is free again (bounded wait), so a restart can bind it.
     pub async fn shutdown(self) {
-        self.accept.abort();
-        self.shared.endpoint.close(CLOSE_SHUTDOWN.into(), b"shutdown");
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.shared.endpoint.wait_idle()).await;
-        let _ = std::fs::remove_file(self.data_dir.api_addr_file());
+        let Node {
+            shared,
+            accept,
+            data_dir,
+        } = self;
+        accept.abort();
+        shared.endpoint.close(CLOSE_SHUTDOWN.into(), b"shutdown");
+        let _ = tokio::time::timeout(Duration::from_secs(2), shared.endpoint.wait_idle()).await;
+        let _ = accept.await;
+        // Connection tasks hold the shared state, and so the socket, until they see the close.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Arc::strong_count(&shared) > 1 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let addr = shared.peer_addr;
+        drop(shared);
+        // quinn's endpoint driver closes the socket on its next poll.
+        while std::net::UdpSocket::bind(addr).is_err() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let _ = std::fs::remove_file(data_dir.api_addr_file());
         tracing::info!("node stopped");
     }
 }

@@ -20,7 +20,12 @@ pub fn date(unix: u64) -> String {
 
 /// `YYYY-MM-DD HH:MM` (UTC).
 pub fn date_time(unix: u64) -> String {
-    format!("{} {:02}:{:02}", date(unix), (unix / 3600) % 24, (unix / 60) % 60)
+    format!(
+        "{} {:02}:{:02}",
+        date(unix),
+        (unix / 3600) % 24,
+        (unix / 60) % 60
+    )
 }
 
 /// "★★★★☆" for a rating.

@@ -82,8 +82,15 @@ fn answer(shared: &Shared, asker: NodeId, query: Query) -> PeerResponse {
             return PeerResponse::Refused(Refusal::Internal);
         }
     };
-    let (answer, disclosure) =
-        answer_query(&shared.identity, &endorsements, &policy, &asker, &contact.circle, &query, unix_now());
+    let (answer, disclosure) = answer_query(
+        &shared.identity,
+        &endorsements,
+        &policy,
+        &asker,
+        &contact.circle,
+        &query,
+        unix_now(),
+    );
     shared.audit(AuditEvent {
         event: "answered",
         peer: Some(asker),
@@ -94,7 +101,12 @@ fn answer(shared: &Shared, asker: NodeId, query: Query) -> PeerResponse {
     PeerResponse::Answer(answer)
 }
 
-fn redeem(shared: &Arc<Shared>, conn: &quinn::Connection, acceptor: NodeId, r: InviteRedemption) -> PeerResponse {
+fn redeem(
+    shared: &Arc<Shared>,
+    conn: &quinn::Connection,
+    acceptor: NodeId,
+    r: InviteRedemption,
+) -> PeerResponse {
     let now = unix_now();
     let invite = match shared.store.invite(&r.invite_id) {
         Ok(Some(i)) => i,
@@ -104,7 +116,13 @@ fn redeem(shared: &Arc<Shared>, conn: &quinn::Connection, acceptor: NodeId, r: I
             return PeerResponse::Refused(Refusal::Internal);
         }
     };
-    if !verify_redemption_proof(&invite.secret, &invite.id, &shared.identity.node_id(), &acceptor, &r.proof) {
+    if !verify_redemption_proof(
+        &invite.secret,
+        &invite.id,
+        &shared.identity.node_id(),
+        &acceptor,
+        &r.proof,
+    ) {
         return PeerResponse::Refused(Refusal::InviteInvalid);
     }
     if invite.used_at.is_some() {

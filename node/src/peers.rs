@@ -22,7 +22,8 @@ pub(crate) async fn connection_to(
     if let Some(c) = cached(shared, &peer) {
         return Ok(c);
     }
-    let cfg = transport::client_config(&shared.identity, peer, ALPN_PEER).map_err(|e| e.to_string())?;
+    let cfg =
+        transport::client_config(&shared.identity, peer, ALPN_PEER).map_err(|e| e.to_string())?;
     let mut last_err = String::from("no address");
     for addr in addresses {
         let resolved = match tokio::net::lookup_host(addr.as_str()).await {
@@ -33,7 +34,10 @@ pub(crate) async fn connection_to(
             }
         };
         for sa in resolved {
-            let connecting = match shared.endpoint.connect_with(cfg.clone(), sa, TLS_SERVER_NAME) {
+            let connecting = match shared
+                .endpoint
+                .connect_with(cfg.clone(), sa, TLS_SERVER_NAME)
+            {
                 Ok(c) => c,
                 Err(e) => {
                     last_err = format!("{sa}: {e}");
@@ -69,5 +73,9 @@ fn cached(shared: &Shared, peer: &NodeId) -> Option<quinn::Connection> {
 
 /// Keep `conn` for reuse with `peer`.
 pub(crate) fn remember(shared: &Shared, peer: NodeId, conn: quinn::Connection) {
-    shared.peers.lock().unwrap_or_else(|p| p.into_inner()).insert(peer, conn);
+    shared
+        .peers
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(peer, conn);
 }

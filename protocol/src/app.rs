@@ -18,17 +18,29 @@ pub enum AppRequest {
     /// 1: make an invite; the acceptor joins `circle` (default `friends`).
     CreateInvite { circle: Option<String> },
     /// 2: redeem someone's invite code; the inviter joins `circle`.
-    AcceptInvite { code: String, circle: Option<String> },
+    AcceptInvite {
+        code: String,
+        circle: Option<String>,
+    },
     /// 3
     ListContacts,
     /// 4: record or replace the endorsement of `item`.
-    Endorse { item: ItemKey, count: u32, rating: Option<u8>, note: Option<String> },
+    Endorse {
+        item: ItemKey,
+        count: u32,
+        rating: Option<u8>,
+        note: Option<String>,
+    },
     /// 5
     ListEndorsements,
     /// 6
     Unendorse { item: ItemKey },
     /// 7: add or replace the rule for (subject, items).
-    SetPolicy { subject: SubjectRef, items: ItemPattern, share: Share },
+    SetPolicy {
+        subject: SubjectRef,
+        items: ItemPattern,
+        share: Share,
+    },
     /// 8
     ListPolicy,
     /// 9: ask every contact about `item`, waiting at most `timeout_ms`.
@@ -142,7 +154,9 @@ impl NamedEndorsement {
     pub fn verify(&self) -> Result<EndorsementStatement, PeerMisbehaved> {
         let st = self.signed.verify_signature()?;
         if st.endorser != self.node || st.endorsement != self.endorsement {
-            return Err(PeerMisbehaved::Unexpected("named endorsement does not match its signature"));
+            return Err(PeerMisbehaved::Unexpected(
+                "named endorsement does not match its signature",
+            ));
         }
         Ok(st)
     }

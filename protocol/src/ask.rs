@@ -98,11 +98,24 @@ impl AskRound {
         let mut transmits = VecDeque::new();
         for c in contacts {
             if c != me && map.insert(c, ContactState::Waiting).is_none() {
-                transmits.push_back(Transmit { to: c, payload: payload.clone() });
+                transmits.push_back(Transmit {
+                    to: c,
+                    payload: payload.clone(),
+                });
             }
         }
-        let outcome = AskOutcome { asked: map.len() as u32, ..Default::default() };
-        Self { me, query, deadline: now + timeout, contacts: map, transmits, outcome }
+        let outcome = AskOutcome {
+            asked: map.len() as u32,
+            ..Default::default()
+        };
+        Self {
+            me,
+            query,
+            deadline: now + timeout,
+            contacts: map,
+            transmits,
+            outcome,
+        }
     }
 
     pub fn query(&self) -> &Query {
@@ -139,21 +152,26 @@ impl AskRound {
     }
 
     fn check_answer(&self, from: &NodeId, bytes: &[u8]) -> Result<Vec<Named>, ContactFailure> {
-        let answer = match decode_message::<PeerResponse>(bytes).map_err(ContactFailure::Misbehaved)? {
-            PeerResponse::Answer(a) => a,
-            PeerResponse::Refused(r) => return Err(ContactFailure::Refused(r)),
-            PeerResponse::Welcome(_) => {
-                return Err(ContactFailure::Misbehaved(
-                    crate::PeerMisbehaved::Unexpected("welcome in answer to a query").into(),
-                ))
-            }
-        };
+        let answer =
+            match decode_message::<PeerResponse>(bytes).map_err(ContactFailure::Misbehaved)? {
+                PeerResponse::Answer(a) => a,
+                PeerResponse::Refused(r) => return Err(ContactFailure::Refused(r)),
+                PeerResponse::Welcome(_) => {
+                    return Err(ContactFailure::Misbehaved(
+                        crate::PeerMisbehaved::Unexpected("welcome in answer to a query").into(),
+                    ))
+                }
+            };
         let bad = |e: crate::PeerMisbehaved| ContactFailure::Misbehaved(e.into());
         if answer.query_id != self.query.query_id {
-            return Err(bad(crate::PeerMisbehaved::Unexpected("answer to another query")));
+            return Err(bad(crate::PeerMisbehaved::Unexpected(
+                "answer to another query",
+            )));
         }
         if answer.named.len() > MAX_NAMED_PER_ANSWER {
-            return Err(bad(crate::PeerMisbehaved::Unexpected("too many endorsements")));
+            return Err(bad(crate::PeerMisbehaved::Unexpected(
+                "too many endorsements",
+            )));
         }
         // All or nothing: one forged endorsement discards the whole answer.
         answer
@@ -163,7 +181,11 @@ impl AskRound {
                 let statement = signed
                     .verify_for(from, &self.me, &self.query.query_id, &self.query.item)
                     .map_err(bad)?;
-                Ok(Named { from: *from, statement, signed })
+                Ok(Named {
+                    from: *from,
+                    statement,
+                    signed,
+                })
             })
             .collect()
     }
@@ -199,7 +221,10 @@ impl AskRound {
 
     /// Every contact answered or failed.
     pub fn is_done(&self) -> bool {
-        !self.contacts.values().any(|s| matches!(s, ContactState::Waiting))
+        !self
+            .contacts
+            .values()
+            .any(|s| matches!(s, ContactState::Waiting))
     }
 
     /// What was learned so far (complete once [`AskRound::is_done`]).

@@ -137,8 +137,12 @@ impl SignedCard {
         if card.version != CARD_VERSION {
             return Err(PeerMisbehaved::Malformed("unknown card version"));
         }
-        card.node_id
-            .verify(SigningLabel::ContactCard, &self.body, &self.signature, "contact card")?;
+        card.node_id.verify(
+            SigningLabel::ContactCard,
+            &self.body,
+            &self.signature,
+            "contact card",
+        )?;
         if validate_name(&card.name).ok().as_deref() != Some(card.name.as_str())
             || card.addresses.len() > MAX_ADDRESSES
             || card.addresses.iter().any(|a| validate_address(a).is_err())
@@ -148,7 +152,10 @@ impl SignedCard {
         if now >= card.expires_at {
             return Err(PeerMisbehaved::CardExpired);
         }
-        Ok(VerifiedCard { card, signed: self.clone() })
+        Ok(VerifiedCard {
+            card,
+            signed: self.clone(),
+        })
     }
 }
 
@@ -181,8 +188,14 @@ mod tests {
         assert!(signed.verify(1001).is_err());
         // A card claiming id's key but signed by someone else.
         let body = encode_value(&card(&id));
-        let forged = SignedCard { signature: other.sign(SigningLabel::ContactCard, &body), body };
-        assert_eq!(forged.verify(1001), Err(PeerMisbehaved::BadSignature("contact card")));
+        let forged = SignedCard {
+            signature: other.sign(SigningLabel::ContactCard, &body),
+            body,
+        };
+        assert_eq!(
+            forged.verify(1001),
+            Err(PeerMisbehaved::BadSignature("contact card"))
+        );
     }
 
     #[test]

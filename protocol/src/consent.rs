@@ -61,7 +61,9 @@ pub fn validate_circle(name: &str) -> Result<String, InvalidInput> {
     let n = name.trim().to_lowercase();
     if n.is_empty()
         || n.chars().count() > MAX_CIRCLE_CHARS
-        || !n.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+        || !n
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '-' || c == '_')
     {
         return Err(InvalidInput::Circle(MAX_CIRCLE_CHARS));
     }
@@ -117,7 +119,14 @@ impl ConsentPolicy {
             .map(|r| {
                 let subject_rank = matches!(r.subject, Subject::Contact(_)) as u8;
                 // Higher tuple wins; the share is inverted so the least revealing wins ties.
-                ((r.items.specificity(), subject_rank, core::cmp::Reverse(r.share)), r.share)
+                (
+                    (
+                        r.items.specificity(),
+                        subject_rank,
+                        core::cmp::Reverse(r.share),
+                    ),
+                    r.share,
+                )
             })
             .max_by_key(|(rank, _)| *rank)
             .map(|(_, share)| share)
@@ -130,7 +139,11 @@ mod tests {
     use super::*;
 
     fn rule(subject: Subject, items: &str, share: Share) -> PolicyRule {
-        PolicyRule { subject, items: ItemPattern::parse(items).unwrap(), share }
+        PolicyRule {
+            subject,
+            items: ItemPattern::parse(items).unwrap(),
+            share,
+        }
     }
 
     #[test]
@@ -147,14 +160,32 @@ mod tests {
             rule(friends(), "tag:vehicle/*", Share::Count),
         ]);
         let item = |s: &str| ItemKey::parse(s).unwrap();
-        assert_eq!(p.evaluate(&carol, "friends", &item("isbn:9780441013593")), Share::Name);
-        assert_eq!(p.evaluate(&carol, "friends", &item("tag:health/flu")), Share::None);
-        assert_eq!(p.evaluate(&bob, "friends", &item("tag:health/flu")), Share::Count);
-        assert_eq!(p.evaluate(&bob, "friends", &item("tag:health/dentist")), Share::Ask);
+        assert_eq!(
+            p.evaluate(&carol, "friends", &item("isbn:9780441013593")),
+            Share::Name
+        );
+        assert_eq!(
+            p.evaluate(&carol, "friends", &item("tag:health/flu")),
+            Share::None
+        );
+        assert_eq!(
+            p.evaluate(&bob, "friends", &item("tag:health/flu")),
+            Share::Count
+        );
+        assert_eq!(
+            p.evaluate(&bob, "friends", &item("tag:health/dentist")),
+            Share::Ask
+        );
         // Equal specificity: least revealing wins.
-        assert_eq!(p.evaluate(&carol, "friends", &item("tag:vehicle/subaru")), Share::Count);
+        assert_eq!(
+            p.evaluate(&carol, "friends", &item("tag:vehicle/subaru")),
+            Share::Count
+        );
         // Not in any circle with rules: the default.
-        assert_eq!(p.evaluate(&carol, "work", &item("tag:vehicle/subaru")), DEFAULT_SHARE);
+        assert_eq!(
+            p.evaluate(&carol, "work", &item("tag:vehicle/subaru")),
+            DEFAULT_SHARE
+        );
     }
 
     #[test]

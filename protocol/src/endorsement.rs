@@ -38,7 +38,13 @@ impl Endorsement {
         note: Option<String>,
         since: u64,
     ) -> Result<Self, InvalidInput> {
-        let e = Self { item, count, rating, note, since };
+        let e = Self {
+            item,
+            count,
+            rating,
+            note,
+            since,
+        };
         e.validate()?;
         Ok(e)
     }
@@ -89,7 +95,10 @@ impl EndorsementStatement {
         debug_assert_eq!(identity.node_id(), self.endorser);
         let statement = encode_value(self);
         let signature = identity.sign(SigningLabel::Endorsement, &statement);
-        SignedEndorsement { statement, signature }
+        SignedEndorsement {
+            statement,
+            signature,
+        }
     }
 }
 
@@ -99,10 +108,16 @@ impl SignedEndorsement {
     pub fn verify_signature(&self) -> Result<EndorsementStatement, PeerMisbehaved> {
         let st: EndorsementStatement = decode_exact(&self.statement)?;
         if st.version != STATEMENT_VERSION {
-            return Err(PeerMisbehaved::Malformed("unknown endorsement statement version"));
+            return Err(PeerMisbehaved::Malformed(
+                "unknown endorsement statement version",
+            ));
         }
-        st.endorser
-            .verify(SigningLabel::Endorsement, &self.statement, &self.signature, "endorsement")?;
+        st.endorser.verify(
+            SigningLabel::Endorsement,
+            &self.statement,
+            &self.signature,
+            "endorsement",
+        )?;
         st.endorsement
             .validate()
             .map_err(|_| PeerMisbehaved::Malformed("endorsement fields out of range"))?;
@@ -126,7 +141,9 @@ impl SignedEndorsement {
             return Err(PeerMisbehaved::Unexpected("endorsement for another query"));
         }
         if !st.endorsement.item.is_within(asked) {
-            return Err(PeerMisbehaved::Unexpected("endorsement for an item not asked about"));
+            return Err(PeerMisbehaved::Unexpected(
+                "endorsement for an item not asked about",
+            ));
         }
         Ok(st)
     }
@@ -162,11 +179,22 @@ mod tests {
             issued_at: 11,
         };
         let signed = st.sign(&me);
-        assert_eq!(signed.verify_for(&me.node_id(), &asker, &QueryId([7; 16]), &asked).unwrap(), st);
-        assert!(signed.verify_for(&me.node_id(), &asker, &QueryId([8; 16]), &asked).is_err());
-        assert!(signed.verify_for(&asker, &asker, &QueryId([7; 16]), &asked).is_err());
+        assert_eq!(
+            signed
+                .verify_for(&me.node_id(), &asker, &QueryId([7; 16]), &asked)
+                .unwrap(),
+            st
+        );
+        assert!(signed
+            .verify_for(&me.node_id(), &asker, &QueryId([8; 16]), &asked)
+            .is_err());
+        assert!(signed
+            .verify_for(&asker, &asker, &QueryId([7; 16]), &asked)
+            .is_err());
         let other = ItemKey::parse("tag:vehicle/subarus").unwrap();
-        assert!(signed.verify_for(&me.node_id(), &asker, &QueryId([7; 16]), &other).is_err());
+        assert!(signed
+            .verify_for(&me.node_id(), &asker, &QueryId([7; 16]), &other)
+            .is_err());
         let mut bad = signed.clone();
         bad.signature.0[3] ^= 0x10;
         assert!(bad.verify_signature().is_err());

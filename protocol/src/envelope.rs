@@ -42,7 +42,12 @@ pub struct SealedEnvelope {
 #[error("recipient sealing key is not a valid X25519 public key")]
 pub struct BadRecipientKey;
 
-fn derive(shared: &[u8; 32], label: &str, eph: &[u8; 32], recipient: &[u8; 32]) -> Zeroizing<[u8; 44]> {
+fn derive(
+    shared: &[u8; 32],
+    label: &str,
+    eph: &[u8; 32],
+    recipient: &[u8; 32],
+) -> Zeroizing<[u8; 44]> {
     assert!(label.len() <= MAX_LABEL_LEN, "envelope label too long");
     let hk = Hkdf::<Sha256>::new(Some(ENVELOPE_SALT), shared);
     let mut info = Vec::with_capacity(1 + label.len() + 64);
@@ -51,7 +56,8 @@ fn derive(shared: &[u8; 32], label: &str, eph: &[u8; 32], recipient: &[u8; 32]) 
     info.extend_from_slice(eph);
     info.extend_from_slice(recipient);
     let mut okm = Zeroizing::new([0u8; 44]);
-    hk.expand(&info, okm.as_mut()).expect("44 bytes is a valid HKDF-SHA256 length");
+    hk.expand(&info, okm.as_mut())
+        .expect("44 bytes is a valid HKDF-SHA256 length");
     okm
 }
 
@@ -74,9 +80,18 @@ pub fn seal(
     let okm = derive(shared.as_bytes(), label, &eph, &recipient.0);
     let cipher = ChaCha20Poly1305::new(Key::from_slice(&okm[..32]));
     let ciphertext = cipher
-        .encrypt(Nonce::from_slice(&okm[32..]), Payload { msg: plaintext, aad })
+        .encrypt(
+            Nonce::from_slice(&okm[32..]),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .expect("ChaCha20-Poly1305 encryption of an in-memory buffer");
-    Ok(SealedEnvelope { ephemeral: eph, ciphertext })
+    Ok(SealedEnvelope {
+        ephemeral: eph,
+        ciphertext,
+    })
 }
 
 /// Open an envelope addressed to `identity`. Any tampering, wrong label, wrong aad or wrong
@@ -94,7 +109,13 @@ pub fn open(
     let okm = derive(&shared, label, &envelope.ephemeral, &recipient.0);
     let cipher = ChaCha20Poly1305::new(Key::from_slice(&okm[..32]));
     cipher
-        .decrypt(Nonce::from_slice(&okm[32..]), Payload { msg: &envelope.ciphertext, aad })
+        .decrypt(
+            Nonce::from_slice(&okm[32..]),
+            Payload {
+                msg: &envelope.ciphertext,
+                aad,
+            },
+        )
         .map(Zeroizing::new)
         .map_err(|_| PeerMisbehaved::EnvelopeTampered)
 }
@@ -109,7 +130,14 @@ mod tests {
     fn round_trip_and_binding() {
         let bob = Identity::generate(&mut OsRng);
         let eve = Identity::generate(&mut OsRng);
-        let env = seal(&mut OsRng, &bob.sealing_public_key(), "share", b"q1", b"secret").unwrap();
+        let env = seal(
+            &mut OsRng,
+            &bob.sealing_public_key(),
+            "share",
+            b"q1",
+            b"secret",
+        )
+        .unwrap();
         assert_eq!(&open(&bob, "share", b"q1", &env).unwrap()[..], b"secret");
         assert!(open(&eve, "share", b"q1", &env).is_err());
         assert!(open(&bob, "other", b"q1", &env).is_err());

@@ -24,7 +24,10 @@ pub struct OversizeFrame {
 /// Frame `body`: header then body.
 pub fn encode_frame(body: &[u8], cap: u32) -> Result<Vec<u8>, OversizeFrame> {
     if body.len() > cap as usize {
-        return Err(OversizeFrame { len: body.len(), cap });
+        return Err(OversizeFrame {
+            len: body.len(),
+            cap,
+        });
     }
     let mut out = Vec::with_capacity(FRAME_HEADER_LEN + body.len());
     out.extend_from_slice(&(body.len() as u32).to_be_bytes());
@@ -36,7 +39,10 @@ pub fn encode_frame(body: &[u8], cap: u32) -> Result<Vec<u8>, OversizeFrame> {
 pub fn body_len(header: [u8; FRAME_HEADER_LEN], cap: u32) -> Result<usize, PeerMisbehaved> {
     let announced = u32::from_be_bytes(header);
     if announced > cap {
-        return Err(PeerMisbehaved::FrameTooLarge { announced: announced as u64, cap });
+        return Err(PeerMisbehaved::FrameTooLarge {
+            announced: announced as u64,
+            cap,
+        });
     }
     Ok(announced as usize)
 }
@@ -50,7 +56,10 @@ pub struct FrameDecoder {
 
 impl FrameDecoder {
     pub fn new(cap: u32) -> Self {
-        Self { cap, buf: Vec::new() }
+        Self {
+            cap,
+            buf: Vec::new(),
+        }
     }
 
     /// Append received bytes. Buffered data never exceeds one header plus one capped body
@@ -93,7 +102,10 @@ mod tests {
     fn oversize_rejected_before_body() {
         let mut d = FrameDecoder::new(16);
         d.feed(&[0xff, 0xff, 0xff, 0xff]);
-        assert!(matches!(d.next_frame(), Err(PeerMisbehaved::FrameTooLarge { .. })));
+        assert!(matches!(
+            d.next_frame(),
+            Err(PeerMisbehaved::FrameTooLarge { .. })
+        ));
         assert!(encode_frame(&[0; 17], 16).is_err());
         assert_eq!(encode_frame(&[9; 2], 16).unwrap(), [0, 0, 0, 2, 9, 9]);
     }

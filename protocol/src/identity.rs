@@ -107,7 +107,10 @@ impl<'de> Deserialize<'de> for Signature {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("64 signature bytes")
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Signature, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Signature, A::Error> {
                 let mut out = [0u8; 64];
                 for (i, slot) in out.iter_mut().enumerate() {
                     *slot = a
@@ -184,7 +187,11 @@ impl Identity {
         id.copy_from_slice(kp.public_key().as_ref());
         let secret = x25519_dalek::StaticSecret::from(x25519_secret);
         let sealing = SealingPublicKey(x25519_dalek::PublicKey::from(&secret).to_bytes());
-        Self { ed25519_seed, x25519_secret, public: (NodeId(id), sealing) }
+        Self {
+            ed25519_seed,
+            x25519_secret,
+            public: (NodeId(id), sealing),
+        }
     }
 
     /// Rebuild from the 64 secret bytes (seed || X25519 secret), as stored in a key file.
@@ -266,8 +273,9 @@ impl fmt::Debug for Identity {
 
 /// The DER SubjectPublicKeyInfo prefix of an Ed25519 key (RFC 8410 §4); the raw public key
 /// carried in TLS (RFC 7250) is this prefix followed by the 32 key bytes (spec §4.2).
-pub const ED25519_SPKI_PREFIX: [u8; 12] =
-    [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
+pub const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
 
 impl NodeId {
     /// The RFC 7250 SubjectPublicKeyInfo DER for this key.
@@ -325,9 +333,17 @@ mod tests {
     fn sign_verify_and_label_separation() {
         let id = Identity::generate(&mut OsRng);
         let sig = id.sign(SigningLabel::ContactCard, b"hello");
-        id.node_id().verify(SigningLabel::ContactCard, b"hello", &sig, "t").unwrap();
-        assert!(id.node_id().verify(SigningLabel::Endorsement, b"hello", &sig, "t").is_err());
-        assert!(id.node_id().verify(SigningLabel::ContactCard, b"hellO", &sig, "t").is_err());
+        id.node_id()
+            .verify(SigningLabel::ContactCard, b"hello", &sig, "t")
+            .unwrap();
+        assert!(id
+            .node_id()
+            .verify(SigningLabel::Endorsement, b"hello", &sig, "t")
+            .is_err());
+        assert!(id
+            .node_id()
+            .verify(SigningLabel::ContactCard, b"hellO", &sig, "t")
+            .is_err());
     }
 
     #[test]

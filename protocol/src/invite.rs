@@ -74,7 +74,12 @@ pub struct CheckedInvite {
 
 impl Invite {
     /// A new invite carrying `card`, valid until `now + lifetime`.
-    pub fn generate(rng: &mut impl CryptoRngCore, card: SignedCard, now: u64, lifetime: u64) -> Self {
+    pub fn generate(
+        rng: &mut impl CryptoRngCore,
+        card: SignedCard,
+        now: u64,
+        lifetime: u64,
+    ) -> Self {
         let mut id = [0u8; 16];
         let mut secret = [0u8; 32];
         rng.fill_bytes(&mut id);
@@ -95,14 +100,17 @@ impl Invite {
 
     /// Read a code typed or pasted by a person, check the inviter's signature and the expiry.
     pub fn from_code(code: &str, now: u64) -> Result<CheckedInvite, InviteError> {
-        let payload = text_code::decode(INVITE_PREFIX, code, MAX_INVITE_CODE_CHARS).map_err(|e| {
-            InviteError::Malformed(match e {
-                TextCodeError::Prefix => "it does not start with KITH1",
-                TextCodeError::Alphabet => "it contains characters that are not in a kith code",
-                TextCodeError::Checksum => "checksum mismatch (a character was mistyped or lost)",
-                TextCodeError::TooLong => "too long",
-            })
-        })?;
+        let payload =
+            text_code::decode(INVITE_PREFIX, code, MAX_INVITE_CODE_CHARS).map_err(|e| {
+                InviteError::Malformed(match e {
+                    TextCodeError::Prefix => "it does not start with KITH1",
+                    TextCodeError::Alphabet => "it contains characters that are not in a kith code",
+                    TextCodeError::Checksum => {
+                        "checksum mismatch (a character was mistyped or lost)"
+                    }
+                    TextCodeError::TooLong => "too long",
+                })
+            })?;
         match payload.first() {
             None => return Err(InviteError::Malformed("empty")),
             Some(&v) if v != INVITE_VERSION => return Err(InviteError::UnsupportedVersion(v)),
@@ -112,12 +120,13 @@ impl Invite {
             decode_exact(&payload).map_err(|_| InviteError::Malformed("unreadable contents"))?;
         // Signature first (a forged code is not "expired"), using the invite expiry as the
         // time so that an invite outliving its card is reported as a bad card.
-        let inviter = invite.card.verify(now.min(invite.expires_at.saturating_sub(1))).map_err(
-            |e| match e {
+        let inviter = invite
+            .card
+            .verify(now.min(invite.expires_at.saturating_sub(1)))
+            .map_err(|e| match e {
                 crate::PeerMisbehaved::CardExpired => InviteError::Expired,
                 _ => InviteError::BadSignature,
-            },
-        )?;
+            })?;
         if now >= invite.expires_at {
             return Err(InviteError::Expired);
         }
@@ -159,7 +168,9 @@ pub fn verify_redemption_proof(
     proof: &[u8; 32],
 ) -> bool {
     use subtle::ConstantTimeEq;
-    redemption_proof(secret, id, inviter, acceptor).ct_eq(proof).into()
+    redemption_proof(secret, id, inviter, acceptor)
+        .ct_eq(proof)
+        .into()
 }
 
 #[cfg(test)]
@@ -204,16 +215,25 @@ mod tests {
             Invite::from_code(&code, 1000 + DEFAULT_INVITE_LIFETIME).unwrap_err(),
             InviteError::Expired
         );
-        assert!(matches!(Invite::from_code("hello", 0), Err(InviteError::Malformed(_))));
+        assert!(matches!(
+            Invite::from_code("hello", 0),
+            Err(InviteError::Malformed(_))
+        ));
         let mut typo: Vec<char> = code.chars().collect();
         typo[20] = if typo[20] == 'Q' { 'R' } else { 'Q' };
         let typo: String = typo.into_iter().collect();
-        assert!(matches!(Invite::from_code(&typo, 1001), Err(InviteError::Malformed(_))));
+        assert!(matches!(
+            Invite::from_code(&typo, 1001),
+            Err(InviteError::Malformed(_))
+        ));
         // A version-2 payload with a valid checksum.
         let mut payload = encode_value(&inv);
         payload[0] = 2;
         let future = text_code::encode(INVITE_PREFIX, &payload);
-        assert_eq!(Invite::from_code(&future, 1001).unwrap_err(), InviteError::UnsupportedVersion(2));
+        assert_eq!(
+            Invite::from_code(&future, 1001).unwrap_err(),
+            InviteError::UnsupportedVersion(2)
+        );
         // A forged card with a valid checksum.
         let mut forged = inv.clone();
         forged.card.signature.0[0] ^= 1;
@@ -229,8 +249,20 @@ mod tests {
         let a = Identity::generate(&mut OsRng).node_id();
         let b = Identity::generate(&mut OsRng).node_id();
         let p = inv.redemption_proof(&id.node_id(), &a);
-        assert!(verify_redemption_proof(&inv.secret, &inv.id, &id.node_id(), &a, &p));
-        assert!(!verify_redemption_proof(&inv.secret, &inv.id, &id.node_id(), &b, &p));
+        assert!(verify_redemption_proof(
+            &inv.secret,
+            &inv.id,
+            &id.node_id(),
+            &a,
+            &p
+        ));
+        assert!(!verify_redemption_proof(
+            &inv.secret,
+            &inv.id,
+            &id.node_id(),
+            &b,
+            &p
+        ));
         assert!(format!("{inv:?}").contains("redacted"));
     }
 }

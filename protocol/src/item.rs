@@ -68,7 +68,10 @@ impl ItemKey {
         if text.len() > MAX_ITEM_KEY_LEN * 4 {
             return Err(ItemError::TooLong(MAX_ITEM_KEY_LEN));
         }
-        let (scheme, value) = text.trim().split_once(':').ok_or(ItemError::MissingScheme)?;
+        let (scheme, value) = text
+            .trim()
+            .split_once(':')
+            .ok_or(ItemError::MissingScheme)?;
         let scheme = Scheme::parse(scheme)?;
         let value = match scheme {
             Scheme::Isbn => normalise_isbn(value)?,
@@ -128,7 +131,9 @@ impl TryFrom<String> for ItemKey {
     fn try_from(s: String) -> Result<Self, ItemError> {
         let key = ItemKey::parse(&s)?;
         if key.to_string() != s {
-            return Err(ItemError::BadPattern("item key on the wire must be in normal form"));
+            return Err(ItemError::BadPattern(
+                "item key on the wire must be in normal form",
+            ));
         }
         Ok(key)
     }
@@ -164,7 +169,14 @@ fn normalise_isbn(value: &str) -> Result<String, ItemError> {
             let sum: u32 = d
                 .chars()
                 .enumerate()
-                .map(|(i, c)| (10 - i as u32) * if c == 'X' { 10 } else { c.to_digit(10).unwrap() })
+                .map(|(i, c)| {
+                    (10 - i as u32)
+                        * if c == 'X' {
+                            10
+                        } else {
+                            c.to_digit(10).unwrap()
+                        }
+                })
                 .sum();
             if sum % 11 != 0 {
                 return Err(ItemError::BadIsbn("ISBN-10 check digit does not match"));
@@ -235,8 +247,13 @@ fn normalise_tag(value: &str) -> Result<String, ItemError> {
         if seg == "*" || seg.contains('*') {
             return Err(ItemError::BadTag("'*' is for patterns, not item keys"));
         }
-        if !seg.chars().all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '+')) {
-            return Err(ItemError::BadTag("segments use letters, digits, '-', '_', '.', '+'"));
+        if !seg
+            .chars()
+            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '+'))
+        {
+            return Err(ItemError::BadTag(
+                "segments use letters, digits, '-', '_', '.', '+'",
+            ));
         }
         segments.push(seg);
     }
@@ -278,7 +295,9 @@ impl ItemPattern {
             return Ok(ItemPattern::Scheme(Scheme::parse(scheme)?));
         }
         if t.contains('*') {
-            return Err(ItemError::BadPattern("'*' only as '*', 'scheme:*' or 'tag:path/*'"));
+            return Err(ItemError::BadPattern(
+                "'*' only as '*', 'scheme:*' or 'tag:path/*'",
+            ));
         }
         Ok(ItemPattern::Exact(ItemKey::parse(t)?))
     }
@@ -333,7 +352,9 @@ impl TryFrom<String> for ItemPattern {
     fn try_from(s: String) -> Result<Self, ItemError> {
         let p = ItemPattern::parse(&s)?;
         if p.to_string() != s {
-            return Err(ItemError::BadPattern("pattern on the wire must be in normal form"));
+            return Err(ItemError::BadPattern(
+                "pattern on the wire must be in normal form",
+            ));
         }
         Ok(p)
     }
@@ -351,10 +372,19 @@ mod tests {
     #[test]
     fn isbn_normalisation() {
         assert_eq!(k("isbn:0-441-01359-7").to_string(), "isbn:9780441013593");
-        assert_eq!(k(" ISBN : 978-0-441-01359-3 ").to_string(), "isbn:9780441013593");
+        assert_eq!(
+            k(" ISBN : 978-0-441-01359-3 ").to_string(),
+            "isbn:9780441013593"
+        );
         assert_eq!(k("isbn:0-8044-2957-X").to_string(), "isbn:9780804429573");
-        assert!(matches!(ItemKey::parse("isbn:0-441-01359-8"), Err(ItemError::BadIsbn(_))));
-        assert!(matches!(ItemKey::parse("isbn:12345"), Err(ItemError::BadIsbn(_))));
+        assert!(matches!(
+            ItemKey::parse("isbn:0-441-01359-8"),
+            Err(ItemError::BadIsbn(_))
+        ));
+        assert!(matches!(
+            ItemKey::parse("isbn:12345"),
+            Err(ItemError::BadIsbn(_))
+        ));
     }
 
     #[test]
@@ -364,7 +394,10 @@ mod tests {
         assert!(ItemKey::parse("gtin:036000291453").is_err());
         assert_eq!(k("wikidata:q042").to_string(), "wikidata:Q42");
         assert!(ItemKey::parse("wikidata:42").is_err());
-        assert_eq!(k("TAG: Vehicle / Subaru  Outback").to_string(), "tag:vehicle/subaru-outback");
+        assert_eq!(
+            k("TAG: Vehicle / Subaru  Outback").to_string(),
+            "tag:vehicle/subaru-outback"
+        );
         assert!(ItemKey::parse("tag:a//b").is_err());
         assert!(ItemKey::parse("tag:").is_err());
         assert!(ItemKey::parse("car:subaru").is_err());
@@ -387,11 +420,15 @@ mod tests {
         assert!(p.matches(&k("tag:vehicle/subaru/outback")));
         assert!(p.matches(&k("tag:vehicle")));
         assert!(!p.matches(&k("tag:vehicles")));
-        assert!(ItemPattern::parse("isbn:*").unwrap().matches(&k("isbn:9780441013593")));
+        assert!(ItemPattern::parse("isbn:*")
+            .unwrap()
+            .matches(&k("isbn:9780441013593")));
         assert!(ItemPattern::parse("*").unwrap().matches(&k("wikidata:Q1")));
         assert!(ItemPattern::parse("isbn:978*").is_err());
         assert!(ItemPattern::parse("isbn:9780441013593/*").is_err());
-        assert!(ItemPattern::Any.specificity() < ItemPattern::parse("tag:*").unwrap().specificity());
+        assert!(
+            ItemPattern::Any.specificity() < ItemPattern::parse("tag:*").unwrap().specificity()
+        );
         assert!(
             ItemPattern::parse("tag:a/*").unwrap().specificity()
                 < ItemPattern::parse("tag:a/b/*").unwrap().specificity()

@@ -49,8 +49,10 @@ pub fn answer_query(
 ) -> (Answer, Disclosure) {
     let mut disclosure = Disclosure::default();
     let mut named = Vec::new();
-    let mut matching: Vec<&Endorsement> =
-        endorsements.iter().filter(|e| e.item.is_within(&query.item)).collect();
+    let mut matching: Vec<&Endorsement> = endorsements
+        .iter()
+        .filter(|e| e.item.is_within(&query.item))
+        .collect();
     matching.sort_by(|a, b| a.item.cmp(&b.item));
     for e in matching {
         match policy.evaluate(asker, circle, &e.item) {
@@ -69,5 +71,11 @@ pub fn answer_query(
             share => disclosure.withheld.push((e.item.clone(), share)),
         }
     }
-    (Answer { query_id: query.query_id, named }, disclosure)
+    (
+        Answer {
+            query_id: query.query_id,
+            named,
+        },
+        disclosure,
+    )
 }

@@ -58,7 +58,10 @@ pub fn decode(prefix: &str, text: &str, max_chars: usize) -> Result<Vec<u8>, Tex
     let mut acc: u32 = 0;
     let mut bits = 0;
     for c in body.bytes() {
-        let v = ALPHABET.iter().position(|&a| a == c).ok_or(TextCodeError::Alphabet)? as u32;
+        let v = ALPHABET
+            .iter()
+            .position(|&a| a == c)
+            .ok_or(TextCodeError::Alphabet)? as u32;
         acc = (acc << 5) | v;
         bits += 5;
         if bits >= 8 {
@@ -112,6 +115,9 @@ mod tests {
             Err(TextCodeError::Checksum | TextCodeError::Alphabet)
         ));
         assert_eq!(decode("KITH1", "NOPE", 1000), Err(TextCodeError::Prefix));
-        assert_eq!(decode("KITH1", "KITH1!!", 1000), Err(TextCodeError::Alphabet));
+        assert_eq!(
+            decode("KITH1", "KITH1!!", 1000),
+            Err(TextCodeError::Alphabet)
+        );
     }
 }

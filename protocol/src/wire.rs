@@ -57,7 +57,10 @@ mod tests {
     fn version_prefix() {
         let bytes = encode_message(&(5u8, "hi".to_string()));
         assert_eq!(bytes, [1, 5, 2, b'h', b'i']);
-        assert_eq!(decode_message::<(u8, String)>(&bytes).unwrap(), (5, "hi".into()));
+        assert_eq!(
+            decode_message::<(u8, String)>(&bytes).unwrap(),
+            (5, "hi".into())
+        );
         let mut v2 = bytes.clone();
         v2[0] = 2;
         assert_eq!(

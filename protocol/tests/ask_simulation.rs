@@ -72,7 +72,12 @@ fn run(seed: u64) {
     let asker = Identity::generate(&mut rng);
     let n = 1 + (rng.next_u32() % 40) as usize;
     let asked = item("tag:vehicle/subaru");
-    let catalogue = ["tag:vehicle/subaru/outback", "tag:vehicle/subaru", "tag:vehicle/subarus", "tag:book/dune"];
+    let catalogue = [
+        "tag:vehicle/subaru/outback",
+        "tag:vehicle/subaru",
+        "tag:vehicle/subarus",
+        "tag:book/dune",
+    ];
     let shares = [Share::None, Share::Count, Share::Ask, Share::Name];
     let faults = |r: &mut SimRng| match r.next_u32() % 10 {
         0 => Fault::Delay(Duration::from_millis(r.next_u64() % 10_000)),
@@ -99,24 +104,53 @@ fn run(seed: u64) {
                 items: ItemPattern::parse("tag:vehicle/*").unwrap(),
                 share,
             }]);
-            Contact { identity, endorsements, policy, fault: faults(&mut rng) }
+            Contact {
+                identity,
+                endorsements,
+                policy,
+                fault: faults(&mut rng),
+            }
         })
         .collect();
-    let by_id: BTreeMap<NodeId, &Contact> = contacts.iter().map(|c| (c.identity.node_id(), c)).collect();
+    let by_id: BTreeMap<NodeId, &Contact> =
+        contacts.iter().map(|c| (c.identity.node_id(), c)).collect();
 
-    let mut round = AskRound::new(asker.node_id(), QueryId([9; 16]), asked.clone(), by_id.keys().copied(), start, timeout);
+    let mut round = AskRound::new(
+        asker.node_id(),
+        QueryId([9; 16]),
+        asked.clone(),
+        by_id.keys().copied(),
+        start,
+        timeout,
+    );
     // Deliver each transmit according to the fault schedule, in virtual time order.
     let mut arrivals: Vec<(Instant, NodeId, Vec<u8>)> = Vec::new();
     let mut expected_named = 0usize;
     let mut expected_answered = 0u32;
     while let Some(t) = round.poll_transmit() {
         let c = by_id[&t.to];
-        let Ok(PeerRequest::Ask(q)) = decode_message::<PeerRequest>(&t.payload) else { panic!("bad request") };
-        let (answer, disclosure) = answer_query(&c.identity, &c.endorsements, &c.policy, &asker.node_id(), "friends", &q, 100);
+        let Ok(PeerRequest::Ask(q)) = decode_message::<PeerRequest>(&t.payload) else {
+            panic!("bad request")
+        };
+        let (answer, disclosure) = answer_query(
+            &c.identity,
+            &c.endorsements,
+            &c.policy,
+            &asker.node_id(),
+            "friends",
+            &q,
+            100,
+        );
         // The same bytes whatever the reason for naming nothing.
         if disclosure.named.is_empty() {
-            let empty = Answer { query_id: q.query_id, named: vec![] };
-            assert_eq!(encode_message(&PeerResponse::Answer(answer.clone())), encode_message(&PeerResponse::Answer(empty)));
+            let empty = Answer {
+                query_id: q.query_id,
+                named: vec![],
+            };
+            assert_eq!(
+                encode_message(&PeerResponse::Answer(answer.clone())),
+                encode_message(&PeerResponse::Answer(empty))
+            );
         }
         let honest = encode_message(&PeerResponse::Answer(answer.clone()));
         let rtt = Duration::from_millis(10);
@@ -137,7 +171,9 @@ fn run(seed: u64) {
                 }
             }
             Fault::Silent => {}
-            Fault::Unreachable => round.handle_failure(t.to, ContactFailure::Unreachable("sim".into())),
+            Fault::Unreachable => {
+                round.handle_failure(t.to, ContactFailure::Unreachable("sim".into()))
+            }
             Fault::Corrupt => {
                 let mut bad = honest;
                 let i = (rng.next_u32() as usize) % bad.len();
@@ -148,8 +184,20 @@ fn run(seed: u64) {
             }
             Fault::WrongAudience => {
                 let other = Identity::generate(&mut rng).node_id();
-                let (lie, d) = answer_query(&c.identity, &c.endorsements, &c.policy, &other, "friends", &q, 100);
-                arrivals.push((start + rtt, t.to, encode_message(&PeerResponse::Answer(lie))));
+                let (lie, d) = answer_query(
+                    &c.identity,
+                    &c.endorsements,
+                    &c.policy,
+                    &other,
+                    "friends",
+                    &q,
+                    100,
+                );
+                arrivals.push((
+                    start + rtt,
+                    t.to,
+                    encode_message(&PeerResponse::Answer(lie)),
+                ));
                 if d.named.is_empty() {
                     expected_answered += 1; // an empty lie is indistinguishable from the truth
                 }
@@ -171,19 +219,43 @@ fn run(seed: u64) {
     assert!(round.is_done(), "seed {seed}");
     let out = round.into_outcome();
     assert_eq!(out.asked as usize, n);
-    assert_eq!(out.answered as usize + out.failures.len(), n, "seed {seed}: every contact settled once");
+    assert_eq!(
+        out.answered as usize + out.failures.len(),
+        n,
+        "seed {seed}: every contact settled once"
+    );
     // Corrupted answers may still decode (a flip inside a name's note, say, breaks the
     // signature; a flip in padding-free postcard rarely survives), so count them apart.
-    let corrupt = contacts.iter().filter(|c| c.fault == Fault::Corrupt).count() as u32;
-    assert!(out.answered >= expected_answered && out.answered <= expected_answered + corrupt, "seed {seed}");
+    let corrupt = contacts
+        .iter()
+        .filter(|c| c.fault == Fault::Corrupt)
+        .count() as u32;
+    assert!(
+        out.answered >= expected_answered && out.answered <= expected_answered + corrupt,
+        "seed {seed}"
+    );
     for named in &out.named {
         assert_eq!(named.statement.audience, asker.node_id());
         assert!(named.statement.endorsement.item.is_within(&asked));
         let c = by_id[&named.from];
-        assert_eq!(c.policy.evaluate(&asker.node_id(), "friends", &named.statement.endorsement.item), Share::Name);
-        assert!(c.endorsements.contains(&named.statement.endorsement), "seed {seed}: invented endorsement");
+        assert_eq!(
+            c.policy.evaluate(
+                &asker.node_id(),
+                "friends",
+                &named.statement.endorsement.item
+            ),
+            Share::Name
+        );
+        assert!(
+            c.endorsements.contains(&named.statement.endorsement),
+            "seed {seed}: invented endorsement"
+        );
     }
-    let honest_named = out.named.iter().filter(|n| by_id[&n.from].fault != Fault::Corrupt).count();
+    let honest_named = out
+        .named
+        .iter()
+        .filter(|n| by_id[&n.from].fault != Fault::Corrupt)
+        .count();
     assert_eq!(honest_named, expected_named, "seed {seed}");
 }
 

@@ -1,1 +1,141 @@
-pub fn x(){}
+//! Test harness: real kith nodes in temporary directories on 127.0.0.1, driven through
+//! kith-client exactly as apps drive them.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use kith_client::transport::{self, ExchangeError};
+use kith_client::Client;
+use kith_node::{DataDir, Node};
+use kith_protocol::app::SubjectRef;
+use kith_protocol::frame::MAX_PEER_FRAME;
+use kith_protocol::{Identity, ItemKey, ItemPattern, NodeId, Share, ALPN_PEER, TLS_SERVER_NAME};
+
+/// A node, its owner client, and its temporary data directory.
+pub struct TestNode {
+    pub node: Option<Node>,
+    pub client: Client,
+    pub dir: DataDir,
+    pub name: String,
+    _tmp: tempfile::TempDir,
+}
+
+impl TestNode {
+    /// Initialise and start a node named `name` on an ephemeral loopback port.
+    pub async fn start(name: &str) -> TestNode {
+        let tmp = tempfile::Builder::new()
+            .prefix("kith-test-")
+            .tempdir()
+            .expect("tempdir");
+        let dir = DataDir::new(tmp.path().join("node"));
+        kith_node::init(&dir, name, "127.0.0.1:0".parse().unwrap(), vec![]).expect("init");
+        let node = Node::start(&dir, None).await.expect("start");
+        let client = Client::connect_with(&dir.load_owner_credential().unwrap())
+            .await
+            .expect("connect");
+        TestNode {
+            node: Some(node),
+            client,
+            dir,
+            name: name.into(),
+            _tmp: tmp,
+        }
+    }
+
+    pub fn node(&self) -> &Node {
+        self.node.as_ref().expect("node running")
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.node().node_id()
+    }
+
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.node().peer_addr()
+    }
+
+    /// The node's secret identity, read from its key file (to impersonate it in tests).
+    pub fn identity(&self) -> Identity {
+        self.dir.load_identity().expect("identity")
+    }
+
+    /// Stop the node (the data directory stays).
+    pub async fn stop(&mut self) {
+        if let Some(n) = self.node.take() {
+            n.shutdown().await;
+        }
+    }
+
+    /// Start the node again from its data directory, on `listen`.
+    pub async fn restart(&mut self, listen: SocketAddr) {
+        self.stop().await;
+        self.node = Some(Node::start(&self.dir, Some(listen)).await.expect("restart"));
+        self.client = Client::connect_with(&self.dir.load_owner_credential().unwrap())
+            .await
+            .expect("reconnect");
+    }
+
+    /// Record an endorsement.
+    pub async fn endorse(&self, item: &str, count: u32, rating: Option<u8>, note: Option<&str>) {
+        self.client
+            .endorse(
+                ItemKey::parse(item).unwrap(),
+                count,
+                rating,
+                note.map(String::from),
+            )
+            .await
+            .expect("endorse");
+    }
+
+    /// Set a rule for the `friends` circle.
+    pub async fn share_with_friends(&self, items: &str, share: Share) {
+        self.client
+            .set_policy(
+                SubjectRef::Circle("friends".into()),
+                ItemPattern::parse(items).unwrap(),
+                share,
+            )
+            .await
+            .expect("policy");
+    }
+}
+
+/// `inviter` invites `acceptor`, who accepts.
+pub async fn link(inviter: &TestNode, acceptor: &TestNode) {
+    let invite = inviter.client.create_invite(None).await.expect("invite");
+    acceptor
+        .client
+        .accept_invite(invite.code, None)
+        .await
+        .expect("accept");
+}
+
+/// A raw peer connection to `target` authenticated as `as_identity`.
+pub async fn raw_peer(
+    target: &TestNode,
+    as_identity: &Identity,
+) -> (quinn::Endpoint, quinn::Connection) {
+    let endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    let cfg = transport::client_config(as_identity, target.id(), ALPN_PEER).unwrap();
+    let conn = endpoint
+        .connect_with(cfg, target.peer_addr(), TLS_SERVER_NAME)
+        .unwrap()
+        .await
+        .expect("handshake");
+    (endpoint, conn)
+}
+
+/// Send raw bytes (already framed) on a new stream and read one framed response.
+pub async fn send_raw(conn: &quinn::Connection, bytes: &[u8]) -> Result<Vec<u8>, ExchangeError> {
+    let (mut send, mut recv) = conn.open_bi().await?;
+    let _ = send.write_all(bytes).await;
+    let _ = send.finish();
+    let r = tokio::time::timeout(
+        Duration::from_secs(5),
+        transport::read_frame(&mut recv, MAX_PEER_FRAME),
+    )
+    .await
+    .expect("response within 5 s")?;
+    Ok(r)
+}

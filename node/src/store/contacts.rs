@@ -16,17 +16,29 @@ pub struct StoredContact {
 }
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<(Vec<u8>, String, String, Vec<u8>, Vec<u8>, i64)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
 }
 
 fn build(row: (Vec<u8>, String, String, Vec<u8>, Vec<u8>, i64)) -> Result<StoredContact> {
     let (id, name, circle, body, sig, added_at) = row;
-    let sig: [u8; 64] = sig.try_into().map_err(|_| StoreError::Corrupt("signature length".into()))?;
+    let sig: [u8; 64] = sig
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("signature length".into()))?;
     Ok(StoredContact {
         node_id: NodeId(blob32(id)?),
         name,
         circle,
-        card: SignedCard { body, signature: Signature(sig) },
+        card: SignedCard {
+            body,
+            signature: Signature(sig),
+        },
         added_at: added_at as u64,
     })
 }
@@ -43,20 +55,30 @@ impl Store {
     pub fn contact(&self, id: &NodeId) -> Result<Option<StoredContact>> {
         let conn = self.conn();
         let row = conn
-            .query_row(&format!("SELECT {COLUMNS} FROM contacts WHERE node_id = ?1"), params![&id.0[..]], from_row)
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM contacts WHERE node_id = ?1"),
+                params![&id.0[..]],
+                from_row,
+            )
             .optional()?;
         row.map(build).transpose()
     }
 
     pub fn contacts(&self) -> Result<Vec<StoredContact>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM contacts ORDER BY name, node_id"))?;
-        let rows = stmt.query_map([], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM contacts ORDER BY name, node_id"
+        ))?;
+        let rows = stmt
+            .query_map([], from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter().map(build).collect()
     }
 
     pub fn contact_count(&self) -> Result<u32> {
-        Ok(self.conn().query_row("SELECT count(*) FROM contacts", [], |r| r.get(0))?)
+        Ok(self
+            .conn()
+            .query_row("SELECT count(*) FROM contacts", [], |r| r.get(0))?)
     }
 }
 
@@ -67,7 +89,14 @@ pub(super) fn upsert(conn: &rusqlite::Connection, c: &StoredContact) -> Result<(
          ON CONFLICT (node_id) DO UPDATE SET
             name = excluded.name, circle = excluded.circle,
             card = excluded.card, signature = excluded.signature",
-        params![&c.node_id.0[..], c.name, c.circle, c.card.body, &c.card.signature.0[..], c.added_at as i64],
+        params![
+            &c.node_id.0[..],
+            c.name,
+            c.circle,
+            c.card.body,
+            &c.card.signature.0[..],
+            c.added_at as i64
+        ],
     )?;
     Ok(())
 }

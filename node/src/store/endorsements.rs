@@ -19,21 +19,38 @@ impl Store {
 
     /// Remove the endorsement of `item`; whether one existed.
     pub fn remove_endorsement(&self, item: &ItemKey) -> Result<bool> {
-        Ok(self.conn().execute("DELETE FROM endorsements WHERE item = ?1", params![item.to_string()])? > 0)
+        Ok(self.conn().execute(
+            "DELETE FROM endorsements WHERE item = ?1",
+            params![item.to_string()],
+        )? > 0)
     }
 
     pub fn endorsements(&self) -> Result<Vec<Endorsement>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare("SELECT item, count, rating, note, since FROM endorsements ORDER BY item")?;
+        let mut stmt = conn
+            .prepare("SELECT item, count, rating, note, since FROM endorsements ORDER BY item")?;
         let rows = stmt
             .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?, r.get::<_, Option<u8>>(2)?, r.get(3)?, r.get::<_, i64>(4)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, u32>(1)?,
+                    r.get::<_, Option<u8>>(2)?,
+                    r.get(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter()
             .map(|(item, count, rating, note, since)| {
-                let item = ItemKey::parse(&item).map_err(|e| StoreError::Corrupt(format!("item {item:?}: {e}")))?;
-                Ok(Endorsement { item, count, rating, note, since: since as u64 })
+                let item = ItemKey::parse(&item)
+                    .map_err(|e| StoreError::Corrupt(format!("item {item:?}: {e}")))?;
+                Ok(Endorsement {
+                    item,
+                    count,
+                    rating,
+                    note,
+                    since: since as u64,
+                })
             })
             .collect()
     }

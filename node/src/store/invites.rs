@@ -39,11 +39,21 @@ impl Store {
             .query_row(
                 "SELECT secret, circle, created_at, expires_at, used_at FROM invites WHERE id = ?1",
                 params![&id.0[..]],
-                |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, Option<i64>>(4)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, Vec<u8>>(0)?,
+                        r.get(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, Option<i64>>(4)?,
+                    ))
+                },
             )
             .optional()?;
         row.map(|(secret, circle, created_at, expires_at, used_at)| {
-            let secret: [u8; 32] = secret.try_into().map_err(|_| StoreError::Corrupt("invite secret".into()))?;
+            let secret: [u8; 32] = secret
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("invite secret".into()))?;
             Ok(StoredInvite {
                 id: *id,
                 secret: InviteSecret(secret),
@@ -58,7 +68,12 @@ impl Store {
 
     /// Atomically mark the invite used by `contact` and add the contact. If another
     /// redemption won the race, nothing changes and `AlreadyUsed` is returned.
-    pub fn redeem_invite(&self, id: &InviteId, contact: &StoredContact, now: u64) -> Result<RedeemOutcome> {
+    pub fn redeem_invite(
+        &self,
+        id: &InviteId,
+        contact: &StoredContact,
+        now: u64,
+    ) -> Result<RedeemOutcome> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let changed = tx.execute(
@@ -77,8 +92,14 @@ impl Store {
     pub fn invite_used_by(&self, id: &InviteId) -> Result<Option<NodeId>> {
         let v: Option<Option<Vec<u8>>> = self
             .conn()
-            .query_row("SELECT used_by FROM invites WHERE id = ?1", params![&id.0[..]], |r| r.get(0))
+            .query_row(
+                "SELECT used_by FROM invites WHERE id = ?1",
+                params![&id.0[..]],
+                |r| r.get(0),
+            )
             .optional()?;
-        v.flatten().map(|b| Ok(NodeId(super::blob32(b)?))).transpose()
+        v.flatten()
+            .map(|b| Ok(NodeId(super::blob32(b)?)))
+            .transpose()
     }
 }

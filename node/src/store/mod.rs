@@ -61,7 +61,9 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         migrations::migrate(&mut conn)?;
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -72,5 +74,6 @@ impl Store {
 }
 
 pub(crate) fn blob32(v: Vec<u8>) -> Result<[u8; 32]> {
-    v.try_into().map_err(|_| StoreError::Corrupt("key column is not 32 bytes".into()))
+    v.try_into()
+        .map_err(|_| StoreError::Corrupt("key column is not 32 bytes".into()))
 }

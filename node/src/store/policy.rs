@@ -25,7 +25,14 @@ impl Store {
         let mut stmt =
             conn.prepare("SELECT subject_kind, subject, items, share FROM policy_rules ORDER BY subject_kind, subject, items")?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)))?
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let corrupt = |what: String| StoreError::Corrupt(format!("policy rule: {what}"));
         let rules = rows
@@ -33,7 +40,9 @@ impl Store {
             .map(|(kind, subject, items, share)| {
                 let subject = match kind.as_str() {
                     "circle" => Subject::Circle(subject),
-                    _ => Subject::Contact(NodeId::from_hex(&subject).ok_or_else(|| corrupt(subject))?),
+                    _ => Subject::Contact(
+                        NodeId::from_hex(&subject).ok_or_else(|| corrupt(subject))?,
+                    ),
                 };
                 Ok(PolicyRule {
                     subject,

@@ -1,0 +1,343 @@
+//! The vertical slice over real nodes: invites, named answers, consent, strangers.
+
+use std::time::Duration;
+
+use kith_client::ClientError;
+use kith_protocol::app::AppErrorCode;
+use kith_protocol::frame::{encode_frame, MAX_PEER_FRAME};
+use kith_protocol::wire::{decode_message, encode_message};
+use kith_protocol::*;
+use kith_tests::{link, raw_peer, send_raw, TestNode};
+use rand_core::OsRng;
+
+fn item(s: &str) -> ItemKey {
+    ItemKey::parse(s).unwrap()
+}
+
+#[tokio::test]
+async fn four_friends_and_a_stranger() {
+    let ana = TestNode::start("Ana").await;
+    let chloe = TestNode::start("Chloe").await;
+    let bruno = TestNode::start("Bruno").await;
+    let dev = TestNode::start("Dev").await;
+    let stranger = TestNode::start("Stranger").await;
+    for friend in [&chloe, &bruno, &dev] {
+        link(&ana, friend).await;
+    }
+    assert_eq!(ana.client.contacts().await.unwrap().len(), 3);
+    let back = chloe.client.contacts().await.unwrap();
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].name, "Ana");
+    assert_eq!(back[0].circle, "friends");
+
+    chloe
+        .endorse(
+            "tag:vehicle/subaru/outback",
+            2,
+            Some(5),
+            Some("Great in snow"),
+        )
+        .await;
+    bruno
+        .endorse("tag:vehicle/subaru/forester", 1, None, None)
+        .await;
+    dev.endorse("isbn:0-441-01359-7", 1, Some(4), None).await;
+    for friend in [&chloe, &bruno, &dev] {
+        friend.share_with_friends("*", Share::Name).await;
+    }
+
+    let started = std::time::Instant::now();
+    let answer = ana
+        .client
+        .ask(item("tag:vehicle/subaru"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "answered in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(answer.asked, 3);
+    assert_eq!(answer.answered, 3);
+    let mut named: Vec<_> = answer
+        .named
+        .iter()
+        .map(|n| {
+            (
+                n.name.as_str(),
+                n.endorsement.item.to_string(),
+                n.endorsement.count,
+                n.endorsement.rating,
+                n.endorsement.note.clone(),
+            )
+        })
+        .collect();
+    named.sort();
+    assert_eq!(
+        named,
+        vec![
+            (
+                "Bruno",
+                "tag:vehicle/subaru/forester".to_string(),
+                1,
+                None,
+                None
+            ),
+            (
+                "Chloe",
+                "tag:vehicle/subaru/outback".to_string(),
+                2,
+                Some(5),
+                Some("Great in snow".to_string())
+            ),
+        ]
+    );
+    for n in &answer.named {
+        n.verify().expect("endorser signature");
+        assert!(n.node == chloe.id() || n.node == bruno.id());
+    }
+
+    // The stranger has nobody to ask...
+    let lonely = stranger
+        .client
+        .ask(item("tag:vehicle/subaru"), Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!((lonely.asked, lonely.named.len()), (0, 0));
+    // ...and asking Chloe's node directly is refused, revealing nothing.
+    let (_ep, conn) = raw_peer(&chloe, &stranger.identity()).await;
+    let ask = encode_message(&PeerRequest::Ask(Query {
+        query_id: QueryId([1; 16]),
+        item: item("tag:vehicle/subaru"),
+    }));
+    let reply = send_raw(&conn, &encode_frame(&ask, MAX_PEER_FRAME).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        decode_message::<PeerResponse>(&reply).unwrap(),
+        PeerResponse::Refused(Refusal::NotAContact)
+    );
+
+    // Each responder audited the query with what it disclosed; Dev disclosed nothing.
+    let audit = chloe.client.audit(10).await.unwrap();
+    assert!(audit.iter().any(|a| a.event == "answered"
+        && a.peer_name.as_deref() == Some("Ana")
+        && a.detail.contains("named tag:vehicle/subaru/outback")));
+    let audit = dev.client.audit(10).await.unwrap();
+    assert!(audit
+        .iter()
+        .any(|a| a.event == "answered" && a.detail.starts_with("nothing")));
+    assert!(!audit.iter().any(|a| a.detail.contains("Great in snow")));
+}
+
+#[tokio::test]
+async fn refusals_look_exactly_like_owning_nothing() {
+    let ana = TestNode::start("Ana").await;
+    let shares = [Share::Count, Share::None, Share::Ask];
+    let mut responders = Vec::new();
+    for (i, share) in shares.iter().enumerate() {
+        let r = TestNode::start(&format!("R{i}")).await;
+        link(&ana, &r).await;
+        r.endorse("tag:vehicle/subaru", 1, Some(5), Some("secret"))
+            .await;
+        r.share_with_friends("*", *share).await;
+        responders.push(r);
+    }
+    let owns_nothing = TestNode::start("Nobody").await;
+    link(&ana, &owns_nothing).await;
+    owns_nothing.share_with_friends("*", Share::Name).await;
+    responders.push(owns_nothing);
+
+    // Ask each responder directly, as Ana, with the same query id: the bytes must match.
+    let ana_id = ana.identity();
+    let ask = encode_message(&PeerRequest::Ask(Query {
+        query_id: QueryId([7; 16]),
+        item: item("tag:vehicle"),
+    }));
+    let frame = encode_frame(&ask, MAX_PEER_FRAME).unwrap();
+    let mut replies = Vec::new();
+    for r in &responders {
+        let (_ep, conn) = raw_peer(r, &ana_id).await;
+        replies.push(send_raw(&conn, &frame).await.unwrap());
+    }
+    assert!(
+        replies.windows(2).all(|w| w[0] == w[1]),
+        "answers differ: {replies:?}"
+    );
+    let answer = ana
+        .client
+        .ask(item("tag:vehicle"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        (answer.asked, answer.answered, answer.named.len()),
+        (4, 4, 0)
+    );
+}
+
+#[tokio::test]
+async fn invite_codes_are_single_use_and_errors_are_distinct() {
+    let ana = TestNode::start("Ana").await;
+    let bob = TestNode::start("Bob").await;
+    let eve = TestNode::start("Eve").await;
+    let invite = ana.client.create_invite(Some("work".into())).await.unwrap();
+    let c = bob
+        .client
+        .accept_invite(invite.code.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(c.name, "Ana");
+    assert_eq!(ana.client.contacts().await.unwrap()[0].circle, "work");
+
+    let code_of = |r: Result<_, ClientError>| match r {
+        Err(ClientError::Node { code, .. }) => code,
+        other => panic!("expected a node error, got {other:?}"),
+    };
+    assert_eq!(
+        code_of(eve.client.accept_invite(invite.code.clone(), None).await),
+        AppErrorCode::InviteUsed
+    );
+    assert_eq!(
+        code_of(eve.client.accept_invite("KITH1NOTACODE".into(), None).await),
+        AppErrorCode::InviteMalformed
+    );
+    let own = ana.client.create_invite(None).await.unwrap();
+    assert_eq!(
+        code_of(ana.client.accept_invite(own.code, None).await),
+        AppErrorCode::BadRequest
+    );
+
+    // An expired invite, validly signed by Ana's key, is refused before any network use.
+    let ana_id = ana.identity();
+    let card = ContactCard::new(
+        &ana_id,
+        "Ana",
+        vec![ana.peer_addr().to_string()],
+        1_000,
+        1 << 40,
+    )
+    .unwrap()
+    .sign(&ana_id);
+    let expired = Invite::generate(&mut OsRng, card.clone(), 1_000, 60);
+    assert_eq!(
+        code_of(eve.client.accept_invite(expired.to_code(), None).await),
+        AppErrorCode::InviteExpired
+    );
+    // A well-formed invite Ana's node never issued.
+    let unknown = Invite::generate(&mut OsRng, card, kith_node::unix_now(), 600);
+    assert_eq!(
+        code_of(eve.client.accept_invite(unknown.to_code(), None).await),
+        AppErrorCode::InviteUnknown
+    );
+    assert_eq!(ana.client.contacts().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn bad_frames_are_rejected_and_the_node_keeps_serving() {
+    let ana = TestNode::start("Ana").await;
+    let bob = TestNode::start("Bob").await;
+    link(&ana, &bob).await;
+    bob.endorse("tag:book/dune", 1, Some(5), None).await;
+    bob.share_with_friends("*", Share::Name).await;
+    let (_ep, conn) = raw_peer(&bob, &ana.identity()).await;
+    let refused = |bytes: Vec<u8>| decode_message::<PeerResponse>(&bytes).unwrap();
+
+    // Oversize: the header announces 4 GiB; the node answers without reading it.
+    let reply = send_raw(&conn, &[0xff, 0xff, 0xff, 0xff, 1, 2, 3])
+        .await
+        .unwrap();
+    assert_eq!(refused(reply), PeerResponse::Refused(Refusal::Malformed));
+    // Garbage body.
+    let reply = send_raw(
+        &conn,
+        &encode_frame(b"\x01\x09garbage", MAX_PEER_FRAME).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(refused(reply), PeerResponse::Refused(Refusal::Malformed));
+    // Unknown protocol version.
+    let reply = send_raw(&conn, &encode_frame(&[0x02, 0x01], MAX_PEER_FRAME).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(reply),
+        PeerResponse::Refused(Refusal::UnsupportedVersion)
+    );
+    // Truncated: the header promises more than is sent before the stream ends.
+    let reply = send_raw(&conn, &[0, 0, 0, 50, 1, 1]).await.unwrap();
+    assert_eq!(refused(reply), PeerResponse::Refused(Refusal::Malformed));
+    // Garbage UDP datagrams at the port.
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for i in 0..200u32 {
+        let junk: Vec<u8> = (0..(i % 1300)).map(|j| (j * 31 + i) as u8).collect();
+        let _ = sock.send_to(&junk, bob.peer_addr());
+    }
+
+    let answer = ana
+        .client
+        .ask(item("tag:book"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(answer.named.len(), 1);
+    assert_eq!(bob.client.status().await.unwrap().contacts, 1);
+}
+
+#[tokio::test]
+async fn restart_keeps_everything() {
+    let ana = TestNode::start("Ana").await;
+    let mut bob = TestNode::start("Bob").await;
+    link(&ana, &bob).await;
+    bob.endorse("tag:vehicle/subaru/outback", 2, Some(5), Some("snow"))
+        .await;
+    bob.share_with_friends("tag:vehicle/*", Share::Name).await;
+    let first = ana
+        .client
+        .ask(item("tag:vehicle"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(first.named.len(), 1);
+    let before = (
+        bob.client.contacts().await.unwrap(),
+        bob.client.endorsements().await.unwrap(),
+        bob.client.policy().await.unwrap(),
+        bob.client.audit(100).await.unwrap(),
+    );
+    let addr = bob.peer_addr();
+    bob.restart(addr).await;
+    let after = (
+        bob.client.contacts().await.unwrap(),
+        bob.client.endorsements().await.unwrap(),
+        bob.client.policy().await.unwrap(),
+        bob.client.audit(100).await.unwrap(),
+    );
+    assert_eq!(before, after);
+    // Ana's cached connection died with Bob's old process; a new one is made.
+    let again = ana
+        .client
+        .ask(item("tag:vehicle"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(again.named.len(), 1);
+    assert_eq!(again.named[0].endorsement, first.named[0].endorsement);
+}
+
+#[tokio::test]
+async fn app_api_refuses_unknown_credentials() {
+    let ana = TestNode::start("Ana").await;
+    let mut cred = ana.dir.load_owner_credential().unwrap();
+    cred.identity = Identity::generate(&mut OsRng);
+    let client = kith_client::Client::connect_with(&cred)
+        .await
+        .expect("handshake completes");
+    assert!(matches!(
+        client.status().await,
+        Err(ClientError::Unauthorized)
+    ));
+    // Pinning: a credential expecting another node key fails the handshake.
+    let mut wrong = ana.dir.load_owner_credential().unwrap();
+    wrong.node = Identity::generate(&mut OsRng).node_id();
+    assert!(matches!(
+        kith_client::Client::connect_with(&wrong).await,
+        Err(ClientError::NodeUnreachable { .. })
+    ));
+}
