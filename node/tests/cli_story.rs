@@ -1,0 +1,241 @@
+//! The CLI story with five separate `kith run` processes on loopback: an asker,
+//! three contacts and a stranger, driven only through the `kith` command.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const KITH: &str = env!("CARGO_BIN_EXE_kith");
+
+struct Daemon {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn kith(dir: &Path, args: &[&str]) -> Output {
+    Command::new(KITH)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run kith")
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = kith(dir, args);
+    assert!(
+        out.status.success(),
+        "kith {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let mut a = args.to_vec();
+    a.push("--json");
+    serde_json::from_str(&ok(dir, &a)).expect("valid JSON")
+}
+
+fn start(root: &Path, name: &str) -> Daemon {
+    let dir = root.join(name);
+    ok(&dir, &["init", "--name", name, "--listen", "127.0.0.1:0"]);
+    let child = Command::new(KITH)
+        .arg("--data-dir")
+        .arg(&dir)
+        .arg("run")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn kith run");
+    let daemon = Daemon { child, dir };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if kith(&daemon.dir, &["status"]).status.success() {
+            return daemon;
+        }
+        assert!(Instant::now() < deadline, "{name} did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn five_processes_tell_the_story() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    // Before anything runs: clear one-line errors, non-zero exits.
+    let out = kith(&root.join("nobody"), &["status"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("kith init"), "{err}");
+
+    let ana = start(root, "Ana");
+    let chloe = start(root, "Chloe");
+    let bruno = start(root, "Bruno");
+    let dev = start(root, "Dev");
+    let stranger = start(root, "Stranger");
+
+    let status = json(&ana.dir, &["status"]);
+    assert_eq!(status["name"], "Ana");
+    assert!(status["peer_addr"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
+    assert!(status["api_addr"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
+
+    for friend in [&chloe, &bruno, &dev] {
+        let code = ok(&ana.dir, &["invite"]);
+        assert_eq!(
+            code.trim().lines().count(),
+            1,
+            "invite prints only the code"
+        );
+        ok(&friend.dir, &["accept", code.trim()]);
+    }
+    let contacts = json(&ana.dir, &["contacts"]);
+    assert_eq!(contacts["contacts"].as_array().unwrap().len(), 3);
+
+    ok(
+        &chloe.dir,
+        &[
+            "endorse",
+            "tag:vehicle/subaru/outback",
+            "--count",
+            "2",
+            "--rating",
+            "5",
+        ],
+    );
+    ok(&bruno.dir, &["endorse", "tag: Vehicle/Subaru/Forester"]);
+    ok(
+        &dev.dir,
+        &["endorse", "isbn:0-441-01359-7", "--rating", "4"],
+    );
+    for friend in [&chloe, &bruno, &dev] {
+        ok(
+            &friend.dir,
+            &[
+                "policy", "set", "--circle", "friends", "--items", "*", "--share", "name",
+            ],
+        );
+    }
+    let rules = json(&chloe.dir, &["policy", "list"]);
+    assert_eq!(rules["rules"][0]["share"], "name");
+
+    let answer = json(&ana.dir, &["ask", "tag:vehicle/subaru"]);
+    assert_eq!(answer["item"], "tag:vehicle/subaru");
+    assert_eq!(answer["asked"], 3);
+    let mut named: Vec<(String, String, u64)> = answer["named"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().unwrap().into(),
+                n["item"].as_str().unwrap().into(),
+                n["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    named.sort();
+    assert_eq!(
+        named,
+        vec![
+            ("Bruno".into(), "tag:vehicle/subaru/forester".into(), 1),
+            ("Chloe".into(), "tag:vehicle/subaru/outback".into(), 2)
+        ]
+    );
+    for n in answer["named"].as_array().unwrap() {
+        assert_eq!(n["node"].as_str().unwrap().len(), 64);
+        assert!(n.get("rating").is_some() && n.get("note").is_some());
+    }
+
+    // The stranger is nobody's contact: its ask reaches no one and names no one.
+    let lonely = json(
+        &stranger.dir,
+        &["ask", "tag:vehicle/subaru", "--timeout", "2"],
+    );
+    assert_eq!(lonely["asked"], 0);
+    assert_eq!(lonely["named"].as_array().unwrap().len(), 0);
+
+    // Chloe's audit log records Ana's question and what was disclosed.
+    let audit = json(&chloe.dir, &["audit"]);
+    let answered = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "answered")
+        .expect("audited");
+    assert_eq!(answered["peer_name"], "Ana");
+    assert_eq!(answered["item"], "tag:vehicle/subaru");
+
+    // Bad input: one line, non-zero exit, no panic.
+    for bad in [
+        vec!["endorse", "car:subaru"],
+        vec!["endorse", "tag:x", "--rating", "9"],
+        vec!["accept", "KITH1XXXX"],
+        vec![
+            "policy",
+            "set",
+            "--contact",
+            "Zed",
+            "--items",
+            "*",
+            "--share",
+            "name",
+        ],
+        vec![
+            "policy",
+            "set",
+            "--circle",
+            "friends",
+            "--items",
+            "*",
+            "--share",
+            "everything",
+        ],
+        vec!["ask", "isbn:123"],
+        vec!["unendorse", "tag:not/there"],
+    ] {
+        let out = kith(&ana.dir, &bad);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad:?} should fail");
+        assert_eq!(err.trim().lines().count(), 1, "{bad:?}: {err}");
+        assert!(!err.contains("panicked"), "{bad:?}: {err}");
+    }
+
+    // SIGTERM stops a daemon cleanly.
+    #[cfg(unix)]
+    {
+        let mut d = stranger;
+        let pid = d.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(s) = d.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "daemon did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "clean exit on SIGTERM");
+        assert!(!kith(&d.dir, &["status"]).status.success());
+    }
+}
