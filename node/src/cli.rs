@@ -309,7 +309,7 @@ async fn run(cli: Cli) -> Result<()> {
             } else if cs.is_empty() {
                 println!("No contacts yet. Invite someone with `kith invite`.");
             } else {
-                println!("{:<24} {:<12} {:<10} {}", "NAME", "CIRCLE", "NODE", "SINCE");
+                println!("{:<24} {:<12} {:<10} SINCE", "NAME", "CIRCLE", "NODE");
                 for c in &cs {
                     println!(
                         "{:<24} {:<12} {:<10} {}",

@@ -23,6 +23,9 @@ pub fn decode_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, PeerMisbehav
             postcard::Error::DeserializeBadUtf8 => "bad UTF-8 string",
             postcard::Error::DeserializeBadEnum => "unknown enum variant",
             postcard::Error::DeserializeBadOption => "bad option tag",
+            postcard::Error::SerdeDeCustom => {
+                "invalid value (unknown variant, or a field out of range)"
+            }
             _ => "does not decode",
         })
     })?;

@@ -15,31 +15,41 @@ pub struct StoredContact {
     pub added_at: u64,
 }
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<(Vec<u8>, String, String, Vec<u8>, Vec<u8>, i64)> {
-    Ok((
-        r.get(0)?,
-        r.get(1)?,
-        r.get(2)?,
-        r.get(3)?,
-        r.get(4)?,
-        r.get(5)?,
-    ))
+/// A row as SQLite returns it, before the blobs are checked.
+struct ContactRow {
+    id: Vec<u8>,
+    name: String,
+    circle: String,
+    body: Vec<u8>,
+    sig: Vec<u8>,
+    added_at: i64,
 }
 
-fn build(row: (Vec<u8>, String, String, Vec<u8>, Vec<u8>, i64)) -> Result<StoredContact> {
-    let (id, name, circle, body, sig, added_at) = row;
-    let sig: [u8; 64] = sig
+fn from_row(r: &Row<'_>) -> rusqlite::Result<ContactRow> {
+    Ok(ContactRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        circle: r.get(2)?,
+        body: r.get(3)?,
+        sig: r.get(4)?,
+        added_at: r.get(5)?,
+    })
+}
+
+fn build(row: ContactRow) -> Result<StoredContact> {
+    let sig: [u8; 64] = row
+        .sig
         .try_into()
         .map_err(|_| StoreError::Corrupt("signature length".into()))?;
     Ok(StoredContact {
-        node_id: NodeId(blob32(id)?),
-        name,
-        circle,
+        node_id: NodeId(blob32(row.id)?),
+        name: row.name,
+        circle: row.circle,
         card: SignedCard {
-            body,
+            body: row.body,
             signature: Signature(sig),
         },
-        added_at: added_at as u64,
+        added_at: row.added_at as u64,
     })
 }
 

@@ -1,0 +1,461 @@
+//! Test-vector generation for `spec/vectors/v1/` (spec README). Every value is computed by
+//! the real protocol code from fixed seeds, so the files change exactly when the wire format
+//! or a computation changes. `tests/vectors.rs` regenerates and compares byte for byte.
+
+use std::path::PathBuf;
+
+use hkdf::Hkdf;
+use kith_protocol::app::{AppError, AppErrorCode, AppRequest, AppResponse};
+use kith_protocol::endorsement::STATEMENT_VERSION;
+use kith_protocol::frame::{encode_frame, FrameDecoder, MAX_APP_FRAME, MAX_PEER_FRAME};
+use kith_protocol::invite::INVITE_PREFIX;
+use kith_protocol::wire::{decode_message, encode_message, encode_value};
+use kith_protocol::*;
+use rand_core::{CryptoRng, RngCore};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// The spec version whose vectors this module writes.
+pub const SPEC_VERSION: &str = "v1";
+
+/// Deterministic bytes: SHA-256(label || 0x00 || counter_be32), concatenated. Not secure;
+/// reproducible from the label alone, which the vectors record.
+#[derive(Clone, Debug)]
+pub struct VectorRng {
+    label: Vec<u8>,
+    counter: u32,
+    buf: Vec<u8>,
+}
+
+impl VectorRng {
+    pub fn new(label: &str) -> Self {
+        Self {
+            label: label.as_bytes().to_vec(),
+            counter: 0,
+            buf: Vec::new(),
+        }
+    }
+}
+
+impl RngCore for VectorRng {
+    fn next_u32(&mut self) -> u32 {
+        let mut b = [0u8; 4];
+        self.fill_bytes(&mut b);
+        u32::from_le_bytes(b)
+    }
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        self.fill_bytes(&mut b);
+        u64::from_le_bytes(b)
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for d in dest.iter_mut() {
+            if self.buf.is_empty() {
+                let mut h = Sha256::new();
+                h.update(&self.label);
+                h.update([0]);
+                h.update(self.counter.to_be_bytes());
+                self.counter += 1;
+                self.buf = h.finalize().to_vec();
+                self.buf.reverse();
+            }
+            *d = self.buf.pop().expect("refilled");
+        }
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+impl CryptoRng for VectorRng {}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn identity(label: &str) -> (Identity, Value) {
+    let mut rng = VectorRng::new(label);
+    let mut probe = rng.clone();
+    let mut secrets = [0u8; 64];
+    probe.fill_bytes(&mut secrets);
+    let id = Identity::generate(&mut rng);
+    let v = json!({
+        "rng_label": label,
+        "ed25519_seed": hex(&secrets[..32]),
+        "x25519_secret": hex(&secrets[32..]),
+        "node_id": id.node_id().to_hex(),
+        "sealing_key": hex(&id.sealing_public_key().0),
+    });
+    (id, v)
+}
+
+const NOW: u64 = 1_795_000_000;
+
+fn card_of(id: &Identity, name: &str, addr: &str) -> ContactCard {
+    ContactCard::new(id, name, vec![addr.into()], NOW, 365 * 24 * 3600).expect("valid card")
+}
+
+fn cards() -> Value {
+    let (chloe, keys) = identity("kith-vectors/chloe");
+    let card = card_of(&chloe, "Chloe", "127.0.0.1:7401");
+    let signed = card.sign(&chloe);
+    let mut tampered = signed.clone();
+    let last = tampered.body.len() - 1;
+    tampered.body[last] ^= 0x01;
+    let err = |s: &SignedCard, at: u64| {
+        s.verify(at)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| "ok".into())
+    };
+    json!({
+        "section": "§3.1",
+        "description": "Contact cards: body = postcard(ContactCard); signature = Ed25519(label || 0x00 || body)",
+        "vectors": [
+            {
+                "name": "card signed and verified",
+                "keys": keys,
+                "card": {"version": card.version, "name": card.name, "addresses": card.addresses, "issued_at": card.issued_at, "expires_at": card.expires_at},
+                "body": hex(&signed.body),
+                "signed_message": hex(&SigningLabel::ContactCard.prefix(&signed.body)),
+                "signature": hex(&signed.signature.0),
+                "signed_card": hex(&encode_value(&signed)),
+                "verify_at": NOW + 1,
+                "result": err(&signed, NOW + 1),
+            },
+            {
+                "name": "tampered body (last bit of expires_at flipped)",
+                "signed_card": hex(&encode_value(&tampered)),
+                "verify_at": NOW + 1,
+                "result": err(&tampered, NOW + 1),
+            },
+            {
+                "name": "expired card",
+                "signed_card": hex(&encode_value(&signed)),
+                "verify_at": card.expires_at,
+                "result": err(&signed, card.expires_at),
+            },
+        ]
+    })
+}
+
+fn invites() -> Value {
+    let (ana, keys) = identity("kith-vectors/ana");
+    let (bob, _) = identity("kith-vectors/bob");
+    let signed = card_of(&ana, "Ana", "127.0.0.1:7400").sign(&ana);
+    let mut rng = VectorRng::new("kith-vectors/invite");
+    let invite = Invite::generate(&mut rng, signed, NOW, 7 * 24 * 3600);
+    let code = invite.to_code();
+    let decode = |code: &str, at: u64| match Invite::from_code(code, at) {
+        Ok(_) => "ok".to_string(),
+        Err(e) => e.to_string(),
+    };
+    let mut typo: Vec<char> = code.chars().collect();
+    typo[20] = if typo[20] == 'A' { 'B' } else { 'A' };
+    let typo: String = typo.into_iter().collect();
+    let mut v2 = encode_value(&invite);
+    v2[0] = 2;
+    let future = text_code::encode(INVITE_PREFIX, &v2);
+    let mut forged = invite.clone();
+    forged.card.signature.0[0] ^= 0x80;
+    let forged_code = forged.to_code();
+    json!({
+        "section": "§3.2, §3.3",
+        "description": "Invite codes: KITH1 || base32(postcard(Invite) || SHA-256(payload)[0..4]); redemption proof = HMAC-SHA256(secret, label || 0x00 || invite_id || inviter || acceptor)",
+        "vectors": [
+            {
+                "name": "invite code",
+                "inviter_keys": keys,
+                "rng_label": "kith-vectors/invite",
+                "invite_id": hex(&invite.id.0),
+                "secret": hex(&invite.secret.0),
+                "expires_at": invite.expires_at,
+                "payload": hex(&encode_value(&invite)),
+                "code": code,
+                "acceptor_id": bob.node_id().to_hex(),
+                "redemption_proof": hex(&invite.redemption_proof(&ana.node_id(), &bob.node_id())),
+                "decode_at": NOW + 60,
+                "result": decode(&code, NOW + 60),
+            },
+            {"name": "mistyped character", "code": typo, "decode_at": NOW + 60, "result": decode(&typo, NOW + 60)},
+            {"name": "expired", "code": code, "decode_at": invite.expires_at, "result": decode(&code, invite.expires_at)},
+            {"name": "unsupported invite version 2", "code": future, "decode_at": NOW + 60, "result": decode(&future, NOW + 60)},
+            {"name": "card signature forged", "code": forged_code, "decode_at": NOW + 60, "result": decode(&forged_code, NOW + 60)},
+            {"name": "not a kith code", "code": "HELLO", "decode_at": NOW, "result": decode("HELLO", NOW)},
+        ]
+    })
+}
+
+fn envelopes() -> Value {
+    let (bob, keys) = identity("kith-vectors/bob");
+    let (label, aad, plaintext) = (
+        "share",
+        b"query 01".as_slice(),
+        b"a secret share".as_slice(),
+    );
+    let mut rng = VectorRng::new("kith-vectors/envelope");
+    let mut probe = rng.clone();
+    let mut eph_secret = [0u8; 32];
+    probe.fill_bytes(&mut eph_secret);
+    let env = seal(&mut rng, &bob.sealing_public_key(), label, aad, plaintext).expect("seal");
+    // Independent re-derivation of the key schedule, for readers of the spec.
+    let shared = x25519_dalek::x25519(eph_secret, bob.sealing_public_key().0);
+    let hk = Hkdf::<Sha256>::new(Some(b"kith/v1/envelope"), &shared);
+    let mut info = vec![label.len() as u8];
+    info.extend_from_slice(label.as_bytes());
+    info.extend_from_slice(&env.ephemeral);
+    info.extend_from_slice(&bob.sealing_public_key().0);
+    let mut okm = [0u8; 44];
+    hk.expand(&info, &mut okm).expect("hkdf");
+    let open_result = |e: &SealedEnvelope, label: &str, aad: &[u8]| match open(&bob, label, aad, e)
+    {
+        Ok(p) => format!("ok: {}", hex(&p)),
+        Err(e) => e.to_string(),
+    };
+    let mut tampered = env.clone();
+    tampered.ciphertext[0] ^= 1;
+    json!({
+        "section": "§7",
+        "description": "Sealed envelope: X25519 ephemeral-static, HKDF-SHA256, ChaCha20-Poly1305",
+        "vectors": [
+            {
+                "name": "seal and open",
+                "recipient_keys": keys,
+                "rng_label": "kith-vectors/envelope",
+                "ephemeral_secret": hex(&eph_secret),
+                "ephemeral_public": hex(&env.ephemeral),
+                "shared_secret": hex(&shared),
+                "label": label,
+                "info": hex(&info),
+                "key": hex(&okm[..32]),
+                "nonce": hex(&okm[32..]),
+                "aad": hex(aad),
+                "plaintext": hex(plaintext),
+                "ciphertext": hex(&env.ciphertext),
+                "envelope": hex(&encode_value(&env)),
+                "result": open_result(&env, label, aad),
+            },
+            {"name": "tampered ciphertext", "envelope": hex(&encode_value(&tampered)), "label": label, "aad": hex(aad), "result": open_result(&tampered, label, aad)},
+            {"name": "wrong label", "envelope": hex(&encode_value(&env)), "label": "other", "aad": hex(aad), "result": open_result(&env, "other", aad)},
+            {"name": "wrong aad", "envelope": hex(&encode_value(&env)), "label": label, "aad": hex(b"query 02"), "result": open_result(&env, label, b"query 02")},
+        ]
+    })
+}
+
+fn statement(endorser: &Identity, audience: NodeId) -> EndorsementStatement {
+    EndorsementStatement {
+        version: STATEMENT_VERSION,
+        endorser: endorser.node_id(),
+        audience,
+        query_id: QueryId([0x11; 16]),
+        endorsement: Endorsement::new(
+            ItemKey::parse("tag:vehicle/subaru/outback").unwrap(),
+            2,
+            Some(5),
+            Some("Great in snow".into()),
+            NOW - 86_400,
+        )
+        .unwrap(),
+        issued_at: NOW,
+    }
+}
+
+fn endorsements() -> Value {
+    let (chloe, keys) = identity("kith-vectors/chloe");
+    let (ana, _) = identity("kith-vectors/ana");
+    let st = statement(&chloe, ana.node_id());
+    let signed = st.sign(&chloe);
+    let asked = ItemKey::parse("tag:vehicle/subaru").unwrap();
+    let check = |s: &SignedEndorsement, audience: &NodeId, qid: &QueryId, asked: &ItemKey| match s
+        .verify_for(&chloe.node_id(), audience, qid, asked)
+    {
+        Ok(_) => "ok".to_string(),
+        Err(e) => e.to_string(),
+    };
+    let mut bad = signed.clone();
+    bad.signature.0[10] ^= 4;
+    let other = ItemKey::parse("tag:vehicle/subarus").unwrap();
+    json!({
+        "section": "§8.3",
+        "description": "Endorsement statements disclosed by name, bound to audience and query id",
+        "vectors": [
+            {
+                "name": "signed statement",
+                "endorser_keys": keys,
+                "audience": ana.node_id().to_hex(),
+                "query_id": st.query_id.to_hex(),
+                "asked": asked.to_string(),
+                "statement": hex(&signed.statement),
+                "signature": hex(&signed.signature.0),
+                "signed_endorsement": hex(&encode_value(&signed)),
+                "result": check(&signed, &ana.node_id(), &st.query_id, &asked),
+            },
+            {"name": "bad signature", "signed_endorsement": hex(&encode_value(&bad)), "result": check(&bad, &ana.node_id(), &st.query_id, &asked)},
+            {"name": "another query", "signed_endorsement": hex(&encode_value(&signed)), "query_id": hex(&[0x12; 16]), "result": check(&signed, &ana.node_id(), &QueryId([0x12; 16]), &asked)},
+            {"name": "another audience", "signed_endorsement": hex(&encode_value(&signed)), "audience": chloe.node_id().to_hex(), "result": check(&signed, &chloe.node_id(), &st.query_id, &asked)},
+            {"name": "item not within the asked item", "signed_endorsement": hex(&encode_value(&signed)), "asked": other.to_string(), "result": check(&signed, &ana.node_id(), &st.query_id, &other)},
+        ]
+    })
+}
+
+fn message_vector<T: serde::Serialize + std::fmt::Debug>(name: &str, msg: &T, cap: u32) -> Value {
+    let body = encode_value(msg);
+    let message = encode_message(msg);
+    json!({"name": name, "debug": format!("{msg:?}"), "body": hex(&body), "message": hex(&message), "frame": hex(&encode_frame(&message, cap).unwrap())})
+}
+
+fn decode_peer(bytes: &[u8]) -> String {
+    match decode_message::<PeerRequest>(bytes) {
+        Ok(m) => format!("ok: {m:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn frames() -> Value {
+    let (chloe, _) = identity("kith-vectors/chloe");
+    let (ana, _) = identity("kith-vectors/ana");
+    let ask = PeerRequest::Ask(Query {
+        query_id: QueryId([0x11; 16]),
+        item: ItemKey::parse("tag:vehicle/subaru").unwrap(),
+    });
+    let mut rng = VectorRng::new("kith-vectors/invite");
+    let invite = Invite::generate(
+        &mut rng,
+        card_of(&ana, "Ana", "127.0.0.1:7400").sign(&ana),
+        NOW,
+        7 * 24 * 3600,
+    );
+    let redeem = PeerRequest::Redeem(InviteRedemption {
+        invite_id: invite.id,
+        proof: invite.redemption_proof(&ana.node_id(), &chloe.node_id()),
+        card: card_of(&chloe, "Chloe", "127.0.0.1:7401").sign(&chloe),
+    });
+    let named = PeerResponse::Answer(Answer {
+        query_id: QueryId([0x11; 16]),
+        named: vec![statement(&chloe, ana.node_id()).sign(&chloe)],
+    });
+    let empty = PeerResponse::Answer(Answer {
+        query_id: QueryId([0x11; 16]),
+        named: vec![],
+    });
+    let ask_bytes = encode_message(&ask);
+    let mut trailing = ask_bytes.clone();
+    trailing.push(0);
+    let mut v2 = ask_bytes.clone();
+    v2[0] = 2;
+    let bad_variant = vec![1u8, 9];
+    let truncated = ask_bytes[..ask_bytes.len() - 3].to_vec();
+    let mut not_normal = vec![0x01, 0x01];
+    not_normal.extend_from_slice(&[0x11; 16]);
+    not_normal.push(10);
+    not_normal.extend_from_slice(b"tag:Subaru");
+    let mut oversize = FrameDecoder::new(MAX_PEER_FRAME);
+    oversize.feed(&(MAX_PEER_FRAME + 1).to_be_bytes());
+    let oversize_result = match oversize.next_frame() {
+        Err(e) => e.to_string(),
+        Ok(_) => "ok".into(),
+    };
+    json!({
+        "section": "§5, §8, §10",
+        "description": "Messages: body = postcard(value); message = varint(1) || body; frame = u32_be(len(message)) || message",
+        "vectors": [
+            message_vector("PeerRequest::Ask", &ask, MAX_PEER_FRAME),
+            message_vector("PeerRequest::Redeem", &redeem, MAX_PEER_FRAME),
+            message_vector("PeerResponse::Answer (named nothing: owns nothing, or count/ask/none)", &empty, MAX_PEER_FRAME),
+            message_vector("PeerResponse::Answer (one named endorsement)", &named, MAX_PEER_FRAME),
+            message_vector("PeerResponse::Refused(NotAContact)", &PeerResponse::Refused(Refusal::NotAContact), MAX_PEER_FRAME),
+            message_vector("AppRequest::Status", &AppRequest::Status, MAX_APP_FRAME),
+            message_vector("AppRequest::Ask", &AppRequest::Ask { item: ItemKey::parse("tag:vehicle/subaru").unwrap(), timeout_ms: 5000 }, MAX_APP_FRAME),
+            message_vector("AppRequest::Endorse", &AppRequest::Endorse { item: ItemKey::parse("isbn:0441013597").unwrap(), count: 1, rating: Some(5), note: None }, MAX_APP_FRAME),
+            message_vector("AppResponse::Error", &AppResponse::Error(AppError { code: AppErrorCode::InviteUsed, message: "invite code was already used".into() }), MAX_APP_FRAME),
+            {"name": "failure: trailing byte after PeerRequest::Ask", "message": hex(&trailing), "result": decode_peer(&trailing)},
+            {"name": "failure: unknown protocol version 2", "message": hex(&v2), "result": decode_peer(&v2)},
+            {"name": "failure: unknown PeerRequest variant 9", "message": hex(&bad_variant), "result": decode_peer(&bad_variant)},
+            {"name": "failure: truncated PeerRequest::Ask", "message": hex(&truncated), "result": decode_peer(&truncated)},
+            {"name": "failure: item key not in normal form (tag:Subaru)", "message": hex(&not_normal), "result": decode_peer(&not_normal)},
+            {"name": "failure: peer frame header over the 65536-byte cap", "frame_header": hex(&(MAX_PEER_FRAME + 1).to_be_bytes()), "result": oversize_result},
+        ]
+    })
+}
+
+fn item_keys() -> Value {
+    let inputs = [
+        "isbn:0-441-01359-7",
+        "ISBN: 978-0-441-01359-3",
+        "isbn:0-8044-2957-X",
+        "isbn:0-441-01359-8",
+        "isbn:12345",
+        "gtin:036000291452",
+        "gtin:036000291453",
+        "wikidata:q042",
+        "wikidata:42",
+        "tag: Vehicle / Subaru  Outback",
+        "tag:vehicle//subaru",
+        "tag:a/b/c/d/e/f/g/h/i",
+        "car:subaru",
+        "subaru",
+    ];
+    let keys: Vec<Value> = inputs
+        .iter()
+        .map(|i| match ItemKey::parse(i) {
+            Ok(k) => json!({"input": i, "result": "ok", "normal": k.to_string(), "wire": hex(&encode_value(&k))}),
+            Err(e) => json!({"input": i, "result": e.to_string()}),
+        })
+        .collect();
+    let within = [
+        ("tag:vehicle/subaru/outback", "tag:vehicle/subaru"),
+        ("tag:vehicle/subaru", "tag:vehicle/subaru"),
+        ("tag:vehicle/subarus", "tag:vehicle/subaru"),
+        ("tag:vehicle", "tag:vehicle/subaru"),
+    ];
+    let within: Vec<Value> = within
+        .iter()
+        .map(|(a, b)| json!({"item": a, "asked": b, "within": ItemKey::parse(a).unwrap().is_within(&ItemKey::parse(b).unwrap())}))
+        .collect();
+    let patterns = [
+        "*",
+        "tag:*",
+        "tag:vehicle/*",
+        "isbn:0441013597",
+        "isbn:978*",
+        "isbn:9780441013593/*",
+    ];
+    let patterns: Vec<Value> = patterns
+        .iter()
+        .map(|p| match ItemPattern::parse(p) {
+            Ok(pat) => json!({"input": p, "result": "ok", "normal": pat.to_string(), "specificity": pat.specificity(),
+                "matches_tag:vehicle/subaru": pat.matches(&ItemKey::parse("tag:vehicle/subaru").unwrap())}),
+            Err(e) => json!({"input": p, "result": e.to_string()}),
+        })
+        .collect();
+    json!({"section": "§6.1, §6.2", "description": "Item key normalisation, the within relation, and patterns", "keys": keys, "within": within, "patterns": patterns})
+}
+
+/// Every vector file: (file name, pretty JSON text ending in a newline).
+pub fn generate() -> Vec<(&'static str, String)> {
+    let files = [
+        ("cards.json", cards()),
+        ("invites.json", invites()),
+        ("envelopes.json", envelopes()),
+        ("endorsements.json", endorsements()),
+        ("frames.json", frames()),
+        ("item_keys.json", item_keys()),
+    ];
+    files
+        .into_iter()
+        .map(|(name, mut v)| {
+            v["spec_version"] = json!(SPEC_VERSION);
+            v["generated_by"] = json!("cargo run -p kith-tests --bin vectors -- --write");
+            (name, serde_json::to_string_pretty(&v).expect("JSON") + "\n")
+        })
+        .collect()
+}
+
+/// `spec/vectors/v1` in this repository.
+pub fn vectors_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("spec")
+        .join("vectors")
+        .join(SPEC_VERSION)
+}
