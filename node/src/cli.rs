@@ -200,6 +200,14 @@ fn data_dir(cli: &Cli) -> Result<DataDir> {
 async fn connect(cli: &Cli) -> Result<Client> {
     let dir = data_dir(cli)?;
     let cred = dir.load_owner_credential()?;
+    // A running daemon always has api.addr (removed at clean shutdown): answer at once
+    // instead of waiting out the QUIC handshake timeout.
+    if !dir.api_addr_file().exists() {
+        bail!(
+            "the node is not running; start it with `kith --data-dir {} run`",
+            dir.root.display()
+        );
+    }
     Client::connect_with(&cred).await.map_err(|e| match e {
         ClientError::NodeUnreachable { addr, .. } => {
             anyhow!("the node is not running (no answer at {addr}); start it with `kith run`")

@@ -194,10 +194,14 @@ pub async fn run(nodes: usize) -> Result<()> {
         );
     }
 
+    let mut stopping = tokio::task::JoinSet::new();
     for m in members {
-        m.client.close().await;
-        m.node.shutdown().await;
+        stopping.spawn(async move {
+            m.client.close().await;
+            m.node.shutdown().await;
+        });
     }
+    while stopping.join_next().await.is_some() {}
     println!(
         "\nDone in {:.0} ms; all nodes stopped and their data removed.",
         total.elapsed().as_secs_f64() * 1000.0

@@ -70,6 +70,6 @@ mod tests {
     fn dates() {
         assert_eq!(date(0), "1970-01-01");
         assert_eq!(date(951_782_400), "2000-02-29");
-        assert_eq!(date_time(1_795_478_400 + 3_660), "2026-11-23 01:01");
+        assert_eq!(date_time(1_795_478_400 + 3_660), "2026-11-24 01:01");
     }
 }

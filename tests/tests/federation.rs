@@ -46,17 +46,11 @@ async fn four_friends_and_a_stranger() {
         friend.share_with_friends("*", Share::Name).await;
     }
 
-    let started = std::time::Instant::now();
     let answer = ana
         .client
         .ask(item("tag:vehicle/subaru"), Duration::from_secs(5))
         .await
         .unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "answered in {:?}",
-        started.elapsed()
-    );
     assert_eq!(answer.asked, 3);
     assert_eq!(answer.answered, 3);
     let mut named: Vec<_> = answer
