@@ -447,8 +447,11 @@ async fn run(cli: Cli) -> Result<()> {
                 }));
             } else {
                 println!(
-                    "Asked {} contacts about {}; {} answered in {} ms.",
-                    r.asked, r.item, r.answered, r.elapsed_ms
+                    "Asked {} about {}; {} answered in {} ms.",
+                    plural(r.asked, "contact"),
+                    r.item,
+                    r.answered,
+                    r.elapsed_ms
                 );
                 if r.named.is_empty() {
                     println!("Nobody who answered shares an endorsement of it by name.");
@@ -495,6 +498,7 @@ async fn run_daemon(cli: &Cli, listen: Option<SocketAddr>) -> Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let dir = data_dir(cli)?;
     let node = Node::start(&dir, listen).await?;
@@ -551,4 +555,12 @@ fn policy_json(e: &PolicyEntry) -> serde_json::Value {
         Subject::Contact(id) => ("contact", id.to_hex()),
     };
     json!({"subject": kind, kind: value, "contact_name": e.contact_name, "items": e.items.to_string(), "share": e.share.as_str()})
+}
+
+fn plural(n: u32, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
