@@ -131,7 +131,10 @@ impl Client {
         circle: Option<String>,
     ) -> Result<ContactInfo, ClientError> {
         match self
-            .call_default(AppRequest::AcceptInvite { code, circle })
+            .call_default(AppRequest::AcceptInvite {
+                code: kith_protocol::app::InviteCode(code),
+                circle,
+            })
             .await?
         {
             AppResponse::Contact(c) => Ok(c),

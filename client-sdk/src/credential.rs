@@ -92,11 +92,28 @@ impl Credential {
         })
     }
 
-    /// Load from a file.
+    /// Load from a file. On Unix the file must not be readable by group or others.
     pub fn load(path: &Path) -> Result<Self, ClientError> {
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+        let unreadable = |e: std::io::Error| {
             ClientError::Credential(format!("cannot read credential {}: {e}", path.display()))
-        })?);
+        };
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(path)
+                .map_err(unreadable)?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                return Err(ClientError::Credential(format!(
+                    "credential {} is readable by others (mode {:o}); run: chmod 600 {}",
+                    path.display(),
+                    mode & 0o777,
+                    path.display()
+                )));
+            }
+        }
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(unreadable)?);
         Self::from_text(&text)
     }
 }

@@ -24,8 +24,6 @@ use rustls::{
 pub const CLOSE_UNAUTHORIZED: u32 = 0x10;
 /// QUIC application close code: orderly shutdown.
 pub const CLOSE_SHUTDOWN: u32 = 0x00;
-/// QUIC application close code: the peer violated the protocol.
-pub const CLOSE_PROTOCOL: u32 = 0x11;
 
 /// The ring crypto provider, TLS 1.3 only.
 pub fn provider() -> Arc<CryptoProvider> {
@@ -199,6 +197,13 @@ impl ClientCertVerifier for AnyClientKey {
     }
 }
 
+/// Concurrent request streams a peer may open on one connection (spec §4.4).
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
+/// Flow-control windows (spec §4.4): one stream can carry one maximum app frame; the whole
+/// connection never buffers more than `CONNECTION_WINDOW` unread bytes.
+pub const STREAM_WINDOW: u32 = 1024 * 1024 + 4096;
+pub const CONNECTION_WINDOW: u32 = 2 * 1024 * 1024;
+
 fn transport_config(keep_alive: bool) -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.max_idle_timeout(Some(
@@ -209,8 +214,11 @@ fn transport_config(keep_alive: bool) -> Arc<quinn::TransportConfig> {
     if keep_alive {
         t.keep_alive_interval(Some(Duration::from_secs(15)));
     }
-    t.max_concurrent_bidi_streams(64u32.into());
+    t.max_concurrent_bidi_streams(MAX_STREAMS_PER_CONNECTION.into());
     t.max_concurrent_uni_streams(0u32.into());
+    t.stream_receive_window(STREAM_WINDOW.into());
+    t.receive_window(CONNECTION_WINDOW.into());
+    t.send_window(CONNECTION_WINDOW as u64);
     Arc::new(t)
 }
 
@@ -229,6 +237,9 @@ pub fn client_config(
         ));
     tls.alpn_protocols = vec![alpn.to_vec()];
     tls.enable_early_data = false;
+    // No session tickets: a resumed session would skip the key pinning above and tickets
+    // would link a client's connections.
+    tls.resumption = rustls::client::Resumption::disabled();
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|_| TlsError::General("TLS 1.3 AES-128-GCM suite missing".into()))?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(quic));
@@ -249,6 +260,8 @@ pub fn server_config(
         ));
     tls.alpn_protocols = alpns.iter().map(|a| a.to_vec()).collect();
     tls.max_early_data_size = 0;
+    tls.send_tls13_tickets = 0;
+    tls.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|_| TlsError::General("TLS 1.3 AES-128-GCM suite missing".into()))?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
@@ -296,13 +309,25 @@ impl From<quinn::ReadExactError> for FrameReadError {
     }
 }
 
-/// Read one frame; the announced length is checked against `cap` before allocating.
+/// First allocation for a frame body; the buffer grows only as bytes actually arrive, so a
+/// header announcing a large frame costs nothing until its bytes are sent (and flow control
+/// bounds those).
+const INITIAL_BODY_CAPACITY: usize = 4096;
+
+/// Read one frame; the announced length is checked against `cap` before anything else.
 pub async fn read_frame(recv: &mut quinn::RecvStream, cap: u32) -> Result<Vec<u8>, FrameReadError> {
     let mut header = [0u8; FRAME_HEADER_LEN];
     recv.read_exact(&mut header).await?;
     let len = body_len(header, cap)?;
-    let mut body = vec![0u8; len];
-    recv.read_exact(&mut body).await?;
+    let mut body = Vec::with_capacity(len.min(INITIAL_BODY_CAPACITY));
+    while body.len() < len {
+        match recv.read_chunk(len - body.len(), true).await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk.bytes),
+            Ok(None) => return Err(FrameReadError::Truncated),
+            Err(quinn::ReadError::ConnectionLost(c)) => return Err(FrameReadError::Connection(c)),
+            Err(_) => return Err(FrameReadError::Reset),
+        }
+    }
     Ok(body)
 }
 

@@ -22,7 +22,7 @@ use crate::{asking, invites, unix_now};
 /// Longest ask an app may request.
 pub const MAX_ASK_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most audit entries returned at once.
-pub const MAX_AUDIT_LIMIT: u32 = 10_000;
+pub const MAX_AUDIT_LIMIT: u32 = 1_000;
 
 pub(crate) fn err(code: AppErrorCode, message: impl Display) -> AppError {
     AppError {
@@ -35,34 +35,55 @@ pub(crate) fn err(code: AppErrorCode, message: impl Display) -> AppError {
 pub(crate) async fn serve(shared: Arc<Shared>, conn: quinn::Connection, app: String) {
     tracing::debug!(%app, "app connected");
     loop {
-        let (mut send, mut recv) = match conn.accept_bi().await {
+        let (send, recv) = match conn.accept_bi().await {
             Ok(s) => s,
             Err(_) => return,
         };
         let shared = shared.clone();
-        tokio::spawn(async move {
-            let response = match transport::read_frame(&mut recv, MAX_APP_FRAME).await {
-                Ok(bytes) => match decode_message::<AppRequest>(&bytes) {
-                    Ok(req) => handle(&shared, req)
-                        .await
-                        .unwrap_or_else(AppResponse::Error),
-                    Err(WireError::Incompatible(e)) => {
-                        AppResponse::Error(err(AppErrorCode::BadRequest, e))
-                    }
-                    Err(WireError::PeerMisbehaved(e)) => {
-                        AppResponse::Error(err(AppErrorCode::BadRequest, e))
-                    }
-                },
-                Err(FrameReadError::TooLarge(e)) => {
-                    let _ = recv.stop(0u32.into());
-                    AppResponse::Error(err(AppErrorCode::BadRequest, e))
-                }
-                Err(_) => return,
-            };
-            let _ =
-                transport::write_frame(&mut send, &encode_message(&response), MAX_APP_FRAME).await;
-        });
+        tokio::spawn(async move { respond(&shared, send, recv).await });
     }
+}
+
+async fn respond(shared: &Arc<Shared>, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
+    let read = tokio::time::timeout(
+        crate::peer_service::REQUEST_READ_TIMEOUT,
+        transport::read_frame(&mut recv, MAX_APP_FRAME),
+    )
+    .await;
+    let response = match read {
+        Err(_) => {
+            let _ = recv.stop(0u32.into());
+            return;
+        }
+        Ok(Ok(bytes)) => match decode_message::<AppRequest>(&bytes) {
+            Ok(req) => handle(shared, req).await.unwrap_or_else(AppResponse::Error),
+            Err(WireError::Incompatible(e)) => AppResponse::Error(err(AppErrorCode::BadRequest, e)),
+            Err(WireError::PeerMisbehaved(e)) => {
+                AppResponse::Error(err(AppErrorCode::BadRequest, e))
+            }
+        },
+        Ok(Err(FrameReadError::TooLarge(e))) => {
+            let _ = recv.stop(0u32.into());
+            AppResponse::Error(err(AppErrorCode::BadRequest, e))
+        }
+        Ok(Err(FrameReadError::Truncated)) => AppResponse::Error(err(
+            AppErrorCode::BadRequest,
+            "stream ended inside the request frame",
+        )),
+        Ok(Err(_)) => return,
+    };
+    let mut bytes = encode_message(&response);
+    if bytes.len() > MAX_APP_FRAME as usize {
+        tracing::warn!(len = bytes.len(), "response exceeds the app frame cap");
+        bytes = encode_message(&AppResponse::Error(err(
+            AppErrorCode::Internal,
+            format!(
+                "the response ({} bytes) exceeds the {MAX_APP_FRAME}-byte frame cap; ask for less",
+                bytes.len()
+            ),
+        )));
+    }
+    let _ = transport::write_frame(&mut send, &bytes, MAX_APP_FRAME).await;
 }
 
 pub(crate) fn contact_info(c: &StoredContact) -> ContactInfo {
@@ -100,7 +121,7 @@ async fn handle(shared: &Arc<Shared>, req: AppRequest) -> Result<AppResponse, Ap
             AppResponse::Invite(invites::create(shared, circle)?)
         }
         AppRequest::AcceptInvite { code, circle } => {
-            AppResponse::Contact(invites::accept(shared, &code, circle).await?)
+            AppResponse::Contact(invites::accept(shared, &code.0, circle).await?)
         }
         AppRequest::ListContacts => AppResponse::Contacts(
             store
@@ -184,8 +205,9 @@ async fn handle(shared: &Arc<Shared>, req: AppRequest) -> Result<AppResponse, Ap
     })
 }
 
-/// A contact named by display name (case-insensitive) or by a node-id hex prefix of at
-/// least 8 digits; a circle by name.
+/// A contact named by node-id hex prefix (at least 8 digits; tried first, since names are
+/// chosen by the contacts themselves and one could take another's id as its name) or by
+/// display name (case-insensitive); a circle by name.
 fn resolve_subject(shared: &Shared, s: SubjectRef) -> Result<(Subject, Option<String>), AppError> {
     match s {
         SubjectRef::Circle(c) => Ok((
@@ -196,17 +218,22 @@ fn resolve_subject(shared: &Shared, s: SubjectRef) -> Result<(Subject, Option<St
             let contacts = shared.store.contacts().map_err(internal)?;
             let wanted = name.trim();
             let lower = wanted.to_lowercase();
-            let by_name: Vec<&StoredContact> = contacts
-                .iter()
-                .filter(|c| c.name.to_lowercase() == lower)
-                .collect();
-            let matches = if by_name.is_empty() && wanted.len() >= 8 {
+            let is_hex = lower.len() >= 8 && lower.bytes().all(|b| b.is_ascii_hexdigit());
+            let by_id: Vec<&StoredContact> = if is_hex {
                 contacts
                     .iter()
                     .filter(|c| c.node_id.to_hex().starts_with(&lower))
                     .collect()
             } else {
-                by_name
+                Vec::new()
+            };
+            let matches = if by_id.is_empty() {
+                contacts
+                    .iter()
+                    .filter(|c| c.name.to_lowercase() == lower)
+                    .collect()
+            } else {
+                by_id
             };
             match matches.as_slice() {
                 [one] => Ok((Subject::Contact(one.node_id), Some(one.name.clone()))),
@@ -217,7 +244,7 @@ fn resolve_subject(shared: &Shared, s: SubjectRef) -> Result<(Subject, Option<St
                 many => Err(err(
                     AppErrorCode::BadRequest,
                     format!(
-                        "{} contacts are named {wanted:?}; use a node id prefix instead: {}",
+                        "{} contacts match {wanted:?}; use a longer node id prefix: {}",
                         many.len(),
                         many.iter()
                             .map(|c| c.node_id.short())

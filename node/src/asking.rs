@@ -3,10 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kith_client::transport;
 use kith_protocol::app::{AskResult, NamedEndorsement};
 use kith_protocol::card::ContactCard;
-use kith_protocol::frame::MAX_PEER_FRAME;
 use kith_protocol::wire::decode_exact;
 use kith_protocol::{AskRound, ContactFailure, ItemKey, NodeId, QueryId};
 use rand_core::{OsRng, RngCore};
@@ -48,12 +46,7 @@ pub(crate) async fn ask(
             .unwrap_or_default();
         let (shared, tx) = (shared.clone(), tx.clone());
         tasks.spawn(async move {
-            let result = match peers::connection_to(&shared, t.to, &addresses).await {
-                Ok(conn) => transport::exchange(&conn, &t.payload, MAX_PEER_FRAME, MAX_PEER_FRAME)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e),
-            };
+            let result = peers::request(&shared, t.to, &addresses, &t.payload).await;
             let _ = tx.send((t.to, result)).await;
         });
     }

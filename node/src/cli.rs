@@ -277,10 +277,10 @@ async fn run(cli: Cli) -> Result<()> {
             let inv = client.create_invite(circle.clone()).await?;
             if cli.json {
                 print_json(
-                    json!({"code": inv.code, "expires_at": inv.expires_at, "circle": inv.circle}),
+                    json!({"code": inv.code.0, "expires_at": inv.expires_at, "circle": inv.circle}),
                 );
             } else {
-                println!("{}", inv.code);
+                println!("{}", inv.code.0);
             }
             client.close().await;
         }

@@ -68,6 +68,7 @@ impl DataDir {
         if !path.exists() {
             return Err(NodeError::NotInitialized(self.root.clone()));
         }
+        check_private(&path)?;
         let mut cred = Credential::load(&path).map_err(|e| NodeError::Config(e.to_string()))?;
         if let Ok(text) = fs::read_to_string(self.api_addr_file()) {
             if let Ok(addr) = text.trim().parse() {
@@ -78,11 +79,17 @@ impl DataDir {
     }
 }
 
-/// Write a secret file atomically with mode 0600: temp file, fsync, rename.
+/// Write a secret file atomically with mode 0600: a fresh temp file (never reusing one a
+/// crash left behind, whose mode could be anything), fsync, rename, fsync the directory.
 pub fn write_private(path: &Path, data: &[u8]) -> Result<(), NodeError> {
     let tmp = path.with_extension("tmp");
+    match fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(NodeError::io(&tmp, e)),
+    }
     let mut opts = OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    opts.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -92,6 +99,11 @@ pub fn write_private(path: &Path, data: &[u8]) -> Result<(), NodeError> {
     f.write_all(data).map_err(|e| NodeError::io(&tmp, e))?;
     f.sync_all().map_err(|e| NodeError::io(&tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| NodeError::io(path, e))?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
     Ok(())
 }
 

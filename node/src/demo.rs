@@ -112,7 +112,7 @@ pub async fn run(nodes: usize) -> Result<()> {
     let (asker, others) = members.split_first().expect("at least 4 members");
     for m in others {
         let invite = asker.client.create_invite(None).await?;
-        m.client.accept_invite(invite.code, None).await?;
+        m.client.accept_invite(invite.code.0, None).await?;
     }
     step(
         2,

@@ -1,11 +1,10 @@
 //! Making invites and accepting other people's (spec §3.2, §8.2).
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use kith_client::transport;
 use kith_protocol::app::{AppError, AppErrorCode, ContactInfo, InviteCreated};
 use kith_protocol::consent::validate_circle;
-use kith_protocol::frame::MAX_PEER_FRAME;
 use kith_protocol::invite::DEFAULT_INVITE_LIFETIME;
 use kith_protocol::wire::{decode_message, encode_message};
 use kith_protocol::{
@@ -15,7 +14,7 @@ use rand_core::OsRng;
 
 use crate::app_service::{contact_info, err};
 use crate::node::Shared;
-use crate::store::{AuditEvent, StoredContact, StoredInvite};
+use crate::store::{AuditEvent, CircleOnConflict, StoredContact, StoredInvite};
 use crate::{peers, unix_now};
 
 fn circle_or_default(circle: Option<String>) -> Result<String, AppError> {
@@ -44,7 +43,7 @@ pub(crate) fn create(shared: &Shared, circle: Option<String>) -> Result<InviteCr
         })
         .map_err(|e| err(AppErrorCode::Internal, e))?;
     Ok(InviteCreated {
-        code: invite.to_code(),
+        code: kith_protocol::app::InviteCode(invite.to_code()),
         expires_at: invite.expires_at,
         circle,
     })
@@ -61,25 +60,22 @@ fn invite_error(e: InviteError) -> AppError {
     err(code, e)
 }
 
+/// Longest an acceptance may take end to end: connecting to every address in the card and
+/// the redemption exchange.
+pub const ACCEPT_TIMEOUT: Duration = Duration::from_secs(15);
+
 pub(crate) async fn accept(
     shared: &Arc<Shared>,
     code: &str,
     circle: Option<String>,
 ) -> Result<ContactInfo, AppError> {
+    let explicit_circle = circle.is_some();
     let circle = circle_or_default(circle)?;
     let checked = Invite::from_code(code, unix_now()).map_err(invite_error)?;
     let inviter = checked.inviter.card().clone();
     if inviter.node_id == shared.identity.node_id() {
         return Err(invite_error(InviteError::OwnInvite));
     }
-    let conn = peers::connection_to(shared, inviter.node_id, &inviter.addresses)
-        .await
-        .map_err(|e| {
-            err(
-                AppErrorCode::Unreachable,
-                format!("cannot reach {}: {e}", inviter.name),
-            )
-        })?;
     let request = PeerRequest::Redeem(InviteRedemption {
         invite_id: checked.invite.id,
         proof: checked
@@ -87,14 +83,27 @@ pub(crate) async fn accept(
             .redemption_proof(&inviter.node_id, &shared.identity.node_id()),
         card: shared.card.clone(),
     });
-    let reply = transport::exchange(
-        &conn,
-        &encode_message(&request),
-        MAX_PEER_FRAME,
-        MAX_PEER_FRAME,
-    )
-    .await
-    .map_err(|e| err(AppErrorCode::Unreachable, format!("{}: {e}", inviter.name)))?;
+    let payload = encode_message(&request);
+    let exchange = peers::request(shared, inviter.node_id, &inviter.addresses, &payload);
+    let reply = match tokio::time::timeout(ACCEPT_TIMEOUT, exchange).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            return Err(err(
+                AppErrorCode::Unreachable,
+                format!("cannot reach {}'s node: {e}", inviter.name),
+            ))
+        }
+        Err(_) => {
+            return Err(err(
+                AppErrorCode::Unreachable,
+                format!(
+                    "{}'s node did not answer within {} s",
+                    inviter.name,
+                    ACCEPT_TIMEOUT.as_secs()
+                ),
+            ))
+        }
+    };
     let now = unix_now();
     let card = match decode_message::<PeerResponse>(&reply) {
         Ok(PeerResponse::Welcome(card)) => card,
@@ -103,24 +112,25 @@ pub(crate) async fn accept(
                 Refusal::InviteUsed => invite_error(InviteError::AlreadyUsed),
                 Refusal::InviteExpired => invite_error(InviteError::Expired),
                 Refusal::InviteUnknown => invite_error(InviteError::Unknown),
-                other => err(
-                    AppErrorCode::PeerMisbehaved,
-                    format!("inviter refused: {other}"),
+                Refusal::InviteInvalid => err(
+                    AppErrorCode::BadRequest,
+                    "the inviter's node rejected the redemption (the code was altered, or our card is invalid)",
                 ),
+                Refusal::Internal => err(AppErrorCode::Unreachable, "the inviter's node failed; try again later"),
+                other => err(AppErrorCode::PeerMisbehaved, format!("inviter refused: {other}")),
             })
         }
-        Ok(_) => {
-            return Err(err(
-                AppErrorCode::PeerMisbehaved,
-                "inviter sent an unexpected response",
-            ))
-        }
+        Ok(_) => return Err(err(AppErrorCode::PeerMisbehaved, "inviter sent an unexpected response")),
         Err(e) => return Err(err(AppErrorCode::PeerMisbehaved, format!("inviter: {e}"))),
     };
-    // Prefer the inviter's fresh card, but only if it is theirs and valid.
+    // Prefer the inviter's fresh card, but only if it is theirs and valid; otherwise keep the
+    // card from the code, which was verified above.
     let card = match card.verify(now) {
         Ok(c) if c.node_id() == inviter.node_id => c,
-        _ => checked.inviter,
+        _ => {
+            tracing::warn!(peer = %inviter.node_id.short(), "inviter sent an invalid card; keeping the one from the code");
+            checked.inviter
+        }
     };
     let contact = StoredContact {
         node_id: inviter.node_id,
@@ -129,16 +139,26 @@ pub(crate) async fn accept(
         card: card.signed().clone(),
         added_at: now,
     };
+    let on_conflict = if explicit_circle {
+        CircleOnConflict::Replace
+    } else {
+        CircleOnConflict::Keep
+    };
     shared
         .store
-        .upsert_contact(&contact)
+        .upsert_contact(&contact, on_conflict)
         .map_err(|e| err(AppErrorCode::Internal, e))?;
+    let stored = shared
+        .store
+        .contact(&contact.node_id)
+        .map_err(|e| err(AppErrorCode::Internal, e))?
+        .unwrap_or(contact);
     shared.audit(AuditEvent {
         event: "contact-added",
-        peer: Some(contact.node_id),
-        peer_name: Some(&contact.name),
+        peer: Some(stored.node_id),
+        peer_name: Some(&stored.name),
         item: None,
-        detail: format!("accepted their invite; circle {}", contact.circle),
+        detail: format!("accepted their invite; circle {}", stored.circle),
     });
-    Ok(contact_info(&contact))
+    Ok(contact_info(&stored))
 }

@@ -40,12 +40,22 @@ impl Shared {
     }
 }
 
-/// A running kith node.
+/// Most connections (peers and apps together) served at once; more are refused at once.
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// A running kith node. Dropping it stops accepting connections; [`Node::shutdown`] also
+/// closes the open ones and waits for the port to be released.
 #[derive(Debug)]
 pub struct Node {
     shared: Arc<Shared>,
     accept: JoinHandle<()>,
     data_dir: DataDir,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
 }
 
 impl Node {
@@ -68,8 +78,7 @@ impl Node {
                 .map_err(|_| NodeError::Config("stored listen address is invalid".into()))?,
         };
         let server = transport::server_config(&identity, &[ALPN_PEER, ALPN_APP])?;
-        let endpoint = quinn::Endpoint::server(server, listen)
-            .map_err(|e| NodeError::io(std::path::Path::new(&listen.to_string()), e))?;
+        let endpoint = bind_endpoint(&identity, server, listen)?;
         let bound = endpoint
             .local_addr()
             .map_err(|e| NodeError::io(std::path::Path::new("endpoint"), e))?;
@@ -140,35 +149,66 @@ impl Node {
     /// Close every connection and stop. Committed data is already on disk. When this
     /// returns the UDP port is free again (bounded wait), so a restart can bind it.
     pub async fn shutdown(self) {
-        let Node {
-            shared,
-            accept,
-            data_dir,
-        } = self;
-        accept.abort();
-        shared.endpoint.close(CLOSE_SHUTDOWN.into(), b"shutdown");
-        let _ = tokio::time::timeout(Duration::from_secs(2), shared.endpoint.wait_idle()).await;
-        let _ = accept.await;
+        self.accept.abort();
+        self.shared
+            .endpoint
+            .close(CLOSE_SHUTDOWN.into(), b"shutdown");
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), self.shared.endpoint.wait_idle()).await;
         // Connection tasks hold the shared state, and so the socket, until they see the close.
         let deadline = Instant::now() + Duration::from_secs(2);
-        while Arc::strong_count(&shared) > 1 && Instant::now() < deadline {
+        while Arc::strong_count(&self.shared) > 1 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let addr = shared.peer_addr;
-        drop(shared);
+        let addr = self.shared.peer_addr;
+        let api_addr_file = self.data_dir.api_addr_file();
+        drop(self);
         // quinn's endpoint driver closes the socket on its next poll.
         while std::net::UdpSocket::bind(addr).is_err() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let _ = std::fs::remove_file(data_dir.api_addr_file());
+        let _ = std::fs::remove_file(api_addr_file);
         tracing::info!("node stopped");
     }
 }
 
+/// HKDF label of the QUIC stateless-reset key (spec §4.4).
+pub const STATELESS_RESET_LABEL: &str = "kith/v1/quic-stateless-reset";
+
+/// Bind the UDP endpoint. The stateless-reset key is derived from the identity, so after a
+/// crash and restart this node can still reset its peers' stale connections, and they
+/// reconnect at once instead of waiting for an idle timeout.
+fn bind_endpoint(
+    identity: &Identity,
+    server: quinn::ServerConfig,
+    listen: SocketAddr,
+) -> Result<quinn::Endpoint, NodeError> {
+    let io_err = |e| NodeError::io(std::path::Path::new(&listen.to_string()), e);
+    let reset_key = ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA256,
+        identity.derive_key(STATELESS_RESET_LABEL).as_ref(),
+    );
+    let config = quinn::EndpointConfig::new(Arc::new(reset_key));
+    let socket = std::net::UdpSocket::bind(listen).map_err(io_err)?;
+    let runtime = quinn::default_runtime()
+        .ok_or_else(|| NodeError::Config("no async runtime to run the QUIC endpoint on".into()))?;
+    quinn::Endpoint::new(config, Some(server), socket, runtime).map_err(io_err)
+}
+
 async fn accept_loop(shared: Arc<Shared>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     while let Some(incoming) = shared.endpoint.accept().await {
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(
+                "connection limit reached; refusing {}",
+                incoming.remote_address()
+            );
+            incoming.refuse();
+            continue;
+        };
         let shared = shared.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let conn = match incoming.await {
                 Ok(c) => c,
                 Err(e) => {

@@ -1,8 +1,9 @@
 //! Serving other nodes (spec §8): invite redemption and answering queries.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use kith_client::transport::{self, FrameReadError};
+use kith_client::transport::{self, FrameReadError, CLOSE_UNAUTHORIZED};
 use kith_protocol::frame::MAX_PEER_FRAME;
 use kith_protocol::invite::verify_redemption_proof;
 use kith_protocol::wire::{decode_message, encode_message};
@@ -14,12 +15,42 @@ use crate::node::Shared;
 use crate::store::{AuditEvent, RedeemOutcome, StoredContact};
 use crate::{peers, unix_now};
 
-/// Serve an incoming peer connection authenticated as `key`.
+/// How long a peer may take to send a whole request frame.
+pub const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stranger may take to open its one request stream.
+pub const STRANGER_GRACE: Duration = Duration::from_secs(10);
+/// How long to wait for a stranger to acknowledge our answer before closing.
+const STRANGER_LINGER: Duration = Duration::from_secs(2);
+
+/// Serve an incoming peer connection authenticated as `key` (spec §4.3).
+///
+/// A contact may send any number of requests. A stranger gets exactly one request —
+/// normally an invite redemption — and the connection is closed after the answer unless
+/// that request made it a contact.
 pub(crate) async fn serve(shared: Arc<Shared>, conn: quinn::Connection, key: NodeId) {
-    if matches!(shared.store.contact(&key), Ok(Some(_))) {
+    if is_contact(&shared, &key) {
         peers::remember(&shared, key, conn.clone());
+        return serve_streams(shared, conn, key).await;
     }
-    serve_streams(shared, conn, key).await;
+    let (send, recv) = match tokio::time::timeout(STRANGER_GRACE, conn.accept_bi()).await {
+        Ok(Ok(s)) => s,
+        _ => {
+            conn.close(CLOSE_UNAUTHORIZED.into(), b"not a contact");
+            return;
+        }
+    };
+    let sent = respond(&shared, &conn, key, send, recv).await;
+    if is_contact(&shared, &key) {
+        return serve_streams(shared, conn, key).await;
+    }
+    if let Some(send) = sent {
+        let _ = tokio::time::timeout(STRANGER_LINGER, send.stopped()).await;
+    }
+    conn.close(CLOSE_UNAUTHORIZED.into(), b"not a contact");
+}
+
+fn is_contact(shared: &Shared, key: &NodeId) -> bool {
+    matches!(shared.store.contact(key), Ok(Some(_)))
 }
 
 /// Answer each request stream on `conn` until it closes.
@@ -30,36 +61,49 @@ pub(crate) async fn serve_streams(shared: Arc<Shared>, conn: quinn::Connection, 
             Err(_) => return,
         };
         let (shared, conn) = (shared.clone(), conn.clone());
-        tokio::spawn(async move { handle_stream(shared, conn, key, send, recv).await });
+        tokio::spawn(async move { respond(&shared, &conn, key, send, recv).await });
     }
 }
 
-async fn handle_stream(
-    shared: Arc<Shared>,
-    conn: quinn::Connection,
+/// Read one request, answer it, and hand back the finished send stream.
+async fn respond(
+    shared: &Arc<Shared>,
+    conn: &quinn::Connection,
     key: NodeId,
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
-) {
-    let response = match transport::read_frame(&mut recv, MAX_PEER_FRAME).await {
-        Ok(bytes) => match decode_message::<PeerRequest>(&bytes) {
-            Ok(PeerRequest::Ask(q)) => answer(&shared, key, q),
-            Ok(PeerRequest::Redeem(r)) => redeem(&shared, &conn, key, r),
+) -> Option<quinn::SendStream> {
+    let read = tokio::time::timeout(
+        REQUEST_READ_TIMEOUT,
+        transport::read_frame(&mut recv, MAX_PEER_FRAME),
+    )
+    .await;
+    let response = match read {
+        Err(_) => {
+            let _ = recv.stop(0u32.into());
+            return None;
+        }
+        Ok(Ok(bytes)) => match decode_message::<PeerRequest>(&bytes) {
+            Ok(PeerRequest::Ask(q)) => answer(shared, key, q),
+            Ok(PeerRequest::Redeem(r)) => redeem(shared, conn, key, r),
             Err(WireError::Incompatible(_)) => PeerResponse::Refused(Refusal::UnsupportedVersion),
             Err(WireError::PeerMisbehaved(e)) => {
                 tracing::debug!(peer = %key.short(), "malformed request: {e}");
                 PeerResponse::Refused(Refusal::Malformed)
             }
         },
-        Err(FrameReadError::TooLarge(e)) => {
+        Ok(Err(FrameReadError::TooLarge(e))) => {
             tracing::debug!(peer = %key.short(), "{e}");
             let _ = recv.stop(0u32.into());
             PeerResponse::Refused(Refusal::Malformed)
         }
-        Err(FrameReadError::Truncated) => PeerResponse::Refused(Refusal::Malformed),
-        Err(_) => return,
+        Ok(Err(FrameReadError::Truncated)) => PeerResponse::Refused(Refusal::Malformed),
+        Ok(Err(_)) => return None,
     };
-    let _ = transport::write_frame(&mut send, &encode_message(&response), MAX_PEER_FRAME).await;
+    transport::write_frame(&mut send, &encode_message(&response), MAX_PEER_FRAME)
+        .await
+        .ok()?;
+    Some(send)
 }
 
 fn answer(shared: &Shared, asker: NodeId, query: Query) -> PeerResponse {
@@ -158,7 +202,11 @@ fn redeem(
             });
             PeerResponse::Welcome(shared.card.clone())
         }
-        Ok(RedeemOutcome::AlreadyUsed) => PeerResponse::Refused(Refusal::InviteUsed),
+        // A concurrent retry by the same acceptor lost the race to itself: welcome it.
+        Ok(RedeemOutcome::AlreadyUsed) => match shared.store.invite_used_by(&invite.id) {
+            Ok(Some(by)) if by == acceptor => PeerResponse::Welcome(shared.card.clone()),
+            _ => PeerResponse::Refused(Refusal::InviteUsed),
+        },
         Err(e) => {
             tracing::error!("store: {e}");
             PeerResponse::Refused(Refusal::Internal)

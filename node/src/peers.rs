@@ -1,9 +1,11 @@
-//! Outgoing connections to other nodes, pinned to their keys and reused (spec §4.5).
+//! Outgoing exchanges with other nodes over connections pinned to their keys and reused
+//! (spec §4.5).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use kith_client::transport;
+use kith_protocol::frame::MAX_PEER_FRAME;
 use kith_protocol::{NodeId, ALPN_PEER, TLS_SERVER_NAME};
 
 use crate::node::Shared;
@@ -11,23 +13,72 @@ use crate::peer_service;
 
 /// How long one connection attempt to one address may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// At most this many resolved IPs are tried per address in a card.
+const MAX_RESOLVED_PER_ADDRESS: usize = 4;
+/// A cached connection that has not answered within this many round trips (and at least
+/// [`MIN_STALE_AFTER`]) may be dead; a fresh connection is raced against it.
+const STALE_AFTER_RTTS: u32 = 4;
+const MIN_STALE_AFTER: Duration = Duration::from_millis(300);
 
-/// The open connection to `peer`, or a new one to the first of `addresses` that answers.
-/// A new connection also serves requests the peer sends back on it.
-pub(crate) async fn connection_to(
+/// One request/response exchange with `peer` (spec §4.5).
+///
+/// A cached connection is used first. If it fails, or stays silent past a few round trips —
+/// the peer may have crashed and restarted, leaving a connection that QUIC cannot yet know
+/// is dead — a fresh connection is made and the first answer from either wins.
+pub(crate) async fn request(
+    shared: &Arc<Shared>,
+    peer: NodeId,
+    addresses: &[String],
+    payload: &[u8],
+) -> Result<Vec<u8>, String> {
+    let Some(conn) = cached(shared, &peer) else {
+        return fresh_exchange(shared, peer, addresses, payload).await;
+    };
+    let stale_after = (conn.rtt() * STALE_AFTER_RTTS).max(MIN_STALE_AFTER);
+    let attempt = transport::exchange(&conn, payload, MAX_PEER_FRAME, MAX_PEER_FRAME);
+    tokio::pin!(attempt);
+    match tokio::time::timeout(stale_after, &mut attempt).await {
+        Ok(Ok(reply)) => Ok(reply),
+        Ok(Err(_)) => {
+            forget(shared, &peer, &conn);
+            fresh_exchange(shared, peer, addresses, payload).await
+        }
+        Err(_) => {
+            let fresh = fresh_exchange(shared, peer, addresses, payload);
+            tokio::pin!(fresh);
+            tokio::select! {
+                Ok(reply) = &mut attempt => Ok(reply),
+                r = &mut fresh => r,
+            }
+        }
+    }
+}
+
+async fn fresh_exchange(
+    shared: &Arc<Shared>,
+    peer: NodeId,
+    addresses: &[String],
+    payload: &[u8],
+) -> Result<Vec<u8>, String> {
+    let conn = connect(shared, peer, addresses).await?;
+    transport::exchange(&conn, payload, MAX_PEER_FRAME, MAX_PEER_FRAME)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// A new connection to the first of `addresses` that answers, cached for reuse. It also
+/// serves requests the peer sends back on it.
+async fn connect(
     shared: &Arc<Shared>,
     peer: NodeId,
     addresses: &[String],
 ) -> Result<quinn::Connection, String> {
-    if let Some(c) = cached(shared, &peer) {
-        return Ok(c);
-    }
     let cfg =
         transport::client_config(&shared.identity, peer, ALPN_PEER).map_err(|e| e.to_string())?;
     let mut last_err = String::from("no address");
     for addr in addresses {
         let resolved = match tokio::net::lookup_host(addr.as_str()).await {
-            Ok(r) => r.collect::<Vec<_>>(),
+            Ok(r) => r.take(MAX_RESOLVED_PER_ADDRESS).collect::<Vec<_>>(),
             Err(e) => {
                 last_err = format!("{addr}: {e}");
                 continue;
@@ -68,6 +119,17 @@ fn cached(shared: &Shared, peer: &NodeId) -> Option<quinn::Connection> {
             None
         }
         None => None,
+    }
+}
+
+/// Drop `conn` from the cache if it is still the one cached for `peer`.
+fn forget(shared: &Shared, peer: &NodeId, conn: &quinn::Connection) {
+    let mut peers = shared.peers.lock().unwrap_or_else(|p| p.into_inner());
+    if peers
+        .get(peer)
+        .is_some_and(|c| c.stable_id() == conn.stable_id())
+    {
+        peers.remove(peer);
     }
 }
 

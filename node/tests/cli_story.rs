@@ -217,6 +217,40 @@ fn five_processes_tell_the_story() {
         assert!(!err.contains("panicked"), "{bad:?}: {err}");
     }
 
+    // Chloe's node crashes (SIGKILL: no goodbye to Ana) and comes back on the same address.
+    // Ana's cached connection is dead; the next ask must notice and reconnect.
+    #[cfg(unix)]
+    let chloe = {
+        let mut c = chloe;
+        let addr = json(&c.dir, &["status"])["peer_addr"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        c.child.kill().unwrap();
+        c.child.wait().unwrap();
+        let dir = c.dir.clone();
+        drop(c);
+        let child = Command::new(KITH)
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(["run", "--listen", &addr])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let d = Daemon { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !kith(&d.dir, &["status"]).status.success() {
+            assert!(Instant::now() < deadline, "Chloe did not restart");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let again = json(&ana.dir, &["ask", "tag:vehicle/subaru/outback"]);
+        assert_eq!(again["named"][0]["name"], "Chloe", "{again}");
+        d
+    };
+    drop(chloe);
+
     // SIGTERM stops a daemon cleanly.
     #[cfg(unix)]
     {

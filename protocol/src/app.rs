@@ -17,9 +17,10 @@ pub enum AppRequest {
     Status,
     /// 1: make an invite; the acceptor joins `circle` (default `friends`).
     CreateInvite { circle: Option<String> },
-    /// 2: redeem someone's invite code; the inviter joins `circle`.
+    /// 2: redeem someone's invite code; the inviter joins `circle` (default: unchanged for
+    /// an existing contact, `friends` for a new one).
     AcceptInvite {
-        code: String,
+        code: InviteCode,
         circle: Option<String>,
     },
     /// 3
@@ -100,9 +101,21 @@ pub struct NodeStatus {
     pub uptime_secs: u64,
 }
 
+/// An invite code as text. It is a bearer secret until redeemed, so `Debug` hides it. On
+/// the wire it is a plain string.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct InviteCode(pub String);
+
+impl core::fmt::Debug for InviteCode {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("InviteCode(<redacted>)")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InviteCreated {
-    pub code: String,
+    pub code: InviteCode,
     pub expires_at: u64,
     pub circle: String,
 }

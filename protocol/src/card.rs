@@ -69,25 +69,43 @@ impl VerifiedCard {
     }
 }
 
-/// Check a display name: 1..=64 characters, no control characters, trimmed.
+/// Check a display name: 1..=64 characters, trimmed, nothing that is not displayable
+/// ([`crate::display_text`]).
 pub fn validate_name(name: &str) -> Result<String, InvalidInput> {
     let name = name.trim();
     let n = name.chars().count();
-    if n == 0 || n > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+    if n == 0 || n > MAX_NAME_CHARS || !crate::display_text::is_displayable(name) {
         return Err(InvalidInput::Name(MAX_NAME_CHARS));
     }
     Ok(name.to_string())
 }
 
-/// Check an address: `host:port` with a non-empty host and a non-zero port.
+/// Check an address (spec §3.1): `host:port`, where host is a DNS name or IPv4 address of
+/// ASCII letters, digits, `-` and `.`, or an IPv6 address in brackets; port is 1..=65535 in
+/// decimal without sign or leading zeros.
 pub fn validate_address(addr: &str) -> Result<(), InvalidInput> {
     let bad = || InvalidInput::Address(addr.chars().take(80).collect());
-    if addr.len() > MAX_ADDRESS_LEN || addr.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if addr.len() > MAX_ADDRESS_LEN {
         return Err(bad());
     }
     let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
-    let port: u16 = port.parse().map_err(|_| bad())?;
-    if host.is_empty() || port == 0 {
+    let port_ok = !port.is_empty()
+        && port.len() <= 5
+        && port.bytes().all(|b| b.is_ascii_digit())
+        && !port.starts_with('0')
+        && port.parse::<u32>().is_ok_and(|p| (1..=65535).contains(&p));
+    let host_ok = if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        !inner.is_empty()
+            && inner
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+    } else {
+        !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    };
+    if !port_ok || !host_ok {
         return Err(bad());
     }
     Ok(())
@@ -206,5 +224,10 @@ mod tests {
         assert!(ContactCard::new(&id, "ok", vec!["nope".into()], 0, 1).is_err());
         assert!(ContactCard::new(&id, "ok", vec!["h:0".into()], 0, 1).is_err());
         assert!(ContactCard::new(&id, "ok", vec!["[::1]:7".into()], 0, 1).is_ok());
+        assert!(ContactCard::new(&id, "ok", vec!["host.example:07".into()], 0, 1).is_err());
+        assert!(ContactCard::new(&id, "ok", vec!["host.example:+7".into()], 0, 1).is_err());
+        assert!(ContactCard::new(&id, "ok", vec!["a b:7".into()], 0, 1).is_err());
+        assert!(ContactCard::new(&id, "ok", vec!["host.example:65536".into()], 0, 1).is_err());
+        assert!(ContactCard::new(&id, "evil\u{202E}", vec![], 0, 1).is_err());
     }
 }

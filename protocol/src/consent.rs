@@ -102,9 +102,11 @@ impl ConsentPolicy {
     ///
     /// 1. keep the rules whose subject is the contact or its circle and whose pattern
     ///    matches the item;
-    /// 2. the most specific item pattern wins (exact key > deeper tag subtree > shallower >
-    ///    `scheme:*` > `*`);
-    /// 3. among those, a rule naming the contact beats a rule naming its circle;
+    /// 2. a rule naming the contact beats any rule naming its circle (a per-person rule is
+    ///    the owner's explicit exception, so `--contact bob --items '*' --share none`
+    ///    always silences Bob);
+    /// 3. among those, the most specific item pattern wins (exact key > deeper tag subtree
+    ///    > shallower > `scheme:*` > `*`);
     /// 4. any remaining tie goes to the least revealing share (`none` < `count` < `ask` <
     ///    `name`);
     /// 5. no matching rule: [`DEFAULT_SHARE`].
@@ -121,8 +123,8 @@ impl ConsentPolicy {
                 // Higher tuple wins; the share is inverted so the least revealing wins ties.
                 (
                     (
-                        r.items.specificity(),
                         subject_rank,
+                        r.items.specificity(),
                         core::cmp::Reverse(r.share),
                     ),
                     r.share,
@@ -147,15 +149,17 @@ mod tests {
     }
 
     #[test]
-    fn most_specific_rule_wins() {
+    fn precedence() {
         let bob = NodeId([1; 32]);
         let carol = NodeId([2; 32]);
+        let dan = NodeId([3; 32]);
         let friends = || Subject::Circle("friends".into());
         let p = ConsentPolicy::new(vec![
             rule(friends(), "*", Share::Name),
             rule(friends(), "tag:health/*", Share::None),
-            rule(Subject::Contact(bob), "tag:health/*", Share::Count),
             rule(friends(), "tag:health/dentist", Share::Ask),
+            rule(Subject::Contact(bob), "tag:health/*", Share::Count),
+            rule(Subject::Contact(dan), "*", Share::None),
             rule(friends(), "tag:vehicle/*", Share::Name),
             rule(friends(), "tag:vehicle/*", Share::Count),
         ]);
@@ -164,19 +168,26 @@ mod tests {
             p.evaluate(&carol, "friends", &item("isbn:9780441013593")),
             Share::Name
         );
+        // Deeper pattern beats shallower within the circle.
         assert_eq!(
             p.evaluate(&carol, "friends", &item("tag:health/flu")),
             Share::None
         );
         assert_eq!(
-            p.evaluate(&bob, "friends", &item("tag:health/flu")),
-            Share::Count
-        );
-        assert_eq!(
-            p.evaluate(&bob, "friends", &item("tag:health/dentist")),
+            p.evaluate(&carol, "friends", &item("tag:health/dentist")),
             Share::Ask
         );
-        // Equal specificity: least revealing wins.
+        // A contact rule beats even a more specific circle rule.
+        assert_eq!(
+            p.evaluate(&bob, "friends", &item("tag:health/dentist")),
+            Share::Count
+        );
+        assert_eq!(p.evaluate(&bob, "friends", &item("tag:book")), Share::Name);
+        assert_eq!(
+            p.evaluate(&dan, "friends", &item("tag:vehicle/subaru")),
+            Share::None
+        );
+        // Equal rank: least revealing wins.
         assert_eq!(
             p.evaluate(&carol, "friends", &item("tag:vehicle/subaru")),
             Share::Count

@@ -60,6 +60,9 @@ impl Endorsement {
         if matches!(&self.note, Some(n) if n.chars().count() > MAX_NOTE_CHARS) {
             return Err(InvalidInput::NoteTooLong(MAX_NOTE_CHARS));
         }
+        if matches!(&self.note, Some(n) if !crate::display_text::is_displayable(n)) {
+            return Err(InvalidInput::NoteText);
+        }
         Ok(())
     }
 }
@@ -161,6 +164,7 @@ mod tests {
         assert!(Endorsement::new(item.clone(), 1, Some(6), None, 0).is_err());
         assert!(Endorsement::new(item.clone(), 1, Some(0), None, 0).is_err());
         assert!(Endorsement::new(item.clone(), 1, None, Some("x".repeat(281)), 0).is_err());
+        assert!(Endorsement::new(item.clone(), 1, None, Some("line\nbreak".into()), 0).is_err());
         assert!(Endorsement::new(item, 2, Some(5), Some("great".into()), 0).is_ok());
     }
 

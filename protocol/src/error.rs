@@ -102,6 +102,8 @@ pub enum ItemError {
     TooLong(usize),
     #[error("invalid pattern: {0}")]
     BadPattern(&'static str),
+    #[error("item key is not in normal form")]
+    NotNormalForm,
 }
 
 /// Invalid values supplied by the local user or app (API misuse, not a peer's fault).
@@ -114,7 +116,9 @@ pub enum InvalidInput {
     Count(u32),
     #[error("note longer than {0} characters")]
     NoteTooLong(usize),
-    #[error("display name must be 1 to {0} characters with no control characters")]
+    #[error("note contains control or invisible formatting characters")]
+    NoteText,
+    #[error("display name must be 1 to {0} characters with no control or invisible formatting characters")]
     Name(usize),
     #[error("address {0:?} is not host:port")]
     Address(String),

@@ -41,7 +41,17 @@ impl NodeId {
         hex(&self.0[..4])
     }
 
+    /// False for the small-order Ed25519 points (and for bytes that are not a point at
+    /// all): for those keys anyone can forge signatures, so kith never accepts them as an
+    /// identity (spec §2.1).
+    pub fn is_valid_key(&self) -> bool {
+        curve25519_dalek::edwards::CompressedEdwardsY(self.0)
+            .decompress()
+            .is_some_and(|p| !p.is_small_order())
+    }
+
     /// Verify an Ed25519 `signature` made by this key over `label || message` (spec §2.3).
+    /// Small-order keys never verify.
     pub fn verify(
         &self,
         label: SigningLabel,
@@ -49,6 +59,9 @@ impl NodeId {
         signature: &Signature,
         what: &'static str,
     ) -> Result<(), PeerMisbehaved> {
+        if !self.is_valid_key() {
+            return Err(PeerMisbehaved::BadSignature(what));
+        }
         let signed = label.prefix(message);
         UnparsedPublicKey::new(&ED25519, &self.0)
             .verify(&signed, &signature.0)
@@ -248,6 +261,20 @@ impl Identity {
         Signature(out)
     }
 
+    /// A 32-byte key for a local purpose, derived from this identity's secrets and stable
+    /// across restarts (spec §2.2): HKDF-SHA256 with salt `"kith/v1/derive"`, IKM the two
+    /// secrets (seed || X25519 secret), info `label`. Never sent anywhere.
+    pub fn derive_key(&self, label: &str) -> Zeroizing<[u8; 32]> {
+        let mut ikm = Zeroizing::new([0u8; 64]);
+        ikm[..32].copy_from_slice(&self.ed25519_seed);
+        ikm[32..].copy_from_slice(&self.x25519_secret);
+        let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(b"kith/v1/derive"), ikm.as_ref());
+        let mut out = Zeroizing::new([0u8; 32]);
+        hk.expand(label.as_bytes(), out.as_mut())
+            .expect("32 bytes is a valid HKDF length");
+        out
+    }
+
     /// The PKCS#8 v1 DER encoding of the Ed25519 key (RFC 8410), for TLS libraries.
     /// Zeroized when dropped.
     pub fn ed25519_pkcs8_der(&self) -> Zeroizing<Vec<u8>> {
@@ -285,14 +312,16 @@ impl NodeId {
         v
     }
 
-    /// Parse an Ed25519 SubjectPublicKeyInfo; anything else is rejected.
+    /// Parse an Ed25519 SubjectPublicKeyInfo; anything else, and small-order keys, are
+    /// rejected.
     pub fn from_spki_der(der: &[u8]) -> Option<Self> {
         if der.len() != 44 || der[..12] != ED25519_SPKI_PREFIX {
             return None;
         }
         let mut out = [0u8; 32];
         out.copy_from_slice(&der[12..]);
-        Some(NodeId(out))
+        let id = NodeId(out);
+        id.is_valid_key().then_some(id)
     }
 }
 
@@ -355,6 +384,23 @@ mod tests {
         let dbg = format!("{id:?}");
         assert!(dbg.contains("redacted"));
         assert!(!dbg.contains(&hex(&id.to_secret_bytes()[..8])));
+    }
+
+    #[test]
+    fn small_order_keys_are_refused() {
+        // The identity point: with it, (R = identity, S = 0) "verifies" any message under
+        // cofactorless verification.
+        let mut identity_point = [0u8; 32];
+        identity_point[0] = 1;
+        let key = NodeId(identity_point);
+        assert!(!key.is_valid_key());
+        let mut sig = [0u8; 64];
+        sig[0] = 1;
+        assert!(key
+            .verify(SigningLabel::ContactCard, b"x", &Signature(sig), "t")
+            .is_err());
+        assert_eq!(NodeId::from_spki_der(&key.to_spki_der()), None);
+        assert!(Identity::generate(&mut OsRng).node_id().is_valid_key());
     }
 
     #[test]

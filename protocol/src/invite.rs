@@ -25,8 +25,10 @@ pub const INVITE_PREFIX: &str = "KITH1";
 pub const INVITE_VERSION: u8 = 1;
 /// Default lifetime: 7 days, in seconds.
 pub const DEFAULT_INVITE_LIFETIME: u64 = 7 * 24 * 3600;
-/// Longest invite code accepted, in characters (keeps it within one QR code).
-pub const MAX_INVITE_CODE_CHARS: usize = 2000;
+/// Longest invite code accepted, in characters. The largest valid invite (a 64-character
+/// name of 4-byte characters and four 262-byte addresses) is about 2,460 characters; this
+/// stays within one QR code in alphanumeric mode (4,296).
+pub const MAX_INVITE_CODE_CHARS: usize = 4000;
 /// Label of the redemption proof MAC (spec §3.2).
 pub const REDEMPTION_LABEL: &[u8] = b"kith/v1/invite-redemption";
 
@@ -40,9 +42,18 @@ impl fmt::Debug for InviteId {
     }
 }
 
-/// The invite's one-time secret. Zeroized on drop, hidden from `Debug`.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+/// The invite's one-time secret. Zeroized on drop, hidden from `Debug`, compared in
+/// constant time.
+#[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 pub struct InviteSecret(pub [u8; 32]);
+
+impl PartialEq for InviteSecret {
+    fn eq(&self, other: &Self) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.ct_eq(&other.0).into()
+    }
+}
+impl Eq for InviteSecret {}
 
 impl fmt::Debug for InviteSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -118,14 +129,16 @@ impl Invite {
         }
         let invite: Invite =
             decode_exact(&payload).map_err(|_| InviteError::Malformed("unreadable contents"))?;
-        // Signature first (a forged code is not "expired"), using the invite expiry as the
-        // time so that an invite outliving its card is reported as a bad card.
+        // Signature first: a forged code is reported as forged, not as expired. The card is
+        // checked as of the invite's last valid second, so a card that expires before its
+        // invite is reported as an expired invite.
         let inviter = invite
             .card
             .verify(now.min(invite.expires_at.saturating_sub(1)))
             .map_err(|e| match e {
                 crate::PeerMisbehaved::CardExpired => InviteError::Expired,
-                _ => InviteError::BadSignature,
+                crate::PeerMisbehaved::BadSignature(_) => InviteError::BadSignature,
+                _ => InviteError::Malformed("the inviter's card inside is unreadable"),
             })?;
         if now >= invite.expires_at {
             return Err(InviteError::Expired);

@@ -131,9 +131,7 @@ impl TryFrom<String> for ItemKey {
     fn try_from(s: String) -> Result<Self, ItemError> {
         let key = ItemKey::parse(&s)?;
         if key.to_string() != s {
-            return Err(ItemError::BadPattern(
-                "item key on the wire must be in normal form",
-            ));
+            return Err(ItemError::NotNormalForm);
         }
         Ok(key)
     }
@@ -239,20 +237,27 @@ fn normalise_wikidata(value: &str) -> Result<String, ItemError> {
 fn normalise_tag(value: &str) -> Result<String, ItemError> {
     let mut segments = Vec::new();
     for raw in value.split('/') {
-        let words: Vec<&str> = raw.split_whitespace().collect();
+        // ASCII only, so that every implementation, whatever its Unicode tables, agrees on
+        // the normal form (spec §6.1).
+        if !raw.is_ascii() {
+            return Err(ItemError::BadTag(
+                "tags use ASCII letters, digits, '-', '_', '.', '+'",
+            ));
+        }
+        let words: Vec<&str> = raw.split_ascii_whitespace().collect();
         if words.is_empty() {
             return Err(ItemError::BadTag("empty path segment"));
         }
-        let seg = words.join("-").to_lowercase();
+        let seg = words.join("-").to_ascii_lowercase();
         if seg == "*" || seg.contains('*') {
             return Err(ItemError::BadTag("'*' is for patterns, not item keys"));
         }
         if !seg
             .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '+'))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+'))
         {
             return Err(ItemError::BadTag(
-                "segments use letters, digits, '-', '_', '.', '+'",
+                "tags use ASCII letters, digits, '-', '_', '.', '+'",
             ));
         }
         segments.push(seg);
@@ -399,6 +404,8 @@ mod tests {
             "tag:vehicle/subaru-outback"
         );
         assert!(ItemKey::parse("tag:a//b").is_err());
+        assert!(ItemKey::parse("tag:bücher").is_err());
+        assert!(ItemKey::parse("tag:a\u{a0}b").is_err());
         assert!(ItemKey::parse("tag:").is_err());
         assert!(ItemKey::parse("car:subaru").is_err());
         assert!(ItemKey::parse("subaru").is_err());

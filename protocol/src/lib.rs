@@ -39,6 +39,7 @@ pub mod app;
 pub mod ask;
 pub mod card;
 pub mod consent;
+pub mod display_text;
 pub mod endorsement;
 pub mod envelope;
 pub mod error;

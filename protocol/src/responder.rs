@@ -17,18 +17,33 @@ pub struct Disclosure {
 }
 
 impl Disclosure {
-    /// One line for the audit log. Never includes note text.
+    /// One line for the audit log, at most a few hundred bytes whatever the shelf size.
+    /// Never includes note text.
     pub fn describe(&self) -> String {
+        const LISTED: usize = 5;
+        fn list(items: impl Iterator<Item = String>, total: usize) -> String {
+            let mut shown: Vec<String> = items.take(LISTED).collect();
+            if total > LISTED {
+                shown.push(format!("and {} more", total - LISTED));
+            }
+            shown.join(", ")
+        }
         if self.named.is_empty() && self.withheld.is_empty() {
             return "nothing (owns nothing matching)".into();
         }
         let mut parts = Vec::new();
         if !self.named.is_empty() {
-            let items: Vec<String> = self.named.iter().map(ToString::to_string).collect();
-            parts.push(format!("named {}", items.join(", ")));
+            parts.push(format!(
+                "named {}",
+                list(self.named.iter().map(ToString::to_string), self.named.len())
+            ));
         }
-        for (item, share) in &self.withheld {
-            parts.push(format!("withheld {item} (share={share})"));
+        if !self.withheld.is_empty() {
+            let items = self
+                .withheld
+                .iter()
+                .map(|(item, share)| format!("{item} (share={share})"));
+            parts.push(format!("withheld {}", list(items, self.withheld.len())));
         }
         parts.join("; ")
     }
@@ -78,4 +93,21 @@ pub fn answer_query(
         },
         disclosure,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_is_bounded() {
+        let item = |i: usize| ItemKey::parse(&format!("tag:shelf/item-{i}")).unwrap();
+        let d = Disclosure {
+            named: (0..100).map(item).collect(),
+            withheld: (0..1000).map(|i| (item(i), Share::Count)).collect(),
+        };
+        let text = d.describe();
+        assert!(text.len() < 500, "{} bytes", text.len());
+        assert!(text.contains("and 95 more") && text.contains("and 995 more"));
+    }
 }

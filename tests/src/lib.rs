@@ -108,7 +108,7 @@ pub async fn link(inviter: &TestNode, acceptor: &TestNode) {
     let invite = inviter.client.create_invite(None).await.expect("invite");
     acceptor
         .client
-        .accept_invite(invite.code, None)
+        .accept_invite(invite.code.0, None)
         .await
         .expect("accept");
 }

@@ -177,7 +177,7 @@ async fn invite_codes_are_single_use_and_errors_are_distinct() {
     let invite = ana.client.create_invite(Some("work".into())).await.unwrap();
     let c = bob
         .client
-        .accept_invite(invite.code.clone(), None)
+        .accept_invite(invite.code.0.clone(), None)
         .await
         .unwrap();
     assert_eq!(c.name, "Ana");
@@ -188,7 +188,7 @@ async fn invite_codes_are_single_use_and_errors_are_distinct() {
         other => panic!("expected a node error, got {other:?}"),
     };
     assert_eq!(
-        code_of(eve.client.accept_invite(invite.code.clone(), None).await),
+        code_of(eve.client.accept_invite(invite.code.0.clone(), None).await),
         AppErrorCode::InviteUsed
     );
     assert_eq!(
@@ -197,7 +197,7 @@ async fn invite_codes_are_single_use_and_errors_are_distinct() {
     );
     let own = ana.client.create_invite(None).await.unwrap();
     assert_eq!(
-        code_of(ana.client.accept_invite(own.code, None).await),
+        code_of(ana.client.accept_invite(own.code.0, None).await),
         AppErrorCode::BadRequest
     );
 
@@ -334,4 +334,57 @@ async fn app_api_refuses_unknown_credentials() {
         kith_client::Client::connect_with(&wrong).await,
         Err(ClientError::NodeUnreachable { .. })
     ));
+}
+
+#[tokio::test]
+async fn a_stranger_gets_one_request_then_the_connection_closes() {
+    let ana = TestNode::start("Ana").await;
+    let stranger = Identity::generate(&mut OsRng);
+    let (_ep, conn) = raw_peer(&ana, &stranger).await;
+    let ask = encode_message(&PeerRequest::Ask(Query {
+        query_id: QueryId([3; 16]),
+        item: item("tag:x"),
+    }));
+    let frame = encode_frame(&ask, MAX_PEER_FRAME).unwrap();
+    let reply = send_raw(&conn, &frame).await.unwrap();
+    assert_eq!(
+        decode_message::<PeerResponse>(&reply).unwrap(),
+        PeerResponse::Refused(Refusal::NotAContact)
+    );
+    let closed = tokio::time::timeout(Duration::from_secs(10), conn.closed())
+        .await
+        .expect("node closes a stranger's connection");
+    assert!(
+        matches!(closed, quinn::ConnectionError::ApplicationClosed(ref c) if c.error_code == quinn::VarInt::from_u32(kith_client::transport::CLOSE_UNAUTHORIZED)),
+        "{closed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_contact_cannot_move_itself_to_another_circle() {
+    let ana = TestNode::start("Ana").await;
+    let bob = TestNode::start("Bob").await;
+    let first = ana
+        .client
+        .create_invite(Some("acquaintances".into()))
+        .await
+        .unwrap();
+    bob.client.accept_invite(first.code.0, None).await.unwrap();
+    // Bob obtains a second code meant for close friends and redeems it too.
+    let second = ana
+        .client
+        .create_invite(Some("close".into()))
+        .await
+        .unwrap();
+    bob.client.accept_invite(second.code.0, None).await.unwrap();
+    let contacts = ana.client.contacts().await.unwrap();
+    assert_eq!(contacts.len(), 1);
+    assert_eq!(contacts[0].circle, "acquaintances");
+    // Bob's own explicit choice does move Ana.
+    let third = ana.client.create_invite(None).await.unwrap();
+    bob.client
+        .accept_invite(third.code.0, Some("family".into()))
+        .await
+        .unwrap();
+    assert_eq!(bob.client.contacts().await.unwrap()[0].circle, "family");
 }

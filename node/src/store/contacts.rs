@@ -56,10 +56,10 @@ fn build(row: ContactRow) -> Result<StoredContact> {
 const COLUMNS: &str = "node_id, name, circle, card, signature, added_at";
 
 impl Store {
-    /// Insert or refresh a contact (a newer card replaces the old one; the circle is kept
-    /// unless `circle` is given).
-    pub fn upsert_contact(&self, c: &StoredContact) -> Result<()> {
-        upsert(&self.conn(), c)
+    /// Insert a contact, or refresh an existing one's card and name. An existing contact's
+    /// circle changes only with [`CircleOnConflict::Replace`].
+    pub fn upsert_contact(&self, c: &StoredContact, circle: CircleOnConflict) -> Result<()> {
+        upsert(&self.conn(), c, circle)
     }
 
     pub fn contact(&self, id: &NodeId) -> Result<Option<StoredContact>> {
@@ -92,12 +92,26 @@ impl Store {
     }
 }
 
-pub(super) fn upsert(conn: &rusqlite::Connection, c: &StoredContact) -> Result<()> {
+/// What to do with the circle of a contact that already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CircleOnConflict {
+    /// Keep the owner's earlier choice (a contact cannot move itself by redeeming a code).
+    Keep,
+    /// The owner chose a circle explicitly.
+    Replace,
+}
+
+pub(super) fn upsert(
+    conn: &rusqlite::Connection,
+    c: &StoredContact,
+    circle: CircleOnConflict,
+) -> Result<()> {
     conn.execute(
         "INSERT INTO contacts (node_id, name, circle, card, signature, added_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (node_id) DO UPDATE SET
-            name = excluded.name, circle = excluded.circle,
+            name = excluded.name,
+            circle = CASE WHEN ?7 THEN excluded.circle ELSE contacts.circle END,
             card = excluded.card, signature = excluded.signature",
         params![
             &c.node_id.0[..],
@@ -105,7 +119,8 @@ pub(super) fn upsert(conn: &rusqlite::Connection, c: &StoredContact) -> Result<(
             c.circle,
             c.card.body,
             &c.card.signature.0[..],
-            c.added_at as i64
+            c.added_at as i64,
+            circle == CircleOnConflict::Replace
         ],
     )?;
     Ok(())

@@ -3,7 +3,7 @@
 use kith_protocol::{InviteId, InviteSecret, NodeId};
 use rusqlite::{params, OptionalExtension};
 
-use super::contacts::{upsert, StoredContact};
+use super::contacts::{upsert, CircleOnConflict, StoredContact};
 use super::{Result, Store, StoreError};
 
 /// An invite as stored by its issuer.
@@ -83,7 +83,7 @@ impl Store {
         if changed == 0 {
             return Ok(RedeemOutcome::AlreadyUsed);
         }
-        upsert(&tx, contact)?;
+        upsert(&tx, contact, CircleOnConflict::Keep)?;
         tx.commit()?;
         Ok(RedeemOutcome::Redeemed)
     }

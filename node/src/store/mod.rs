@@ -19,7 +19,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::Connection;
 
 pub use audit::AuditEvent;
-pub use contacts::StoredContact;
+pub use contacts::{CircleOnConflict, StoredContact};
 pub use invites::{RedeemOutcome, StoredInvite};
 
 /// Storage failure. Always the local node's problem, never a peer's.
