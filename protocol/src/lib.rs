@@ -35,6 +35,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_debug_implementations)]
 
+pub mod aggregation;
 pub mod app;
 pub mod ask;
 pub mod card;
