@@ -212,12 +212,53 @@ impl Client {
         }
     }
 
-    /// Ask every contact about `item`, waiting at most `timeout` for their answers.
+    /// Ask every contact about `item`, waiting at most `timeout` for the whole ask
+    /// (named answers and the aggregate). `epsilon` requests noise at least that strict.
     pub async fn ask(&self, item: ItemKey, timeout: Duration) -> Result<AskResult, ClientError> {
+        self.ask_with_epsilon(item, timeout, None).await
+    }
+
+    /// [`Client::ask`] with a requested ε (the effective ε is the strictest of this and
+    /// every cohort member's setting).
+    pub async fn ask_with_epsilon(
+        &self,
+        item: ItemKey,
+        timeout: Duration,
+        epsilon: Option<f64>,
+    ) -> Result<AskResult, ClientError> {
         let timeout_ms = timeout.as_millis().min(u32::MAX as u128) as u32;
-        let request = AppRequest::Ask { item, timeout_ms };
+        let epsilon = epsilon.map(|e| (e * 1000.0).round().clamp(1.0, u32::MAX as f64) as u32);
+        let request = AppRequest::Ask {
+            item,
+            timeout_ms,
+            epsilon,
+        };
         match self.call(&request, timeout + REQUEST_TIMEOUT).await? {
             AppResponse::AskResult(r) => Ok(r),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Every node setting and its value.
+    pub async fn settings(&self) -> Result<Vec<(String, String)>, ClientError> {
+        match self.call_default(AppRequest::ListSettings).await? {
+            AppResponse::Settings(s) => Ok(s),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Change a setting; returns every setting after the change.
+    pub async fn set_setting(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<(String, String)>, ClientError> {
+        let request = AppRequest::SetSetting {
+            key: key.to_string(),
+            value: value.to_string(),
+        };
+        match self.call_default(request).await? {
+            AppResponse::Settings(s) => Ok(s),
             other => Err(unexpected(other)),
         }
     }

@@ -17,7 +17,7 @@ use kith_protocol::{Endorsement, PolicyRule, Subject, WireError};
 
 use crate::node::Shared;
 use crate::store::StoredContact;
-use crate::{asking, invites, unix_now};
+use crate::{asking, invites, settings, unix_now};
 
 /// Longest ask an app may request.
 pub const MAX_ASK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -193,9 +193,27 @@ async fn handle(shared: &Arc<Shared>, req: AppRequest) -> Result<AppResponse, Ap
                 .collect();
             AppResponse::Policy(entries)
         }
-        AppRequest::Ask { item, timeout_ms } => {
+        AppRequest::Ask {
+            item,
+            timeout_ms,
+            epsilon,
+        } => {
             let timeout = Duration::from_millis(timeout_ms as u64).min(MAX_ASK_TIMEOUT);
-            AppResponse::AskResult(asking::ask(shared, item, timeout).await.map_err(internal)?)
+            if epsilon == Some(0) {
+                return Err(err(AppErrorCode::BadRequest, "epsilon must be positive"));
+            }
+            AppResponse::AskResult(
+                asking::ask(shared, item, timeout, epsilon)
+                    .await
+                    .map_err(internal)?,
+            )
+        }
+        AppRequest::ListSettings => AppResponse::Settings(settings::list(store).map_err(internal)?),
+        AppRequest::SetSetting { key, value } => {
+            let value =
+                settings::validate(&key, &value).map_err(|e| err(AppErrorCode::BadRequest, e))?;
+            store.set_setting(&key, &value).map_err(internal)?;
+            AppResponse::Settings(settings::list(store).map_err(internal)?)
         }
         AppRequest::Audit { limit } => AppResponse::Audit(
             store

@@ -1,76 +1,96 @@
-//! Driving an ask (spec §8.3): the protocol's [`AskRound`] decides, this module moves bytes.
+//! Driving an ask (spec §8.3, §9.8): the protocol's [`AggAsker`] decides, this module moves
+//! bytes. Named endorsements arrive in round 0; the aggregate after round 4.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kith_protocol::aggregation::asker::{AggAsker, AggregationParams};
+use kith_protocol::aggregation::messages::MilliEpsilon;
 use kith_protocol::app::{AskResult, NamedEndorsement};
 use kith_protocol::card::ContactCard;
 use kith_protocol::wire::decode_exact;
-use kith_protocol::{AskRound, ContactFailure, ItemKey, NodeId, QueryId};
+use kith_protocol::{ContactFailure, ItemKey, NodeId, QueryId};
 use rand_core::{OsRng, RngCore};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::node::Shared;
-use crate::peers;
 use crate::store::{AuditEvent, StoreError};
+use crate::{peers, settings};
 
-/// Ask every contact about `item`; answers after `timeout` are ignored.
+/// Rounds in an aggregate ask; the ask's timeout is shared among them.
+const ROUNDS: u32 = 5;
+
+/// Ask every contact about `item`, with an aggregate at the strictest of `epsilon` and the
+/// cohort's settings. The whole ask takes at most about `timeout`.
 pub(crate) async fn ask(
     shared: &Arc<Shared>,
     item: ItemKey,
     timeout: Duration,
+    epsilon: Option<MilliEpsilon>,
 ) -> Result<AskResult, StoreError> {
     let started = Instant::now();
     let contacts = shared.store.contacts()?;
+    let mine = settings::load(&shared.store)?;
+    let addresses: HashMap<NodeId, Vec<String>> = contacts
+        .iter()
+        .map(|c| {
+            let addrs = decode_exact::<ContactCard>(&c.card.body)
+                .map(|card| card.addresses)
+                .unwrap_or_default();
+            (c.node_id, addrs)
+        })
+        .collect();
     let mut qid = [0u8; 16];
     OsRng.fill_bytes(&mut qid);
     let query_id = QueryId(qid);
-    let mut round = AskRound::new(
+    let params = AggregationParams {
+        epsilon,
+        min_cohort: mine.min_cohort,
+        round_timeout: timeout / ROUNDS,
+    };
+    let mut agg = AggAsker::new(
         shared.identity.node_id(),
         query_id,
         item.clone(),
-        contacts.iter().map(|c| c.node_id),
+        addresses.keys().copied(),
+        params,
         started,
-        timeout,
     );
 
     let (tx, mut rx) = mpsc::channel::<(NodeId, Result<Vec<u8>, String>)>(contacts.len().max(1));
     let mut tasks = JoinSet::new();
-    while let Some(t) = round.poll_transmit() {
-        let addresses = contacts
-            .iter()
-            .find(|c| c.node_id == t.to)
-            .and_then(|c| decode_exact::<ContactCard>(&c.card.body).ok())
-            .map(|card| card.addresses)
-            .unwrap_or_default();
-        let (shared, tx) = (shared.clone(), tx.clone());
-        tasks.spawn(async move {
-            let result = peers::request(&shared, t.to, &addresses, &t.payload).await;
-            let _ = tx.send((t.to, result)).await;
-        });
-    }
-    drop(tx);
-
-    while let Some(deadline) = round.poll_timeout() {
+    loop {
+        while let Some(t) = agg.poll_transmit() {
+            let (shared, tx) = (shared.clone(), tx.clone());
+            let addrs = addresses.get(&t.to).cloned().unwrap_or_default();
+            tasks.spawn(async move {
+                let result = peers::request(&shared, t.to, &addrs, &t.payload).await;
+                let _ = tx.send((t.to, result)).await;
+            });
+        }
+        let Some(deadline) = agg.poll_timeout() else {
+            break;
+        };
         tokio::select! {
             msg = rx.recv() => match msg {
-                Some((from, Ok(bytes))) => round.handle_response(from, &bytes, Instant::now()),
-                Some((from, Err(e))) => round.handle_failure(from, ContactFailure::Unreachable(e)),
-                None => round.handle_timeout(deadline),
+                Some((from, Ok(bytes))) => agg.handle_response(from, &bytes, Instant::now()),
+                Some((from, Err(e))) => agg.handle_failure(from, ContactFailure::Unreachable(e), Instant::now()),
+                None => agg.handle_timeout(deadline),
             },
-            _ = tokio::time::sleep_until(deadline.into()) => round.handle_timeout(Instant::now()),
+            _ = tokio::time::sleep_until(deadline.into()) => agg.handle_timeout(Instant::now()),
         }
     }
     tasks.abort_all();
 
-    let outcome = round.into_outcome();
-    for (peer, failure) in &outcome.failures {
-        tracing::debug!(peer = %peer.short(), ?failure, "contact did not answer");
+    let outcome = agg.outcome();
+    for (peer, round, failure) in &outcome.failures {
+        tracing::debug!(peer = %peer.short(), round, ?failure, "member dropped out");
     }
     let named: Vec<NamedEndorsement> = outcome
         .named
-        .into_iter()
+        .iter()
         .map(|n| NamedEndorsement {
             name: contacts
                 .iter()
@@ -78,20 +98,28 @@ pub(crate) async fn ask(
                 .map(|c| c.name.clone())
                 .unwrap_or_default(),
             node: n.from,
-            endorsement: n.statement.endorsement,
-            signed: n.signed,
+            endorsement: n.statement.endorsement.clone(),
+            signed: n.signed.clone(),
         })
         .collect();
+    let (aggregate, withheld) = match &outcome.aggregate {
+        Ok(sum) => (Some(*sum), None),
+        Err(why) => (None, Some(why.to_string())),
+    };
     shared.audit(AuditEvent {
         event: "asked",
         peer: None,
         peer_name: None,
         item: Some(item.to_string()),
         detail: format!(
-            "{} asked, {} answered, {} named",
+            "{} asked, {} answered, {} named; aggregate {}",
             outcome.asked,
             outcome.answered,
-            named.len()
+            named.len(),
+            match &withheld {
+                None => format!("over {} of {}", outcome.survivors, outcome.cohort),
+                Some(w) => format!("withheld: {w}"),
+            }
         ),
     });
     Ok(AskResult {
@@ -101,5 +129,10 @@ pub(crate) async fn ask(
         answered: outcome.answered,
         named,
         elapsed_ms: started.elapsed().as_millis().min(u32::MAX as u128) as u32,
+        cohort: outcome.cohort,
+        survivors: outcome.survivors,
+        aggregate,
+        withheld,
+        epsilon: outcome.epsilon,
     })
 }

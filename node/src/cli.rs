@@ -95,10 +95,17 @@ enum Command {
     /// Ask your contacts whether they own an item.
     Ask {
         item: String,
-        /// Seconds to wait for answers.
+        /// Seconds to wait for the whole ask.
         #[arg(long, default_value_t = 5.0)]
         timeout: f64,
+        /// Noise at least this strict (smaller is more private); the effective ε is the
+        /// strictest of this and every contact's setting.
+        #[arg(long)]
+        epsilon: Option<f64>,
     },
+    /// Node settings: min-cohort, epsilon, asks-per-day.
+    #[command(subcommand)]
+    Settings(SettingsCommand),
     /// Show the audit log: who asked what and what was disclosed.
     Audit {
         #[arg(long, default_value_t = 50)]
@@ -110,6 +117,14 @@ enum Command {
         #[arg(long, default_value_t = 12)]
         nodes: usize,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum SettingsCommand {
+    /// Change a setting.
+    Set { key: String, value: String },
+    /// Show every setting.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -427,22 +442,34 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Ask {
             item: text,
             timeout,
+            epsilon,
         } => {
             let key = item(text)?;
             if !timeout.is_finite() || *timeout <= 0.0 || *timeout > 60.0 {
                 bail!("--timeout must be between 0 and 60 seconds");
             }
+            if let Some(e) = epsilon {
+                if !e.is_finite() || *e < 0.01 || *e > 10.0 {
+                    bail!("--epsilon must be between 0.01 and 10");
+                }
+            }
             let client = connect(&cli).await?;
-            let r = client.ask(key, Duration::from_secs_f64(*timeout)).await?;
+            let r = client
+                .ask_with_epsilon(key, Duration::from_secs_f64(*timeout), *epsilon)
+                .await?;
             for n in &r.named {
                 n.verify().map_err(|e| {
                     anyhow!("the node returned an endorsement that does not verify: {e}")
                 })?;
             }
+            let eps = r.epsilon.map(|m| m as f64 / 1000.0);
             if cli.json {
                 print_json(json!({
                     "item": r.item.to_string(), "asked": r.asked, "answered": r.answered,
                     "named": r.named.iter().map(named_json).collect::<Vec<_>>(),
+                    "cohort": r.cohort, "survivors": r.survivors,
+                    "aggregate": r.aggregate.map(|a| json!({"owners": a.owners, "units": a.units, "ratings": a.ratings})),
+                    "withheld": r.withheld, "epsilon": eps,
                     "query_id": r.query_id.to_hex(), "elapsed_ms": r.elapsed_ms,
                 }));
             } else {
@@ -453,11 +480,45 @@ async fn run(cli: Cli) -> Result<()> {
                     r.answered,
                     r.elapsed_ms
                 );
+                match (&r.aggregate, &r.withheld) {
+                    (Some(a), _) => println!(
+                        "cohort {}, owners {} ({}), units {}, ratings {:?}",
+                        r.survivors,
+                        a.owners,
+                        match eps {
+                            Some(e) => format!("±noise, ε = {e}"),
+                            None => "exact".into(),
+                        },
+                        a.units,
+                        a.ratings
+                    ),
+                    (None, Some(w)) => println!("Aggregate withheld: {w}."),
+                    (None, None) => {}
+                }
                 if r.named.is_empty() {
                     println!("Nobody who answered shares an endorsement of it by name.");
+                } else {
+                    println!("named: {}", plural(r.named.len() as u32, "endorsement"));
                 }
                 for n in &r.named {
                     println!("  {}", named_line(n));
+                }
+            }
+            client.close().await;
+        }
+        Command::Settings(cmd) => {
+            let client = connect(&cli).await?;
+            let all = match cmd {
+                SettingsCommand::Set { key, value } => client.set_setting(key, value).await?,
+                SettingsCommand::List => client.settings().await?,
+            };
+            if cli.json {
+                print_json(serde_json::Value::Object(
+                    all.iter().map(|(k, v)| (k.clone(), json!(v))).collect(),
+                ));
+            } else {
+                for (k, v) in &all {
+                    println!("{k:<14} {v}");
                 }
             }
             client.close().await;

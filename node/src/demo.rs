@@ -162,25 +162,43 @@ pub async fn run(nodes: usize) -> Result<()> {
     }
 
     println!(
-        "\n{} asked {} contacts; {} answered in {} ms:",
+        "\n{} asked {} contacts; {} answered in {} ms.",
         asker.name, answer.asked, answer.answered, answer.elapsed_ms
     );
+    match (&answer.aggregate, &answer.withheld) {
+        (Some(a), _) => println!(
+            "Aggregate over a cohort of {} (secure aggregation: no single answer is visible):\n    owners {} (±noise, ε = {}), units {}, ratings {:?}",
+            answer.survivors,
+            a.owners,
+            answer.epsilon.map(|m| (m as f64 / 1000.0).to_string()).unwrap_or_else(|| "off, exact".into()),
+            a.units,
+            a.ratings
+        ),
+        (None, Some(w)) => println!("Aggregate withheld: {w}"),
+        (None, None) => {}
+    }
+    println!("Named ({}):", answer.named.len());
     if answer.named.is_empty() {
         println!("    nobody shared an endorsement by name");
     }
     for n in &answer.named {
         println!("    {}   (signature verified)", named_line(n));
     }
-    let hidden: Vec<&(String, ItemKey, Share)> = truth
+    let owners: Vec<&(String, ItemKey, Share)> = truth
         .iter()
-        .filter(|(_, item, share)| item.is_within(&asked) && *share != Share::Name)
+        .filter(|(_, item, share)| item.is_within(&asked) && *share != Share::None)
         .collect();
+    let hidden = truth
+        .iter()
+        .filter(|(_, item, share)| item.is_within(&asked) && *share == Share::None)
+        .count();
     println!(
-        "\nSeeded truth, hidden from {}: {} more contacts own a Subaru but consented only to be counted \
-         (`count`) or not at all (`none`);\ntheir answers were byte-for-byte the same as \"owns nothing\". \
-         Owners of other things (a Prius, a book) were not named.",
+        "\nSeeded truth, hidden from {}: {} contacts own a Subaru and consented to be counted ({} of them by name);\n\
+         {} more own one but chose `none`, and answered exactly like contacts who own nothing.",
         asker.name,
-        hidden.len()
+        owners.len(),
+        owners.iter().filter(|(_, _, s)| *s == Share::Name).count(),
+        hidden
     );
     let audit = members[1].client.audit(1).await?;
     if let Some(a) = audit.first() {

@@ -15,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+mod aggregation_service;
 mod app_service;
 mod asking;
 pub mod data_dir;
@@ -23,6 +24,7 @@ mod invites;
 mod node;
 mod peer_service;
 mod peers;
+pub mod settings;
 pub mod store;
 
 pub use data_dir::{init, DataDir, InitReport};

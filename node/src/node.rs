@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     pub started: Instant,
     /// Open connections to contacts, reused for every exchange (spec §4.5).
     pub peers: Mutex<HashMap<NodeId, quinn::Connection>>,
+    /// Aggregations this node is taking part in as a responder.
+    pub agg_sessions: crate::aggregation_service::Sessions,
 }
 
 impl Shared {
@@ -119,6 +121,7 @@ impl Node {
             api_addr,
             started: Instant::now(),
             peers: Mutex::new(HashMap::new()),
+            agg_sessions: Default::default(),
         });
         // Tell local clients where the API is, in case the port was chosen at bind time.
         crate::data_dir::write_private(&dir.api_addr_file(), api_addr.to_string().as_bytes())?;

@@ -86,6 +86,10 @@ async fn respond(
         Ok(Ok(bytes)) => match decode_message::<PeerRequest>(&bytes) {
             Ok(PeerRequest::Ask(q)) => answer(shared, key, q),
             Ok(PeerRequest::Redeem(r)) => redeem(shared, conn, key, r),
+            Ok(PeerRequest::Aggregate(r)) if is_contact(shared, &key) => {
+                crate::aggregation_service::handle(shared, key, r)
+            }
+            Ok(PeerRequest::Aggregate(_)) => PeerResponse::Refused(Refusal::NotAContact),
             Err(WireError::Incompatible(_)) => PeerResponse::Refused(Refusal::UnsupportedVersion),
             Err(WireError::PeerMisbehaved(e)) => {
                 tracing::debug!(peer = %key.short(), "malformed request: {e}");
@@ -172,6 +176,7 @@ fn redeem(
     if invite.used_at.is_some() {
         // The same acceptor retrying after a lost response is welcomed again.
         if matches!(shared.store.invite_used_by(&invite.id), Ok(Some(by)) if by == acceptor) {
+            peers::remember(shared, acceptor, conn.clone());
             return PeerResponse::Welcome(shared.card.clone());
         }
         return PeerResponse::Refused(Refusal::InviteUsed);

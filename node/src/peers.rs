@@ -48,7 +48,11 @@ pub(crate) async fn request(
             tokio::pin!(fresh);
             tokio::select! {
                 Ok(reply) = &mut attempt => Ok(reply),
-                r = &mut fresh => r,
+                r = &mut fresh => match r {
+                    Ok(reply) => Ok(reply),
+                    // The fresh connection failed first: the cached one may still answer.
+                    Err(e) => attempt.await.map_err(|first| format!("{first}; fresh connection: {e}")),
+                },
             }
         }
     }

@@ -44,10 +44,19 @@ pub enum AppRequest {
     },
     /// 8
     ListPolicy,
-    /// 9: ask every contact about `item`, waiting at most `timeout_ms`.
-    Ask { item: ItemKey, timeout_ms: u32 },
+    /// 9: ask every contact about `item`, waiting at most `timeout_ms`; `epsilon` is the
+    /// requested ε in thousandths (None: no requirement beyond the cohort's settings).
+    Ask {
+        item: ItemKey,
+        timeout_ms: u32,
+        epsilon: Option<u32>,
+    },
     /// 10: the newest `limit` audit entries, newest first.
     Audit { limit: u32 },
+    /// 11: every node setting with its current value (spec §9.10).
+    ListSettings,
+    /// 12: change one setting.
+    SetSetting { key: String, value: String },
 }
 
 /// How an app names a rule's subject: a circle, or a contact by display name or node id hex.
@@ -84,6 +93,8 @@ pub enum AppResponse {
     Audit(Vec<AuditEntry>),
     /// 11
     Error(AppError),
+    /// 12: (key, value) pairs.
+    Settings(Vec<(String, String)>),
 }
 
 /// What `kith status` shows.
@@ -149,6 +160,16 @@ pub struct AskResult {
     pub answered: u32,
     pub named: Vec<NamedEndorsement>,
     pub elapsed_ms: u32,
+    /// Members whose keys arrived (|U1|, spec §9.8).
+    pub cohort: u32,
+    /// Members whose input is in the aggregate (|U3|).
+    pub survivors: u32,
+    /// The noisy sum, or `None` when withheld.
+    pub aggregate: Option<crate::aggregation::input::AggregateSum>,
+    /// Why the aggregate was withheld.
+    pub withheld: Option<String>,
+    /// The effective ε in thousandths; `None` means no noise was required (exact).
+    pub epsilon: Option<u32>,
 }
 
 /// An endorsement disclosed by name, with the endorser's signature so that anyone can

@@ -156,38 +156,13 @@ impl AskRound {
             match decode_message::<PeerResponse>(bytes).map_err(ContactFailure::Misbehaved)? {
                 PeerResponse::Answer(a) => a,
                 PeerResponse::Refused(r) => return Err(ContactFailure::Refused(r)),
-                PeerResponse::Welcome(_) => {
+                PeerResponse::Welcome(_) | PeerResponse::Aggregate(_) => {
                     return Err(ContactFailure::Misbehaved(
-                        crate::PeerMisbehaved::Unexpected("welcome in answer to a query").into(),
+                        crate::PeerMisbehaved::Unexpected("not an answer to a query").into(),
                     ))
                 }
             };
-        let bad = |e: crate::PeerMisbehaved| ContactFailure::Misbehaved(e.into());
-        if answer.query_id != self.query.query_id {
-            return Err(bad(crate::PeerMisbehaved::Unexpected(
-                "answer to another query",
-            )));
-        }
-        if answer.named.len() > MAX_NAMED_PER_ANSWER {
-            return Err(bad(crate::PeerMisbehaved::Unexpected(
-                "too many endorsements",
-            )));
-        }
-        // All or nothing: one forged endorsement discards the whole answer.
-        answer
-            .named
-            .into_iter()
-            .map(|signed| {
-                let statement = signed
-                    .verify_for(from, &self.me, &self.query.query_id, &self.query.item)
-                    .map_err(bad)?;
-                Ok(Named {
-                    from: *from,
-                    statement,
-                    signed,
-                })
-            })
-            .collect()
+        verify_answer(&self.me, &self.query, from, answer)
     }
 
     /// The transport could not deliver to, or read from, `from`.
@@ -235,4 +210,41 @@ impl AskRound {
     pub fn into_outcome(self) -> AskOutcome {
         self.outcome
     }
+}
+
+/// Check a named answer from `from` to `me` for `query` (spec §8.3.3): right query id, at
+/// most [`MAX_NAMED_PER_ANSWER`] endorsements, every one signed by `from`, addressed to
+/// `me`, for this query and within its item. All or nothing: one bad endorsement
+/// discards the whole answer.
+pub fn verify_answer(
+    me: &NodeId,
+    query: &Query,
+    from: &NodeId,
+    answer: crate::message::Answer,
+) -> Result<Vec<Named>, ContactFailure> {
+    let bad = |e: crate::PeerMisbehaved| ContactFailure::Misbehaved(e.into());
+    if answer.query_id != query.query_id {
+        return Err(bad(crate::PeerMisbehaved::Unexpected(
+            "answer to another query",
+        )));
+    }
+    if answer.named.len() > MAX_NAMED_PER_ANSWER {
+        return Err(bad(crate::PeerMisbehaved::Unexpected(
+            "too many endorsements",
+        )));
+    }
+    answer
+        .named
+        .into_iter()
+        .map(|signed| {
+            let statement = signed
+                .verify_for(from, me, &query.query_id, &query.item)
+                .map_err(bad)?;
+            Ok(Named {
+                from: *from,
+                statement,
+                signed,
+            })
+        })
+        .collect()
 }

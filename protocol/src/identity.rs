@@ -147,6 +147,10 @@ pub enum SigningLabel {
     ContactCard,
     /// An [`EndorsementStatement`](crate::EndorsementStatement) body.
     Endorsement,
+    /// An aggregation key advertisement (spec §9.7.1).
+    SecAggAdvertise,
+    /// An aggregation consistency signature over the survivor list (spec §9.7.3).
+    SecAggConsistency,
 }
 
 impl SigningLabel {
@@ -155,6 +159,8 @@ impl SigningLabel {
         match self {
             SigningLabel::ContactCard => "kith/v1/contact-card",
             SigningLabel::Endorsement => "kith/v1/endorsement",
+            SigningLabel::SecAggAdvertise => "kith/v1/secagg/advertise",
+            SigningLabel::SecAggConsistency => "kith/v1/secagg/consistency",
         }
     }
 

@@ -35,6 +35,8 @@ pub enum PeerRequest {
     Redeem(InviteRedemption),
     /// Ask about an item (variant 1, spec §8.3).
     Ask(Query),
+    /// A round of an aggregate ask (variant 2, spec §9.7).
+    Aggregate(crate::aggregation::messages::AggRequest),
 }
 
 /// Redeem an invite: sent by the acceptor to the inviter (spec §8.2).
@@ -63,6 +65,8 @@ pub enum PeerResponse {
     Answer(Answer),
     /// The request was refused (variant 2).
     Refused(Refusal),
+    /// A reply in an aggregation round (variant 3, spec §9.7).
+    Aggregate(crate::aggregation::messages::AggResponse),
 }
 
 /// The answer to a [`Query`] (spec §8.3).

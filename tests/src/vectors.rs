@@ -365,7 +365,7 @@ fn frames() -> Value {
             message_vector("PeerResponse::Answer (one named endorsement)", &named, MAX_PEER_FRAME),
             message_vector("PeerResponse::Refused(NotAContact)", &PeerResponse::Refused(Refusal::NotAContact), MAX_PEER_FRAME),
             message_vector("AppRequest::Status", &AppRequest::Status, MAX_APP_FRAME),
-            message_vector("AppRequest::Ask", &AppRequest::Ask { item: ItemKey::parse("tag:vehicle/subaru").unwrap(), timeout_ms: 5000 }, MAX_APP_FRAME),
+            message_vector("AppRequest::Ask", &AppRequest::Ask { item: ItemKey::parse("tag:vehicle/subaru").unwrap(), timeout_ms: 5000, epsilon: Some(1000) }, MAX_APP_FRAME),
             message_vector("AppRequest::Endorse", &AppRequest::Endorse { item: ItemKey::parse("isbn:0441013597").unwrap(), count: 1, rating: Some(5), note: None }, MAX_APP_FRAME),
             message_vector("AppResponse::Error", &AppResponse::Error(AppError { code: AppErrorCode::InviteUsed, message: "invite code was already used".into() }), MAX_APP_FRAME),
             {"name": "failure: trailing byte after PeerRequest::Ask", "message": hex(&trailing), "result": decode_peer(&trailing)},

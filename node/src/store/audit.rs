@@ -49,3 +49,14 @@ impl Store {
         Ok(rows)
     }
 }
+
+impl Store {
+    /// How many `event` entries about `peer` were recorded at or after `since`.
+    pub fn count_audit_since(&self, event: &str, peer: &NodeId, since: u64) -> Result<u32> {
+        Ok(self.conn().query_row(
+            "SELECT count(*) FROM audit WHERE event = ?1 AND peer = ?2 AND at >= ?3",
+            params![event, &peer.0[..], since as i64],
+            |r| r.get(0),
+        )?)
+    }
+}

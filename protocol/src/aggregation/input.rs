@@ -68,7 +68,7 @@ impl Contribution {
 
 /// A decoded aggregate: the sum of every surviving responder's vector plus noise, with
 /// cells read as signed 32-bit integers (noise can push a small count below zero).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AggregateSum {
     pub owners: i64,
     pub units: i64,

@@ -9,7 +9,11 @@
 //! * [`input`]: what a responder contributes, shaped by its owner's consent;
 //! * [`noise`]: distributed discrete-Laplace noise from Pólya draws.
 
+pub mod asker;
 pub mod input;
+pub mod keys;
+pub mod messages;
 pub mod noise;
 pub mod prg;
+pub mod responder;
 pub mod shamir;

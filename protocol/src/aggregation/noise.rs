@@ -134,7 +134,10 @@ pub fn polya(rng: &mut impl CryptoRngCore, r: f64, alpha: f64) -> u64 {
 
 /// This responder's noise share for each cell, for a round guaranteeing `t` honest
 /// responders, as wrapping u32 (two's complement of Y − Z).
+///
+/// `epsilon` must be positive and finite (callers check the range of §9.6).
 pub fn noise_share(rng: &mut impl CryptoRngCore, epsilon: f64, t: u32) -> [u32; VECTOR_LEN] {
+    assert!(epsilon.is_finite() && epsilon > 0.0, "ε must be positive");
     let r = 1.0 / t.max(1) as f64;
     cell_alphas(epsilon).map(|alpha| {
         let y = polya(rng, r, alpha) as i64;

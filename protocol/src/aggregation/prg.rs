@@ -40,7 +40,7 @@ mod tests {
 
     #[test]
     fn rfc8439_keystream_and_masks_cancel() {
-        // RFC 8439 §2.3.2 uses a non-zero nonce; with an all-zero key and nonce the first
+        // RFC 8439 section 2.3.2 uses a non-zero nonce; with an all-zero key and nonce the first
         // keystream word is the well-known 0xade0b876 (little-endian 76 b8 e0 ad).
         assert_eq!(expand(&[0; 32], 1), vec![0xade0_b876]);
         let seed = [7u8; 32];

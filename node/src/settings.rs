@@ -1,0 +1,125 @@
+//! Node settings that shape aggregate answers (spec §9.10), stored in the settings table.
+//!
+//! | key | default | meaning |
+//! | --- | --- | --- |
+//! | `min-cohort` | 5 | refuse to unmask, and withhold own asks, below this many members |
+//! | `epsilon` | 1.0 | this node's ε for noise; `off` = no noise required |
+//! | `asks-per-day` | 20 | aggregate asks answered per asker per 24 h; more are declined visibly |
+
+use kith_protocol::aggregation::messages::MilliEpsilon;
+
+use crate::store::{Store, StoreError};
+
+pub const DEFAULT_MIN_COHORT: u32 = 5;
+pub const DEFAULT_EPSILON: MilliEpsilon = 1000;
+pub const DEFAULT_ASKS_PER_DAY: u32 = 20;
+/// Every aggregation setting, for listing.
+pub const KEYS: [&str; 3] = ["min-cohort", "epsilon", "asks-per-day"];
+
+/// The aggregation settings in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AggSettings {
+    pub min_cohort: u32,
+    pub epsilon: Option<MilliEpsilon>,
+    pub asks_per_day: u32,
+}
+
+/// Check and normalise a value for `key`; the error is one line for a person.
+pub fn validate(key: &str, value: &str) -> Result<String, String> {
+    let v = value.trim();
+    match key {
+        "min-cohort" => match v.parse::<u32>() {
+            Ok(n) if (2..=10_000).contains(&n) => Ok(n.to_string()),
+            _ => Err("min-cohort must be a whole number from 2 to 10000".into()),
+        },
+        "asks-per-day" => match v.parse::<u32>() {
+            Ok(n) if n <= 100_000 => Ok(n.to_string()),
+            _ => Err("asks-per-day must be a whole number from 0 to 100000".into()),
+        },
+        "epsilon" => {
+            if v.eq_ignore_ascii_case("off") {
+                return Ok("off".into());
+            }
+            match parse_epsilon(v) {
+                Some(m) => Ok(format_epsilon(Some(m))),
+                None => Err("epsilon must be a number from 0.01 to 10, or off".into()),
+            }
+        }
+        other => Err(format!(
+            "unknown setting {other:?} (known: {})",
+            KEYS.join(", ")
+        )),
+    }
+}
+
+/// ε text to thousandths, 0.01..=10.
+pub fn parse_epsilon(v: &str) -> Option<MilliEpsilon> {
+    let e: f64 = v.trim().parse().ok()?;
+    (e.is_finite() && (0.01..=10.0).contains(&e)).then(|| (e * 1000.0).round() as MilliEpsilon)
+}
+
+pub fn format_epsilon(e: Option<MilliEpsilon>) -> String {
+    match e {
+        None => "off".into(),
+        Some(m) => {
+            let s = format!("{:.3}", m as f64 / 1000.0);
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        }
+    }
+}
+
+/// The settings in force, with defaults for anything unset.
+pub fn load(store: &Store) -> Result<AggSettings, StoreError> {
+    let get = |k: &str| store.setting(k);
+    Ok(AggSettings {
+        min_cohort: get("min-cohort")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_MIN_COHORT),
+        epsilon: match get("epsilon")?.as_deref() {
+            Some("off") => None,
+            Some(v) => parse_epsilon(v).or(Some(DEFAULT_EPSILON)),
+            None => Some(DEFAULT_EPSILON),
+        },
+        asks_per_day: get("asks-per-day")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(DEFAULT_ASKS_PER_DAY),
+    })
+}
+
+/// Current values as (key, value) text, defaults included.
+pub fn list(store: &Store) -> Result<Vec<(String, String)>, StoreError> {
+    let s = load(store)?;
+    Ok(vec![
+        ("min-cohort".into(), s.min_cohort.to_string()),
+        ("epsilon".into(), format_epsilon(s.epsilon)),
+        ("asks-per-day".into(), s.asks_per_day.to_string()),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values() {
+        assert_eq!(validate("epsilon", "0.5").unwrap(), "0.5");
+        assert_eq!(validate("epsilon", "OFF").unwrap(), "off");
+        assert!(validate("epsilon", "0").is_err());
+        assert!(validate("epsilon", "nan").is_err());
+        assert!(validate("min-cohort", "1").is_err());
+        assert!(validate("colour", "red").is_err());
+        assert_eq!(format_epsilon(Some(1000)), "1");
+        assert_eq!(format_epsilon(Some(250)), "0.25");
+        let store = Store::open_in_memory().unwrap();
+        assert_eq!(
+            load(&store).unwrap(),
+            AggSettings {
+                min_cohort: 5,
+                epsilon: Some(1000),
+                asks_per_day: 20
+            }
+        );
+        store.set_setting("epsilon", "off").unwrap();
+        assert_eq!(load(&store).unwrap().epsilon, None);
+    }
+}

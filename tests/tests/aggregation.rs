@@ -1,0 +1,148 @@
+//! Aggregate answers over real nodes (spec §9): exact sums with noise off, withholding
+//! below the minimum cohort, members who cannot be reached, and per-asker budgets.
+
+use std::time::Duration;
+
+use kith_protocol::{ItemKey, Share};
+use kith_tests::{link, TestNode};
+
+fn item(s: &str) -> ItemKey {
+    ItemKey::parse(s).unwrap()
+}
+
+/// An asker and `n` contacts, every node with noise off.
+async fn federation(n: usize) -> (TestNode, Vec<TestNode>) {
+    let ana = TestNode::start("Ana").await;
+    ana.client.set_setting("epsilon", "off").await.unwrap();
+    let mut friends = Vec::new();
+    for i in 0..n {
+        let f = TestNode::start(&format!("F{i}")).await;
+        f.client.set_setting("epsilon", "off").await.unwrap();
+        link(&ana, &f).await;
+        friends.push(f);
+    }
+    (ana, friends)
+}
+
+#[tokio::test]
+async fn exact_aggregate_counts_named_and_count_only_but_not_none() {
+    let (ana, friends) = federation(8).await;
+    // F0: names an Outback (2 units, 5 stars). F1, F2: count-only Foresters (4 stars, 3 stars).
+    // F3: a Subaru but share none. F4: a book. F5..F7: nothing.
+    friends[0]
+        .endorse("tag:vehicle/subaru/outback", 2, Some(5), None)
+        .await;
+    friends[0].share_with_friends("*", Share::Name).await;
+    friends[1]
+        .endorse("tag:vehicle/subaru/forester", 1, Some(4), None)
+        .await;
+    friends[2]
+        .endorse("tag:vehicle/subaru/forester", 3, Some(3), None)
+        .await;
+    friends[3]
+        .endorse("tag:vehicle/subaru/impreza", 1, Some(1), None)
+        .await;
+    friends[3]
+        .share_with_friends("tag:vehicle/*", Share::None)
+        .await;
+    friends[4]
+        .endorse("isbn:9780441013593", 1, Some(5), None)
+        .await;
+
+    let r = ana
+        .client
+        .ask(item("tag:vehicle/subaru"), Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert_eq!((r.asked, r.answered, r.cohort, r.survivors), (8, 8, 8, 8));
+    assert_eq!(
+        r.epsilon, None,
+        "every node is off and no ε was requested: exact"
+    );
+    let a = r.aggregate.expect("released");
+    assert_eq!(a.owners, 3);
+    assert_eq!(a.units, 2 + 1 + 3);
+    assert_eq!(a.ratings, [0, 0, 1, 1, 1]);
+    assert_eq!(r.named.len(), 1);
+    assert_eq!(r.named[0].name, "F0");
+    assert!(r.withheld.is_none());
+}
+
+#[tokio::test]
+async fn noise_is_applied_at_the_strictest_epsilon() {
+    let (ana, friends) = federation(5).await;
+    friends[2]
+        .client
+        .set_setting("epsilon", "0.5")
+        .await
+        .unwrap();
+    let r = ana
+        .client
+        .ask_with_epsilon(item("tag:vehicle"), Duration::from_secs(10), Some(2.0))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.epsilon,
+        Some(500),
+        "min of the request (2.0) and F2's 0.5"
+    );
+    assert!(r.aggregate.is_some());
+}
+
+#[tokio::test]
+async fn small_cohorts_are_withheld_but_names_still_arrive() {
+    let (ana, friends) = federation(3).await;
+    friends[0]
+        .endorse("tag:vehicle/subaru", 1, None, None)
+        .await;
+    friends[0].share_with_friends("*", Share::Name).await;
+    let r = ana
+        .client
+        .ask(item("tag:vehicle/subaru"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(r.aggregate.is_none());
+    let why = r.withheld.expect("a reason");
+    assert!(why.contains("below the minimum"), "{why}");
+    assert_eq!(r.named.len(), 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_member_is_left_out_and_the_sum_stays_exact() {
+    let (ana, mut friends) = federation(6).await;
+    for f in &friends[..3] {
+        f.endorse("tag:vehicle/subaru", 1, None, None).await;
+    }
+    friends[0].stop().await;
+    let r = ana
+        .client
+        .ask(item("tag:vehicle/subaru"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!((r.asked, r.cohort, r.survivors), (6, 5, 5));
+    assert_eq!(r.aggregate.expect("released").owners, 2);
+}
+
+#[tokio::test]
+async fn an_asker_over_budget_is_declined_visibly() {
+    let (ana, friends) = federation(6).await;
+    friends[5]
+        .client
+        .set_setting("asks-per-day", "1")
+        .await
+        .unwrap();
+    let first = ana
+        .client
+        .ask(item("tag:x"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(first.cohort, 6);
+    let second = ana
+        .client
+        .ask(item("tag:x"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(second.cohort, 5, "F5 declined the second ask");
+    let audit = friends[5].client.audit(5).await.unwrap();
+    assert_eq!(audit[0].event, "rate-limited");
+}
