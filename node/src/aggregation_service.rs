@@ -185,13 +185,19 @@ pub(crate) fn handle(shared: &Shared, asker: NodeId, request: AggRequest) -> Pee
         answer,
         advertisement: responder.advertisement().clone(),
     };
-    shared.agg_sessions.lock().insert(
-        (asker, query_id),
-        Session {
-            responder,
-            last: Some((encoded, response.clone())),
-        },
-    );
+    {
+        let mut open = shared.agg_sessions.lock();
+        if let Some(first) = open.get(&(asker, query_id)) {
+            // A copy of this Advertise raced us here: the first session stands, and its
+            // reply is the reply (no second session, no second audit entry).
+            return match &first.last {
+                Some((req, resp)) if *req == encoded => PeerResponse::Aggregate(resp.clone()),
+                _ => abort(AbortReason::UnexpectedRound),
+            };
+        }
+        let last = Some((encoded, response.clone()));
+        open.insert((asker, query_id), Session { responder, last });
+    }
     shared.audit(AuditEvent {
         event: "answered",
         peer: Some(asker),

@@ -214,7 +214,7 @@ fn exact_sums_with_random_dropouts() {
                 assert_eq!(sum.owners, expected[0], "seed {seed}");
                 assert_eq!(sum.units, expected[1], "seed {seed}");
                 assert_eq!(sum.ratings.to_vec(), expected[2..].to_vec(), "seed {seed}");
-                assert!(out.survivors >= out.threshold && out.threshold > out.cohort / 2);
+                assert!(out.survivors >= out.threshold && out.threshold > 2 * out.cohort / 3);
             }
             Err(Withheld::TooFewSurvivors { have, needed, .. }) => assert!(have < needed),
             Err(Withheld::CohortTooSmall { cohort, needed }) => assert!(cohort < needed),
@@ -227,17 +227,17 @@ fn exact_sums_with_random_dropouts() {
     );
 }
 
-/// n = 300 with the complete graph costs every responder 2n Ed25519 verifications and 2n
+/// n = 250 (the cohort cap) with the complete graph costs every responder 2n Ed25519 verifications and 2n
 /// X25519 agreements — about 25 s for the whole simulated cohort in one process — so it is
 /// left out of the default suite until the SecAgg+ sparse graph makes it cheap. Run it with
 /// `cargo test -p kith-protocol --test aggregation_simulation -- --include-ignored`.
 #[test]
 #[ignore = "O(n^2) crypto for the whole cohort in one process; run with --include-ignored"]
 fn no_dropouts_large_cohort() {
-    let (out, truth, _) = run(999, 300, 0);
+    let (out, truth, _) = run(999, 250, 0);
     let sum = out.aggregate.expect("released");
     let owners: i64 = truth.values().map(|v| v[0] as i64).sum();
     assert_eq!(sum.owners, owners);
-    assert_eq!(out.cohort, 300);
-    assert_eq!(out.survivors, 300);
+    assert_eq!(out.cohort, 250);
+    assert_eq!(out.survivors, 250);
 }

@@ -82,12 +82,13 @@ pub enum AggResponse {
 pub enum AbortReason {
     /// 0: the message is for a round this responder is not in (replay, reorder, unknown query).
     UnexpectedRound,
-    /// 1: fewer members than the threshold, or the threshold is below n/2 + 1 or the
+    /// 1: fewer members than the threshold, or the threshold is below ⌊2n/3⌋ + 1 or the
     ///    responder's minimum cohort.
     CohortTooSmall,
     /// 2: a signature, share or list failed its checks; the asker lied or relayed forgeries.
     Inconsistent,
-    /// 3: the asker exceeded this responder's per-day budget of asks.
+    /// 3: the asker exceeded this responder's per-day budget of asks, or has too many
+    ///    aggregations open with it at once.
     RateLimited,
     /// 4: the query's time is up and its state was dropped.
     Expired,
