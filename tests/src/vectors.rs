@@ -11,6 +11,7 @@ use kith_protocol::frame::{encode_frame, FrameDecoder, MAX_APP_FRAME, MAX_PEER_F
 use kith_protocol::invite::INVITE_PREFIX;
 use kith_protocol::wire::{decode_message, encode_message, encode_value};
 use kith_protocol::*;
+use curve25519_dalek::Scalar;
 use rand_core::{CryptoRng, RngCore};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -440,6 +441,7 @@ pub fn generate() -> Vec<(&'static str, String)> {
         ("endorsements.json", endorsements()),
         ("frames.json", frames()),
         ("item_keys.json", item_keys()),
+        ("aggregation.json", aggregation()),
     ];
     files
         .into_iter()
@@ -458,4 +460,156 @@ pub fn vectors_dir() -> PathBuf {
         .join("spec")
         .join("vectors")
         .join(SPEC_VERSION)
+}
+
+/// A complete aggregation among three members with noise off, every request and reply of
+/// every round (spec §9), plus the key schedule, Shamir and PRG steps, and failure cases.
+fn aggregation() -> Value {
+    use kith_protocol::aggregation::asker::{AggAsker, AggregationParams};
+    use kith_protocol::aggregation::input::Contribution;
+    use kith_protocol::aggregation::keys::Context;
+    use kith_protocol::aggregation::messages::{AggRequest, AggResponse};
+    use kith_protocol::aggregation::responder::{threshold_for, AggResponder, ResponderSettings};
+    use kith_protocol::aggregation::{prg, shamir};
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+
+    let (asker, asker_keys) = identity("kith-vectors/ana");
+    let members: Vec<(Identity, Value, Contribution)> = [
+        ("kith-vectors/chloe", Contribution { owns: true, units: 2, best_rating: Some(5) }),
+        ("kith-vectors/bob", Contribution { owns: false, units: 0, best_rating: None }),
+        ("kith-vectors/dev", Contribution { owns: true, units: 1, best_rating: Some(3) }),
+    ]
+    .into_iter()
+    .map(|(label, c)| {
+        let (id, keys) = identity(label);
+        (id, keys, c)
+    })
+    .collect();
+    let qid = QueryId([0x22; 16]);
+    let item = ItemKey::parse("tag:vehicle/subaru").unwrap();
+    let ctx = Context { query_id: qid, asker: asker.node_id() };
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(60);
+    let params = AggregationParams { epsilon: None, min_cohort: 2, round_timeout: Duration::from_secs(5) };
+    let mut agg = AggAsker::new(asker.node_id(), qid, item.clone(), members.iter().map(|m| m.0.node_id()), params, start);
+    let mut sessions: BTreeMap<NodeId, (AggResponder, VectorRng)> = BTreeMap::new();
+    let mut transcript = Vec::new();
+    while !agg.is_done() {
+        let mut batch = Vec::new();
+        while let Some(t) = agg.poll_transmit() {
+            batch.push(t);
+        }
+        assert!(!batch.is_empty(), "vector run never times out");
+        for t in batch {
+            let (id, _, contribution) = members.iter().find(|m| m.0.node_id() == t.to).expect("member");
+            let Ok(PeerRequest::Aggregate(req)) = decode_message::<PeerRequest>(&t.payload) else { panic!("request") };
+            let response = match req {
+                AggRequest::Advertise { epsilon, .. } => {
+                    let mut rng = VectorRng::new(&format!("kith-vectors/secagg/{}", id.node_id().short()));
+                    let settings = ResponderSettings { epsilon: None, min_cohort: 2 };
+                    let s = AggResponder::start(id, ctx, *contribution, settings, epsilon, &mut rng, deadline);
+                    let ad = s.advertisement().clone();
+                    sessions.insert(t.to, (s, rng));
+                    AggResponse::Advertised { answer: Answer { query_id: qid, named: vec![] }, advertisement: ad }
+                }
+                other => {
+                    let (s, rng) = sessions.get_mut(&t.to).expect("session");
+                    s.handle(id, other, rng, start)
+                }
+            };
+            let reply = encode_message(&PeerResponse::Aggregate(response));
+            transcript.push(json!({"to": t.to.to_hex(), "request": hex(&t.payload), "response": hex(&reply)}));
+            agg.handle_response(t.to, &reply, start);
+        }
+    }
+    let outcome = agg.outcome();
+    let sum = outcome.aggregate.clone().expect("the vector run releases its sum");
+
+    // Key schedule and building blocks, from fixed inputs.
+    let seed_u = Scalar::from(5u64);
+    let seed_v = Scalar::from(6u64);
+    let (u, v) = (members[0].0.node_id(), members[1].0.node_id());
+    let su = ctx.mask_secret(&seed_u, &u);
+    let sv = ctx.mask_secret(&seed_v, &v);
+    let pv = x25519_dalek::PublicKey::from(&sv).to_bytes();
+    let pairwise = ctx.pairwise_seed(&su, &pv, &u, &v).expect("contributory");
+    let share_key = ctx.share_key(&su, &pv, &u, &v).expect("contributory");
+    let self_seed = ctx.self_mask_seed(&Scalar::from(7u64), &u);
+    let mut rng = VectorRng::new("kith-vectors/shamir");
+    let secret = Scalar::from(123_456_789u64);
+    let xs = [1u32, 2, 3, 4];
+    let ys = shamir::split(&secret, 3, &xs, &mut rng).expect("split");
+    let lambdas = shamir::lagrange_at_zero(&[2, 3, 4]).expect("coefficients");
+    let t3 = threshold_for(3, 2);
+
+    // Failure cases.
+    let mut forged = match decode_message::<PeerResponse>(&hex_decode(transcript[0]["response"].as_str().unwrap())) {
+        Ok(PeerResponse::Aggregate(AggResponse::Advertised { advertisement, .. })) => advertisement,
+        _ => panic!("first reply is an advertisement"),
+    };
+    forged.signature.0[0] ^= 1;
+    let forged_result = forged.verify().err().map(|e| e.to_string()).unwrap_or_else(|| "ok".into());
+    let mut fresh_rng = VectorRng::new("kith-vectors/secagg/replay");
+    let (first, _, c) = &members[0];
+    let mut replay = AggResponder::start(first, ctx, *c, ResponderSettings { epsilon: None, min_cohort: 2 }, None, &mut fresh_rng, deadline);
+    let early = replay.handle(first, AggRequest::Consistency { query_id: qid, survivors: vec![u] }, &mut fresh_rng, start);
+    let mut low_rng = VectorRng::new("kith-vectors/secagg/low-threshold");
+    let mut low = AggResponder::start(first, ctx, *c, ResponderSettings { epsilon: None, min_cohort: 2 }, None, &mut low_rng, deadline);
+    let cohort: Vec<_> = {
+        let mut ads: Vec<_> = sessions.values().map(|(s, _)| s.advertisement().clone()).collect();
+        ads.retain(|a| a != sessions[&u].0.advertisement());
+        ads.push(low.advertisement().clone());
+        ads.sort_by_key(|a| a.verify().expect("valid").responder);
+        ads
+    };
+    let too_low = low.handle(first, AggRequest::ShareKeys { query_id: qid, cohort, threshold: 2 }, &mut low_rng, start);
+    let duplicate = shamir::split(&secret, 2, &[1, 1], &mut rng).err().map(|e| e.to_string()).unwrap_or_default();
+
+    json!({
+        "section": "§9",
+        "description": "Secure aggregation: one complete run among three members (noise off), its building blocks, and failure cases",
+        "vectors": [
+            {
+                "name": "three-member aggregation transcript",
+                "asker_keys": asker_keys,
+                "members": members.iter().map(|m| json!({"keys": m.1, "input": m.2.to_vector().to_vec(),
+                    "rng_label": format!("kith-vectors/secagg/{}", m.0.node_id().short())})).collect::<Vec<_>>(),
+                "query_id": qid.to_hex(),
+                "item": item.to_string(),
+                "threshold": outcome.threshold,
+                "transcript": transcript,
+                "sum": {"owners": sum.owners, "units": sum.units, "ratings": sum.ratings},
+                "result": "ok",
+            },
+            {
+                "name": "key schedule (§9.3)",
+                "query_id": qid.to_hex(), "asker": asker.node_id().to_hex(), "u": u.to_hex(), "v": v.to_hex(),
+                "mask_seed_u": hex(seed_u.as_bytes()), "mask_seed_v": hex(seed_v.as_bytes()),
+                "mask_secret_u": hex(su.as_bytes()), "mask_public_v": hex(&pv),
+                "pairwise_seed": hex(pairwise.as_ref()),
+                "share_key_u_to_v": hex(&share_key[..32]), "share_nonce_u_to_v": hex(&share_key[32..]),
+                "self_seed_scalar": hex(Scalar::from(7u64).as_bytes()), "self_mask_seed_u": hex(self_seed.as_ref()),
+                "self_mask": prg::expand(&self_seed, 7),
+                "result": "ok",
+            },
+            {
+                "name": "Shamir over the Curve25519 scalar field (§9.4)",
+                "rng_label": "kith-vectors/shamir", "secret": hex(secret.as_bytes()), "threshold": 3,
+                "xs": xs, "shares": ys.iter().map(|y| hex(y.as_bytes())).collect::<Vec<_>>(),
+                "lagrange_at_zero_for_2_3_4": lambdas.iter().map(|l| hex(l.as_bytes())).collect::<Vec<_>>(),
+                "reconstructed_from_2_3_4": hex(shamir::combine(&lambdas, &ys[1..]).expect("combine").as_bytes()),
+                "threshold_for_n3_min2": t3,
+                "result": "ok",
+            },
+            {"name": "advertisement with a flipped signature bit", "result": forged_result},
+            {"name": "round 3 before round 1", "response": hex(&encode_message(&PeerResponse::Aggregate(early.clone()))), "result": format!("{early:?}")},
+            {"name": "threshold below floor(2n/3)+1", "response": hex(&encode_message(&PeerResponse::Aggregate(too_low.clone()))), "result": format!("{too_low:?}")},
+            {"name": "Shamir with a repeated index", "result": duplicate},
+        ]
+    })
+}
+
+fn hex_decode(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
 }
