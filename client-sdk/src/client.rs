@@ -4,12 +4,14 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use kith_protocol::app::{
-    AppErrorCode, AppRequest, AppResponse, AskResult, AuditEntry, ContactInfo, InviteCreated,
-    NodeStatus, PolicyEntry, SubjectRef,
+    AnswerUpdate, AppErrorCode, AppRequest, AppResponse, AskResult, AuditEntry, ContactInfo,
+    InviteCreated, NodeStatus, PendingRequest, PolicyEntry, SubjectRef,
 };
 use kith_protocol::frame::MAX_APP_FRAME;
 use kith_protocol::wire::{decode_message, encode_message};
-use kith_protocol::{Endorsement, ItemKey, ItemPattern, NodeId, Share, ALPN_APP, TLS_SERVER_NAME};
+use kith_protocol::{
+    Endorsement, ItemKey, ItemPattern, NodeId, QueryId, Share, ALPN_APP, TLS_SERVER_NAME,
+};
 
 use crate::credential::Credential;
 use crate::error::ClientError;
@@ -235,6 +237,44 @@ impl Client {
         };
         match self.call(&request, timeout + REQUEST_TIMEOUT).await? {
             AppResponse::AskResult(r) => Ok(r),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Requests waiting for the owner's approval (consent `ask`), newest first.
+    pub async fn pending(&self) -> Result<Vec<PendingRequest>, ClientError> {
+        match self.call_default(AppRequest::ListPending).await? {
+            AppResponse::Pending(p) => Ok(p),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Approve a pending request: the named endorsement is delivered to the asker.
+    pub async fn approve(&self, id: u64) -> Result<PendingRequest, ClientError> {
+        match self.call_default(AppRequest::Approve { id }).await? {
+            AppResponse::Decided(p) => Ok(p),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Deny a pending request: nothing is sent.
+    pub async fn deny(&self, id: u64) -> Result<PendingRequest, ClientError> {
+        match self.call_default(AppRequest::Deny { id }).await? {
+            AppResponse::Decided(p) => Ok(p),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Named endorsements approved after their ask finished (for one ask, or all).
+    pub async fn updates(
+        &self,
+        query_id: Option<QueryId>,
+    ) -> Result<Vec<AnswerUpdate>, ClientError> {
+        match self
+            .call_default(AppRequest::ListUpdates { query_id })
+            .await?
+        {
+            AppResponse::Updates(u) => Ok(u),
             other => Err(unexpected(other)),
         }
     }

@@ -198,6 +198,7 @@ pub(crate) fn handle(shared: &Shared, asker: NodeId, request: AggRequest) -> Pee
         let last = Some((encoded, response.clone()));
         open.insert((asker, query_id), Session { responder, last });
     }
+    crate::approvals::record(shared, &asker, &contact.name, &query, &disclosure);
     shared.audit(AuditEvent {
         event: "answered",
         peer: Some(asker),

@@ -17,7 +17,7 @@ use kith_protocol::{Endorsement, PolicyRule, Subject, WireError};
 
 use crate::node::Shared;
 use crate::store::StoredContact;
-use crate::{asking, invites, settings, unix_now};
+use crate::{approvals, asking, invites, settings, unix_now};
 
 /// Longest ask an app may request.
 pub const MAX_ASK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -207,6 +207,14 @@ async fn handle(shared: &Arc<Shared>, req: AppRequest) -> Result<AppResponse, Ap
                     .await
                     .map_err(internal)?,
             )
+        }
+        AppRequest::ListPending => {
+            AppResponse::Pending(store.pending_requests().map_err(internal)?)
+        }
+        AppRequest::Approve { id } => AppResponse::Decided(approvals::approve(shared, id).await?),
+        AppRequest::Deny { id } => AppResponse::Decided(approvals::deny(shared, id)?),
+        AppRequest::ListUpdates { query_id } => {
+            AppResponse::Updates(approvals::updates(shared, query_id.as_ref())?)
         }
         AppRequest::ListSettings => AppResponse::Settings(settings::list(store).map_err(internal)?),
         AppRequest::SetSetting { key, value } => {

@@ -45,6 +45,9 @@ pub(crate) async fn ask(
     let mut qid = [0u8; 16];
     OsRng.fill_bytes(&mut qid);
     let query_id = QueryId(qid);
+    shared
+        .store
+        .record_ask(&query_id, &item, crate::unix_now())?;
     let params = AggregationParams {
         epsilon,
         min_cohort: mine.min_cohort,

@@ -106,6 +106,17 @@ enum Command {
     /// Node settings: min-cohort, epsilon, asks-per-day.
     #[command(subcommand)]
     Settings(SettingsCommand),
+    /// Requests waiting for your approval (items whose consent is `ask`).
+    Pending,
+    /// Approve a pending request: the asker receives your named endorsement.
+    Approve { id: u64 },
+    /// Deny a pending request: nothing is sent.
+    Deny { id: u64 },
+    /// Named endorsements your contacts approved after your ask finished.
+    Updates {
+        /// Only this ask (the query_id printed by `kith ask --json`).
+        query_id: Option<String>,
+    },
     /// Show the audit log: who asked what and what was disclosed.
     Audit {
         #[arg(long, default_value_t = 50)]
@@ -506,6 +517,92 @@ async fn run(cli: Cli) -> Result<()> {
             }
             client.close().await;
         }
+        Command::Pending => {
+            let client = connect(&cli).await?;
+            let list = client.pending().await?;
+            if cli.json {
+                print_json(json!({"pending": list.iter().map(pending_json).collect::<Vec<_>>()}));
+            } else if list.is_empty() {
+                println!("No requests.");
+            } else {
+                for p in &list {
+                    println!(
+                        "{:>5}  {:<9} {}  {} asked about {}; would learn {}",
+                        p.id,
+                        p.status,
+                        date_time(p.created_at),
+                        p.asker_name,
+                        p.asked,
+                        p.item
+                    );
+                }
+            }
+            client.close().await;
+        }
+        Command::Approve { id } | Command::Deny { id } => {
+            let client = connect(&cli).await?;
+            let approve = matches!(cli.command, Command::Approve { .. });
+            let p = if approve {
+                client.approve(*id).await?
+            } else {
+                client.deny(*id).await?
+            };
+            if cli.json {
+                print_json(pending_json(&p));
+            } else if approve {
+                println!(
+                    "Approved: {} now knows you endorse {}.",
+                    p.asker_name, p.item
+                );
+            } else {
+                println!("Denied: nothing was sent to {}.", p.asker_name);
+            }
+            client.close().await;
+        }
+        Command::Updates { query_id } => {
+            let qid = match query_id {
+                None => None,
+                Some(text) => {
+                    let bytes: Vec<u8> = (0..text.len())
+                        .step_by(2)
+                        .map(|i| {
+                            text.get(i..i + 2)
+                                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                        })
+                        .collect::<Option<_>>()
+                        .filter(|b: &Vec<u8>| b.len() == 16)
+                        .ok_or_else(|| anyhow!("query id must be 32 hex digits"))?;
+                    Some(kith_protocol::QueryId(bytes.try_into().expect("16 bytes")))
+                }
+            };
+            let client = connect(&cli).await?;
+            let updates = client.updates(qid).await?;
+            for u in &updates {
+                u.named
+                    .verify()
+                    .map_err(|e| anyhow!("an update does not verify: {e}"))?;
+            }
+            if cli.json {
+                print_json(json!({"updates": updates.iter().map(|u| {
+                    let mut v = named_json(&u.named);
+                    v["query_id"] = json!(u.query_id.to_hex());
+                    v["received_at"] = json!(u.received_at);
+                    v
+                }).collect::<Vec<_>>()}));
+            } else if updates.is_empty() {
+                println!("No late answers.");
+            } else {
+                for u in &updates {
+                    println!(
+                        "{}  {}  (ask {})",
+                        date_time(u.received_at),
+                        named_line(&u.named),
+                        u.query_id.to_hex()
+                    );
+                }
+            }
+            client.close().await;
+        }
         Command::Settings(cmd) => {
             let client = connect(&cli).await?;
             let all = match cmd {
@@ -624,4 +721,9 @@ fn plural(n: u32, noun: &str) -> String {
     } else {
         format!("{n} {noun}s")
     }
+}
+
+fn pending_json(p: &kith_protocol::app::PendingRequest) -> serde_json::Value {
+    json!({"id": p.id, "status": p.status, "asker": p.asker.to_hex(), "asker_name": p.asker_name,
+        "query_id": p.query_id.to_hex(), "item": p.item.to_string(), "asked": p.asked.to_string(), "created_at": p.created_at})
 }

@@ -17,6 +17,7 @@
 
 mod aggregation_service;
 mod app_service;
+mod approvals;
 mod asking;
 pub mod data_dir;
 pub mod error;

@@ -90,6 +90,10 @@ async fn respond(
                 crate::aggregation_service::handle(shared, key, r)
             }
             Ok(PeerRequest::Aggregate(_)) => PeerResponse::Refused(Refusal::NotAContact),
+            Ok(PeerRequest::Deliver(signed)) if is_contact(shared, &key) => {
+                crate::approvals::receive(shared, key, signed)
+            }
+            Ok(PeerRequest::Deliver(_)) => PeerResponse::Refused(Refusal::NotAContact),
             Err(WireError::Incompatible(_)) => PeerResponse::Refused(Refusal::UnsupportedVersion),
             Err(WireError::PeerMisbehaved(e)) => {
                 tracing::debug!(peer = %key.short(), "malformed request: {e}");
@@ -139,6 +143,7 @@ fn answer(shared: &Shared, asker: NodeId, query: Query) -> PeerResponse {
         &query,
         unix_now(),
     );
+    crate::approvals::record(shared, &asker, &contact.name, &query, &disclosure);
     shared.audit(AuditEvent {
         event: "answered",
         peer: Some(asker),

@@ -57,6 +57,14 @@ pub enum AppRequest {
     ListSettings,
     /// 12: change one setting.
     SetSetting { key: String, value: String },
+    /// 13: requests waiting for the owner's approval (consent `ask`, spec §8.5).
+    ListPending,
+    /// 14: approve a pending request: the named endorsement is sent to the asker.
+    Approve { id: u64 },
+    /// 15: deny a pending request: nothing is sent.
+    Deny { id: u64 },
+    /// 16: named endorsements that arrived after an ask finished (all asks, or one).
+    ListUpdates { query_id: Option<QueryId> },
 }
 
 /// How an app names a rule's subject: a circle, or a contact by display name or node id hex.
@@ -95,6 +103,36 @@ pub enum AppResponse {
     Error(AppError),
     /// 12: (key, value) pairs.
     Settings(Vec<(String, String)>),
+    /// 13
+    Pending(Vec<PendingRequest>),
+    /// 14: the request after the owner's decision.
+    Decided(PendingRequest),
+    /// 15
+    Updates(Vec<AnswerUpdate>),
+}
+
+/// A request waiting for (or past) the owner's decision (spec §8.5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRequest {
+    pub id: u64,
+    pub asker: NodeId,
+    pub asker_name: String,
+    pub query_id: QueryId,
+    /// The endorsed item the asker would learn about.
+    pub item: ItemKey,
+    /// What the asker asked about.
+    pub asked: ItemKey,
+    pub created_at: u64,
+    /// `pending`, `approved` or `denied`.
+    pub status: String,
+}
+
+/// A named endorsement that arrived after its ask finished.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerUpdate {
+    pub query_id: QueryId,
+    pub received_at: u64,
+    pub named: NamedEndorsement,
 }
 
 /// What `kith status` shows.

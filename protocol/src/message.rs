@@ -37,6 +37,9 @@ pub enum PeerRequest {
     Ask(Query),
     /// A round of an aggregate ask (variant 2, spec §9.7).
     Aggregate(crate::aggregation::messages::AggRequest),
+    /// A named endorsement the endorser's owner approved after the ask (variant 3,
+    /// spec §8.5): an update to the answer of the query it names.
+    Deliver(crate::endorsement::SignedEndorsement),
 }
 
 /// Redeem an invite: sent by the acceptor to the inviter (spec §8.2).
@@ -67,6 +70,8 @@ pub enum PeerResponse {
     Refused(Refusal),
     /// A reply in an aggregation round (variant 3, spec §9.7).
     Aggregate(crate::aggregation::messages::AggResponse),
+    /// A delivered endorsement was recorded (variant 4, spec §8.5).
+    Received,
 }
 
 /// The answer to a [`Query`] (spec §8.3).

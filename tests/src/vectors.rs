@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use curve25519_dalek::Scalar;
 use hkdf::Hkdf;
 use kith_protocol::app::{AppError, AppErrorCode, AppRequest, AppResponse};
 use kith_protocol::endorsement::STATEMENT_VERSION;
@@ -11,7 +12,6 @@ use kith_protocol::frame::{encode_frame, FrameDecoder, MAX_APP_FRAME, MAX_PEER_F
 use kith_protocol::invite::INVITE_PREFIX;
 use kith_protocol::wire::{decode_message, encode_message, encode_value};
 use kith_protocol::*;
-use curve25519_dalek::Scalar;
 use rand_core::{CryptoRng, RngCore};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -365,7 +365,12 @@ fn frames() -> Value {
             message_vector("PeerResponse::Answer (named nothing: owns nothing, or count/ask/none)", &empty, MAX_PEER_FRAME),
             message_vector("PeerResponse::Answer (one named endorsement)", &named, MAX_PEER_FRAME),
             message_vector("PeerResponse::Refused(NotAContact)", &PeerResponse::Refused(Refusal::NotAContact), MAX_PEER_FRAME),
+            message_vector("PeerRequest::Deliver (an endorsement approved after the ask)", &PeerRequest::Deliver(statement(&chloe, ana.node_id()).sign(&chloe)), MAX_PEER_FRAME),
+            message_vector("PeerResponse::Received", &PeerResponse::Received, MAX_PEER_FRAME),
             message_vector("AppRequest::Status", &AppRequest::Status, MAX_APP_FRAME),
+            message_vector("AppRequest::Approve", &AppRequest::Approve { id: 1 }, MAX_APP_FRAME),
+            message_vector("AppRequest::ListUpdates", &AppRequest::ListUpdates { query_id: Some(QueryId([0x11; 16])) }, MAX_APP_FRAME),
+            message_vector("AppRequest::SetSetting", &AppRequest::SetSetting { key: "epsilon".into(), value: "0.5".into() }, MAX_APP_FRAME),
             message_vector("AppRequest::Ask", &AppRequest::Ask { item: ItemKey::parse("tag:vehicle/subaru").unwrap(), timeout_ms: 5000, epsilon: Some(1000) }, MAX_APP_FRAME),
             message_vector("AppRequest::Endorse", &AppRequest::Endorse { item: ItemKey::parse("isbn:0441013597").unwrap(), count: 1, rating: Some(5), note: None }, MAX_APP_FRAME),
             message_vector("AppResponse::Error", &AppResponse::Error(AppError { code: AppErrorCode::InviteUsed, message: "invite code was already used".into() }), MAX_APP_FRAME),
@@ -476,9 +481,30 @@ fn aggregation() -> Value {
 
     let (asker, asker_keys) = identity("kith-vectors/ana");
     let members: Vec<(Identity, Value, Contribution)> = [
-        ("kith-vectors/chloe", Contribution { owns: true, units: 2, best_rating: Some(5) }),
-        ("kith-vectors/bob", Contribution { owns: false, units: 0, best_rating: None }),
-        ("kith-vectors/dev", Contribution { owns: true, units: 1, best_rating: Some(3) }),
+        (
+            "kith-vectors/chloe",
+            Contribution {
+                owns: true,
+                units: 2,
+                best_rating: Some(5),
+            },
+        ),
+        (
+            "kith-vectors/bob",
+            Contribution {
+                owns: false,
+                units: 0,
+                best_rating: None,
+            },
+        ),
+        (
+            "kith-vectors/dev",
+            Contribution {
+                owns: true,
+                units: 1,
+                best_rating: Some(3),
+            },
+        ),
     ]
     .into_iter()
     .map(|(label, c)| {
@@ -488,11 +514,25 @@ fn aggregation() -> Value {
     .collect();
     let qid = QueryId([0x22; 16]);
     let item = ItemKey::parse("tag:vehicle/subaru").unwrap();
-    let ctx = Context { query_id: qid, asker: asker.node_id() };
+    let ctx = Context {
+        query_id: qid,
+        asker: asker.node_id(),
+    };
     let start = Instant::now();
     let deadline = start + Duration::from_secs(60);
-    let params = AggregationParams { epsilon: None, min_cohort: 2, round_timeout: Duration::from_secs(5) };
-    let mut agg = AggAsker::new(asker.node_id(), qid, item.clone(), members.iter().map(|m| m.0.node_id()), params, start);
+    let params = AggregationParams {
+        epsilon: None,
+        min_cohort: 2,
+        round_timeout: Duration::from_secs(5),
+    };
+    let mut agg = AggAsker::new(
+        asker.node_id(),
+        qid,
+        item.clone(),
+        members.iter().map(|m| m.0.node_id()),
+        params,
+        start,
+    );
     let mut sessions: BTreeMap<NodeId, (AggResponder, VectorRng)> = BTreeMap::new();
     let mut transcript = Vec::new();
     while !agg.is_done() {
@@ -502,16 +542,39 @@ fn aggregation() -> Value {
         }
         assert!(!batch.is_empty(), "vector run never times out");
         for t in batch {
-            let (id, _, contribution) = members.iter().find(|m| m.0.node_id() == t.to).expect("member");
-            let Ok(PeerRequest::Aggregate(req)) = decode_message::<PeerRequest>(&t.payload) else { panic!("request") };
+            let (id, _, contribution) = members
+                .iter()
+                .find(|m| m.0.node_id() == t.to)
+                .expect("member");
+            let Ok(PeerRequest::Aggregate(req)) = decode_message::<PeerRequest>(&t.payload) else {
+                panic!("request")
+            };
             let response = match req {
                 AggRequest::Advertise { epsilon, .. } => {
-                    let mut rng = VectorRng::new(&format!("kith-vectors/secagg/{}", id.node_id().short()));
-                    let settings = ResponderSettings { epsilon: None, min_cohort: 2 };
-                    let s = AggResponder::start(id, ctx, *contribution, settings, epsilon, &mut rng, deadline);
+                    let mut rng =
+                        VectorRng::new(&format!("kith-vectors/secagg/{}", id.node_id().short()));
+                    let settings = ResponderSettings {
+                        epsilon: None,
+                        min_cohort: 2,
+                    };
+                    let s = AggResponder::start(
+                        id,
+                        ctx,
+                        *contribution,
+                        settings,
+                        epsilon,
+                        &mut rng,
+                        deadline,
+                    );
                     let ad = s.advertisement().clone();
                     sessions.insert(t.to, (s, rng));
-                    AggResponse::Advertised { answer: Answer { query_id: qid, named: vec![] }, advertisement: ad }
+                    AggResponse::Advertised {
+                        answer: Answer {
+                            query_id: qid,
+                            named: vec![],
+                        },
+                        advertisement: ad,
+                    }
                 }
                 other => {
                     let (s, rng) = sessions.get_mut(&t.to).expect("session");
@@ -519,12 +582,17 @@ fn aggregation() -> Value {
                 }
             };
             let reply = encode_message(&PeerResponse::Aggregate(response));
-            transcript.push(json!({"to": t.to.to_hex(), "request": hex(&t.payload), "response": hex(&reply)}));
+            transcript.push(
+                json!({"to": t.to.to_hex(), "request": hex(&t.payload), "response": hex(&reply)}),
+            );
             agg.handle_response(t.to, &reply, start);
         }
     }
     let outcome = agg.outcome();
-    let sum = outcome.aggregate.clone().expect("the vector run releases its sum");
+    let sum = outcome
+        .aggregate
+        .clone()
+        .expect("the vector run releases its sum");
 
     // Key schedule and building blocks, from fixed inputs.
     let seed_u = Scalar::from(5u64);
@@ -544,27 +612,78 @@ fn aggregation() -> Value {
     let t3 = threshold_for(3, 2);
 
     // Failure cases.
-    let mut forged = match decode_message::<PeerResponse>(&hex_decode(transcript[0]["response"].as_str().unwrap())) {
+    let mut forged = match decode_message::<PeerResponse>(&hex_decode(
+        transcript[0]["response"].as_str().unwrap(),
+    )) {
         Ok(PeerResponse::Aggregate(AggResponse::Advertised { advertisement, .. })) => advertisement,
         _ => panic!("first reply is an advertisement"),
     };
     forged.signature.0[0] ^= 1;
-    let forged_result = forged.verify().err().map(|e| e.to_string()).unwrap_or_else(|| "ok".into());
+    let forged_result = forged
+        .verify()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| "ok".into());
     let mut fresh_rng = VectorRng::new("kith-vectors/secagg/replay");
     let (first, _, c) = &members[0];
-    let mut replay = AggResponder::start(first, ctx, *c, ResponderSettings { epsilon: None, min_cohort: 2 }, None, &mut fresh_rng, deadline);
-    let early = replay.handle(first, AggRequest::Consistency { query_id: qid, survivors: vec![u] }, &mut fresh_rng, start);
+    let mut replay = AggResponder::start(
+        first,
+        ctx,
+        *c,
+        ResponderSettings {
+            epsilon: None,
+            min_cohort: 2,
+        },
+        None,
+        &mut fresh_rng,
+        deadline,
+    );
+    let early = replay.handle(
+        first,
+        AggRequest::Consistency {
+            query_id: qid,
+            survivors: vec![u],
+        },
+        &mut fresh_rng,
+        start,
+    );
     let mut low_rng = VectorRng::new("kith-vectors/secagg/low-threshold");
-    let mut low = AggResponder::start(first, ctx, *c, ResponderSettings { epsilon: None, min_cohort: 2 }, None, &mut low_rng, deadline);
+    let mut low = AggResponder::start(
+        first,
+        ctx,
+        *c,
+        ResponderSettings {
+            epsilon: None,
+            min_cohort: 2,
+        },
+        None,
+        &mut low_rng,
+        deadline,
+    );
     let cohort: Vec<_> = {
-        let mut ads: Vec<_> = sessions.values().map(|(s, _)| s.advertisement().clone()).collect();
+        let mut ads: Vec<_> = sessions
+            .values()
+            .map(|(s, _)| s.advertisement().clone())
+            .collect();
         ads.retain(|a| a != sessions[&u].0.advertisement());
         ads.push(low.advertisement().clone());
         ads.sort_by_key(|a| a.verify().expect("valid").responder);
         ads
     };
-    let too_low = low.handle(first, AggRequest::ShareKeys { query_id: qid, cohort, threshold: 2 }, &mut low_rng, start);
-    let duplicate = shamir::split(&secret, 2, &[1, 1], &mut rng).err().map(|e| e.to_string()).unwrap_or_default();
+    let too_low = low.handle(
+        first,
+        AggRequest::ShareKeys {
+            query_id: qid,
+            cohort,
+            threshold: 2,
+        },
+        &mut low_rng,
+        start,
+    );
+    let duplicate = shamir::split(&secret, 2, &[1, 1], &mut rng)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
 
     json!({
         "section": "§9",
@@ -611,5 +730,8 @@ fn aggregation() -> Value {
 }
 
 fn hex_decode(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
 }

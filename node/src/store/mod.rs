@@ -4,6 +4,7 @@
 //! One connection behind a mutex; WAL journal with `synchronous=FULL`, so a committed write
 //! survives a crash or power loss. Every multi-row change is one transaction.
 
+mod approvals;
 mod audit;
 mod contacts;
 mod credentials;

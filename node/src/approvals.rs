@@ -1,0 +1,249 @@
+//! Consent `ask` (spec §8.5). When a matching endorsement's share is `ask`, the responder
+//! answers exactly as for `count` and records a pending request. If its owner approves, a
+//! named endorsement bound to the original asker and query is delivered to the asker's
+//! node, which records it as an update to that answer; if the owner denies, nothing is sent.
+
+use std::sync::Arc;
+
+use kith_protocol::app::{AnswerUpdate, AppError, AppErrorCode, NamedEndorsement, PendingRequest};
+use kith_protocol::card::ContactCard;
+use kith_protocol::endorsement::STATEMENT_VERSION;
+use kith_protocol::wire::{decode_exact, decode_message, encode_message};
+use kith_protocol::{
+    Disclosure, EndorsementStatement, NodeId, PeerRequest, PeerResponse, Query, Refusal, Share,
+    SignedEndorsement,
+};
+
+use crate::app_service::err;
+use crate::node::Shared;
+use crate::store::AuditEvent;
+use crate::{peers, unix_now};
+
+/// How long after an ask its late endorsements are accepted.
+pub const UPDATE_WINDOW_SECS: u64 = 30 * 24 * 3600;
+
+/// Record a pending request for every matching item whose share is `ask`.
+pub(crate) fn record(
+    shared: &Shared,
+    asker: &NodeId,
+    asker_name: &str,
+    query: &Query,
+    disclosure: &Disclosure,
+) {
+    for (item, share) in &disclosure.withheld {
+        if *share != Share::Ask {
+            continue;
+        }
+        match shared
+            .store
+            .add_pending(asker, &query.query_id, item, &query.item, unix_now())
+        {
+            Ok(true) => shared.audit(AuditEvent {
+                event: "pending",
+                peer: Some(*asker),
+                peer_name: Some(asker_name),
+                item: Some(item.to_string()),
+                detail: "waiting for approval (kith pending)".into(),
+            }),
+            Ok(false) => {}
+            Err(e) => tracing::error!("store: {e}"),
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> AppError {
+    tracing::error!("{e}");
+    err(AppErrorCode::Internal, e)
+}
+
+fn pending(shared: &Shared, id: u64) -> Result<PendingRequest, AppError> {
+    let p = shared
+        .store
+        .pending_request(id)
+        .map_err(internal)?
+        .ok_or_else(|| err(AppErrorCode::NotFound, format!("no pending request {id}")))?;
+    if p.status != "pending" {
+        return Err(err(
+            AppErrorCode::Conflict,
+            format!("request {id} was already {}", p.status),
+        ));
+    }
+    Ok(p)
+}
+
+/// Approve: sign the endorsement for the original asker and query and deliver it.
+pub(crate) async fn approve(shared: &Arc<Shared>, id: u64) -> Result<PendingRequest, AppError> {
+    let p = pending(shared, id)?;
+    let endorsement = shared
+        .store
+        .endorsements()
+        .map_err(internal)?
+        .into_iter()
+        .find(|e| e.item == p.item)
+        .ok_or_else(|| {
+            err(
+                AppErrorCode::Conflict,
+                format!("{} is no longer endorsed; deny the request instead", p.item),
+            )
+        })?;
+    let contact = shared
+        .store
+        .contact(&p.asker)
+        .map_err(internal)?
+        .ok_or_else(|| {
+            err(
+                AppErrorCode::Conflict,
+                "the asker is no longer a contact; deny the request instead",
+            )
+        })?;
+    let statement = EndorsementStatement {
+        version: STATEMENT_VERSION,
+        endorser: shared.identity.node_id(),
+        audience: p.asker,
+        query_id: p.query_id,
+        endorsement,
+        issued_at: unix_now(),
+    };
+    let signed = statement.sign(&shared.identity);
+    let addresses = decode_exact::<ContactCard>(&contact.card.body)
+        .map(|c| c.addresses)
+        .unwrap_or_default();
+    let payload = encode_message(&PeerRequest::Deliver(signed));
+    let reply = peers::request(shared, p.asker, &addresses, &payload)
+        .await
+        .map_err(|e| {
+            err(
+                AppErrorCode::Unreachable,
+                format!(
+                    "cannot reach {}'s node ({e}); the request stays pending",
+                    contact.name
+                ),
+            )
+        })?;
+    match decode_message::<PeerResponse>(&reply) {
+        Ok(PeerResponse::Received) => {}
+        Ok(PeerResponse::Refused(r)) => {
+            return Err(err(
+                AppErrorCode::PeerMisbehaved,
+                format!("{} refused the endorsement: {r}", contact.name),
+            ))
+        }
+        _ => {
+            return Err(err(
+                AppErrorCode::PeerMisbehaved,
+                format!("{} sent an unexpected reply", contact.name),
+            ))
+        }
+    }
+    shared
+        .store
+        .decide_pending(id, "approved", unix_now())
+        .map_err(internal)?;
+    shared.audit(AuditEvent {
+        event: "approved",
+        peer: Some(p.asker),
+        peer_name: Some(&contact.name),
+        item: Some(p.item.to_string()),
+        detail: "named endorsement delivered".into(),
+    });
+    shared
+        .store
+        .pending_request(id)
+        .map_err(internal)?
+        .ok_or_else(|| internal("request vanished"))
+}
+
+/// Deny: nothing is sent; the asker never learns there was anything to approve.
+pub(crate) fn deny(shared: &Shared, id: u64) -> Result<PendingRequest, AppError> {
+    let p = pending(shared, id)?;
+    shared
+        .store
+        .decide_pending(id, "denied", unix_now())
+        .map_err(internal)?;
+    shared.audit(AuditEvent {
+        event: "denied",
+        peer: Some(p.asker),
+        peer_name: Some(&p.asker_name),
+        item: Some(p.item.to_string()),
+        detail: "nothing sent".into(),
+    });
+    shared
+        .store
+        .pending_request(id)
+        .map_err(internal)?
+        .ok_or_else(|| internal("request vanished"))
+}
+
+/// The asker's side: accept a late endorsement from contact `from` (spec §8.5).
+pub(crate) fn receive(shared: &Shared, from: NodeId, signed: SignedEndorsement) -> PeerResponse {
+    let Ok(statement) = signed.verify_signature() else {
+        return PeerResponse::Refused(Refusal::Malformed);
+    };
+    if statement.endorser != from || statement.audience != shared.identity.node_id() {
+        return PeerResponse::Refused(Refusal::Malformed);
+    }
+    let now = unix_now();
+    match shared.store.ask_record(&statement.query_id) {
+        Ok(Some((asked, at)))
+            if statement.endorsement.item.is_within(&asked) && now <= at + UPDATE_WINDOW_SECS => {}
+        Ok(_) => return PeerResponse::Refused(Refusal::Malformed),
+        Err(e) => {
+            tracing::error!("store: {e}");
+            return PeerResponse::Refused(Refusal::Internal);
+        }
+    }
+    match shared
+        .store
+        .add_late_endorsement(&statement.query_id, &from, &signed, now)
+    {
+        Ok(new) => {
+            if new {
+                let name = shared.store.contact(&from).ok().flatten().map(|c| c.name);
+                shared.audit(AuditEvent {
+                    event: "late-endorsement",
+                    peer: Some(from),
+                    peer_name: name.as_deref(),
+                    item: Some(statement.endorsement.item.to_string()),
+                    detail: format!("approved after ask {}", statement.query_id.to_hex()),
+                });
+            }
+            PeerResponse::Received
+        }
+        Err(e) => {
+            tracing::error!("store: {e}");
+            PeerResponse::Refused(Refusal::Internal)
+        }
+    }
+}
+
+/// Late endorsements as app-visible updates.
+pub(crate) fn updates(
+    shared: &Shared,
+    query_id: Option<&kith_protocol::QueryId>,
+) -> Result<Vec<AnswerUpdate>, AppError> {
+    let contacts = shared.store.contacts().map_err(internal)?;
+    shared
+        .store
+        .late_endorsements(query_id)
+        .map_err(internal)?
+        .into_iter()
+        .filter_map(|(qid, endorser, signed, received_at)| {
+            let statement = signed.verify_signature().ok()?;
+            let name = contacts
+                .iter()
+                .find(|c| c.node_id == endorser)
+                .map(|c| c.name.clone())
+                .unwrap_or_default();
+            Some(Ok(AnswerUpdate {
+                query_id: qid,
+                received_at,
+                named: NamedEndorsement {
+                    name,
+                    node: endorser,
+                    endorsement: statement.endorsement,
+                    signed,
+                },
+            }))
+        })
+        .collect()
+}

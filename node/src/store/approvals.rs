@@ -1,0 +1,198 @@
+//! Consent `ask` (spec §8.5): the endorser's pending approvals, and the asker's record of
+//! its asks and of endorsements delivered after an ask finished.
+
+use kith_protocol::app::PendingRequest;
+use kith_protocol::{ItemKey, NodeId, QueryId, Signature, SignedEndorsement};
+use rusqlite::{params, OptionalExtension, Row};
+
+use super::{blob32, Result, Store, StoreError};
+
+fn pending_from_row(
+    r: &Row<'_>,
+) -> rusqlite::Result<(
+    i64,
+    Vec<u8>,
+    Option<String>,
+    Vec<u8>,
+    String,
+    String,
+    i64,
+    String,
+)> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+type PendingRow = (
+    i64,
+    Vec<u8>,
+    Option<String>,
+    Vec<u8>,
+    String,
+    String,
+    i64,
+    String,
+);
+
+fn build(row: PendingRow) -> Result<PendingRequest> {
+    let (id, asker, name, qid, item, asked, created_at, status) = row;
+    let corrupt = |what: &str| StoreError::Corrupt(format!("pending request {id}: {what}"));
+    Ok(PendingRequest {
+        id: id as u64,
+        asker: NodeId(blob32(asker)?),
+        asker_name: name.unwrap_or_default(),
+        query_id: QueryId(qid.try_into().map_err(|_| corrupt("query id"))?),
+        item: ItemKey::parse(&item).map_err(|_| corrupt("item"))?,
+        asked: ItemKey::parse(&asked).map_err(|_| corrupt("asked item"))?,
+        created_at: created_at as u64,
+        status,
+    })
+}
+
+const PENDING_SELECT: &str =
+    "SELECT p.id, p.asker, c.name, p.query_id, p.item, p.asked, p.created_at, p.status
+     FROM pending p LEFT JOIN contacts c ON c.node_id = p.asker";
+
+impl Store {
+    /// Record that `asker` would learn `item` by name if the owner approves. Idempotent for
+    /// the same (asker, query, item). Returns whether a new request was created.
+    pub fn add_pending(
+        &self,
+        asker: &NodeId,
+        query_id: &QueryId,
+        item: &ItemKey,
+        asked: &ItemKey,
+        now: u64,
+    ) -> Result<bool> {
+        Ok(self.conn().execute(
+            "INSERT OR IGNORE INTO pending (asker, query_id, item, asked, created_at, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending')",
+            params![
+                &asker.0[..],
+                &query_id.0[..],
+                item.to_string(),
+                asked.to_string(),
+                now as i64
+            ],
+        )? > 0)
+    }
+
+    /// Every request, newest first.
+    pub fn pending_requests(&self) -> Result<Vec<PendingRequest>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!("{PENDING_SELECT} ORDER BY p.id DESC LIMIT 1000"))?;
+        let rows = stmt
+            .query_map([], pending_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(build).collect()
+    }
+
+    pub fn pending_request(&self, id: u64) -> Result<Option<PendingRequest>> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                &format!("{PENDING_SELECT} WHERE p.id = ?1"),
+                params![id as i64],
+                pending_from_row,
+            )
+            .optional()?;
+        row.map(build).transpose()
+    }
+
+    /// Move a request from `pending` to `status`; false if it was already decided.
+    pub fn decide_pending(&self, id: u64, status: &str, now: u64) -> Result<bool> {
+        Ok(self.conn().execute(
+            "UPDATE pending SET status = ?2, decided_at = ?3 WHERE id = ?1 AND status = 'pending'",
+            params![id as i64, status, now as i64],
+        )? > 0)
+    }
+
+    /// The asker side: remember an ask so that late endorsements for it can be accepted.
+    pub fn record_ask(&self, query_id: &QueryId, item: &ItemKey, now: u64) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR IGNORE INTO asks (query_id, item, asked_at) VALUES (?1, ?2, ?3)",
+            params![&query_id.0[..], item.to_string(), now as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The item and time of one of our asks.
+    pub fn ask_record(&self, query_id: &QueryId) -> Result<Option<(ItemKey, u64)>> {
+        let row: Option<(String, i64)> = self
+            .conn()
+            .query_row(
+                "SELECT item, asked_at FROM asks WHERE query_id = ?1",
+                params![&query_id.0[..]],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        row.map(|(item, at)| {
+            Ok((
+                ItemKey::parse(&item).map_err(|_| StoreError::Corrupt("ask item".into()))?,
+                at as u64,
+            ))
+        })
+        .transpose()
+    }
+
+    /// Store a verified late endorsement; false if it was already stored.
+    pub fn add_late_endorsement(
+        &self,
+        query_id: &QueryId,
+        endorser: &NodeId,
+        signed: &SignedEndorsement,
+        now: u64,
+    ) -> Result<bool> {
+        Ok(self.conn().execute(
+            "INSERT OR IGNORE INTO late_endorsements (query_id, endorser, statement, signature, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![&query_id.0[..], &endorser.0[..], signed.statement, &signed.signature.0[..], now as i64],
+        )? > 0)
+    }
+
+    /// Late endorsements, newest first: (query id, endorser, signed statement, received at).
+    pub fn late_endorsements(
+        &self,
+        query_id: Option<&QueryId>,
+    ) -> Result<Vec<(QueryId, NodeId, SignedEndorsement, u64)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT query_id, endorser, statement, signature, received_at FROM late_endorsements
+             WHERE ?1 IS NULL OR query_id = ?1 ORDER BY received_at DESC LIMIT 1000",
+        )?;
+        let filter: Option<Vec<u8>> = query_id.map(|q| q.0.to_vec());
+        let rows = stmt
+            .query_map(params![filter], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(q, e, statement, sig, at)| {
+                let corrupt = || StoreError::Corrupt("late endorsement".into());
+                Ok((
+                    QueryId(q.try_into().map_err(|_| corrupt())?),
+                    NodeId(blob32(e)?),
+                    SignedEndorsement {
+                        statement,
+                        signature: Signature(sig.try_into().map_err(|_| corrupt())?),
+                    },
+                    at as u64,
+                ))
+            })
+            .collect()
+    }
+}
