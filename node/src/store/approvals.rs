@@ -7,9 +7,8 @@ use rusqlite::{params, OptionalExtension, Row};
 
 use super::{blob32, Result, Store, StoreError};
 
-fn pending_from_row(
-    r: &Row<'_>,
-) -> rusqlite::Result<(
+/// A pending-request row as SQLite returns it.
+type PendingRow = (
     i64,
     Vec<u8>,
     Option<String>,
@@ -18,7 +17,9 @@ fn pending_from_row(
     String,
     i64,
     String,
-)> {
+);
+
+fn pending_from_row(r: &Row<'_>) -> rusqlite::Result<PendingRow> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -30,17 +31,6 @@ fn pending_from_row(
         r.get(7)?,
     ))
 }
-
-type PendingRow = (
-    i64,
-    Vec<u8>,
-    Option<String>,
-    Vec<u8>,
-    String,
-    String,
-    i64,
-    String,
-);
 
 fn build(row: PendingRow) -> Result<PendingRequest> {
     let (id, asker, name, qid, item, asked, created_at, status) = row;
