@@ -9,33 +9,10 @@ use kith_protocol::consent::{PolicyRule, Subject};
 use kith_protocol::message::Answer;
 use kith_protocol::wire::{decode_message, encode_message};
 use kith_protocol::*;
-use rand_core::{CryptoRng, RngCore};
+use rand_core::RngCore;
 
-/// A small deterministic RNG (SplitMix64) so each seed replays the same run.
-struct SimRng(u64);
-impl RngCore for SimRng {
-    fn next_u32(&mut self) -> u32 {
-        self.next_u64() as u32
-    }
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        for chunk in dest.chunks_mut(8) {
-            let v = self.next_u64().to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
-impl CryptoRng for SimRng {}
+mod common;
+use common::SimRng;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Fault {
