@@ -74,28 +74,24 @@ fn pending(shared: &Shared, id: u64) -> Result<PendingRequest, AppError> {
 /// Approve: sign the endorsement for the original asker and query and deliver it.
 pub(crate) async fn approve(shared: &Arc<Shared>, id: u64) -> Result<PendingRequest, AppError> {
     let p = pending(shared, id)?;
+    let no_longer = |what: String| {
+        err(
+            AppErrorCode::Conflict,
+            format!("{what}; deny the request instead"),
+        )
+    };
     let endorsement = shared
         .store
         .endorsements()
         .map_err(internal)?
         .into_iter()
         .find(|e| e.item == p.item)
-        .ok_or_else(|| {
-            err(
-                AppErrorCode::Conflict,
-                format!("{} is no longer endorsed; deny the request instead", p.item),
-            )
-        })?;
+        .ok_or_else(|| no_longer(format!("{} is no longer endorsed", p.item)))?;
     let contact = shared
         .store
         .contact(&p.asker)
         .map_err(internal)?
-        .ok_or_else(|| {
-            err(
-                AppErrorCode::Conflict,
-                "the asker is no longer a contact; deny the request instead",
-            )
-        })?;
+        .ok_or_else(|| no_longer("the asker is no longer a contact".into()))?;
     let statement = EndorsementStatement {
         version: STATEMENT_VERSION,
         endorser: shared.identity.node_id(),
@@ -105,40 +101,22 @@ pub(crate) async fn approve(shared: &Arc<Shared>, id: u64) -> Result<PendingRequ
         issued_at: unix_now(),
     };
     let signed = statement.sign(&shared.identity);
-    let addresses = decode_exact::<ContactCard>(&contact.card.body)
-        .map(|c| c.addresses)
-        .unwrap_or_default();
-    let payload = encode_message(&PeerRequest::Deliver(signed));
-    let reply = peers::request(shared, p.asker, &addresses, &payload)
-        .await
-        .map_err(|e| {
-            err(
-                AppErrorCode::Unreachable,
-                format!(
-                    "cannot reach {}'s node ({e}); the request stays pending",
-                    contact.name
-                ),
-            )
-        })?;
-    match decode_message::<PeerResponse>(&reply) {
-        Ok(PeerResponse::Received) => {}
-        Ok(PeerResponse::Refused(r)) => {
-            return Err(err(
-                AppErrorCode::PeerMisbehaved,
-                format!("{} refused the endorsement: {r}", contact.name),
-            ))
-        }
-        _ => {
-            return Err(err(
-                AppErrorCode::PeerMisbehaved,
-                format!("{} sent an unexpected reply", contact.name),
-            ))
-        }
-    }
-    shared
+    // Claim the decision first, so that a concurrent Deny or second Approve cannot also
+    // act; give it back if the delivery fails.
+    if !shared
         .store
         .decide_pending(id, "approved", unix_now())
-        .map_err(internal)?;
+        .map_err(internal)?
+    {
+        return Err(err(
+            AppErrorCode::Conflict,
+            format!("request {id} was decided meanwhile"),
+        ));
+    }
+    if let Err(e) = deliver(shared, &p, &contact.name, &contact.card.body, signed).await {
+        shared.store.reopen_pending(id).map_err(internal)?;
+        return Err(e);
+    }
     shared.audit(AuditEvent {
         event: "approved",
         peer: Some(p.asker),
@@ -151,6 +129,42 @@ pub(crate) async fn approve(shared: &Arc<Shared>, id: u64) -> Result<PendingRequ
         .pending_request(id)
         .map_err(internal)?
         .ok_or_else(|| internal("request vanished"))
+}
+
+async fn deliver(
+    shared: &Arc<Shared>,
+    p: &PendingRequest,
+    name: &str,
+    card_body: &[u8],
+    signed: SignedEndorsement,
+) -> Result<(), AppError> {
+    let addresses = decode_exact::<ContactCard>(card_body)
+        .map(|c| c.addresses)
+        .unwrap_or_default();
+    let payload = encode_message(&PeerRequest::Deliver(signed));
+    let reply = peers::request(shared, p.asker, &addresses, &payload)
+        .await
+        .map_err(|e| {
+            err(
+                AppErrorCode::Unreachable,
+                format!("cannot reach {name}'s node ({e}); the request stays pending"),
+            )
+        })?;
+    match decode_message::<PeerResponse>(&reply) {
+        Ok(PeerResponse::Received) => Ok(()),
+        Ok(PeerResponse::Refused(Refusal::Internal)) => Err(err(
+            AppErrorCode::Unreachable,
+            format!("{name}'s node failed; the request stays pending"),
+        )),
+        Ok(PeerResponse::Refused(r)) => Err(err(
+            AppErrorCode::PeerMisbehaved,
+            format!("{name} refused the endorsement: {r}"),
+        )),
+        _ => Err(err(
+            AppErrorCode::PeerMisbehaved,
+            format!("{name} sent an unexpected reply"),
+        )),
+    }
 }
 
 /// Deny: nothing is sent; the asker never learns there was anything to approve.

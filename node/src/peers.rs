@@ -46,13 +46,28 @@ pub(crate) async fn request(
         Err(_) => {
             let fresh = fresh_exchange(shared, peer, addresses, payload);
             tokio::pin!(fresh);
-            tokio::select! {
-                Ok(reply) = &mut attempt => Ok(reply),
-                r = &mut fresh => match r {
-                    Ok(reply) => Ok(reply),
-                    // The fresh connection failed first: the cached one may still answer.
-                    Err(e) => attempt.await.map_err(|first| format!("{first}; fresh connection: {e}")),
-                },
+            // The first answer wins. A failed branch is never polled again: the cached
+            // attempt is disabled once it has failed, and awaited only if still running.
+            let mut cached_failed: Option<String> = None;
+            loop {
+                tokio::select! {
+                    r = &mut attempt, if cached_failed.is_none() => match r {
+                        Ok(reply) => return Ok(reply),
+                        Err(e) => {
+                            forget(shared, &peer, &conn);
+                            cached_failed = Some(e.to_string());
+                        }
+                    },
+                    r = &mut fresh => {
+                        return match (r, cached_failed) {
+                            (Ok(reply), _) => Ok(reply),
+                            (Err(e), Some(first)) => Err(format!("{first}; fresh connection: {e}")),
+                            (Err(e), None) => {
+                                attempt.await.map_err(|first| format!("{first}; fresh connection: {e}"))
+                            }
+                        };
+                    }
+                }
             }
         }
     }

@@ -240,7 +240,8 @@ pub struct AuditEntry {
     pub id: u64,
     /// Unix seconds.
     pub at: u64,
-    /// What happened, e.g. `answered`, `refused`, `asked`, `contact-added`.
+    /// What happened: `answered`, `asked`, `contact-added`, `rate-limited`, `pending`,
+    /// `approved`, `denied` or `late-endorsement` (spec §8.3.5).
     pub event: String,
     pub peer: Option<NodeId>,
     pub peer_name: Option<String>,
@@ -279,6 +280,6 @@ pub enum AppErrorCode {
     PeerMisbehaved,
     /// 9: the node failed internally.
     Internal,
-    /// 10: the request conflicts with existing state (e.g. already a contact).
+    /// 10: the request conflicts with existing state (e.g. a request already decided).
     Conflict,
 }

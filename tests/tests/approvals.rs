@@ -108,3 +108,21 @@ async fn deliveries_for_asks_that_never_happened_are_refused() {
     );
     assert!(ana.client.updates(None).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn an_approval_that_cannot_be_delivered_stays_pending() {
+    let mut ana = TestNode::start("Ana").await;
+    let bob = TestNode::start("Bob").await;
+    link(&ana, &bob).await;
+    bob.share_with_friends("*", Share::Ask).await;
+    bob.endorse("tag:book/dune", 1, Some(5), None).await;
+    ana.client.ask(ItemKey::parse("tag:book").unwrap(), Duration::from_secs(3)).await.unwrap();
+    let id = bob.client.pending().await.unwrap()[0].id;
+    ana.stop().await;
+    match bob.client.approve(id).await {
+        Err(ClientError::Node { code: AppErrorCode::Unreachable, .. }) => {}
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+    assert_eq!(bob.client.pending().await.unwrap()[0].status, "pending");
+    assert_eq!(bob.client.deny(id).await.unwrap().status, "denied");
+}

@@ -105,6 +105,15 @@ impl Store {
         )? > 0)
     }
 
+    /// Put an approved request back to pending (its delivery failed).
+    pub fn reopen_pending(&self, id: u64) -> Result<()> {
+        self.conn().execute(
+            "UPDATE pending SET status = 'pending', decided_at = NULL WHERE id = ?1 AND status = 'approved'",
+            params![id as i64],
+        )?;
+        Ok(())
+    }
+
     /// The asker side: remember an ask so that late endorsements for it can be accepted.
     pub fn record_ask(&self, query_id: &QueryId, item: &ItemKey, now: u64) -> Result<()> {
         self.conn().execute(
