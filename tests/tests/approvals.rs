@@ -116,11 +116,17 @@ async fn an_approval_that_cannot_be_delivered_stays_pending() {
     link(&ana, &bob).await;
     bob.share_with_friends("*", Share::Ask).await;
     bob.endorse("tag:book/dune", 1, Some(5), None).await;
-    ana.client.ask(ItemKey::parse("tag:book").unwrap(), Duration::from_secs(3)).await.unwrap();
+    ana.client
+        .ask(ItemKey::parse("tag:book").unwrap(), Duration::from_secs(3))
+        .await
+        .unwrap();
     let id = bob.client.pending().await.unwrap()[0].id;
     ana.stop().await;
     match bob.client.approve(id).await {
-        Err(ClientError::Node { code: AppErrorCode::Unreachable, .. }) => {}
+        Err(ClientError::Node {
+            code: AppErrorCode::Unreachable,
+            ..
+        }) => {}
         other => panic!("expected Unreachable, got {other:?}"),
     }
     assert_eq!(bob.client.pending().await.unwrap()[0].status, "pending");
