@@ -30,15 +30,38 @@ struct Session {
     last: Option<(Vec<u8>, AggResponse)>,
 }
 
-/// Open responder sessions.
+/// How long a (asker, query id) pair stays used: a second Advertise for it is refused.
+const QUERY_ID_MEMORY: Duration = Duration::from_secs(24 * 3600);
+/// Most remembered query ids; the oldest are forgotten first.
+const MAX_REMEMBERED: usize = 100_000;
+
+/// Open responder sessions, and the query ids already used by each asker.
 #[derive(Debug, Default)]
 pub(crate) struct Sessions {
     open: Mutex<HashMap<(NodeId, QueryId), Session>>,
+    used: Mutex<HashMap<(NodeId, QueryId), Instant>>,
 }
 
 impl Sessions {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(NodeId, QueryId), Session>> {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Mark (asker, query id) as used; false if it already was (a second session for the
+    /// same query could replay round-3 signatures, spec §9.8.2).
+    fn first_use(&self, key: (NodeId, QueryId), now: Instant) -> bool {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        used.retain(|_, at| now.duration_since(*at) < QUERY_ID_MEMORY);
+        if used.contains_key(&key) {
+            return false;
+        }
+        if used.len() >= MAX_REMEMBERED {
+            if let Some(oldest) = used.iter().min_by_key(|(_, at)| **at).map(|(k, _)| *k) {
+                used.remove(&oldest);
+            }
+        }
+        used.insert(key, now);
+        true
     }
 
     /// Drop every session past its deadline or finished (secrets are wiped on drop).
@@ -106,6 +129,9 @@ pub(crate) fn handle(shared: &Shared, asker: NodeId, request: AggRequest) -> Pee
     };
     if epsilon.is_some_and(|e| !EPSILON_RANGE.contains(&e)) {
         return abort(AbortReason::Inconsistent);
+    }
+    if !shared.agg_sessions.first_use((asker, query_id), now) {
+        return abort(AbortReason::UnexpectedRound);
     }
     let contact = match shared.store.contact(&asker) {
         Ok(Some(c)) => c,

@@ -19,6 +19,9 @@ use crate::node::Shared;
 use crate::store::AuditEvent;
 use crate::{peers, unix_now};
 
+/// Longest an approval waits for the asker's node.
+const DELIVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// How long after an ask its late endorsements are accepted.
 pub const UPDATE_WINDOW_SECS: u64 = 30 * 24 * 3600;
 
@@ -142,8 +145,10 @@ async fn deliver(
         .map(|c| c.addresses)
         .unwrap_or_default();
     let payload = encode_message(&PeerRequest::Deliver(signed));
-    let reply = peers::request(shared, p.asker, &addresses, &payload)
+    let exchange = peers::request(shared, p.asker, &addresses, &payload);
+    let reply = tokio::time::timeout(DELIVERY_TIMEOUT, exchange)
         .await
+        .unwrap_or_else(|_| Err("no answer in time".into()))
         .map_err(|e| {
             err(
                 AppErrorCode::Unreachable,

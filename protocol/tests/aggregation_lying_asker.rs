@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use kith_protocol::aggregation::input::Contribution;
 use kith_protocol::aggregation::keys::Context;
-use kith_protocol::aggregation::messages::consistency_message;
+use kith_protocol::aggregation::messages::{cohort_digest, consistency_message};
 use kith_protocol::aggregation::messages::{
     AbortReason, AggRequest, AggResponse, SealedShares, SignedAdvertisement,
 };
@@ -234,7 +234,7 @@ fn split_survivor_lists_reveal_nothing_of_both_kinds() {
                 *m,
                 c.ids[m].sign(
                     SigningLabel::SecAggConsistency,
-                    &consistency_message(&qid, &asker, list),
+                    &consistency_message(&qid, &asker, &cohort_digest(&c.adverts, t), list),
                 ),
             )
         };
@@ -314,6 +314,93 @@ fn split_survivor_lists_reveal_nothing_of_both_kinds() {
                 || (key_holders as u32) < t
                 || revealed_key.is_empty()
                 || revealed_self.is_empty()
+        );
+    }
+}
+
+#[test]
+fn consistency_signatures_do_not_carry_over_to_another_session() {
+    // Session 1: everyone signs the full survivor list.
+    let mut first = setup(6);
+    let qid = first.ctx.query_id;
+    first.share_and_mask();
+    let members: Vec<NodeId> = first.ids.keys().copied().collect();
+    let mut old_sigs = Vec::new();
+    for m in &members {
+        if let AggResponse::Consistent(s) = first.send(
+            m,
+            AggRequest::Consistency {
+                query_id: qid,
+                survivors: members.clone(),
+            },
+        ) {
+            old_sigs.push((*m, s));
+        }
+    }
+    assert_eq!(old_sigs.len(), members.len());
+    // Session 2: same members, same query id, same asker, fresh keys. The asker replays the
+    // old signatures to unlock round 4 without any member signing in this session.
+    let mut second = Cohort {
+        ctx: first.ctx,
+        ids: first
+            .ids
+            .iter()
+            .map(|(k, v)| {
+                (
+                    *k,
+                    Identity::from_secret_bytes(&v.to_secret_bytes()).unwrap(),
+                )
+            })
+            .collect(),
+        sessions: Default::default(),
+        adverts: Vec::new(),
+        now: first.now,
+    };
+    for (k, id) in &second.ids {
+        let c = Contribution {
+            owns: true,
+            units: 1,
+            best_rating: None,
+        };
+        let s = AggResponder::start(
+            id,
+            second.ctx,
+            c,
+            ResponderSettings {
+                epsilon: None,
+                min_cohort: 3,
+            },
+            None,
+            &mut OsRng,
+            second.now + Duration::from_secs(60),
+        );
+        second.sessions.insert(*k, s);
+    }
+    second.adverts = second
+        .sessions
+        .values()
+        .map(|s| s.advertisement().clone())
+        .collect();
+    second.share_and_mask();
+    for m in &members {
+        let _ = second.send(
+            m,
+            AggRequest::Consistency {
+                query_id: qid,
+                survivors: members.clone(),
+            },
+        );
+        let r = second.send(
+            m,
+            AggRequest::Unmask {
+                query_id: qid,
+                signatures: old_sigs.clone(),
+            },
+        );
+        assert_eq!(
+            r,
+            AggResponse::Abort(AbortReason::Inconsistent),
+            "old signatures must not verify"
         );
     }
 }

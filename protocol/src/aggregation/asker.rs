@@ -17,8 +17,8 @@ use curve25519_dalek::Scalar;
 use super::input::{AggregateSum, VECTOR_LEN};
 use super::keys::Context;
 use super::messages::{
-    consistency_message, AbortReason, AggRequest, AggResponse, MilliEpsilon, SealedShares,
-    SignedAdvertisement, Unmasking,
+    cohort_digest, consistency_message, AbortReason, AggRequest, AggResponse, MilliEpsilon,
+    SealedShares, SignedAdvertisement, Unmasking,
 };
 use super::responder::{
     check_cohort, mask_sign_positive, threshold_for, Cohort, EPSILON_RANGE, MAX_COHORT,
@@ -291,8 +291,13 @@ impl AggAsker {
                 Ok(())
             }
             (Phase::Consistency, AggResponse::Consistent(sig)) => {
-                let message =
-                    consistency_message(&self.ctx.query_id, &self.ctx.asker, &self.survivors);
+                let digest = self.cohort.as_ref().expect("cohort set by round 3").digest;
+                let message = consistency_message(
+                    &self.ctx.query_id,
+                    &self.ctx.asker,
+                    &digest,
+                    &self.survivors,
+                );
                 match from.verify(
                     SigningLabel::SecAggConsistency,
                     &message,
@@ -404,6 +409,7 @@ impl AggAsker {
                 let cohort = Cohort {
                     members,
                     threshold: t,
+                    digest: cohort_digest(&signed, t),
                 };
                 self.epsilon = cohort.epsilon(self.params.epsilon);
                 let to: Vec<NodeId> = cohort.members.keys().copied().collect();

@@ -178,7 +178,26 @@ pub struct Unmasking {
     pub mask_seed_shares: Vec<(NodeId, [u8; 32])>,
 }
 
-/// The message a consistency signature covers: postcard((qid, asker, survivors)).
-pub fn consistency_message(query_id: &QueryId, asker: &NodeId, survivors: &[NodeId]) -> Vec<u8> {
-    encode_value(&(query_id, asker, survivors))
+/// A digest of one session's round-1 cohort (spec §9.7.3): SHA-256 of
+/// `"kith/v1/secagg/cohort" || 0x00 || postcard((cohort, threshold))`, over the signed
+/// advertisements exactly as relayed. The advertisements carry fresh per-session keys, so
+/// the digest names one session; it also proves every signer saw the same cohort.
+pub fn cohort_digest(cohort: &[SignedAdvertisement], threshold: u32) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"kith/v1/secagg/cohort\0");
+    h.update(encode_value(&(cohort, threshold)));
+    h.finalize().into()
+}
+
+/// The message a consistency signature covers (spec §9.7.3):
+/// `postcard((qid, asker, cohort_digest, survivors))`. Binding the cohort digest means a
+/// signature from one session can never be replayed into another with the same query id.
+pub fn consistency_message(
+    query_id: &QueryId,
+    asker: &NodeId,
+    cohort_digest: &[u8; 32],
+    survivors: &[NodeId],
+) -> Vec<u8> {
+    encode_value(&(query_id, asker, cohort_digest, survivors))
 }

@@ -24,8 +24,8 @@ use zeroize::Zeroize;
 use super::input::{Contribution, VECTOR_LEN};
 use super::keys::Context;
 use super::messages::{
-    consistency_message, AbortReason, Advertisement, AggRequest, AggResponse, MilliEpsilon,
-    SealedShares, SharePair, SignedAdvertisement, Unmasking,
+    cohort_digest, consistency_message, AbortReason, Advertisement, AggRequest, AggResponse,
+    MilliEpsilon, SealedShares, SharePair, SignedAdvertisement, Unmasking,
 };
 use super::{noise, prg, shamir};
 use crate::identity::{Identity, NodeId, SigningLabel};
@@ -129,6 +129,8 @@ fn share_aad(ctx: &Context, from: &NodeId, to: &NodeId) -> Vec<u8> {
 pub(crate) struct Cohort {
     pub members: BTreeMap<NodeId, Advertisement>,
     pub threshold: u32,
+    /// [`cohort_digest`] of the relayed list and threshold.
+    pub digest: [u8; 32],
 }
 
 impl Cohort {
@@ -389,7 +391,11 @@ impl AggResponder {
         if threshold > n || threshold < threshold_for(n, strictest) {
             return Err(AbortReason::CohortTooSmall);
         }
-        let cohort = Cohort { members, threshold };
+        let cohort = Cohort {
+            members,
+            threshold,
+            digest: cohort_digest(signed, threshold),
+        };
         let xs: Vec<u32> = (1..=n).collect();
         let mask_shares = shamir::split(&self.mask_seed, threshold as usize, &xs, rng)
             .map_err(|_| AbortReason::CohortTooSmall)?;
@@ -492,7 +498,12 @@ impl AggResponder {
         {
             return Err(AbortReason::CohortTooSmall);
         }
-        let message = consistency_message(&self.ctx.query_id, &self.ctx.asker, &survivors);
+        let message = consistency_message(
+            &self.ctx.query_id,
+            &self.ctx.asker,
+            &cohort.digest,
+            &survivors,
+        );
         let signature = identity.sign(SigningLabel::SecAggConsistency, &message);
         Ok((
             AggResponse::Consistent(signature),
@@ -511,7 +522,12 @@ impl AggResponder {
         survivors: &[NodeId],
         signatures: &[(NodeId, crate::identity::Signature)],
     ) -> Result<(AggResponse, State), AbortReason> {
-        let message = consistency_message(&self.ctx.query_id, &self.ctx.asker, survivors);
+        let message = consistency_message(
+            &self.ctx.query_id,
+            &self.ctx.asker,
+            &cohort.digest,
+            survivors,
+        );
         let mut signers = BTreeSet::new();
         for (v, sig) in signatures {
             if !survivors.contains(v) || !signers.insert(*v) {
