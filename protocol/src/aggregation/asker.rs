@@ -21,7 +21,7 @@ use super::messages::{
     SealedShares, SignedAdvertisement, Unmasking,
 };
 use super::responder::{
-    check_cohort, mask_sign_positive, threshold_for, Cohort, EPSILON_RANGE, MAX_COHORT,
+    check_cohort, cohort_threshold, mask_sign_positive, Cohort, EPSILON_RANGE, MAX_COHORT,
 };
 use super::{prg, shamir};
 use crate::ask::{verify_answer, ContactFailure, Named, Transmit};
@@ -393,13 +393,7 @@ impl AggAsker {
                     Err(_) => return self.withhold(Withheld::Inconsistent("advertisements")),
                 };
                 let n = members.len() as u32;
-                let strictest = members
-                    .values()
-                    .map(|a| a.min_cohort)
-                    .max()
-                    .unwrap_or(0)
-                    .max(self.params.min_cohort);
-                let t = threshold_for(n, strictest);
+                let t = cohort_threshold(&members, self.params.min_cohort);
                 if n == 0 || t > n {
                     return self.withhold(Withheld::CohortTooSmall {
                         cohort: n,

@@ -60,6 +60,18 @@ pub fn threshold_for(n: u32, min_cohort: u32) -> u32 {
     (2 * n / 3 + 1).max(min_cohort)
 }
 
+/// The threshold of a cohort: [`threshold_for`] its size and the strictest minimum cohort
+/// among its members' advertisements and `own` setting.
+pub(crate) fn cohort_threshold(members: &BTreeMap<NodeId, Advertisement>, own: u32) -> u32 {
+    let strictest = members
+        .values()
+        .map(|a| a.min_cohort)
+        .max()
+        .unwrap_or(0)
+        .max(own);
+    threshold_for(members.len() as u32, strictest)
+}
+
 /// Smallest and largest ε (in thousandths) a responder accepts from an asker or a member;
 /// anything else would mean no meaningful noise, or a malformed setting (spec §9.6).
 pub const EPSILON_RANGE: core::ops::RangeInclusive<MilliEpsilon> = 10..=10_000;
@@ -382,13 +394,7 @@ impl AggResponder {
             return Err(AbortReason::Inconsistent);
         }
         let n = members.len() as u32;
-        let strictest = members
-            .values()
-            .map(|a| a.min_cohort)
-            .max()
-            .unwrap_or(0)
-            .max(self.settings.min_cohort);
-        if threshold > n || threshold < threshold_for(n, strictest) {
+        if threshold > n || threshold < cohort_threshold(&members, self.settings.min_cohort) {
             return Err(AbortReason::CohortTooSmall);
         }
         let cohort = Cohort {
