@@ -2,7 +2,7 @@
 //! (asker, query), kept until it finishes, aborts or its deadline passes.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kith_protocol::aggregation::input::Contribution;
@@ -86,7 +86,7 @@ fn abort(reason: AbortReason) -> PeerResponse {
 }
 
 /// Answer one aggregation request from `asker`, a contact.
-pub(crate) fn handle(shared: &Shared, asker: NodeId, request: AggRequest) -> PeerResponse {
+pub(crate) fn handle(shared: &Arc<Shared>, asker: NodeId, request: AggRequest) -> PeerResponse {
     let now = Instant::now();
     let qid = query_id(&request);
     let encoded = encode_value(&request);
@@ -224,7 +224,6 @@ pub(crate) fn handle(shared: &Shared, asker: NodeId, request: AggRequest) -> Pee
         let last = Some((encoded, response.clone()));
         open.insert((asker, query_id), Session { responder, last });
     }
-    crate::approvals::record(shared, &asker, &contact.name, &query, &disclosure);
     shared.audit(AuditEvent {
         event: "answered",
         peer: Some(asker),
@@ -232,5 +231,6 @@ pub(crate) fn handle(shared: &Shared, asker: NodeId, request: AggRequest) -> Pee
         item: Some(item.to_string()),
         detail: format!("{}; counted in an aggregate", disclosure.describe()),
     });
+    crate::approvals::record_after_reply(shared, asker, contact.name, query, disclosure);
     PeerResponse::Aggregate(response)
 }

@@ -25,8 +25,29 @@ const DELIVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15)
 /// How long after an ask its late endorsements are accepted.
 pub const UPDATE_WINDOW_SECS: u64 = 30 * 24 * 3600;
 
+/// Record pending requests off the reply path: the reply for an `ask` item must not take
+/// longer than for `count` (each write here is an fsync), or the asker could tell them
+/// apart by latency (spec §8.5.1).
+pub(crate) fn record_after_reply(
+    shared: &Arc<Shared>,
+    asker: NodeId,
+    asker_name: String,
+    query: Query,
+    disclosure: Disclosure,
+) {
+    if !disclosure
+        .withheld
+        .iter()
+        .any(|(_, share)| *share == Share::Ask)
+    {
+        return;
+    }
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || record(&shared, &asker, &asker_name, &query, &disclosure));
+}
+
 /// Record a pending request for every matching item whose share is `ask`.
-pub(crate) fn record(
+fn record(
     shared: &Shared,
     asker: &NodeId,
     asker_name: &str,

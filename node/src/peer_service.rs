@@ -114,7 +114,7 @@ async fn respond(
     Some(send)
 }
 
-fn answer(shared: &Shared, asker: NodeId, query: Query) -> PeerResponse {
+fn answer(shared: &Arc<Shared>, asker: NodeId, query: Query) -> PeerResponse {
     let contact = match shared.store.contact(&asker) {
         Ok(Some(c)) => c,
         Ok(None) => {
@@ -143,7 +143,6 @@ fn answer(shared: &Shared, asker: NodeId, query: Query) -> PeerResponse {
         &query,
         unix_now(),
     );
-    crate::approvals::record(shared, &asker, &contact.name, &query, &disclosure);
     shared.audit(AuditEvent {
         event: "answered",
         peer: Some(asker),
@@ -151,6 +150,7 @@ fn answer(shared: &Shared, asker: NodeId, query: Query) -> PeerResponse {
         item: Some(query.item.to_string()),
         detail: disclosure.describe(),
     });
+    crate::approvals::record_after_reply(shared, asker, contact.name, query, disclosure);
     PeerResponse::Answer(answer)
 }
 

@@ -12,6 +12,18 @@ use kith_protocol::wire::{decode_message, encode_message};
 use kith_protocol::*;
 use kith_tests::{link, raw_peer, send_raw, TestNode};
 
+/// Pending requests are recorded just after the reply (spec §8.5.1); wait for them, bounded.
+async fn pending_of(node: &TestNode, count: usize) -> Vec<kith_protocol::app::PendingRequest> {
+    for _ in 0..200 {
+        let p = node.client.pending().await.unwrap();
+        if p.len() >= count {
+            return p;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{} pending request(s) never appeared", count);
+}
+
 #[tokio::test]
 async fn approve_delivers_deny_does_not() {
     let ana = TestNode::start("Ana").await;
@@ -40,7 +52,7 @@ async fn approve_delivers_deny_does_not() {
     );
     assert!(ana.client.updates(None).await.unwrap().is_empty());
 
-    let pending = bob.client.pending().await.unwrap();
+    let pending = pending_of(&bob, 1).await;
     assert_eq!(pending.len(), 1);
     assert_eq!(
         (pending[0].asker_name.as_str(), pending[0].status.as_str()),
@@ -57,7 +69,7 @@ async fn approve_delivers_deny_does_not() {
         other => panic!("second approval must conflict: {other:?}"),
     }
 
-    let cleo_req = cleo.client.pending().await.unwrap();
+    let cleo_req = pending_of(&cleo, 1).await;
     assert_eq!(
         cleo.client.deny(cleo_req[0].id).await.unwrap().status,
         "denied"
@@ -120,7 +132,7 @@ async fn an_approval_that_cannot_be_delivered_stays_pending() {
         .ask(ItemKey::parse("tag:book").unwrap(), Duration::from_secs(3))
         .await
         .unwrap();
-    let id = bob.client.pending().await.unwrap()[0].id;
+    let id = pending_of(&bob, 1).await[0].id;
     ana.stop().await;
     match bob.client.approve(id).await {
         Err(ClientError::Node {
