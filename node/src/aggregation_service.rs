@@ -40,6 +40,9 @@ const MAX_REMEMBERED: usize = 100_000;
 pub(crate) struct Sessions {
     open: Mutex<HashMap<(NodeId, QueryId), Session>>,
     used: Mutex<HashMap<(NodeId, QueryId), Instant>>,
+    /// Held from the budget check to the session insert and its `answered` audit entry, so
+    /// that concurrent asks cannot all pass the check before any of them is counted.
+    admission: Mutex<()>,
 }
 
 impl Sessions {
@@ -141,6 +144,11 @@ pub(crate) fn handle(shared: &Arc<Shared>, asker: NodeId, request: AggRequest) -
             return PeerResponse::Refused(Refusal::Internal);
         }
     };
+    let _admission = shared
+        .agg_sessions
+        .admission
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
     let since = unix_now().saturating_sub(24 * 3600);
     let loaded = (
         shared.store.endorsements(),

@@ -146,3 +146,28 @@ async fn an_asker_over_budget_is_declined_visibly() {
     let audit = friends[5].client.audit(5).await.unwrap();
     assert_eq!(audit[0].event, "rate-limited");
 }
+
+#[tokio::test]
+async fn concurrent_asks_cannot_overrun_the_budget() {
+    let (ana, friends) = federation(5).await;
+    friends[4]
+        .client
+        .set_setting("asks-per-day", "2")
+        .await
+        .unwrap();
+    let ask = |i: u32| {
+        ana.client
+            .ask(item(&format!("tag:thing-{i}")), Duration::from_secs(5))
+    };
+    // Polled together, the five asks are counted exactly against F4's budget. (Whether two
+    // Advertises are ever handled at the same instant depends on scheduling; the admission
+    // lock in the node makes the count exact in that case too, by construction.)
+    let (a, b, c, d, e) = tokio::join!(ask(0), ask(1), ask(2), ask(3), ask(4));
+    for r in [a, b, c, d, e] {
+        r.unwrap();
+    }
+    let audit = friends[4].client.audit(50).await.unwrap();
+    let answered = audit.iter().filter(|a| a.event == "answered").count();
+    let declined = audit.iter().filter(|a| a.event == "rate-limited").count();
+    assert_eq!((answered, declined), (2, 3), "{audit:#?}");
+}
