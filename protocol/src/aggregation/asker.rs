@@ -258,7 +258,10 @@ impl AggAsker {
                     (Ok(named), Ok(ad))
                         if ad.responder == from
                             && ad.query_id == self.ctx.query_id
-                            && ad.asker == self.ctx.asker =>
+                            && ad.asker == self.ctx.asker
+                            // An out-of-range ε would make every honest member abort
+                            // round 1: leave such a member out of U1.
+                            && ad.epsilon.is_none_or(|e| EPSILON_RANGE.contains(&e)) =>
                     {
                         self.answered += 1;
                         self.named.extend(named);
@@ -376,18 +379,10 @@ impl AggAsker {
         let qid = self.ctx.query_id;
         match self.phase {
             Phase::Advertise => {
-                // Members with an out-of-range ε would make every honest responder abort;
-                // leave them out. Beyond MAX_COHORT, the first members by node id are kept.
-                let signed: Vec<SignedAdvertisement> = self
-                    .adverts
-                    .values()
-                    .filter(|a| {
-                        a.verify()
-                            .is_ok_and(|ad| ad.epsilon.is_none_or(|e| EPSILON_RANGE.contains(&e)))
-                    })
-                    .take(MAX_COHORT)
-                    .cloned()
-                    .collect();
+                // Beyond MAX_COHORT, the first members by node id are kept. (Advertisements
+                // were verified, ε included, when they arrived.)
+                let signed: Vec<SignedAdvertisement> =
+                    self.adverts.values().take(MAX_COHORT).cloned().collect();
                 let members = match check_cohort(&self.ctx, &signed, None) {
                     Ok(m) => m,
                     Err(_) => return self.withhold(Withheld::Inconsistent("advertisements")),

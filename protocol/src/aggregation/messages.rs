@@ -169,8 +169,9 @@ impl core::fmt::Debug for SharePair {
     }
 }
 
-/// Round-4 reply: for each member, exactly one kind of share (spec §9.7.4).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Round-4 reply: for each member, exactly one kind of share (spec §9.7.4). `Debug` shows
+/// only whose shares are present, never their values.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unmasking {
     /// (v, share of b_v) for every v in U3 whose share this responder holds.
     pub self_seed_shares: Vec<(NodeId, [u8; 32])>,
@@ -200,4 +201,14 @@ pub fn consistency_message(
     survivors: &[NodeId],
 ) -> Vec<u8> {
     encode_value(&(query_id, asker, cohort_digest, survivors))
+}
+
+impl core::fmt::Debug for Unmasking {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let who = |l: &[(NodeId, [u8; 32])]| l.iter().map(|(v, _)| v.short()).collect::<Vec<_>>();
+        f.debug_struct("Unmasking")
+            .field("self_seed_shares_of", &who(&self.self_seed_shares))
+            .field("mask_seed_shares_of", &who(&self.mask_seed_shares))
+            .finish()
+    }
 }
