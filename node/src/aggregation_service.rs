@@ -35,10 +35,19 @@ const QUERY_ID_MEMORY: Duration = Duration::from_secs(24 * 3600);
 /// Most remembered query ids; the oldest are forgotten first.
 const MAX_REMEMBERED: usize = 100_000;
 
+/// A session behind its own lock: the round's crypto runs under it, not under the map's,
+/// so sessions of different asks proceed in parallel, and a duplicate of a request waits
+/// for the first copy and then gets its reply.
+type SharedSession = Arc<Mutex<Session>>;
+
+fn lock_session(s: &SharedSession) -> std::sync::MutexGuard<'_, Session> {
+    s.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Open responder sessions, and the query ids already used by each asker.
 #[derive(Debug, Default)]
 pub(crate) struct Sessions {
-    open: Mutex<HashMap<(NodeId, QueryId), Session>>,
+    open: Mutex<HashMap<(NodeId, QueryId), SharedSession>>,
     used: Mutex<HashMap<(NodeId, QueryId), Instant>>,
     /// Held from the budget check to the session insert and its `answered` audit entry, so
     /// that concurrent asks cannot all pass the check before any of them is counted.
@@ -46,7 +55,7 @@ pub(crate) struct Sessions {
 }
 
 impl Sessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(NodeId, QueryId), Session>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(NodeId, QueryId), SharedSession>> {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -67,10 +76,17 @@ impl Sessions {
         true
     }
 
-    /// Drop every session past its deadline or finished (secrets are wiped on drop).
+    /// Drop every session past its deadline or finished (secrets are wiped on drop). A
+    /// session busy with a round stays until the next sweep.
     fn sweep(&self, now: Instant) {
-        self.lock()
-            .retain(|_, s| s.responder.deadline() > now && !s.responder.is_finished());
+        self.lock().retain(|_, s| match s.try_lock() {
+            Ok(s) => s.responder.deadline() > now && !s.responder.is_finished(),
+            Err(_) => true,
+        });
+    }
+
+    fn remove(&self, key: &(NodeId, QueryId)) {
+        self.lock().remove(key);
     }
 }
 
@@ -93,33 +109,33 @@ pub(crate) fn handle(shared: &Arc<Shared>, asker: NodeId, request: AggRequest) -
     let now = Instant::now();
     let qid = query_id(&request);
     let encoded = encode_value(&request);
-    {
-        let mut open = shared.agg_sessions.lock();
-        if let Some(session) = open.get_mut(&(asker, qid)) {
-            if let Some((last_request, last_response)) = &session.last {
-                if *last_request == encoded {
-                    return PeerResponse::Aggregate(last_response.clone());
-                }
+    let key = (asker, qid);
+    let existing = shared.agg_sessions.lock().get(&key).cloned();
+    if let Some(session) = existing {
+        let mut session = lock_session(&session);
+        if let Some((last_request, last_response)) = &session.last {
+            if *last_request == encoded {
+                return PeerResponse::Aggregate(last_response.clone());
             }
-            if session.responder.deadline() <= now {
-                open.remove(&(asker, qid));
-                return abort(AbortReason::Expired);
-            }
-            if matches!(request, AggRequest::Advertise { .. }) {
-                // The same query id with other parameters: a replay or a lie.
-                open.remove(&(asker, qid));
-                return abort(AbortReason::UnexpectedRound);
-            }
-            let response = session
-                .responder
-                .handle(&shared.identity, request, &mut OsRng, now);
-            if matches!(response, AggResponse::Abort(_)) {
-                open.remove(&(asker, qid));
-            } else {
-                session.last = Some((encoded, response.clone()));
-            }
-            return PeerResponse::Aggregate(response);
         }
+        if session.responder.deadline() <= now {
+            shared.agg_sessions.remove(&key);
+            return abort(AbortReason::Expired);
+        }
+        if matches!(request, AggRequest::Advertise { .. }) {
+            // The same query id with other parameters: a replay or a lie.
+            shared.agg_sessions.remove(&key);
+            return abort(AbortReason::UnexpectedRound);
+        }
+        let response = session
+            .responder
+            .handle(&shared.identity, request, &mut OsRng, now);
+        if matches!(response, AggResponse::Abort(_)) {
+            shared.agg_sessions.remove(&key);
+        } else {
+            session.last = Some((encoded, response.clone()));
+        }
+        return PeerResponse::Aggregate(response);
     }
     shared.agg_sessions.sweep(now);
     let AggRequest::Advertise {
@@ -224,13 +240,14 @@ pub(crate) fn handle(shared: &Arc<Shared>, asker: NodeId, request: AggRequest) -
         if let Some(first) = open.get(&(asker, query_id)) {
             // A copy of this Advertise raced us here: the first session stands, and its
             // reply is the reply (no second session, no second audit entry).
-            return match &first.last {
+            return match &lock_session(first).last {
                 Some((req, resp)) if *req == encoded => PeerResponse::Aggregate(resp.clone()),
                 _ => abort(AbortReason::UnexpectedRound),
             };
         }
         let last = Some((encoded, response.clone()));
-        open.insert((asker, query_id), Session { responder, last });
+        let session = Arc::new(Mutex::new(Session { responder, last }));
+        open.insert((asker, query_id), session);
     }
     shared.audit(AuditEvent {
         event: "answered",

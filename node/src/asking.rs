@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kith_protocol::aggregation::asker::{AggAsker, AggregationParams};
+use kith_protocol::aggregation::cohort::DENSE_MAX;
 use kith_protocol::aggregation::messages::MilliEpsilon;
 use kith_protocol::app::{AskResult, NamedEndorsement};
 use kith_protocol::card::ContactCard;
@@ -52,6 +53,7 @@ pub(crate) async fn ask(
         epsilon,
         min_cohort: mine.min_cohort,
         round_timeout: timeout / ROUNDS,
+        dense_max: DENSE_MAX,
     };
     let mut agg = AggAsker::new(
         shared.identity.node_id(),

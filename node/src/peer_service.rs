@@ -87,7 +87,14 @@ async fn respond(
             Ok(PeerRequest::Ask(q)) => answer(shared, key, q),
             Ok(PeerRequest::Redeem(r)) => redeem(shared, conn, key, r),
             Ok(PeerRequest::Aggregate(r)) if is_contact(shared, &key) => {
-                crate::aggregation_service::handle(shared, key, r)
+                // A round's crypto takes milliseconds to tens of them (spec §11.16): off
+                // the async workers.
+                let shared = shared.clone();
+                tokio::task::spawn_blocking(move || {
+                    crate::aggregation_service::handle(&shared, key, r)
+                })
+                .await
+                .unwrap_or(PeerResponse::Refused(Refusal::Internal))
             }
             Ok(PeerRequest::Aggregate(_)) => PeerResponse::Refused(Refusal::NotAContact),
             Ok(PeerRequest::Deliver(signed)) if is_contact(shared, &key) => {

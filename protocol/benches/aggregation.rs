@@ -1,27 +1,41 @@
-//! Costs of secure aggregation (spec §9): the primitives each round is made of, one
-//! responder's rounds 1 and 2, and a whole aggregation with every party in one process.
+//! Costs of secure aggregation (spec §9): the primitives the rounds are made of, each
+//! round's cost for one responder and for the asker, at n = 10, 100 and 1000 over the
+//! complete and the sparse graph, and a whole aggregation with every party in one process.
 //!
-//! `cargo bench -p kith-protocol --bench aggregation`
+//! `cargo bench -p kith-protocol --bench aggregation` (the complete graph at n = 1000 first
+//! records a run of a thousand O(n) responders, several minutes; filter it out with
+//! `-- --skip 1000/complete` when in a hurry).
+//!
+//! Per-round figures come from a recorded run: the responder (or asker) is rebuilt from the
+//! same seeds and fed the recorded requests (or replies) of the earlier rounds in the
+//! untimed setup, then the timed routine handles one round.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use kith_protocol::aggregation::asker::{AggAsker, AggregationParams};
+use kith_protocol::aggregation::cohort::{sparse_degree, DENSE_MAX};
 use kith_protocol::aggregation::input::Contribution;
 use kith_protocol::aggregation::keys::Context;
-use kith_protocol::aggregation::messages::{AggRequest, AggResponse, SignedAdvertisement};
-use kith_protocol::aggregation::responder::{threshold_for, AggResponder, ResponderSettings};
+use kith_protocol::aggregation::messages::{AggRequest, AggResponse};
+use kith_protocol::aggregation::responder::{AggResponder, ResponderSettings};
 use kith_protocol::aggregation::{prg, shamir};
 use kith_protocol::message::Answer;
 use kith_protocol::wire::{decode_message, encode_message};
 use kith_protocol::*;
 use rand_core::OsRng;
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+use common::SimRng;
+
 const SETTINGS: ResponderSettings = ResponderSettings {
     epsilon: Some(1000),
     min_cohort: 2,
 };
+const QUERY: QueryId = QueryId([3; 16]);
 
 fn primitives(c: &mut Criterion) {
     let a = Identity::generate(&mut OsRng);
@@ -40,179 +54,277 @@ fn primitives(c: &mut Criterion) {
         bench.iter(|| prg::expand(&[7; 32], 7))
     });
     let mut g = c.benchmark_group("shamir");
-    for n in [10u32, 100, 250] {
-        let t = threshold_for(n, 2) as usize;
-        let xs: Vec<u32> = (1..=n).collect();
-        g.bench_with_input(BenchmarkId::new("split", n), &n, |bench, _| {
+    for holders in [10u32, 31, 117, 250] {
+        let t = 2 * holders as usize / 3 + 1;
+        let xs: Vec<u32> = (1..=holders).collect();
+        g.bench_with_input(BenchmarkId::new("split", holders), &holders, |bench, _| {
             bench.iter(|| shamir::split(&shamir::random_scalar(&mut OsRng), t, &xs, &mut OsRng))
         });
-        g.bench_with_input(BenchmarkId::new("lagrange", n), &n, |bench, _| {
-            bench.iter(|| shamir::lagrange_at_zero(&xs[..t]))
-        });
+        g.bench_with_input(
+            BenchmarkId::new("lagrange", holders),
+            &holders,
+            |bench, _| bench.iter(|| shamir::lagrange_at_zero(&xs[..t])),
+        );
     }
     g.finish();
 }
 
-struct Cohort {
-    ctx: Context,
-    ids: Vec<Identity>,
-    adverts: Vec<SignedAdvertisement>,
+/// One complete aggregation, recorded: every member's seed, the requests the member at
+/// `target` received, and every reply the asker received, by round.
+struct Recording {
+    asker: Identity,
+    members: Vec<Identity>,
+    params: AggregationParams,
+    now: Instant,
+    target: usize,
+    target_requests: Vec<AggRequest>,
+    replies: Vec<Vec<(NodeId, Vec<u8>)>>,
+    degree: u32,
 }
 
-/// n members' round-0 advertisements, sorted by node id.
-fn cohort(n: usize) -> Cohort {
-    let ctx = Context {
-        query_id: QueryId([1; 16]),
-        asker: NodeId([9; 32]),
-    };
-    let mut ids: Vec<Identity> = (0..n).map(|_| Identity::generate(&mut OsRng)).collect();
-    ids.sort_by_key(|i| i.node_id());
-    let deadline = Instant::now() + Duration::from_secs(3600);
-    let c = Contribution {
-        owns: true,
-        units: 1,
-        best_rating: Some(4),
-    };
-    let adverts = ids
+fn member_rng(i: usize) -> SimRng {
+    SimRng(0x5eed_0000 + i as u64)
+}
+
+/// Run one aggregation among `n` members with the complete graph up to `dense_max`.
+fn record(n: usize, dense_max: usize) -> Recording {
+    let mut rng = SimRng(n as u64);
+    let asker = Identity::generate(&mut rng);
+    let members: Vec<Identity> = (0..n).map(|_| Identity::generate(&mut rng)).collect();
+    let index: BTreeMap<NodeId, usize> = members
         .iter()
-        .map(|id| {
-            AggResponder::start(id, ctx, c, SETTINGS, None, &mut OsRng, deadline)
-                .advertisement()
-                .clone()
-        })
+        .enumerate()
+        .map(|(i, m)| (m.node_id(), i))
         .collect();
-    Cohort { ctx, ids, adverts }
+    let now = Instant::now();
+    let params = AggregationParams {
+        epsilon: Some(1000),
+        min_cohort: 2,
+        round_timeout: Duration::from_secs(3600),
+        dense_max,
+    };
+    let mut agg = AggAsker::new(
+        asker.node_id(),
+        QUERY,
+        ItemKey::parse("tag:x").unwrap(),
+        members.iter().map(|m| m.node_id()),
+        params,
+        now,
+    );
+    let target = 0;
+    let mut sessions: BTreeMap<usize, (AggResponder, SimRng)> = BTreeMap::new();
+    let mut target_requests = Vec::new();
+    let mut replies = Vec::new();
+    while !agg.is_done() {
+        let mut round = Vec::new();
+        while let Some(t) = agg.poll_transmit() {
+            let i = index[&t.to];
+            let Ok(PeerRequest::Aggregate(req)) = decode_message::<PeerRequest>(&t.payload) else {
+                unreachable!()
+            };
+            if i == target && !matches!(req, AggRequest::Advertise { .. }) {
+                target_requests.push(req.clone());
+            }
+            let response = respond(&asker, &members[i], i, &mut sessions, req, now);
+            round.push((t.to, encode_message(&PeerResponse::Aggregate(response))));
+        }
+        assert!(!round.is_empty(), "a recorded run never waits");
+        for (from, bytes) in &round {
+            agg.handle_response(*from, bytes, now);
+        }
+        replies.push(round);
+    }
+    let outcome = agg.outcome();
+    assert!(outcome.aggregate.is_ok(), "{:?}", outcome.aggregate);
+    assert_eq!(target_requests.len(), 4);
+    let degree = match &target_requests[0] {
+        AggRequest::ShareKeys { params, .. } => params.degree,
+        _ => unreachable!(),
+    };
+    Recording {
+        asker,
+        members,
+        params,
+        now,
+        target,
+        target_requests,
+        replies,
+        degree,
+    }
 }
 
-fn responder_rounds(c: &mut Criterion) {
-    let mut g = c.benchmark_group("responder");
-    g.sample_size(10);
-    for n in [10usize, 100, 250] {
-        let co = cohort(n);
-        let t = threshold_for(n as u32, 2);
-        // A fresh session for the first member each iteration, with its advertisement in
-        // the cohort list; the cost measured is round 1 only.
-        g.bench_with_input(BenchmarkId::new("round 1 share keys", n), &n, |bench, _| {
-            bench.iter_batched(
-                || {
-                    let c = Contribution::default();
-                    let s = AggResponder::start(
-                        &co.ids[0],
-                        co.ctx,
-                        c,
-                        SETTINGS,
-                        None,
-                        &mut OsRng,
-                        Instant::now() + Duration::from_secs(60),
-                    );
-                    let mut ads = co.adverts.clone();
-                    ads[0] = s.advertisement().clone();
-                    (s, ads)
+/// Member `i`'s answer to `req`, its session and RNG kept in `sessions`.
+fn respond(
+    asker: &Identity,
+    id: &Identity,
+    i: usize,
+    sessions: &mut BTreeMap<usize, (AggResponder, SimRng)>,
+    req: AggRequest,
+    now: Instant,
+) -> AggResponse {
+    match req {
+        AggRequest::Advertise {
+            query_id, epsilon, ..
+        } => {
+            let ctx = Context {
+                query_id,
+                asker: asker.node_id(),
+            };
+            let mut rng = member_rng(i);
+            let s = AggResponder::start(
+                id,
+                ctx,
+                Contribution::default(),
+                SETTINGS,
+                epsilon,
+                &mut rng,
+                now + Duration::from_secs(3600),
+            );
+            let advertisement = s.advertisement().clone();
+            sessions.insert(i, (s, rng));
+            AggResponse::Advertised {
+                answer: Answer {
+                    query_id,
+                    named: vec![],
                 },
-                |(mut s, ads)| {
-                    s.handle(
-                        &co.ids[0],
-                        AggRequest::ShareKeys {
-                            query_id: co.ctx.query_id,
-                            cohort: ads,
-                            threshold: t,
-                        },
-                        &mut OsRng,
-                        Instant::now(),
-                    )
-                },
-                BatchSize::PerIteration,
-            )
-        });
+                advertisement,
+            }
+        }
+        other => {
+            let (s, rng) = sessions.get_mut(&i).expect("advertised");
+            s.handle(id, other, rng, now)
+        }
     }
-    g.finish();
+}
+
+impl Recording {
+    /// The target member, replayed up to (not including) round `round` (1..=4).
+    fn target_before(&self, round: usize) -> (AggResponder, SimRng) {
+        let mut sessions = BTreeMap::new();
+        let advertise = AggRequest::Advertise {
+            query_id: QUERY,
+            item: ItemKey::parse("tag:x").unwrap(),
+            epsilon: self.params.epsilon,
+        };
+        let id = &self.members[self.target];
+        respond(
+            &self.asker,
+            id,
+            self.target,
+            &mut sessions,
+            advertise,
+            self.now,
+        );
+        for req in &self.target_requests[..round - 1] {
+            respond(
+                &self.asker,
+                id,
+                self.target,
+                &mut sessions,
+                req.clone(),
+                self.now,
+            );
+        }
+        sessions.remove(&self.target).expect("session")
+    }
+
+    /// The asker, fed every reply before round `round` (0..=4).
+    fn asker_before(&self, round: usize) -> AggAsker {
+        let mut agg = AggAsker::new(
+            self.asker.node_id(),
+            QUERY,
+            ItemKey::parse("tag:x").unwrap(),
+            self.members.iter().map(|m| m.node_id()),
+            self.params,
+            self.now,
+        );
+        for replies in &self.replies[..round] {
+            while agg.poll_transmit().is_some() {}
+            for (from, bytes) in replies {
+                agg.handle_response(*from, bytes, self.now);
+            }
+        }
+        while agg.poll_transmit().is_some() {}
+        agg
+    }
+}
+
+const ROUNDS: [&str; 5] = [
+    "0 advertise",
+    "1 share keys",
+    "2 masked input",
+    "3 consistency",
+    "4 unmask",
+];
+
+/// Each round's cost for one responder and for the asker.
+fn rounds(c: &mut Criterion) {
+    // (n, graph): the complete graph, and the sparse graph wherever n admits one.
+    let configs: Vec<(usize, &str, usize)> = vec![
+        (10, "complete", usize::MAX),
+        (100, "complete", usize::MAX),
+        (100, "sparse", 0),
+        (1000, "sparse", DENSE_MAX),
+        (1000, "complete", usize::MAX),
+    ];
+    for (n, graph, dense_max) in configs {
+        let recording: OnceCell<Recording> = OnceCell::new();
+        let get = || recording.get_or_init(|| record(n, dense_max));
+        let mut g = c.benchmark_group(format!("aggregation rounds/{n}/{graph}"));
+        g.sample_size(10);
+        for (round, name) in ROUNDS.iter().enumerate().skip(1) {
+            g.bench_function(BenchmarkId::new("responder", name), |bench| {
+                let r = get();
+                let id = &r.members[r.target];
+                bench.iter_batched(
+                    || r.target_before(round),
+                    |(mut s, mut rng)| {
+                        let response =
+                            s.handle(id, r.target_requests[round - 1].clone(), &mut rng, r.now);
+                        assert!(!matches!(response, AggResponse::Abort(_)));
+                        response
+                    },
+                    BatchSize::PerIteration,
+                )
+            });
+        }
+        for (round, name) in ROUNDS.iter().enumerate() {
+            g.bench_function(BenchmarkId::new("asker", name), |bench| {
+                let r = get();
+                bench.iter_batched(
+                    || r.asker_before(round),
+                    |mut agg| {
+                        for (from, bytes) in &r.replies[round] {
+                            agg.handle_response(*from, bytes, r.now);
+                        }
+                        agg
+                    },
+                    BatchSize::PerIteration,
+                )
+            });
+        }
+        g.finish();
+        if let Some(r) = recording.get() {
+            eprintln!(
+                "aggregation rounds/{n}/{graph}: degree {} (sparse degree for n: {:?})",
+                r.degree,
+                sparse_degree(n)
+            );
+        }
+    }
 }
 
 /// Every party of an aggregation in this process: total CPU for n members and the asker.
 fn whole_aggregation(c: &mut Criterion) {
     let mut g = c.benchmark_group("whole aggregation (all parties)");
     g.sample_size(10);
-    for n in [10usize, 50, 100] {
-        let ids: Vec<Identity> = (0..n).map(|_| Identity::generate(&mut OsRng)).collect();
-        let asker = Identity::generate(&mut OsRng);
-        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |bench, _| {
-            bench.iter(|| {
-                let now = Instant::now();
-                let params = AggregationParams {
-                    epsilon: Some(1000),
-                    min_cohort: 2,
-                    round_timeout: Duration::from_secs(60),
-                };
-                let qid = QueryId([3; 16]);
-                let item = ItemKey::parse("tag:x").unwrap();
-                let mut agg = AggAsker::new(
-                    asker.node_id(),
-                    qid,
-                    item,
-                    ids.iter().map(|i| i.node_id()),
-                    params,
-                    now,
-                );
-                let by_id: BTreeMap<NodeId, &Identity> =
-                    ids.iter().map(|i| (i.node_id(), i)).collect();
-                let mut sessions: BTreeMap<NodeId, AggResponder> = BTreeMap::new();
-                while !agg.is_done() {
-                    let mut batch = Vec::new();
-                    while let Some(t) = agg.poll_transmit() {
-                        batch.push(t);
-                    }
-                    for t in batch {
-                        let id = by_id[&t.to];
-                        let Ok(PeerRequest::Aggregate(req)) =
-                            decode_message::<PeerRequest>(&t.payload)
-                        else {
-                            unreachable!()
-                        };
-                        let resp = match req {
-                            AggRequest::Advertise {
-                                query_id, epsilon, ..
-                            } => {
-                                let ctx = Context {
-                                    query_id,
-                                    asker: asker.node_id(),
-                                };
-                                let s = AggResponder::start(
-                                    id,
-                                    ctx,
-                                    Contribution::default(),
-                                    SETTINGS,
-                                    epsilon,
-                                    &mut OsRng,
-                                    now + Duration::from_secs(60),
-                                );
-                                let ad = s.advertisement().clone();
-                                sessions.insert(t.to, s);
-                                AggResponse::Advertised {
-                                    answer: Answer {
-                                        query_id,
-                                        named: vec![],
-                                    },
-                                    advertisement: ad,
-                                }
-                            }
-                            other => sessions
-                                .get_mut(&t.to)
-                                .unwrap()
-                                .handle(id, other, &mut OsRng, now),
-                        };
-                        agg.handle_response(
-                            t.to,
-                            &encode_message(&PeerResponse::Aggregate(resp)),
-                            now,
-                        );
-                    }
-                }
-                assert!(agg.outcome().aggregate.is_ok());
-            })
+    for n in [10usize, 100, 300] {
+        g.bench_with_input(BenchmarkId::from_parameter(n), &n, |bench, &n| {
+            bench.iter(|| record(n, DENSE_MAX))
         });
     }
     g.finish();
 }
 
-criterion_group!(benches, primitives, responder_rounds, whole_aggregation);
+criterion_group!(benches, primitives, rounds, whole_aggregation);
 criterion_main!(benches);

@@ -5,13 +5,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use kith_protocol::aggregation::cohort::{advert_digest, Params, Plan};
 use kith_protocol::aggregation::input::Contribution;
 use kith_protocol::aggregation::keys::Context;
-use kith_protocol::aggregation::messages::{cohort_digest, consistency_message};
+use kith_protocol::aggregation::messages::consistency_message;
 use kith_protocol::aggregation::messages::{
     AbortReason, AggRequest, AggResponse, SealedShares, SignedAdvertisement,
 };
-use kith_protocol::aggregation::responder::{threshold_for, AggResponder, ResponderSettings};
+use kith_protocol::aggregation::responder::{AggResponder, ResponderSettings};
 use kith_protocol::{Identity, NodeId, QueryId, SigningLabel};
 use rand_core::OsRng;
 
@@ -19,8 +20,16 @@ struct Cohort {
     ctx: Context,
     ids: BTreeMap<NodeId, Identity>,
     sessions: BTreeMap<NodeId, AggResponder>,
-    adverts: Vec<SignedAdvertisement>,
+    plan: Plan,
     now: Instant,
+}
+
+fn plan_of(sessions: &BTreeMap<NodeId, AggResponder>) -> Plan {
+    let members = sessions
+        .iter()
+        .map(|(k, s)| (*k, s.advertisement().clone()))
+        .collect();
+    Plan::new(members, Params::choose(sessions.len(), 3, None)).unwrap()
 }
 
 fn setup(n: usize) -> Cohort {
@@ -54,15 +63,11 @@ fn setup(n: usize) -> Cohort {
         sessions.insert(id.node_id(), s);
         ids.insert(id.node_id(), id);
     }
-    let adverts = sessions
-        .values()
-        .map(|s| s.advertisement().clone())
-        .collect();
     Cohort {
         ctx,
         ids,
+        plan: plan_of(&sessions),
         sessions,
-        adverts,
         now,
     }
 }
@@ -76,21 +81,22 @@ impl Cohort {
             .handle(id, r, &mut OsRng, self.now)
     }
 
+    fn share_keys(&self, to: &NodeId) -> AggRequest {
+        let p = self.plan.position(to).unwrap();
+        self.plan.share_keys(self.ctx.query_id, p)
+    }
+
+    fn bits(&self, list: &[NodeId]) -> Vec<u8> {
+        self.plan.survivor_bits(list)
+    }
+
     /// Honest rounds 1 and 2 for everyone; returns the threshold.
     fn share_and_mask(&mut self) -> u32 {
-        let n = self.ids.len() as u32;
-        let t = threshold_for(n, 3);
+        let t = self.plan.params.threshold;
         let members: Vec<NodeId> = self.ids.keys().copied().collect();
         let mut all: Vec<SealedShares> = Vec::new();
         for m in &members {
-            let AggResponse::Shares(s) = self.send(
-                m,
-                AggRequest::ShareKeys {
-                    query_id: self.ctx.query_id,
-                    cohort: self.adverts.clone(),
-                    threshold: t,
-                },
-            ) else {
+            let AggResponse::Shares(s) = self.send(m, self.share_keys(m)) else {
                 panic!("shares")
             };
             all.extend(s);
@@ -122,27 +128,16 @@ fn replayed_and_out_of_order_rounds_abort() {
         &first,
         AggRequest::Consistency {
             query_id: qid,
-            survivors: vec![first],
+            survivors: c.bits(&[first]),
         },
     );
     assert_eq!(r, AggResponse::Abort(AbortReason::UnexpectedRound));
     // After an abort the session stays dead, even for a correct round-1 message.
-    let r = c.send(
-        &first,
-        AggRequest::ShareKeys {
-            query_id: qid,
-            cohort: c.adverts.clone(),
-            threshold: 5,
-        },
-    );
+    let r = c.send(&first, c.share_keys(&first));
     assert_eq!(r, AggResponse::Abort(AbortReason::UnexpectedRound));
     // Replaying round 1 to a responder that already did it.
     let second = *c.ids.keys().nth(1).unwrap();
-    let req = AggRequest::ShareKeys {
-        query_id: qid,
-        cohort: c.adverts.clone(),
-        threshold: 5,
-    };
+    let req = c.share_keys(&second);
     assert!(matches!(
         c.send(&second, req.clone()),
         AggResponse::Shares(_)
@@ -153,63 +148,134 @@ fn replayed_and_out_of_order_rounds_abort() {
     );
     // Another query id.
     let third = *c.ids.keys().nth(2).unwrap();
+    let AggRequest::ShareKeys {
+        roster,
+        params,
+        neighbours,
+        ..
+    } = c.share_keys(&third)
+    else {
+        unreachable!()
+    };
     let r = c.send(
         &third,
         AggRequest::ShareKeys {
             query_id: QueryId([6; 16]),
-            cohort: c.adverts.clone(),
-            threshold: 5,
+            roster,
+            params,
+            neighbours,
         },
     );
     assert_eq!(r, AggResponse::Abort(AbortReason::UnexpectedRound));
 }
 
+type Edit = fn(&Cohort, &mut Vec<[u8; 32]>, &mut Params, &mut Vec<SignedAdvertisement>);
+
 #[test]
-fn duplicated_members_and_low_thresholds_abort() {
+fn forged_rosters_and_low_parameters_abort() {
+    let cases: [(&str, Edit, AbortReason); 9] = [
+        (
+            "a member listed twice",
+            |_, r, _, _| r.insert(1, r[1]),
+            AbortReason::Inconsistent,
+        ),
+        (
+            "roster out of order",
+            |_, r, _, _| r.swap(0, 5),
+            AbortReason::Inconsistent,
+        ),
+        (
+            // The asker swapped the responder's keys out of the cohort.
+            "own advertisement missing",
+            |c, r, _, _| {
+                let mine = advert_digest(c.sessions.values().next().unwrap().advertisement());
+                r.retain(|d| *d != mine);
+            },
+            AbortReason::Inconsistent,
+        ),
+        (
+            "a neighbour's advertisement replaced by another member's",
+            |_, _, _, n| n[1] = n[0].clone(),
+            AbortReason::Inconsistent,
+        ),
+        (
+            "a neighbour left out",
+            |_, _, _, n| {
+                n.pop();
+            },
+            AbortReason::Inconsistent,
+        ),
+        (
+            // A threshold of n/2 or less would let a minority reconstruct.
+            "threshold 3 of 6",
+            |_, _, p, _| p.threshold = 3,
+            AbortReason::CohortTooSmall,
+        ),
+        (
+            "threshold above the holders",
+            |_, _, p, _| p.threshold = 7,
+            AbortReason::CohortTooSmall,
+        ),
+        (
+            "survivor floor 3 of 6",
+            |_, _, p, _| p.min_survivors = 3,
+            AbortReason::CohortTooSmall,
+        ),
+        (
+            "ε out of range",
+            |_, _, p, _| p.epsilon = Some(0),
+            AbortReason::Inconsistent,
+        ),
+    ];
+    for (what, edit, reason) in cases {
+        let mut c = setup(6);
+        let to = *c.ids.keys().next().unwrap();
+        let AggRequest::ShareKeys {
+            query_id,
+            mut roster,
+            mut params,
+            mut neighbours,
+        } = c.share_keys(&to)
+        else {
+            unreachable!()
+        };
+        edit(&c, &mut roster, &mut params, &mut neighbours);
+        let request = AggRequest::ShareKeys {
+            query_id,
+            roster,
+            params,
+            neighbours,
+        };
+        assert_eq!(c.send(&to, request), AggResponse::Abort(reason), "{what}");
+    }
+}
+
+#[test]
+fn a_weaker_epsilon_than_a_member_requires_aborts() {
     let mut c = setup(6);
-    let qid = c.ctx.query_id;
-    let ids: Vec<NodeId> = c.ids.keys().copied().collect();
-    let mut dup = c.adverts.clone();
-    dup.push(dup[0].clone());
-    assert_eq!(
-        c.send(
-            &ids[0],
-            AggRequest::ShareKeys {
-                query_id: qid,
-                cohort: dup,
-                threshold: 4
-            }
-        ),
-        AggResponse::Abort(AbortReason::Inconsistent)
+    let to = *c.ids.keys().next().unwrap();
+    // Rebuild one responder with ε = 0.5 required; the asker claims 1.0 for the session.
+    let strict = AggResponder::start(
+        &c.ids[&to],
+        c.ctx,
+        Contribution::default(),
+        ResponderSettings {
+            epsilon: Some(500),
+            min_cohort: 3,
+        },
+        None,
+        &mut OsRng,
+        c.now + Duration::from_secs(60),
     );
-    // A threshold of n/2 or less would let a minority reconstruct.
-    assert_eq!(
-        c.send(
-            &ids[1],
-            AggRequest::ShareKeys {
-                query_id: qid,
-                cohort: c.adverts.clone(),
-                threshold: 3
-            }
-        ),
-        AggResponse::Abort(AbortReason::CohortTooSmall)
-    );
-    // A cohort without the responder's own advertisement (the asker swapped its keys).
-    let others: Vec<SignedAdvertisement> = c
-        .adverts
+    c.sessions.insert(to, strict);
+    let members = c
+        .sessions
         .iter()
-        .filter(|a| *a != c.sessions[&ids[2]].advertisement())
-        .cloned()
+        .map(|(k, s)| (*k, s.advertisement().clone()))
         .collect();
+    c.plan = Plan::new(members, Params::choose(6, 3, Some(1000))).unwrap();
     assert_eq!(
-        c.send(
-            &ids[2],
-            AggRequest::ShareKeys {
-                query_id: qid,
-                cohort: others,
-                threshold: 3
-            }
-        ),
+        c.send(&to, c.share_keys(&to)),
         AggResponse::Abort(AbortReason::Inconsistent)
     );
 }
@@ -234,7 +300,7 @@ fn split_survivor_lists_reveal_nothing_of_both_kinds() {
                 *m,
                 c.ids[m].sign(
                     SigningLabel::SecAggConsistency,
-                    &consistency_message(&qid, &asker, &cohort_digest(&c.adverts, t), list),
+                    &consistency_message(&qid, &asker, &c.plan.digest(), &c.bits(list)),
                 ),
             )
         };
@@ -245,7 +311,7 @@ fn split_survivor_lists_reveal_nothing_of_both_kinds() {
                 m,
                 AggRequest::Consistency {
                     query_id: qid,
-                    survivors: with.clone(),
+                    survivors: c.bits(&with),
                 },
             ) {
                 sigs_a.push((*m, s));
@@ -256,7 +322,7 @@ fn split_survivor_lists_reveal_nothing_of_both_kinds() {
                 m,
                 AggRequest::Consistency {
                     query_id: qid,
-                    survivors: without.clone(),
+                    survivors: c.bits(&without),
                 },
             ) {
                 sigs_b.push((*m, s));
@@ -331,7 +397,7 @@ fn consistency_signatures_do_not_carry_over_to_another_session() {
             m,
             AggRequest::Consistency {
                 query_id: qid,
-                survivors: members.clone(),
+                survivors: first.bits(&members),
             },
         ) {
             old_sigs.push((*m, s));
@@ -353,7 +419,7 @@ fn consistency_signatures_do_not_carry_over_to_another_session() {
             })
             .collect(),
         sessions: Default::default(),
-        adverts: Vec::new(),
+        plan: first.plan.clone(),
         now: first.now,
     };
     for (k, id) in &second.ids {
@@ -376,18 +442,14 @@ fn consistency_signatures_do_not_carry_over_to_another_session() {
         );
         second.sessions.insert(*k, s);
     }
-    second.adverts = second
-        .sessions
-        .values()
-        .map(|s| s.advertisement().clone())
-        .collect();
+    second.plan = plan_of(&second.sessions);
     second.share_and_mask();
     for m in &members {
         let _ = second.send(
             m,
             AggRequest::Consistency {
                 query_id: qid,
-                survivors: members.clone(),
+                survivors: second.bits(&members),
             },
         );
         let r = second.send(
@@ -401,6 +463,91 @@ fn consistency_signatures_do_not_carry_over_to_another_session() {
             r,
             AggResponse::Abort(AbortReason::Inconsistent),
             "old signatures must not verify"
+        );
+    }
+}
+
+/// The same attack in a sparse graph (spec §9.8.1), with the strongest asker the bound
+/// allows: every member outside the victim's neighbourhood colludes (signs both lists),
+/// as do `c` of the victim's neighbours; the victim's honest neighbours are split between
+/// the lists. While `c < 2t − h` (h − 1 neighbours), the asker never gets `t` shares of
+/// both kinds of the victim's secrets; with more colluders it does, so the test can fail.
+#[test]
+fn split_survivor_lists_in_a_sparse_graph_stay_below_the_threshold() {
+    let (n, degree) = (60usize, 22usize);
+    let h = degree as u32 + 1;
+    for colluders in [0usize, 4, 8, 10] {
+        let mut c = setup(n);
+        let members: Vec<(NodeId, _)> = c.plan.members.clone();
+        c.plan = Plan::new(members, Params::with_degree(n, degree, 3, None)).unwrap();
+        let t = c.share_and_mask();
+        let (qid, asker) = (c.ctx.query_id, c.ctx.asker);
+        let victim = c.plan.members[0].0;
+        let neighbours = c.plan.neighbours(0);
+        let (bad_neighbours, honest) = neighbours.split_at(colluders);
+        let (group_a, group_b) = honest.split_at(honest.len() / 2);
+        let everyone: Vec<NodeId> = c.plan.members.iter().map(|m| m.0).collect();
+        let bad: Vec<NodeId> = everyone
+            .iter()
+            .filter(|v| **v != victim && (!neighbours.contains(v) || bad_neighbours.contains(v)))
+            .copied()
+            .collect();
+        let with = c.bits(&everyone);
+        let without = c
+            .plan
+            .survivor_bits(everyone.iter().filter(|v| **v != victim));
+        let shown_with: Vec<NodeId> = group_a.iter().chain([&victim]).copied().collect();
+        let shown_without: Vec<NodeId> = group_b.to_vec();
+        let digest = c.plan.digest();
+        let forge = |m: &NodeId, bits: &[u8]| {
+            let message = consistency_message(&qid, &asker, &digest, bits);
+            c.ids[m].sign(SigningLabel::SecAggConsistency, &message)
+        };
+        let mut sigs_with: BTreeMap<NodeId, _> =
+            bad.iter().map(|m| (*m, forge(m, &with))).collect();
+        let mut sigs_without: BTreeMap<NodeId, _> =
+            bad.iter().map(|m| (*m, forge(m, &without))).collect();
+        for (group, bits, sigs) in [
+            (&shown_with, &with, &mut sigs_with),
+            (&shown_without, &without, &mut sigs_without),
+        ] {
+            for m in group {
+                let request = AggRequest::Consistency {
+                    query_id: qid,
+                    survivors: bits.clone(),
+                };
+                if let AggResponse::Consistent(s) = c.send(m, request) {
+                    sigs.insert(*m, s);
+                }
+            }
+        }
+        // Each honest member gets the signatures of its own neighbourhood for its list.
+        let (mut self_shares, mut key_shares) = (0u32, 0u32);
+        for (group, sigs) in [(&shown_with, &sigs_with), (&shown_without, &sigs_without)] {
+            for m in group {
+                let mut local = c.plan.neighbours(c.plan.position(m).unwrap());
+                local.push(*m);
+                let signatures = local
+                    .iter()
+                    .filter_map(|v| Some((*v, *sigs.get(v)?)))
+                    .collect();
+                let request = AggRequest::Unmask {
+                    query_id: qid,
+                    signatures,
+                };
+                if let AggResponse::Unmasked(u) = c.send(m, request) {
+                    self_shares += u.self_seed_shares.iter().any(|x| x.0 == victim) as u32;
+                    key_shares += u.mask_seed_shares.iter().any(|x| x.0 == victim) as u32;
+                }
+            }
+        }
+        // Colluding neighbours hand over shares of both kinds.
+        let c_u = colluders as u32;
+        let both = self_shares + c_u >= t && key_shares + c_u >= t;
+        assert_eq!(
+            both,
+            c_u >= 2 * t - h,
+            "c={colluders}: {self_shares} self-mask and {key_shares} mask-key shares, t={t}, h={h}"
         );
     }
 }

@@ -4,10 +4,11 @@
 
 use std::time::{Duration, Instant};
 
+use kith_protocol::aggregation::cohort::{Params, Plan};
 use kith_protocol::aggregation::input::Contribution;
 use kith_protocol::aggregation::keys::Context;
 use kith_protocol::aggregation::messages::{AggRequest, AggResponse, SealedShares};
-use kith_protocol::aggregation::responder::{threshold_for, AggResponder, ResponderSettings};
+use kith_protocol::aggregation::responder::{AggResponder, ResponderSettings};
 use kith_protocol::{Identity, NodeId, QueryId};
 use rand_core::OsRng;
 
@@ -47,24 +48,16 @@ fn masked_owners_cell(ids: &[Identity], victim_owns: bool, round: u32) -> u32 {
             )
         })
         .collect();
-    let mut adverts: Vec<_> = sessions.iter().map(|s| s.advertisement().clone()).collect();
-    // The cohort is sorted by node id, as the asker must send it.
-    let mut order: Vec<usize> = (0..ids.len()).collect();
-    order.sort_by_key(|&i| ids[i].node_id());
-    adverts = order.iter().map(|&i| adverts[i].clone()).collect();
-    let t = threshold_for(ids.len() as u32, 3);
+    let members = ids
+        .iter()
+        .zip(&sessions)
+        .map(|(id, s)| (id.node_id(), s.advertisement().clone()))
+        .collect();
+    let plan = Plan::new(members, Params::choose(ids.len(), 3, None)).unwrap();
     let mut all: Vec<SealedShares> = Vec::new();
     for (s, id) in sessions.iter_mut().zip(ids) {
-        let r = s.handle(
-            id,
-            AggRequest::ShareKeys {
-                query_id: ctx.query_id,
-                cohort: adverts.clone(),
-                threshold: t,
-            },
-            &mut OsRng,
-            now,
-        );
+        let p = plan.position(&id.node_id()).unwrap();
+        let r = s.handle(id, plan.share_keys(ctx.query_id, p), &mut OsRng, now);
         let AggResponse::Shares(sh) = r else {
             panic!("{r:?}")
         };

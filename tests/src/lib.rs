@@ -1,6 +1,7 @@
 //! Test harness: real kith nodes in temporary directories on 127.0.0.1, driven through
 //! kith-client exactly as apps drive them.
 
+pub mod dying;
 pub mod vectors;
 
 use std::net::SocketAddr;

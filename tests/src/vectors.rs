@@ -471,10 +471,11 @@ pub fn vectors_dir() -> PathBuf {
 /// every round (spec §9), plus the key schedule, Shamir and PRG steps, and failure cases.
 fn aggregation() -> Value {
     use kith_protocol::aggregation::asker::{AggAsker, AggregationParams};
+    use kith_protocol::aggregation::cohort::{self, bitmap, Graph, Params, Plan};
     use kith_protocol::aggregation::input::Contribution;
     use kith_protocol::aggregation::keys::Context;
     use kith_protocol::aggregation::messages::{AggRequest, AggResponse};
-    use kith_protocol::aggregation::responder::{threshold_for, AggResponder, ResponderSettings};
+    use kith_protocol::aggregation::responder::{AggResponder, ResponderSettings};
     use kith_protocol::aggregation::{prg, shamir};
     use std::collections::BTreeMap;
     use std::time::{Duration, Instant};
@@ -524,6 +525,7 @@ fn aggregation() -> Value {
         epsilon: None,
         min_cohort: 2,
         round_timeout: Duration::from_secs(5),
+        dense_max: cohort::DENSE_MAX,
     };
     let mut agg = AggAsker::new(
         asker.node_id(),
@@ -609,7 +611,19 @@ fn aggregation() -> Value {
     let xs = [1u32, 2, 3, 4];
     let ys = shamir::split(&secret, 3, &xs, &mut rng).expect("split");
     let lambdas = shamir::lagrange_at_zero(&[2, 3, 4]).expect("coefficients");
-    let t3 = threshold_for(3, 2);
+    let p3 = Params::choose(3, 2, None);
+
+    // The sparse graph (§9.8.1) of a 60-member roster of made-up digests.
+    let mut roster: Vec<[u8; 32]> = (0..60u8)
+        .map(|i| {
+            use sha2::{Digest, Sha256};
+            Sha256::digest([b"kith-vectors/roster/".as_slice(), &[i]].concat()).into()
+        })
+        .collect();
+    roster.sort();
+    let graph_seed = cohort::graph_seed(&roster);
+    let degree = cohort::sparse_degree(60).expect("60 may be sparse");
+    let graph = Graph::new(&graph_seed, 60, degree).expect("admissible");
 
     // Failure cases.
     let mut forged = match decode_message::<PeerResponse>(&hex_decode(
@@ -642,7 +656,7 @@ fn aggregation() -> Value {
         first,
         AggRequest::Consistency {
             query_id: qid,
-            survivors: vec![u],
+            survivors: vec![0b111],
         },
         &mut fresh_rng,
         start,
@@ -660,23 +674,20 @@ fn aggregation() -> Value {
         &mut low_rng,
         deadline,
     );
-    let cohort: Vec<_> = {
+    let low_plan = {
         let mut ads: Vec<_> = sessions
-            .values()
-            .map(|(s, _)| s.advertisement().clone())
+            .iter()
+            .filter(|(k, _)| **k != u)
+            .map(|(k, (s, _))| (*k, s.advertisement().clone()))
             .collect();
-        ads.retain(|a| a != sessions[&u].0.advertisement());
-        ads.push(low.advertisement().clone());
-        ads.sort_by_key(|a| a.verify().expect("valid").responder);
-        ads
+        ads.push((u, low.advertisement().clone()));
+        let mut plan = Plan::new(ads, p3).expect("three members");
+        plan.params.threshold = 2;
+        plan
     };
     let too_low = low.handle(
         first,
-        AggRequest::ShareKeys {
-            query_id: qid,
-            cohort,
-            threshold: 2,
-        },
+        low_plan.share_keys(qid, low_plan.position(&u).expect("member")),
         &mut low_rng,
         start,
     );
@@ -697,6 +708,7 @@ fn aggregation() -> Value {
                 "query_id": qid.to_hex(),
                 "item": item.to_string(),
                 "threshold": outcome.threshold,
+                "params": {"degree": p3.degree, "threshold": p3.threshold, "min_survivors": p3.min_survivors},
                 "transcript": transcript,
                 "sum": {"owners": sum.owners, "units": sum.units, "ratings": sum.ratings},
                 "result": "ok",
@@ -718,12 +730,22 @@ fn aggregation() -> Value {
                 "xs": xs, "shares": ys.iter().map(|y| hex(y.as_bytes())).collect::<Vec<_>>(),
                 "lagrange_at_zero_for_2_3_4": lambdas.iter().map(|l| hex(l.as_bytes())).collect::<Vec<_>>(),
                 "reconstructed_from_2_3_4": hex(shamir::combine(&lambdas, &ys[1..]).expect("combine").as_bytes()),
-                "threshold_for_n3_min2": t3,
+                "result": "ok",
+            },
+            {
+                "name": "sparse neighbour graph of 60 members (§9.8.1)",
+                "roster": roster.iter().map(|d| hex(d)).collect::<Vec<_>>(),
+                "graph_seed": hex(&graph_seed),
+                "degree": degree,
+                "cycle": graph.cycle(),
+                "neighbours_of_0": graph.neighbours(0),
+                "neighbours_of_59": graph.neighbours(59),
+                "survivors_all_but_1_and_58": hex(&bitmap::from_positions(60, (0..60).filter(|p| *p != 1 && *p != 58))),
                 "result": "ok",
             },
             {"name": "advertisement with a flipped signature bit", "result": forged_result},
             {"name": "round 3 before round 1", "response": hex(&encode_message(&PeerResponse::Aggregate(early.clone()))), "result": format!("{early:?}")},
-            {"name": "threshold below floor(2n/3)+1", "response": hex(&encode_message(&PeerResponse::Aggregate(too_low.clone()))), "result": format!("{too_low:?}")},
+            {"name": "threshold below floor(2h/3)+1", "response": hex(&encode_message(&PeerResponse::Aggregate(too_low.clone()))), "result": format!("{too_low:?}")},
             {"name": "Shamir with a repeated index", "result": duplicate},
         ]
     })

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
+use kith_protocol::aggregation::input::Contribution;
 use kith_protocol::{ItemKey, Share};
+use kith_tests::dying::{Death, DyingMember};
 use kith_tests::{link, TestNode};
 
 fn item(s: &str) -> ItemKey {
@@ -170,4 +172,54 @@ async fn concurrent_asks_cannot_overrun_the_budget() {
     let answered = audit.iter().filter(|a| a.event == "answered").count();
     let declined = audit.iter().filter(|a| a.event == "rate-limited").count();
     assert_eq!((answered, declined), (2, 3), "{audit:#?}");
+}
+
+/// Two members die mid-query (spec §9.8.4): one when round 2 arrives (its shares went out,
+/// its masked input never comes: the asker rebuilds its mask key from the others' shares),
+/// one when round 4 arrives (its masked input is in the sum: the asker rebuilds its self
+/// mask). The sum is exactly the survivors' inputs.
+#[tokio::test]
+async fn members_killed_mid_query_leave_the_sum_exact() {
+    let (ana, mut friends) = federation(8).await;
+    for f in &friends[2..5] {
+        f.endorse("tag:vehicle/subaru", 1, None, None).await;
+    }
+    let dropped = DyingMember::replace(
+        &mut friends[0],
+        Contribution {
+            owns: true,
+            units: 5,
+            best_rating: Some(1),
+        },
+        2,
+        Death::Close,
+    )
+    .await;
+    let late = DyingMember::replace(
+        &mut friends[1],
+        Contribution {
+            owns: true,
+            units: 2,
+            best_rating: Some(4),
+        },
+        4,
+        Death::Silence,
+    )
+    .await;
+    let r = ana
+        .client
+        .ask(item("tag:vehicle/subaru"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(dropped.died_within(Duration::from_secs(1)).await);
+    assert!(late.died_within(Duration::from_secs(1)).await);
+    assert_eq!((r.asked, r.cohort, r.survivors), (8, 8, 7));
+    let sum = r.aggregate.expect("released: 6 holders remain for t = 6");
+    assert_eq!(
+        sum.owners,
+        3 + 1,
+        "three live owners and the member that died last"
+    );
+    assert_eq!(sum.units, 3 + 2);
+    assert_eq!(sum.ratings, [0, 0, 0, 1, 0]);
 }

@@ -14,15 +14,14 @@ use std::time::{Duration, Instant};
 
 use curve25519_dalek::Scalar;
 
+use super::cohort::{sparse_degree, Cohort, Member, Params, Plan, MAX_COHORT};
 use super::input::{AggregateSum, VECTOR_LEN};
 use super::keys::Context;
 use super::messages::{
-    cohort_digest, consistency_message, AbortReason, AggRequest, AggResponse, MilliEpsilon,
+    consistency_message, AbortReason, Advertisement, AggRequest, AggResponse, MilliEpsilon,
     SealedShares, SignedAdvertisement, Unmasking,
 };
-use super::responder::{
-    check_cohort, cohort_threshold, mask_sign_positive, Cohort, EPSILON_RANGE, MAX_COHORT,
-};
+use super::responder::{effective_epsilon, mask_sign_positive, EPSILON_RANGE};
 use super::{prg, shamir};
 use crate::ask::{verify_answer, ContactFailure, Named, Transmit};
 use crate::identity::{NodeId, Signature, SigningLabel};
@@ -39,6 +38,9 @@ pub struct AggregationParams {
     pub min_cohort: u32,
     /// How long each round may wait for replies.
     pub round_timeout: Duration,
+    /// Cohorts up to this size use the complete graph, larger ones the sparse graph
+    /// (spec §9.8.1); the reference uses [`super::cohort::DENSE_MAX`].
+    pub dense_max: usize,
 }
 
 /// Why no aggregate was released (spec §9.9).
@@ -78,6 +80,9 @@ impl core::fmt::Display for Withheld {
 pub enum MemberFailure {
     Contact(ContactFailure),
     Aborted(AbortReason),
+    /// Left out of the cohort after round 0 (spec §9.8.4): beyond [`MAX_COHORT`], or its
+    /// minimum cohort is larger than the cohort could be.
+    LeftOut(&'static str),
 }
 
 /// Everything the asker learns.
@@ -120,12 +125,15 @@ pub struct AggAsker {
     answered: u32,
     named: Vec<Named>,
     failures: Vec<(NodeId, u8, MemberFailure)>,
-    adverts: BTreeMap<NodeId, SignedAdvertisement>,
+    adverts: BTreeMap<NodeId, (SignedAdvertisement, Advertisement)>,
     cohort: Option<Cohort>,
-    epsilon: Option<MilliEpsilon>,
-    shares: BTreeMap<NodeId, Vec<SealedShares>>,
+    /// Members by roster position.
+    ids: Vec<NodeId>,
+    /// Round-1 shares: sender → recipient → sealed pair.
+    shares: BTreeMap<NodeId, BTreeMap<NodeId, SealedShares>>,
     masked: BTreeMap<NodeId, Vec<u32>>,
     survivors: Vec<NodeId>,
+    survivor_bits: Vec<u8>,
     signatures: BTreeMap<NodeId, Signature>,
     unmaskings: BTreeMap<NodeId, Unmasking>,
     aggregate: Option<Result<AggregateSum, Withheld>>,
@@ -176,10 +184,11 @@ impl AggAsker {
             failures: Vec::new(),
             adverts: BTreeMap::new(),
             cohort: None,
-            epsilon: None,
+            ids: Vec::new(),
             shares: BTreeMap::new(),
             masked: BTreeMap::new(),
             survivors: Vec::new(),
+            survivor_bits: Vec::new(),
             signatures: BTreeMap::new(),
             unmaskings: BTreeMap::new(),
             aggregate: None,
@@ -259,13 +268,14 @@ impl AggAsker {
                         if ad.responder == from
                             && ad.query_id == self.ctx.query_id
                             && ad.asker == self.ctx.asker
-                            // An out-of-range ε would make every honest member abort
-                            // round 1: leave such a member out of U1.
-                            && ad.epsilon.is_none_or(|e| EPSILON_RANGE.contains(&e)) =>
+                            // An out-of-range ε or a small-order key would make every
+                            // honest member abort: leave such a member out of U1.
+                            && ad.epsilon.is_none_or(|e| EPSILON_RANGE.contains(&e))
+                            && ad.keys_usable() =>
                     {
                         self.answered += 1;
                         self.named.extend(named);
-                        self.adverts.insert(from, advertisement);
+                        self.adverts.insert(from, (advertisement, ad));
                         Ok(())
                     }
                     (Err(f), _) => Err(MemberFailure::Contact(f)),
@@ -273,17 +283,15 @@ impl AggAsker {
                 }
             }
             (Phase::Share, AggResponse::Shares(shares)) => {
-                let cohort = self.cohort.as_ref().expect("cohort set in Share phase");
-                let mut targets = BTreeSet::new();
-                let ok = shares.len() + 1 == cohort.members.len()
-                    && shares.iter().all(|s| {
-                        s.from == from
-                            && s.to != from
-                            && cohort.members.contains_key(&s.to)
-                            && targets.insert(s.to)
-                    });
-                if ok {
-                    self.shares.insert(from, shares);
+                let expected = self.neighbours(&from);
+                let count = shares.len();
+                let by_target: BTreeMap<NodeId, SealedShares> = shares
+                    .into_iter()
+                    .filter(|s| s.from == from && expected.contains(&s.to))
+                    .map(|s| (s.to, s))
+                    .collect();
+                if count == expected.len() && by_target.len() == count {
+                    self.shares.insert(from, by_target);
                     Ok(())
                 } else {
                     Err(misbehaved("bad share list"))
@@ -299,7 +307,7 @@ impl AggAsker {
                     &self.ctx.query_id,
                     &self.ctx.asker,
                     &digest,
-                    &self.survivors,
+                    &self.survivor_bits,
                 );
                 match from.verify(
                     SigningLabel::SecAggConsistency,
@@ -376,128 +384,11 @@ impl AggAsker {
         if !self.waiting.is_empty() || self.phase == Phase::Done {
             return;
         }
-        let qid = self.ctx.query_id;
         match self.phase {
-            Phase::Advertise => {
-                // Beyond MAX_COHORT, the first members by node id are kept. (Advertisements
-                // were verified, ε included, when they arrived.)
-                let signed: Vec<SignedAdvertisement> =
-                    self.adverts.values().take(MAX_COHORT).cloned().collect();
-                let members = match check_cohort(&self.ctx, &signed, None) {
-                    Ok(m) => m,
-                    Err(_) => return self.withhold(Withheld::Inconsistent("advertisements")),
-                };
-                let n = members.len() as u32;
-                let t = cohort_threshold(&members, self.params.min_cohort);
-                if n == 0 || t > n {
-                    return self.withhold(Withheld::CohortTooSmall {
-                        cohort: n,
-                        needed: t.max(1),
-                    });
-                }
-                let cohort = Cohort {
-                    members,
-                    threshold: t,
-                    digest: cohort_digest(&signed, t),
-                };
-                self.epsilon = cohort.epsilon(self.params.epsilon);
-                let to: Vec<NodeId> = cohort.members.keys().copied().collect();
-                self.cohort = Some(cohort);
-                self.next_round(
-                    Phase::Share,
-                    to.into_iter().map(|v| {
-                        (
-                            v,
-                            AggRequest::ShareKeys {
-                                query_id: qid,
-                                cohort: signed.clone(),
-                                threshold: t,
-                            },
-                        )
-                    }),
-                    now,
-                );
-            }
-            Phase::Share => {
-                let t = self.threshold();
-                let u2: Vec<NodeId> = self.shares.keys().copied().collect();
-                if (u2.len() as u32) < t {
-                    return self.withhold(Withheld::TooFewSurvivors {
-                        round: 1,
-                        have: u2.len() as u32,
-                        needed: t,
-                    });
-                }
-                let rounds: Vec<(NodeId, AggRequest)> = u2
-                    .iter()
-                    .map(|v| {
-                        let for_v = u2
-                            .iter()
-                            .filter(|u| *u != v)
-                            .filter_map(|u| self.shares[u].iter().find(|s| s.to == *v).cloned())
-                            .collect();
-                        (
-                            *v,
-                            AggRequest::MaskInput {
-                                query_id: qid,
-                                shares: for_v,
-                            },
-                        )
-                    })
-                    .collect();
-                self.next_round(Phase::Mask, rounds, now);
-            }
-            Phase::Mask => {
-                let t = self.threshold();
-                self.survivors = self.masked.keys().copied().collect();
-                if (self.survivors.len() as u32) < t {
-                    return self.withhold(Withheld::TooFewSurvivors {
-                        round: 2,
-                        have: self.survivors.len() as u32,
-                        needed: t,
-                    });
-                }
-                let survivors = self.survivors.clone();
-                self.next_round(
-                    Phase::Consistency,
-                    survivors.iter().map(|v| {
-                        (
-                            *v,
-                            AggRequest::Consistency {
-                                query_id: qid,
-                                survivors: survivors.clone(),
-                            },
-                        )
-                    }),
-                    now,
-                );
-            }
-            Phase::Consistency => {
-                let t = self.threshold();
-                if (self.signatures.len() as u32) < t {
-                    return self.withhold(Withheld::TooFewSurvivors {
-                        round: 3,
-                        have: self.signatures.len() as u32,
-                        needed: t,
-                    });
-                }
-                let sigs: Vec<(NodeId, Signature)> =
-                    self.signatures.iter().map(|(k, v)| (*k, *v)).collect();
-                let to: Vec<NodeId> = self.signatures.keys().copied().collect();
-                self.next_round(
-                    Phase::Unmask,
-                    to.into_iter().map(|v| {
-                        (
-                            v,
-                            AggRequest::Unmask {
-                                query_id: qid,
-                                signatures: sigs.clone(),
-                            },
-                        )
-                    }),
-                    now,
-                );
-            }
+            Phase::Advertise => self.start_sharing(now),
+            Phase::Share => self.start_masking(now),
+            Phase::Mask => self.start_consistency(now),
+            Phase::Consistency => self.start_unmasking(now),
             Phase::Unmask => {
                 let result = self.reconstruct();
                 self.aggregate = Some(result);
@@ -507,89 +398,287 @@ impl AggAsker {
         }
     }
 
-    fn threshold(&self) -> u32 {
-        self.cohort
-            .as_ref()
-            .map(|c| c.threshold)
-            .unwrap_or(u32::MAX)
+    fn cohort(&self) -> &Cohort {
+        self.cohort.as_ref().expect("cohort fixed after round 0")
+    }
+
+    fn params(&self) -> Params {
+        self.cohort.as_ref().map(|c| c.params).unwrap_or(Params {
+            degree: 0,
+            threshold: u32::MAX,
+            min_survivors: u32::MAX,
+            epsilon: None,
+        })
+    }
+
+    /// The neighbours of member `v`, by node id.
+    fn neighbours(&self, v: &NodeId) -> BTreeSet<NodeId> {
+        let cohort = self.cohort();
+        let p = cohort.position(v).expect("a member");
+        cohort
+            .graph
+            .neighbours(p)
+            .into_iter()
+            .map(|q| self.ids[q as usize])
+            .collect()
+    }
+
+    /// After round 0: fix U1, its roster, graph and parameters (spec §9.8.4).
+    fn start_sharing(&mut self, now: Instant) {
+        // Beyond MAX_COHORT, the first members by node id are kept.
+        let mut chosen: Vec<(SignedAdvertisement, Advertisement)> =
+            self.adverts.values().cloned().collect();
+        for (_, ad) in chosen.drain(MAX_COHORT.min(chosen.len())..) {
+            self.failures
+                .push((ad.responder, 0, MemberFailure::LeftOut("cohort full")));
+        }
+        // A member whose minimum cohort exceeds the cohort would refuse every parameter
+        // choice: leave it out, and repeat, since the cohort shrinks.
+        loop {
+            let n = chosen.len();
+            let (keep, out): (Vec<_>, Vec<_>) = chosen
+                .into_iter()
+                .partition(|(_, ad)| ad.min_cohort as usize <= n);
+            chosen = keep;
+            if out.is_empty() {
+                break;
+            }
+            for (_, ad) in out {
+                self.failures.push((
+                    ad.responder,
+                    0,
+                    MemberFailure::LeftOut("minimum cohort above the cohort size"),
+                ));
+            }
+        }
+        let n = chosen.len();
+        if n == 0 || self.params.min_cohort as usize > n {
+            return self.withhold(Withheld::CohortTooSmall {
+                cohort: n as u32,
+                needed: self.params.min_cohort.max(1),
+            });
+        }
+        let strictest = chosen
+            .iter()
+            .map(|(_, ad)| ad.min_cohort)
+            .fold(self.params.min_cohort, u32::max);
+        let epsilon = effective_epsilon(self.params.epsilon, chosen.iter().map(|(_, a)| a.epsilon));
+        let degree = match sparse_degree(n) {
+            Some(k) if n > self.params.dense_max => k,
+            _ => n - 1,
+        };
+        let params = Params::with_degree(n, degree, strictest, epsilon);
+        let signed = chosen
+            .iter()
+            .map(|(s, a)| (a.responder, s.clone()))
+            .collect();
+        let plan = Plan::new(signed, params).expect("1 ≤ n ≤ MAX_COHORT, verified members");
+        self.ids = plan.members.iter().map(|m| m.0).collect();
+        let by_id: BTreeMap<NodeId, Advertisement> =
+            chosen.into_iter().map(|(_, a)| (a.responder, a)).collect();
+        let members = self
+            .ids
+            .iter()
+            .enumerate()
+            .map(|(p, v)| {
+                let member = Member {
+                    position: p as u32,
+                    ad: by_id[v].clone(),
+                };
+                (*v, member)
+            })
+            .collect();
+        let requests: Vec<(NodeId, AggRequest)> = (0..n as u32)
+            .map(|p| (self.ids[p as usize], plan.share_keys(self.ctx.query_id, p)))
+            .collect();
+        let Plan { roster, graph, .. } = plan;
+        self.cohort = Some(Cohort::new(roster, graph, params, members));
+        self.next_round(Phase::Share, requests, now);
+    }
+
+    /// After round 1: U2 is who sent its shares; each gets those its neighbours in U2 sent it.
+    fn start_masking(&mut self, now: Instant) {
+        let Params { min_survivors, .. } = self.params();
+        let u2: Vec<NodeId> = self.shares.keys().copied().collect();
+        if (u2.len() as u32) < min_survivors {
+            return self.withhold(Withheld::TooFewSurvivors {
+                round: 1,
+                have: u2.len() as u32,
+                needed: min_survivors,
+            });
+        }
+        let requests: Vec<(NodeId, AggRequest)> = u2
+            .iter()
+            .map(|v| {
+                let for_v = self
+                    .neighbours(v)
+                    .iter()
+                    .filter_map(|u| self.shares.get(u)?.get(v).cloned())
+                    .collect();
+                let request = AggRequest::MaskInput {
+                    query_id: self.ctx.query_id,
+                    shares: for_v,
+                };
+                (*v, request)
+            })
+            .collect();
+        self.next_round(Phase::Mask, requests, now);
+    }
+
+    /// After round 2: U3 is who sent its masked input; each signs the same bitmap of U3.
+    fn start_consistency(&mut self, now: Instant) {
+        let Params { min_survivors, .. } = self.params();
+        self.survivors = self.masked.keys().copied().collect();
+        if (self.survivors.len() as u32) < min_survivors {
+            return self.withhold(Withheld::TooFewSurvivors {
+                round: 2,
+                have: self.survivors.len() as u32,
+                needed: min_survivors,
+            });
+        }
+        self.survivor_bits = self.cohort().survivor_bits(&self.survivors);
+        let requests: Vec<(NodeId, AggRequest)> = self
+            .survivors
+            .iter()
+            .map(|v| {
+                let request = AggRequest::Consistency {
+                    query_id: self.ctx.query_id,
+                    survivors: self.survivor_bits.clone(),
+                };
+                (*v, request)
+            })
+            .collect();
+        self.next_round(Phase::Consistency, requests, now);
+    }
+
+    /// The members whose shares of `v`'s secrets the asker needs: `v` itself if it
+    /// survived, and its neighbours.
+    fn holders_of(&self, v: &NodeId) -> BTreeSet<NodeId> {
+        let mut holders = self.neighbours(v);
+        if self.masked.contains_key(v) {
+            holders.insert(*v);
+        }
+        holders
+    }
+
+    /// After round 3: U4 is who signed. Every member of U2 needs `t` signers among its
+    /// holders; each signer gets its own and its neighbours' signatures.
+    fn start_unmasking(&mut self, now: Instant) {
+        let t = self.params().threshold;
+        let fewest = self
+            .shares
+            .keys()
+            .map(|v| {
+                let holders = self.holders_of(v);
+                holders
+                    .iter()
+                    .filter(|h| self.signatures.contains_key(h))
+                    .count() as u32
+            })
+            .min()
+            .unwrap_or(0);
+        if fewest < t {
+            return self.withhold(Withheld::TooFewSurvivors {
+                round: 3,
+                have: fewest,
+                needed: t,
+            });
+        }
+        let requests: Vec<(NodeId, AggRequest)> = self
+            .signatures
+            .keys()
+            .map(|w| {
+                let mut local = self.neighbours(w);
+                local.insert(*w);
+                let signatures = local
+                    .iter()
+                    .filter_map(|v| Some((*v, *self.signatures.get(v)?)))
+                    .collect();
+                let request = AggRequest::Unmask {
+                    query_id: self.ctx.query_id,
+                    signatures,
+                };
+                (*w, request)
+            })
+            .collect();
+        self.next_round(Phase::Unmask, requests, now);
     }
 
     /// Remove every mask from the survivors' sum (spec §9.8.5).
     fn reconstruct(&self) -> Result<AggregateSum, Withheld> {
-        let cohort = self
-            .cohort
-            .as_ref()
-            .expect("cohort known by the last round");
-        let t = cohort.threshold as usize;
-        let u3: BTreeSet<NodeId> = self.survivors.iter().copied().collect();
-        let dropped: Vec<NodeId> = self
-            .shares
-            .keys()
-            .filter(|v| !u3.contains(v))
-            .copied()
-            .collect();
-        // Holders whose reply is complete and canonical: one self-seed share per survivor and
-        // one mask-seed share per dropped member, nothing else.
-        let parse = |list: &[(NodeId, [u8; 32])], want: &[NodeId]| -> Option<Vec<Scalar>> {
-            if list.len() != want.len() {
-                return None;
-            }
-            want.iter()
-                .map(|v| {
-                    let (_, bytes) = list.iter().find(|(w, _)| w == v)?;
-                    Option::from(Scalar::from_canonical_bytes(*bytes))
-                })
-                .collect()
-        };
-        let mut holders = Vec::new();
-        for (h, u) in &self.unmaskings {
+        let cohort = self.cohort();
+        let t = cohort.params.threshold as usize;
+        // A holder's reply must be complete and canonical: for each member whose shares it
+        // holds (itself, and its neighbours in U2), exactly one share of the right kind.
+        let mut valid: BTreeMap<NodeId, (SharesOf, SharesOf)> = BTreeMap::new();
+        for (h, reply) in &self.unmaskings {
+            let mut held: Vec<NodeId> = self
+                .neighbours(h)
+                .into_iter()
+                .filter(|v| self.shares.contains_key(v))
+                .collect();
+            held.push(*h);
+            let (alive, gone): (Vec<NodeId>, Vec<NodeId>) =
+                held.into_iter().partition(|v| self.masked.contains_key(v));
             if let (Some(selfs), Some(masks)) = (
-                parse(&u.self_seed_shares, &self.survivors),
-                parse(&u.mask_seed_shares, &dropped),
+                parse_shares(&reply.self_seed_shares, &alive),
+                parse_shares(&reply.mask_seed_shares, &gone),
             ) {
-                holders.push((cohort.index(h).expect("holder is a member"), selfs, masks));
-            }
-            if holders.len() == t {
-                break;
+                valid.insert(*h, (selfs, masks));
             }
         }
-        if holders.len() < t {
-            return Err(Withheld::TooFewSurvivors {
-                round: 4,
-                have: holders.len() as u32,
-                needed: t as u32,
-            });
-        }
-        let xs: Vec<u32> = holders.iter().map(|h| h.0).collect();
-        let lambdas =
-            shamir::lagrange_at_zero(&xs).map_err(|_| Withheld::Inconsistent("share indices"))?;
+        let mut lagrange: BTreeMap<Vec<u32>, Vec<Scalar>> = BTreeMap::new();
+        let mut rebuild = |v: &NodeId, pick: &dyn Fn(&NodeId) -> Option<Scalar>| {
+            let mut holders: Vec<(u32, Scalar)> = self
+                .holders_of(v)
+                .iter()
+                .filter_map(|h| Some((cohort.index(h)?, pick(h)?)))
+                .collect();
+            if holders.len() < t {
+                return Err(Withheld::TooFewSurvivors {
+                    round: 4,
+                    have: holders.len() as u32,
+                    needed: t as u32,
+                });
+            }
+            holders.sort_by_key(|(x, _)| *x);
+            holders.truncate(t);
+            let xs: Vec<u32> = holders.iter().map(|(x, _)| *x).collect();
+            let ys: Vec<Scalar> = holders.iter().map(|(_, y)| *y).collect();
+            if !lagrange.contains_key(&xs) {
+                let lambdas = shamir::lagrange_at_zero(&xs)
+                    .map_err(|_| Withheld::Inconsistent("share indices"))?;
+                lagrange.insert(xs.clone(), lambdas);
+            }
+            shamir::combine(&lagrange[&xs], &ys).map_err(|_| Withheld::Inconsistent("shares"))
+        };
         let mut sum = [0u32; VECTOR_LEN];
         for y in self.masked.values() {
             prg::add_into(&mut sum, y);
         }
-        for (i, u) in self.survivors.iter().enumerate() {
-            let ys: Vec<Scalar> = holders.iter().map(|h| h.1[i]).collect();
-            let b = shamir::combine(&lambdas, &ys)
-                .map_err(|_| Withheld::Inconsistent("self-mask shares"))?;
+        for u in &self.survivors {
+            let b = rebuild(u, &|h| valid.get(h)?.0.get(u).copied())?;
             prg::sub_from(
                 &mut sum,
                 &prg::expand(&self.ctx.self_mask_seed(&b, u), VECTOR_LEN),
             );
         }
-        for (j, v) in dropped.iter().enumerate() {
-            let ys: Vec<Scalar> = holders.iter().map(|h| h.2[j]).collect();
-            let seed = shamir::combine(&lambdas, &ys)
-                .map_err(|_| Withheld::Inconsistent("mask-key shares"))?;
+        for v in self.shares.keys().filter(|v| !self.masked.contains_key(v)) {
+            let seed = rebuild(v, &|h| valid.get(h)?.1.get(v).copied())?;
             let secret = self.ctx.mask_secret(&seed, v);
-            if x25519_dalek::PublicKey::from(&secret).to_bytes() != cohort.members[v].mask_key {
+            if x25519_dalek::PublicKey::from(&secret).to_bytes() != cohort.members[v].ad.mask_key {
                 return Err(Withheld::Inconsistent(
                     "a dropped member's mask key did not reconstruct",
                 ));
             }
-            for u in &self.survivors {
+            for u in self
+                .neighbours(v)
+                .iter()
+                .filter(|u| self.masked.contains_key(u))
+            {
                 let seed = self
                     .ctx
-                    .pairwise_seed(&secret, &cohort.members[u].mask_key, v, u)
+                    .pairwise_seed(&secret, &cohort.members[u].ad.mask_key, v, u)
                     .ok_or(Withheld::Inconsistent("low-order mask key"))?;
                 let mask = prg::expand(&seed, VECTOR_LEN);
                 // u added +mask when u < v; take back exactly what it added.
@@ -612,11 +701,11 @@ impl AggAsker {
             cohort: self
                 .cohort
                 .as_ref()
-                .map(|c| c.members.len() as u32)
+                .map(|c| c.n() as u32)
                 .unwrap_or(self.adverts.len() as u32),
             survivors: self.survivors.len() as u32,
-            threshold: self.cohort.as_ref().map(|c| c.threshold).unwrap_or(0),
-            epsilon: self.epsilon,
+            threshold: self.cohort.as_ref().map_or(0, |c| c.params.threshold),
+            epsilon: self.cohort.as_ref().and_then(|c| c.params.epsilon),
             aggregate: self
                 .aggregate
                 .clone()
@@ -624,4 +713,19 @@ impl AggAsker {
             failures: self.failures.clone(),
         }
     }
+}
+
+/// One holder's shares, by the member they are shares of.
+type SharesOf = BTreeMap<NodeId, Scalar>;
+
+/// One share per member of `want`, each a canonical scalar, and nothing else.
+fn parse_shares(list: &[(NodeId, [u8; 32])], want: &[NodeId]) -> Option<SharesOf> {
+    if list.len() != want.len() {
+        return None;
+    }
+    let map: BTreeMap<NodeId, Scalar> = list
+        .iter()
+        .map(|(v, bytes)| Some((*v, Option::from(Scalar::from_canonical_bytes(*bytes))?)))
+        .collect::<Option<_>>()?;
+    (map.len() == want.len() && want.iter().all(|v| map.contains_key(v))).then_some(map)
 }

@@ -4,10 +4,10 @@
 //! | round | asker → responder | responder → asker |
 //! | --- | --- | --- |
 //! | 0 advertise | [`AggRequest::Advertise`]: query, ε request | [`AggResponse::Advertised`]: named answer + signed keys |
-//! | 1 share keys | [`AggRequest::ShareKeys`]: signed cohort U1, threshold | [`AggResponse::Shares`]: one sealed share pair per member |
+//! | 1 share keys | [`AggRequest::ShareKeys`]: roster of U1, parameters, the neighbours' signed keys | [`AggResponse::Shares`]: one sealed share pair per neighbour |
 //! | 2 masked input | [`AggRequest::MaskInput`]: shares addressed to it (from U2) | [`AggResponse::Masked`]: masked vector |
-//! | 3 consistency | [`AggRequest::Consistency`]: survivors U3 | [`AggResponse::Consistent`]: signature over U3 |
-//! | 4 unmask | [`AggRequest::Unmask`]: ≥ t signatures over U3 | [`AggResponse::Unmasked`]: self-mask shares of U3, key shares of U2∖U3 |
+//! | 3 consistency | [`AggRequest::Consistency`]: survivors U3 as a bitmap | [`AggResponse::Consistent`]: signature over U3 |
+//! | 4 unmask | [`AggRequest::Unmask`]: ≥ t neighbours' signatures over U3 | [`AggResponse::Unmasked`]: self-mask shares of U3, key shares of U2∖U3 |
 //!
 //! Advertisements and consistency signatures are signed by the responder's identity,
 //! because the asker relays them to the other responders; everything else travels only
@@ -16,6 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use super::cohort::Params;
 use crate::error::PeerMisbehaved;
 use crate::identity::{Identity, NodeId, Signature, SigningLabel};
 use crate::item::ItemKey;
@@ -34,23 +35,27 @@ pub enum AggRequest {
         item: ItemKey,
         epsilon: Option<MilliEpsilon>,
     },
-    /// 1: the cohort U1 (sorted by node id) and the threshold t.
+    /// 1: the cohort U1 as its roster (advertisement digests, ascending), the session's
+    /// parameters, and the signed advertisements of the recipient's neighbours in roster
+    /// order (spec §9.8.1).
     ShareKeys {
         query_id: QueryId,
-        cohort: Vec<SignedAdvertisement>,
-        threshold: u32,
+        roster: Vec<[u8; 32]>,
+        params: Params,
+        neighbours: Vec<SignedAdvertisement>,
     },
     /// 2: the sealed shares addressed to this responder, one per member of U2.
     MaskInput {
         query_id: QueryId,
         shares: Vec<SealedShares>,
     },
-    /// 3: the survivors U3 whose masked input arrived (sorted).
+    /// 3: the survivors U3 whose masked input arrived, as a bitmap over roster positions.
     Consistency {
         query_id: QueryId,
-        survivors: Vec<NodeId>,
+        survivors: Vec<u8>,
     },
-    /// 4: consistency signatures of at least t members of U3.
+    /// 4: consistency signatures of at least t members of U3 among the recipient and its
+    /// neighbours.
     Unmask {
         query_id: QueryId,
         signatures: Vec<(NodeId, Signature)>,
@@ -65,7 +70,7 @@ pub enum AggResponse {
         answer: Answer,
         advertisement: SignedAdvertisement,
     },
-    /// 1: one sealed share pair per other member of U1.
+    /// 1: one sealed share pair per neighbour, in roster order.
     Shares(Vec<SealedShares>),
     /// 2: the masked, noised input vector.
     Masked(Vec<u32>),
@@ -82,8 +87,8 @@ pub enum AggResponse {
 pub enum AbortReason {
     /// 0: the message is for a round this responder is not in (replay, reorder, unknown query).
     UnexpectedRound,
-    /// 1: fewer members than the threshold, or the threshold is below ⌊2n/3⌋ + 1 or the
-    ///    responder's minimum cohort.
+    /// 1: fewer members or survivors than the session's parameters need, or parameters
+    ///    below the floors of spec §9.8.3 or the responder's minimum cohort.
     CohortTooSmall,
     /// 2: a signature, share or list failed its checks; the asker lied or relayed forgeries.
     Inconsistent,
@@ -143,6 +148,24 @@ impl SignedAdvertisement {
     }
 }
 
+impl Advertisement {
+    /// Whether both advertised keys are usable, i.e. not of small order. The asker screens
+    /// advertisements with this so one member's bad key cannot make every other abort
+    /// (spec §9.8.4); members find such a key anyway when they use it.
+    pub fn keys_usable(&self) -> bool {
+        usable_key(&self.share_key) && usable_key(&self.mask_key)
+    }
+}
+
+/// Whether an X25519 public key is not of small order: its agreement with any secret is
+/// then not all zeros (RFC 7748 §6.1). A fixed secret suffices, since a small-order point
+/// gives zero for every clamped scalar.
+fn usable_key(public: &[u8; 32]) -> bool {
+    x25519_dalek::StaticSecret::from([1u8; 32])
+        .diffie_hellman(&x25519_dalek::PublicKey::from(*public))
+        .was_contributory()
+}
+
 /// Shares from `from` to `to`, sealed under their share keys (spec §9.7.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SealedShares {
@@ -179,26 +202,15 @@ pub struct Unmasking {
     pub mask_seed_shares: Vec<(NodeId, [u8; 32])>,
 }
 
-/// A digest of one session's round-1 cohort (spec §9.7.3): SHA-256 of
-/// `"kith/v1/secagg/cohort" || 0x00 || postcard((cohort, threshold))`, over the signed
-/// advertisements exactly as relayed. The advertisements carry fresh per-session keys, so
-/// the digest names one session; it also proves every signer saw the same cohort.
-pub fn cohort_digest(cohort: &[SignedAdvertisement], threshold: u32) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    h.update(b"kith/v1/secagg/cohort\0");
-    h.update(encode_value(&(cohort, threshold)));
-    h.finalize().into()
-}
-
 /// The message a consistency signature covers (spec §9.7.3):
-/// `postcard((qid, asker, cohort_digest, survivors))`. Binding the cohort digest means a
-/// signature from one session can never be replayed into another with the same query id.
+/// `postcard((qid, asker, cohort_digest, survivors))` with `survivors` the bitmap. Binding
+/// the cohort digest means a signature from one session can never be replayed into another
+/// with the same query id.
 pub fn consistency_message(
     query_id: &QueryId,
     asker: &NodeId,
     cohort_digest: &[u8; 32],
-    survivors: &[NodeId],
+    survivors: &[u8],
 ) -> Vec<u8> {
     encode_value(&(query_id, asker, cohort_digest, survivors))
 }

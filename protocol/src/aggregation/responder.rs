@@ -7,10 +7,12 @@
 //!  any unexpected message, failed check or expiry ─▶ Aborted (state wiped)
 //! ```
 //!
-//! The invariant that protects this responder's contribution against a lying asker: for
-//! any member `v`, it reveals the share of `v`'s self-mask seed only if `v` is in the
-//! survivor list U3 that at least `t` members signed, and the share of `v`'s mask-key seed
-//! only if `v` is not — and it signs exactly one U3 per query.
+//! It knows only its neighbours (spec §9.8.1): it checks their advertisements against the
+//! roster, shares its secrets with them, masks against them, and counts only their
+//! signatures. The invariant that protects its neighbours against a lying asker: for any
+//! neighbour `v` whose shares it holds, it reveals the share of `v`'s self-mask seed only
+//! if `v` is in the survivor bitmap U3 that at least `t` of its own holders signed, and the
+//! share of `v`'s mask-key seed only if `v` is not — and it signs exactly one U3 per query.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -21,11 +23,14 @@ use curve25519_dalek::Scalar;
 use rand_core::CryptoRngCore;
 use zeroize::Zeroize;
 
+use super::cohort::{
+    advert_digest, bitmap, graph_seed, two_thirds, Cohort, Graph, Member, Params, MAX_COHORT,
+};
 use super::input::{Contribution, VECTOR_LEN};
 use super::keys::Context;
 use super::messages::{
-    cohort_digest, consistency_message, AbortReason, Advertisement, AggRequest, AggResponse,
-    MilliEpsilon, SealedShares, SharePair, SignedAdvertisement, Unmasking,
+    consistency_message, AbortReason, Advertisement, AggRequest, AggResponse, MilliEpsilon,
+    SealedShares, SharePair, SignedAdvertisement, Unmasking,
 };
 use super::{noise, prg, shamir};
 use crate::identity::{Identity, NodeId, SigningLabel};
@@ -49,36 +54,9 @@ pub fn effective_epsilon(
     members.into_iter().chain([request]).flatten().min()
 }
 
-/// The threshold for a cohort of `n` whose strictest minimum-cohort setting is
-/// `min_cohort`: more than two thirds, and at least the minimum (spec §9.4).
-///
-/// A lying asker that shows two survivor lists to two halves of the cohort, helped by `c`
-/// colluding members who sign both, gets both lists to `t` signatures only if
-/// `n + c ≥ 2t`. With `t = ⌊2n/3⌋ + 1` that needs `c > n/3` colluders; the price is that
-/// fewer than a third of the members may drop out.
-pub fn threshold_for(n: u32, min_cohort: u32) -> u32 {
-    (2 * n / 3 + 1).max(min_cohort)
-}
-
-/// The threshold of a cohort: [`threshold_for`] its size and the strictest minimum cohort
-/// among its members' advertisements and `own` setting.
-pub(crate) fn cohort_threshold(members: &BTreeMap<NodeId, Advertisement>, own: u32) -> u32 {
-    let strictest = members
-        .values()
-        .map(|a| a.min_cohort)
-        .max()
-        .unwrap_or(0)
-        .max(own);
-    threshold_for(members.len() as u32, strictest)
-}
-
 /// Smallest and largest ε (in thousandths) a responder accepts from an asker or a member;
 /// anything else would mean no meaningful noise, or a malformed setting (spec §9.6).
 pub const EPSILON_RANGE: core::ops::RangeInclusive<MilliEpsilon> = 10..=10_000;
-
-/// Largest cohort one aggregation admits (spec §9.8.1): beyond it the round-1 cohort list
-/// no longer fits one peer frame. Lifted by the sparse neighbour graph.
-pub const MAX_COHORT: usize = 250;
 
 /// The additive sign of `u`'s pairwise mask with `v`: + when u < v.
 pub(crate) fn mask_sign_positive(u: &NodeId, v: &NodeId) -> bool {
@@ -136,57 +114,54 @@ fn share_aad(ctx: &Context, from: &NodeId, to: &NodeId) -> Vec<u8> {
     aad
 }
 
-/// The cohort U1 as both sides check it.
-#[derive(Debug, Clone)]
-pub(crate) struct Cohort {
-    pub members: BTreeMap<NodeId, Advertisement>,
-    pub threshold: u32,
-    /// [`cohort_digest`] of the relayed list and threshold.
-    pub digest: [u8; 32],
-}
-
-impl Cohort {
-    /// Share index of `v`: its 1-based position in U1 sorted by node id.
-    pub fn index(&self, v: &NodeId) -> Option<u32> {
-        self.members
-            .keys()
-            .position(|k| k == v)
-            .map(|p| p as u32 + 1)
-    }
-
-    pub fn epsilon(&self, request: Option<MilliEpsilon>) -> Option<MilliEpsilon> {
-        effective_epsilon(request, self.members.values().map(|a| a.epsilon))
-    }
-}
-
-/// Verify a relayed cohort: every advertisement signed, for this query and asker, strictly
-/// sorted and distinct, and (if given) containing `me` with exactly `mine`.
-pub(crate) fn check_cohort(
+/// Check one relayed advertisement: signed by the member it names, for this query and
+/// asker, with a valid ε.
+pub(crate) fn check_advert(
     ctx: &Context,
-    signed: &[SignedAdvertisement],
-    mine: Option<(&NodeId, &SignedAdvertisement)>,
-) -> Result<BTreeMap<NodeId, Advertisement>, AbortReason> {
-    let mut members = BTreeMap::new();
-    let mut last: Option<NodeId> = None;
-    for s in signed {
-        let ad = s.verify().map_err(|_| AbortReason::Inconsistent)?;
-        let bad_epsilon = ad.epsilon.is_some_and(|e| !EPSILON_RANGE.contains(&e));
-        if ad.query_id != ctx.query_id
-            || ad.asker != ctx.asker
-            || last.is_some_and(|l| l >= ad.responder)
-            || bad_epsilon
-        {
-            return Err(AbortReason::Inconsistent);
-        }
-        last = Some(ad.responder);
-        members.insert(ad.responder, ad);
+    signed: &SignedAdvertisement,
+) -> Result<Advertisement, AbortReason> {
+    let ad = signed.verify().map_err(|_| AbortReason::Inconsistent)?;
+    let bad_epsilon = ad.epsilon.is_some_and(|e| !EPSILON_RANGE.contains(&e));
+    if ad.query_id != ctx.query_id || ad.asker != ctx.asker || bad_epsilon {
+        return Err(AbortReason::Inconsistent);
     }
-    if let Some((me, my_ad)) = mine {
-        if !signed.iter().any(|s| s == my_ad) || !members.contains_key(me) {
-            return Err(AbortReason::Inconsistent);
-        }
+    Ok(ad)
+}
+
+/// Whether `params` meet the floors of spec §9.8.3 for a cohort of `n` and a member with
+/// `holders` − 1 neighbours, whose own and neighbours' settings are `seen`.
+fn params_acceptable<'a>(
+    params: &Params,
+    n: usize,
+    holders: usize,
+    seen: impl Iterator<Item = &'a Advertisement> + Clone,
+) -> Result<(), AbortReason> {
+    let (t, s) = (params.threshold, params.min_survivors);
+    let floors =
+        t >= two_thirds(holders) && t as usize <= holders && s >= two_thirds(n) && s as usize <= n;
+    let settings = seen
+        .clone()
+        .all(|a| t >= a.min_cohort.min(holders as u32) && s >= a.min_cohort);
+    if !(floors && settings) {
+        return Err(AbortReason::CohortTooSmall);
     }
-    Ok(members)
+    Ok(())
+}
+
+/// Whether the session's ε is valid and at least as strict as the request and every
+/// setting seen.
+fn epsilon_acceptable<'a>(
+    params: &Params,
+    request: Option<MilliEpsilon>,
+    seen: impl Iterator<Item = &'a Advertisement>,
+) -> bool {
+    let required = effective_epsilon(request, seen.map(|a| a.epsilon));
+    match (required, params.epsilon) {
+        (_, Some(e)) if !EPSILON_RANGE.contains(&e) => false,
+        (Some(r), Some(e)) => e <= r,
+        (Some(_), None) => false,
+        (None, _) => true,
+    }
 }
 
 #[derive(Debug)]
@@ -202,7 +177,7 @@ enum State {
     Signed {
         cohort: Cohort,
         u2: BTreeSet<NodeId>,
-        survivors: Vec<NodeId>,
+        survivors: Vec<u8>,
     },
     Finished,
 }
@@ -218,6 +193,7 @@ pub struct AggResponder {
     mask_seed: Scalar,
     mask_secret: x25519_dalek::StaticSecret,
     self_seed: Scalar,
+    own_ad: Advertisement,
     advertisement: SignedAdvertisement,
     /// Shares other members sent to us (and our own), by sender.
     held: BTreeMap<NodeId, SharePair>,
@@ -261,7 +237,7 @@ impl AggResponder {
         let mask_seed = shamir::random_scalar(rng);
         let mask_secret = ctx.mask_secret(&mask_seed, &me);
         let self_seed = shamir::random_scalar(rng);
-        let advertisement = Advertisement {
+        let own_ad = Advertisement {
             version: 1,
             query_id: ctx.query_id,
             asker: ctx.asker,
@@ -270,8 +246,8 @@ impl AggResponder {
             mask_key: x25519_dalek::PublicKey::from(&mask_secret).to_bytes(),
             epsilon: settings.epsilon,
             min_cohort: settings.min_cohort,
-        }
-        .sign(identity);
+        };
+        let advertisement = own_ad.sign(identity);
         AggResponder {
             ctx,
             me,
@@ -282,6 +258,7 @@ impl AggResponder {
             mask_seed,
             mask_secret,
             self_seed,
+            own_ad,
             advertisement,
             held: BTreeMap::new(),
             deadline,
@@ -340,10 +317,11 @@ impl AggResponder {
                 State::Advertised,
                 AggRequest::ShareKeys {
                     query_id,
-                    cohort,
-                    threshold,
+                    roster,
+                    params,
+                    neighbours,
                 },
-            ) if query_id == self.ctx.query_id => self.share_keys(&cohort, threshold, rng),
+            ) if query_id == self.ctx.query_id => self.share_keys(roster, params, &neighbours, rng),
             (State::Shared { cohort }, AggRequest::MaskInput { query_id, shares })
                 if query_id == self.ctx.query_id =>
             {
@@ -385,45 +363,74 @@ impl AggResponder {
 
     fn share_keys(
         &mut self,
-        signed: &[SignedAdvertisement],
-        threshold: u32,
+        roster: Vec<[u8; 32]>,
+        params: Params,
+        neighbours: &[SignedAdvertisement],
         rng: &mut impl CryptoRngCore,
     ) -> Result<(AggResponse, State), AbortReason> {
-        let members = check_cohort(&self.ctx, signed, Some((&self.me, &self.advertisement)))?;
-        if members.len() > MAX_COHORT {
+        let n = roster.len();
+        if n > MAX_COHORT || !roster.windows(2).all(|w| w[0] < w[1]) {
             return Err(AbortReason::Inconsistent);
         }
-        let n = members.len() as u32;
-        if threshold > n || threshold < cohort_threshold(&members, self.settings.min_cohort) {
-            return Err(AbortReason::CohortTooSmall);
+        let me = roster
+            .binary_search(&advert_digest(&self.advertisement))
+            .map_err(|_| AbortReason::Inconsistent)? as u32;
+        let graph = Graph::new(&graph_seed(&roster), n, params.degree as usize)
+            .ok_or(AbortReason::Inconsistent)?;
+        let positions = graph.neighbours(me);
+        if neighbours.len() != positions.len() {
+            return Err(AbortReason::Inconsistent);
         }
-        let cohort = Cohort {
-            members,
-            threshold,
-            digest: cohort_digest(signed, threshold),
-        };
-        let xs: Vec<u32> = (1..=n).collect();
-        let mask_shares = shamir::split(&self.mask_seed, threshold as usize, &xs, rng)
-            .map_err(|_| AbortReason::CohortTooSmall)?;
-        let self_shares = shamir::split(&self.self_seed, threshold as usize, &xs, rng)
-            .map_err(|_| AbortReason::CohortTooSmall)?;
-        let mut out = Vec::with_capacity(cohort.members.len().saturating_sub(1));
-        for (i, (v, ad)) in cohort.members.iter().enumerate() {
+        let mut members = BTreeMap::from([(
+            self.me,
+            Member {
+                position: me,
+                ad: self.own_ad.clone(),
+            },
+        )]);
+        for (&p, signed) in positions.iter().zip(neighbours) {
+            if advert_digest(signed) != roster[p as usize] {
+                return Err(AbortReason::Inconsistent);
+            }
+            let ad = check_advert(&self.ctx, signed)?;
+            if members
+                .insert(ad.responder, Member { position: p, ad })
+                .is_some()
+            {
+                return Err(AbortReason::Inconsistent);
+            }
+        }
+        let seen = members.values().map(|m| &m.ad);
+        params_acceptable(&params, n, members.len(), seen.clone())?;
+        if !epsilon_acceptable(&params, self.asker_epsilon, seen) {
+            return Err(AbortReason::Inconsistent);
+        }
+        let cohort = Cohort::new(roster, graph, params, members);
+        let mut holders: Vec<(&NodeId, &Member)> = cohort.members.iter().collect();
+        holders.sort_by_key(|(_, m)| m.position);
+        let xs: Vec<u32> = holders.iter().map(|(_, m)| m.position + 1).collect();
+        let t = params.threshold as usize;
+        let mask_shares =
+            shamir::split(&self.mask_seed, t, &xs, rng).map_err(|_| AbortReason::CohortTooSmall)?;
+        let self_shares =
+            shamir::split(&self.self_seed, t, &xs, rng).map_err(|_| AbortReason::CohortTooSmall)?;
+        let mut out = Vec::with_capacity(holders.len() - 1);
+        for (i, (v, m)) in holders.iter().enumerate() {
             let pair = SharePair {
                 mask_seed: mask_shares[i].to_bytes(),
                 self_seed: self_shares[i].to_bytes(),
             };
-            if *v == self.me {
+            if **v == self.me {
                 self.held.insert(self.me, pair);
                 continue;
             }
             let key = self
                 .ctx
-                .share_key(&self.share_secret, &ad.share_key, &self.me, v)
+                .share_key(&self.share_secret, &m.ad.share_key, &self.me, v)
                 .ok_or(AbortReason::Inconsistent)?;
             out.push(SealedShares {
                 from: self.me,
-                to: *v,
+                to: **v,
                 ciphertext: seal_pair(&self.ctx, &key, &self.me, v, &pair),
             });
         }
@@ -438,10 +445,11 @@ impl AggResponder {
     ) -> Result<(AggResponse, State), AbortReason> {
         let mut u2 = BTreeSet::from([self.me]);
         for s in shares {
-            let ad = cohort
+            let ad = &cohort
                 .members
                 .get(&s.from)
-                .ok_or(AbortReason::Inconsistent)?;
+                .ok_or(AbortReason::Inconsistent)?
+                .ad;
             if s.to != self.me || s.from == self.me || !u2.insert(s.from) {
                 return Err(AbortReason::Inconsistent);
             }
@@ -453,12 +461,12 @@ impl AggResponder {
                 .ok_or(AbortReason::Inconsistent)?;
             self.held.insert(s.from, pair);
         }
-        if (u2.len() as u32) < cohort.threshold {
+        if (u2.len() as u32) < cohort.params.threshold {
             return Err(AbortReason::CohortTooSmall);
         }
         let mut y = self.input;
-        if let Some(eps) = cohort.epsilon(self.asker_epsilon) {
-            let noise = noise::noise_share(rng, eps as f64 / 1000.0, cohort.threshold);
+        if let Some(eps) = cohort.params.epsilon {
+            let noise = noise::noise_share(rng, eps as f64 / 1000.0, cohort.params.min_survivors);
             prg::add_into(&mut y, &noise);
         }
         prg::add_into(
@@ -469,7 +477,7 @@ impl AggResponder {
             ),
         );
         for v in u2.iter().filter(|v| **v != self.me) {
-            let ad = &cohort.members[v];
+            let ad = &cohort.members[v].ad;
             let seed = self
                 .ctx
                 .pairwise_seed(&self.mask_secret, &ad.mask_key, &self.me, v)
@@ -493,15 +501,20 @@ impl AggResponder {
         identity: &Identity,
         cohort: Cohort,
         u2: BTreeSet<NodeId>,
-        survivors: Vec<NodeId>,
+        survivors: Vec<u8>,
     ) -> Result<(AggResponse, State), AbortReason> {
-        let sorted = survivors.windows(2).all(|w| w[0] < w[1]);
-        if !sorted || !survivors.iter().all(|v| u2.contains(v)) || !survivors.contains(&self.me) {
+        // Survivors must have sent their masked input, so those we can check must be in u2.
+        let consistent = bitmap::is_valid(&survivors, cohort.n())
+            && cohort.survived(&survivors, &self.me)
+            && cohort
+                .members
+                .keys()
+                .all(|v| !cohort.survived(&survivors, v) || u2.contains(v));
+        if !consistent {
             return Err(AbortReason::Inconsistent);
         }
-        if (survivors.len() as u32) < cohort.threshold
-            || (survivors.len() as u32) < self.settings.min_cohort
-        {
+        let count = bitmap::count(&survivors);
+        if count < cohort.params.min_survivors || count < self.settings.min_cohort {
             return Err(AbortReason::CohortTooSmall);
         }
         let message = consistency_message(
@@ -525,7 +538,7 @@ impl AggResponder {
         &mut self,
         cohort: &Cohort,
         u2: &BTreeSet<NodeId>,
-        survivors: &[NodeId],
+        survivors: &[u8],
         signatures: &[(NodeId, crate::identity::Signature)],
     ) -> Result<(AggResponse, State), AbortReason> {
         let message = consistency_message(
@@ -536,7 +549,8 @@ impl AggResponder {
         );
         let mut signers = BTreeSet::new();
         for (v, sig) in signatures {
-            if !survivors.contains(v) || !signers.insert(*v) {
+            // Only this member's and its neighbours' signatures count, and only survivors'.
+            if !cohort.survived(survivors, v) || !signers.insert(*v) {
                 return Err(AbortReason::Inconsistent);
             }
             v.verify(
@@ -547,10 +561,9 @@ impl AggResponder {
             )
             .map_err(|_| AbortReason::Inconsistent)?;
         }
-        if (signers.len() as u32) < cohort.threshold {
+        if (signers.len() as u32) < cohort.params.threshold {
             return Err(AbortReason::Inconsistent);
         }
-        let in_u3: BTreeSet<&NodeId> = survivors.iter().collect();
         let mut reply = Unmasking {
             self_seed_shares: Vec::new(),
             mask_seed_shares: Vec::new(),
@@ -559,7 +572,7 @@ impl AggResponder {
             let Some(pair) = self.held.get(v) else {
                 continue;
             };
-            if in_u3.contains(v) {
+            if cohort.survived(survivors, v) {
                 reply.self_seed_shares.push((*v, pair.self_seed));
             } else {
                 reply.mask_seed_shares.push((*v, pair.mask_seed));

@@ -1,0 +1,592 @@
+//! The cohort of one aggregation: its roster, its neighbour graph and its public parameters
+//! (spec §9.8.1).
+//!
+//! Every member shares its secrets with, and masks its input against, its **neighbours**
+//! only. Up to [`DENSE_MAX`] members the graph is complete (Bonawitz et al., CCS 2017).
+//! Above, each member has [`degree`]`(n)` neighbours in a Harary graph over a random
+//! cycle (SecAgg+, Bell et al., CCS 2020), so a responder's public-key and field work
+//! grows with its neighbourhood, not with the cohort. The cycle is drawn from a seed that
+//! hashes every member's signed advertisement: the responders chose the keys inside, so
+//! no single party picks the graph (spec §11.16 says what an asker can still do).
+//!
+//! The **roster** names the cohort: the digests of the members' signed advertisements,
+//! strictly ascending. A member's **position** is its place in the roster (0-based); its
+//! Shamir share index is `position + 1`.
+
+use std::collections::BTreeMap;
+
+use chacha20::cipher::{KeyIvInit, StreamCipher};
+use chacha20::ChaCha20;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::messages::{AggRequest, MilliEpsilon, SignedAdvertisement};
+use crate::identity::NodeId;
+use crate::message::QueryId;
+use crate::wire::encode_value;
+
+/// Largest cohort one aggregation admits (spec §9.8.1): a member's round-1 request, the
+/// roster plus its neighbours' advertisements, must fit one peer frame (§5.1).
+pub const MAX_COHORT: usize = 1000;
+
+/// Largest cohort the reference asker aggregates over the complete graph; above it, it
+/// uses the sparse graph. An asker policy, not a rule: members accept either graph
+/// whenever [`degree_admissible`]. Chosen by measurement (spec §11.16): at 100 members a
+/// responder's four rounds cost 37 ms in the complete graph and 10 ms in the sparse one,
+/// cheap enough to keep the complete graph's guarantees, which depend neither on chance
+/// nor on the roster the asker picks; at 1000 members they cost 601 ms against 40 ms.
+pub const DENSE_MAX: usize = 100;
+
+/// Smallest cohort that may use a sparse graph.
+pub const SPARSE_FROM: usize = 51;
+
+/// Degrees of sparse cohorts: `(largest n, degree)`. Each is the smallest even degree
+/// such that, for every `n` from the row before up to its bound, with a tenth of the
+/// cohort colluding with the asker and a tenth dropping out, at random, the chance that
+/// some member's neighbourhood holds enough colluders to unmask it is at most 2⁻⁴⁰ and
+/// the chance that some neighbourhood keeps too few survivors to unmask at most 2⁻²⁰
+/// (spec §11.16; checked by a test).
+pub const SPARSE_DEGREES: [(usize, usize); 11] = [
+    (75, 22),
+    (100, 30),
+    (150, 44),
+    (200, 56),
+    (250, 68),
+    (300, 74),
+    (400, 86),
+    (500, 98),
+    (600, 104),
+    (750, 110),
+    (1000, 116),
+];
+
+/// The degree of the sparse graph for a cohort of `n`; `None` if `n` is below
+/// [`SPARSE_FROM`] or above [`MAX_COHORT`].
+pub fn sparse_degree(n: usize) -> Option<usize> {
+    if n < SPARSE_FROM {
+        return None;
+    }
+    SPARSE_DEGREES
+        .iter()
+        .find(|(max, _)| n <= *max)
+        .map(|(_, k)| *k)
+}
+
+/// Whether a cohort of `n` may use graphs of this degree: the complete graph (`n − 1`), or
+/// the sparse graph of [`sparse_degree`]. Nothing in between, so an asker has at most two
+/// graphs to choose from for one roster.
+pub fn degree_admissible(n: usize, degree: usize) -> bool {
+    (1..=MAX_COHORT).contains(&n) && (degree + 1 == n || Some(degree) == sparse_degree(n))
+}
+
+/// The reference asker's choice: complete up to [`DENSE_MAX`], sparse above.
+pub fn reference_degree(n: usize) -> Option<usize> {
+    match n {
+        0 => None,
+        1..=DENSE_MAX => Some(n - 1),
+        _ => sparse_degree(n),
+    }
+}
+
+/// More than two thirds of `m` (spec §9.4).
+pub fn two_thirds(m: usize) -> u32 {
+    (2 * m / 3 + 1) as u32
+}
+
+/// The public parameters of a session, fixed by the asker in round 1 and checked by every
+/// member against what it can see (spec §9.8.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Params {
+    /// Neighbours per member: `n − 1` for the complete graph, else the sparse degree.
+    pub degree: u32,
+    /// Shamir threshold `t`: shares needed to rebuild a member's secret, among the
+    /// member and its neighbours.
+    pub threshold: u32,
+    /// Smallest survivor list members accept; the noise is calibrated to it.
+    pub min_survivors: u32,
+    /// The effective ε the members add noise for (None: no noise).
+    pub epsilon: Option<MilliEpsilon>,
+}
+
+impl Params {
+    /// What the reference asker chooses for a cohort of `n` (1 ≤ n ≤ [`MAX_COHORT`]) whose
+    /// strictest minimum cohort is `min_cohort` (≤ n) and whose effective ε is `epsilon`.
+    pub fn choose(n: usize, min_cohort: u32, epsilon: Option<MilliEpsilon>) -> Params {
+        let degree = reference_degree(n).unwrap_or(0);
+        Self::with_degree(n, degree, min_cohort, epsilon)
+    }
+
+    /// The same with a given degree (see [`degree_admissible`]).
+    pub fn with_degree(
+        n: usize,
+        degree: usize,
+        min_cohort: u32,
+        epsilon: Option<MilliEpsilon>,
+    ) -> Params {
+        let holders = degree + 1;
+        Params {
+            degree: degree as u32,
+            threshold: two_thirds(holders).max(min_cohort.min(holders as u32)),
+            min_survivors: two_thirds(n).max(min_cohort),
+            epsilon,
+        }
+    }
+}
+
+/// SHA-256 of `"kith/v1/secagg/advert" || 0x00 || postcard(signed)`: a member's entry in
+/// the roster.
+pub fn advert_digest(signed: &SignedAdvertisement) -> [u8; 32] {
+    labelled_hash(b"kith/v1/secagg/advert\0", &encode_value(signed))
+}
+
+/// SHA-256 of `"kith/v1/secagg/cohort" || 0x00 || postcard((roster, params))`: names one
+/// session and is bound into every consistency signature (spec §9.7.3).
+pub fn cohort_digest(roster: &[[u8; 32]], params: &Params) -> [u8; 32] {
+    labelled_hash(b"kith/v1/secagg/cohort\0", &encode_value(&(roster, params)))
+}
+
+/// SHA-256 of `"kith/v1/secagg/graph" || 0x00 || roster[0] || … || roster[n−1]`.
+pub fn graph_seed(roster: &[[u8; 32]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"kith/v1/secagg/graph\0");
+    for entry in roster {
+        h.update(entry);
+    }
+    h.finalize().into()
+}
+
+fn labelled_hash(label: &[u8], body: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(label);
+    h.update(body);
+    h.finalize().into()
+}
+
+/// Uniform draws from the ChaCha20 keystream of a seed (key = seed, nonce 0, counter 0),
+/// read as little-endian u32 words.
+struct Words {
+    cipher: ChaCha20,
+    block: [u8; 64],
+    used: usize,
+}
+
+impl Words {
+    fn new(seed: &[u8; 32]) -> Self {
+        Words {
+            cipher: ChaCha20::new(seed.into(), &[0u8; 12].into()),
+            block: [0; 64],
+            used: 64,
+        }
+    }
+
+    fn next(&mut self) -> u32 {
+        if self.used == 64 {
+            self.block = [0; 64];
+            self.cipher.apply_keystream(&mut self.block);
+            self.used = 0;
+        }
+        let w = &self.block[self.used..self.used + 4];
+        self.used += 4;
+        u32::from_le_bytes([w[0], w[1], w[2], w[3]])
+    }
+
+    /// Uniform in `0..bound` by rejection: words at or above the largest multiple of
+    /// `bound` that fits in 2³² are drawn again.
+    fn below(&mut self, bound: u32) -> u32 {
+        let limit = (1u64 << 32) - (1u64 << 32) % bound as u64;
+        loop {
+            let w = self.next();
+            if (w as u64) < limit {
+                return w % bound;
+            }
+        }
+    }
+}
+
+/// The neighbour graph of a cohort of `n` (spec §9.8.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Graph {
+    n: usize,
+    degree: usize,
+    /// Member position at each place on the cycle (empty for the complete graph).
+    cycle: Vec<u32>,
+    /// Place on the cycle of each member position.
+    place: Vec<u32>,
+}
+
+impl Graph {
+    /// The graph of a cohort of `n` with graph seed `seed`; `None` unless
+    /// [`degree_admissible`].
+    pub fn new(seed: &[u8; 32], n: usize, degree: usize) -> Option<Graph> {
+        if !degree_admissible(n, degree) {
+            return None;
+        }
+        if degree + 1 == n {
+            return Some(Graph {
+                n,
+                degree,
+                cycle: Vec::new(),
+                place: Vec::new(),
+            });
+        }
+        // Fisher–Yates from the last place down.
+        let mut cycle: Vec<u32> = (0..n as u32).collect();
+        let mut words = Words::new(seed);
+        for i in (1..n).rev() {
+            let j = words.below(i as u32 + 1) as usize;
+            cycle.swap(i, j);
+        }
+        let mut place = vec![0u32; n];
+        for (p, &member) in cycle.iter().enumerate() {
+            place[member as usize] = p as u32;
+        }
+        Some(Graph {
+            n,
+            degree,
+            cycle,
+            place,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    pub fn degree(&self) -> usize {
+        self.degree
+    }
+
+    /// The member position at each place of the cycle (empty for the complete graph).
+    pub fn cycle(&self) -> &[u32] {
+        &self.cycle
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.cycle.is_empty()
+    }
+
+    /// The neighbours of the member at `position`, ascending, without itself.
+    pub fn neighbours(&self, position: u32) -> Vec<u32> {
+        if self.is_complete() {
+            return (0..self.n as u32).filter(|p| *p != position).collect();
+        }
+        let n = self.n as i64;
+        let here = self.place[position as usize] as i64;
+        let half = (self.degree / 2) as i64;
+        let mut out: Vec<u32> = (1..=half)
+            .flat_map(|d| [here + d, here - d])
+            .map(|p| self.cycle[p.rem_euclid(n) as usize])
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Whether the members at positions `a` and `b` (distinct) are neighbours.
+    pub fn adjacent(&self, a: u32, b: u32) -> bool {
+        if a == b {
+            return false;
+        }
+        if self.is_complete() {
+            return true;
+        }
+        let (pa, pb) = (self.place[a as usize], self.place[b as usize]);
+        let d = pa.abs_diff(pb) as usize;
+        d.min(self.n - d) <= self.degree / 2
+    }
+}
+
+/// The survivor list U3 as a bitmap over roster positions (spec §9.7.3): byte `p / 8`, bit
+/// `p % 8` (least significant first) is set iff the member at position `p` survived;
+/// `⌈n/8⌉` bytes, bits past `n` clear.
+pub mod bitmap {
+    pub fn from_positions(n: usize, positions: impl IntoIterator<Item = u32>) -> Vec<u8> {
+        let mut bits = vec![0u8; n.div_ceil(8)];
+        for p in positions {
+            bits[p as usize / 8] |= 1 << (p % 8);
+        }
+        bits
+    }
+
+    pub fn contains(bits: &[u8], p: u32) -> bool {
+        bits.get(p as usize / 8)
+            .is_some_and(|b| b & (1 << (p % 8)) != 0)
+    }
+
+    /// Whether `bits` is a well-formed bitmap for `n` members.
+    pub fn is_valid(bits: &[u8], n: usize) -> bool {
+        bits.len() == n.div_ceil(8)
+            && (n % 8 == 0 || bits.last().is_none_or(|last| last >> (n % 8) == 0))
+    }
+
+    pub fn count(bits: &[u8]) -> u32 {
+        bits.iter().map(|b| b.count_ones()).sum()
+    }
+}
+
+/// The asker's plan of a session (spec §9.8.4): the roster of U1, its graph and parameters,
+/// and what each member is sent in round 1. Public so that tests and other askers can build
+/// (and tamper with) round-1 requests.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub roster: Vec<[u8; 32]>,
+    pub graph: Graph,
+    pub params: Params,
+    /// Node id and signed advertisement of each member, by roster position.
+    pub members: Vec<(NodeId, SignedAdvertisement)>,
+}
+
+impl Plan {
+    /// Order `members` (node id, its signed advertisement) into a roster; `None` when there
+    /// are none, more than [`MAX_COHORT`], or two equal advertisements.
+    pub fn new(members: Vec<(NodeId, SignedAdvertisement)>, params: Params) -> Option<Plan> {
+        let mut entries: Vec<([u8; 32], (NodeId, SignedAdvertisement))> = members
+            .into_iter()
+            .map(|m| (advert_digest(&m.1), m))
+            .collect();
+        entries.sort_by_key(|e| e.0);
+        if entries.windows(2).any(|w| w[0].0 == w[1].0) {
+            return None;
+        }
+        let roster: Vec<[u8; 32]> = entries.iter().map(|e| e.0).collect();
+        let graph = Graph::new(&graph_seed(&roster), roster.len(), params.degree as usize)?;
+        Some(Plan {
+            roster,
+            graph,
+            params,
+            members: entries.into_iter().map(|e| e.1).collect(),
+        })
+    }
+
+    pub fn position(&self, v: &NodeId) -> Option<u32> {
+        self.members
+            .iter()
+            .position(|m| m.0 == *v)
+            .map(|p| p as u32)
+    }
+
+    /// The neighbours of the member at `position`, by node id, in roster order.
+    pub fn neighbours(&self, position: u32) -> Vec<NodeId> {
+        let ids = self.graph.neighbours(position);
+        ids.into_iter()
+            .map(|q| self.members[q as usize].0)
+            .collect()
+    }
+
+    /// The round-1 request for the member at `position`.
+    pub fn share_keys(&self, query_id: QueryId, position: u32) -> AggRequest {
+        AggRequest::ShareKeys {
+            query_id,
+            roster: self.roster.clone(),
+            params: self.params,
+            neighbours: self
+                .graph
+                .neighbours(position)
+                .into_iter()
+                .map(|q| self.members[q as usize].1.clone())
+                .collect(),
+        }
+    }
+
+    /// The survivor bitmap of `survivors`.
+    pub fn survivor_bits<'a>(&self, survivors: impl IntoIterator<Item = &'a NodeId>) -> Vec<u8> {
+        let positions: Vec<u32> = survivors
+            .into_iter()
+            .filter_map(|v| self.position(v))
+            .collect();
+        bitmap::from_positions(self.roster.len(), positions)
+    }
+
+    pub fn digest(&self) -> [u8; 32] {
+        cohort_digest(&self.roster, &self.params)
+    }
+}
+
+/// One member of a cohort as a party sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Member {
+    pub position: u32,
+    pub ad: super::messages::Advertisement,
+}
+
+/// What one party knows of a session's cohort: the asker knows every member, a responder
+/// itself and its neighbours.
+#[derive(Debug, Clone)]
+pub(crate) struct Cohort {
+    pub roster: Vec<[u8; 32]>,
+    pub graph: Graph,
+    pub params: Params,
+    pub digest: [u8; 32],
+    pub members: BTreeMap<NodeId, Member>,
+}
+
+impl Cohort {
+    pub fn new(
+        roster: Vec<[u8; 32]>,
+        graph: Graph,
+        params: Params,
+        members: BTreeMap<NodeId, Member>,
+    ) -> Cohort {
+        let digest = cohort_digest(&roster, &params);
+        Cohort {
+            roster,
+            graph,
+            params,
+            digest,
+            members,
+        }
+    }
+
+    pub fn n(&self) -> usize {
+        self.roster.len()
+    }
+
+    pub fn position(&self, v: &NodeId) -> Option<u32> {
+        self.members.get(v).map(|m| m.position)
+    }
+
+    /// Shamir share index of `v`.
+    pub fn index(&self, v: &NodeId) -> Option<u32> {
+        self.position(v).map(|p| p + 1)
+    }
+
+    pub fn survivor_bits(&self, survivors: &[NodeId]) -> Vec<u8> {
+        bitmap::from_positions(self.n(), survivors.iter().filter_map(|v| self.position(v)))
+    }
+
+    pub fn survived(&self, bits: &[u8], v: &NodeId) -> bool {
+        self.position(v).is_some_and(|p| bitmap::contains(bits, p))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn degrees_cover_every_admissible_cohort() {
+        assert_eq!(reference_degree(0), None);
+        assert_eq!(reference_degree(1), Some(0));
+        assert_eq!(reference_degree(DENSE_MAX), Some(DENSE_MAX - 1));
+        assert_eq!(reference_degree(DENSE_MAX + 1), Some(44));
+        assert_eq!(reference_degree(MAX_COHORT), Some(116));
+        assert_eq!(reference_degree(MAX_COHORT + 1), None);
+        assert_eq!(sparse_degree(SPARSE_FROM - 1), None);
+        assert!(degree_admissible(100, 99) && degree_admissible(100, 30));
+        assert!(!degree_admissible(100, 32) && !degree_admissible(40, 12));
+        assert!(!degree_admissible(0, 0) && !degree_admissible(1001, 116));
+        for n in SPARSE_FROM..=MAX_COHORT {
+            let k = sparse_degree(n).unwrap();
+            assert!(k % 2 == 0 && k + 1 < n, "n = {n}");
+            assert_eq!(
+                reference_degree(n).unwrap(),
+                if n <= DENSE_MAX { n - 1 } else { k }
+            );
+        }
+    }
+
+    #[test]
+    fn sparse_graph_is_regular_symmetric_and_seeded() {
+        for n in [51usize, 101, 150, 333, 1000] {
+            let k = sparse_degree(n).unwrap();
+            let g = Graph::new(&[n as u8; 32], n, k).unwrap();
+            assert!(!g.is_complete());
+            for p in 0..n as u32 {
+                let ns = g.neighbours(p);
+                assert_eq!(ns.len(), g.degree(), "regular");
+                assert!(ns.windows(2).all(|w| w[0] < w[1]) && !ns.contains(&p));
+                for q in &ns {
+                    assert!(g.adjacent(p, *q) && g.adjacent(*q, p), "symmetric");
+                }
+            }
+            let edges: usize = (0..n as u32)
+                .map(|p| (0..n as u32).filter(|q| g.adjacent(p, *q)).count())
+                .sum();
+            assert_eq!(edges, n * g.degree());
+            assert_ne!(g, Graph::new(&[n as u8 + 1; 32], n, k).unwrap());
+        }
+        assert!(
+            Graph::new(&[0; 32], 7, 4).is_none(),
+            "7 is too small for a sparse graph"
+        );
+        let g = Graph::new(&[0; 32], 7, 6).unwrap();
+        assert!(g.is_complete());
+        assert_eq!(g.neighbours(3), vec![0, 1, 2, 4, 5, 6]);
+    }
+
+    #[test]
+    fn bitmaps_round_trip_and_reject_padding() {
+        let bits = bitmap::from_positions(10, [0, 3, 9]);
+        assert_eq!(bits, vec![0b0000_1001, 0b0000_0010]);
+        assert!(bitmap::is_valid(&bits, 10));
+        assert!(!bitmap::is_valid(&bits, 9), "bit 9 is past n = 9");
+        assert!(!bitmap::is_valid(&bits, 17));
+        assert!(bitmap::contains(&bits, 9) && !bitmap::contains(&bits, 8));
+        assert_eq!(bitmap::count(&bits), 3);
+        assert!(bitmap::is_valid(&[0xff], 8));
+    }
+
+    #[test]
+    fn params_meet_both_floors() {
+        let p = Params::choose(31, 5, None);
+        assert_eq!((p.threshold, p.min_survivors), (21, 21));
+        let p = Params::choose(9, 8, Some(1000));
+        assert_eq!((p.threshold, p.min_survivors), (8, 8));
+        let p = Params::choose(1000, 5, None);
+        assert_eq!((p.threshold, p.min_survivors), (79, 667));
+        let p = Params::choose(1000, 200, None);
+        assert_eq!(
+            (p.threshold, p.min_survivors),
+            (117, 667),
+            "t is capped at k + 1"
+        );
+        let p = Params::with_degree(100, 30, 5, None);
+        assert_eq!((p.degree, p.threshold, p.min_survivors), (30, 21, 67));
+    }
+
+    /// The degree table meets its stated bounds (spec §11.16): for every sparse `n`, with
+    /// `c = ⌊n/10⌋` colluders and `d = ⌊n/10⌋` dropouts placed at random, the union bound over
+    /// members of P[a neighbourhood holds ≥ 2t − h colluders] ≤ 2⁻⁴⁰ and of P[more than
+    /// h − t of its neighbours drop out] ≤ 2⁻²⁰, and no smaller even degree meets both.
+    #[test]
+    fn sparse_degrees_meet_their_bounds() {
+        let ln_factorial: Vec<f64> = std::iter::once(0.0)
+            .chain((1..=MAX_COHORT).scan(0.0, |acc, i| {
+                *acc += (i as f64).ln();
+                Some(*acc)
+            }))
+            .collect();
+        let ln_choose =
+            |n: usize, k: usize| ln_factorial[n] - ln_factorial[k] - ln_factorial[n - k];
+        // P[X ≥ x] for X hypergeometric: k draws from N with K marked.
+        let tail = |big_n: usize, big_k: usize, k: usize, x: usize| -> f64 {
+            (x..=big_k.min(k))
+                .map(|i| {
+                    (ln_choose(big_k, i) + ln_choose(big_n - big_k, k - i) - ln_choose(big_n, k))
+                        .exp()
+                })
+                .sum()
+        };
+        let meets = |n: usize, k: usize| {
+            let h = k + 1;
+            let t = two_thirds(h) as usize;
+            let bad = n / 10;
+            let private = n as f64 * tail(n - 1, bad, k, 2 * t - h) <= 2f64.powi(-40);
+            let live = n as f64 * tail(n - 1, bad, k, h - t + 1) <= 2f64.powi(-20);
+            private && live
+        };
+        let mut lower = SPARSE_FROM - 1;
+        for (upper, k) in SPARSE_DEGREES {
+            let mut tight = false;
+            for n in lower + 1..=upper {
+                assert!(meets(n, k), "degree {k} too small for n = {n}");
+                tight |= !meets(n, k - 2);
+            }
+            assert!(tight, "degree {k} for n ≤ {upper} could be smaller");
+            lower = upper;
+        }
+    }
+}
