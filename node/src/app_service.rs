@@ -209,6 +209,7 @@ async fn handle(shared: &Arc<Shared>, req: AppRequest) -> Result<AppResponse, Ap
             )
         }
         AppRequest::ListPending => {
+            approvals::expire_old(shared)?;
             AppResponse::Pending(store.pending_requests().map_err(internal)?)
         }
         AppRequest::Approve { id } => AppResponse::Decided(approvals::approve(shared, id).await?),

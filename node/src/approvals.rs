@@ -80,7 +80,19 @@ fn internal(e: impl std::fmt::Display) -> AppError {
     err(AppErrorCode::Internal, e)
 }
 
+/// Mark requests older than the asker's update window as `expired` (spec §8.5.1): an
+/// approval could no longer be delivered.
+pub(crate) fn expire_old(shared: &Shared) -> Result<(), AppError> {
+    let now = unix_now();
+    shared
+        .store
+        .expire_pending(now.saturating_sub(UPDATE_WINDOW_SECS), now)
+        .map_err(internal)?;
+    Ok(())
+}
+
 fn pending(shared: &Shared, id: u64) -> Result<PendingRequest, AppError> {
+    expire_old(shared)?;
     let p = shared
         .store
         .pending_request(id)
@@ -214,6 +226,11 @@ pub(crate) fn deny(shared: &Shared, id: u64) -> Result<PendingRequest, AppError>
         .ok_or_else(|| internal("request vanished"))
 }
 
+/// Most late endorsements kept from one contact for one ask (spec §8.5.3), as many as one
+/// named answer may carry; more are acknowledged and dropped, so a contact cannot fill the
+/// asker's disk.
+pub const MAX_LATE_PER_CONTACT: u32 = 32;
+
 /// The asker's side: accept a late endorsement from contact `from` (spec §8.5).
 pub(crate) fn receive(shared: &Shared, from: NodeId, signed: SignedEndorsement) -> PeerResponse {
     let Ok(statement) = signed.verify_signature() else {
@@ -232,10 +249,13 @@ pub(crate) fn receive(shared: &Shared, from: NodeId, signed: SignedEndorsement) 
             return PeerResponse::Refused(Refusal::Internal);
         }
     }
-    match shared
-        .store
-        .add_late_endorsement(&statement.query_id, &from, &signed, now)
-    {
+    match shared.store.add_late_endorsement(
+        &statement.query_id,
+        &from,
+        &signed,
+        now,
+        MAX_LATE_PER_CONTACT,
+    ) {
         Ok(new) => {
             if new {
                 let name = shared.store.contact(&from).ok().flatten().map(|c| c.name);

@@ -105,6 +105,15 @@ impl Store {
         )? > 0)
     }
 
+    /// Mark every request still pending that was created before `before` as `expired`.
+    pub fn expire_pending(&self, before: u64, now: u64) -> Result<usize> {
+        Ok(self.conn().execute(
+            "UPDATE pending SET status = 'expired', decided_at = ?2
+             WHERE status = 'pending' AND created_at < ?1",
+            params![before as i64, now as i64],
+        )?)
+    }
+
     /// Put an approved request back to pending (its delivery failed).
     pub fn reopen_pending(&self, id: u64) -> Result<()> {
         self.conn().execute(
@@ -143,17 +152,21 @@ impl Store {
     }
 
     /// Store a verified late endorsement; false if it was already stored.
+    /// Keep a late endorsement unless it is a duplicate or `endorser` already has `cap`
+    /// kept for this query; whether it was kept.
     pub fn add_late_endorsement(
         &self,
         query_id: &QueryId,
         endorser: &NodeId,
         signed: &SignedEndorsement,
         now: u64,
+        cap: u32,
     ) -> Result<bool> {
         Ok(self.conn().execute(
             "INSERT OR IGNORE INTO late_endorsements (query_id, endorser, statement, signature, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![&query_id.0[..], &endorser.0[..], signed.statement, &signed.signature.0[..], now as i64],
+             SELECT ?1, ?2, ?3, ?4, ?5
+             WHERE (SELECT count(*) FROM late_endorsements WHERE query_id = ?1 AND endorser = ?2) < ?6",
+            params![&query_id.0[..], &endorser.0[..], signed.statement, &signed.signature.0[..], now as i64, cap],
         )? > 0)
     }
 
@@ -193,5 +206,70 @@ impl Store {
                 ))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn late_endorsements_are_capped_per_contact_and_query() {
+        let store = Store::open_in_memory().unwrap();
+        let (q, other_q) = (QueryId([1; 16]), QueryId([2; 16]));
+        let (bruno, chloe) = (NodeId([3; 32]), NodeId([4; 32]));
+        let signed = |i: u8| SignedEndorsement {
+            statement: vec![i],
+            signature: Signature([0; 64]),
+        };
+        for i in 0..3 {
+            assert!(store
+                .add_late_endorsement(&q, &bruno, &signed(i), 10, 3)
+                .unwrap());
+        }
+        assert!(
+            !store
+                .add_late_endorsement(&q, &bruno, &signed(9), 10, 3)
+                .unwrap(),
+            "capped"
+        );
+        assert!(
+            !store
+                .add_late_endorsement(&q, &bruno, &signed(0), 10, 9)
+                .unwrap(),
+            "duplicate"
+        );
+        assert!(store
+            .add_late_endorsement(&q, &chloe, &signed(0), 10, 3)
+            .unwrap());
+        assert!(store
+            .add_late_endorsement(&other_q, &bruno, &signed(0), 10, 3)
+            .unwrap());
+        assert_eq!(store.late_endorsements(Some(&q)).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn old_pending_requests_expire() {
+        let store = Store::open_in_memory().unwrap();
+        let item = ItemKey::parse("tag:book").unwrap();
+        let asker = NodeId([5; 32]);
+        store
+            .add_pending(&asker, &QueryId([1; 16]), &item, &item, 100)
+            .unwrap();
+        store
+            .add_pending(&asker, &QueryId([2; 16]), &item, &item, 200)
+            .unwrap();
+        assert_eq!(store.expire_pending(150, 300).unwrap(), 1);
+        let statuses: Vec<String> = store
+            .pending_requests()
+            .unwrap()
+            .into_iter()
+            .map(|p| p.status)
+            .collect();
+        assert_eq!(statuses, ["pending", "expired"]);
+        assert!(
+            !store.decide_pending(1, "approved", 300).unwrap(),
+            "expired is decided"
+        );
     }
 }
