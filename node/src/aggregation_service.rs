@@ -1,7 +1,7 @@
 //! Taking part in other nodes' aggregate asks (spec §9.8): one [`AggResponder`] per
 //! (asker, query), kept until it finishes, aborts or its deadline passes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,18 +37,52 @@ const MAX_REMEMBERED: usize = 100_000;
 
 /// A session behind its own lock: the round's crypto runs under it, not under the map's,
 /// so sessions of different asks proceed in parallel, and a duplicate of a request waits
-/// for the first copy and then gets its reply.
-type SharedSession = Arc<Mutex<Session>>;
+/// for the first copy and then gets its reply. `None` while its `Advertise` is being
+/// admitted, and after an admission that failed.
+///
+/// Lock order: a session's lock, then the map's; the map's lock is never held while
+/// waiting for a session's (only `try_lock` or a lock nobody else can hold yet).
+type SharedSession = Arc<Mutex<Option<Session>>>;
 
-fn lock_session(s: &SharedSession) -> std::sync::MutexGuard<'_, Session> {
+fn lock_session(s: &SharedSession) -> std::sync::MutexGuard<'_, Option<Session>> {
     s.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Query ids whose session was admitted, forgotten oldest first: O(1) per admission.
+#[derive(Debug, Default)]
+struct UsedIds {
+    at: HashMap<(NodeId, QueryId), Instant>,
+    order: VecDeque<((NodeId, QueryId), Instant)>,
+}
+
+impl UsedIds {
+    fn prune(&mut self, now: Instant) {
+        while let Some((key, at)) = self.order.front().copied() {
+            if now.duration_since(at) < QUERY_ID_MEMORY && self.order.len() <= MAX_REMEMBERED {
+                break;
+            }
+            self.order.pop_front();
+            self.at.remove(&key);
+        }
+    }
+
+    fn contains(&mut self, key: &(NodeId, QueryId), now: Instant) -> bool {
+        self.prune(now);
+        self.at.contains_key(key)
+    }
+
+    fn insert(&mut self, key: (NodeId, QueryId), now: Instant) {
+        self.at.insert(key, now);
+        self.order.push_back((key, now));
+        self.prune(now);
+    }
 }
 
 /// Open responder sessions, and the query ids already used by each asker.
 #[derive(Debug, Default)]
 pub(crate) struct Sessions {
     open: Mutex<HashMap<(NodeId, QueryId), SharedSession>>,
-    used: Mutex<HashMap<(NodeId, QueryId), Instant>>,
+    used: Mutex<UsedIds>,
     /// Held from the budget check to the session insert and its `answered` audit entry, so
     /// that concurrent asks cannot all pass the check before any of them is counted.
     admission: Mutex<()>,
@@ -59,28 +93,17 @@ impl Sessions {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Mark (asker, query id) as used; false if it already was (a second session for the
-    /// same query could replay round-3 signatures, spec §9.8.2).
-    fn first_use(&self, key: (NodeId, QueryId), now: Instant) -> bool {
-        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
-        used.retain(|_, at| now.duration_since(*at) < QUERY_ID_MEMORY);
-        if used.contains_key(&key) {
-            return false;
-        }
-        if used.len() >= MAX_REMEMBERED {
-            if let Some(oldest) = used.iter().min_by_key(|(_, at)| **at).map(|(k, _)| *k) {
-                used.remove(&oldest);
-            }
-        }
-        used.insert(key, now);
-        true
+    fn used(&self) -> std::sync::MutexGuard<'_, UsedIds> {
+        self.used.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Drop every session past its deadline or finished (secrets are wiped on drop). A
-    /// session busy with a round stays until the next sweep.
+    /// Drop every session past its deadline, finished, or whose admission failed (secrets
+    /// are wiped on drop). A session busy with a round stays until the next sweep.
     fn sweep(&self, now: Instant) {
         self.lock().retain(|_, s| match s.try_lock() {
-            Ok(s) => s.responder.deadline() > now && !s.responder.is_finished(),
+            Ok(s) => s
+                .as_ref()
+                .is_some_and(|s| s.responder.deadline() > now && !s.responder.is_finished()),
             Err(_) => true,
         });
     }
@@ -107,57 +130,133 @@ fn abort(reason: AbortReason) -> PeerResponse {
 /// Answer one aggregation request from `asker`, a contact.
 pub(crate) fn handle(shared: &Arc<Shared>, asker: NodeId, request: AggRequest) -> PeerResponse {
     let now = Instant::now();
-    let qid = query_id(&request);
+    let key = (asker, query_id(&request));
     let encoded = encode_value(&request);
-    let key = (asker, qid);
-    let existing = shared.agg_sessions.lock().get(&key).cloned();
-    if let Some(session) = existing {
-        let mut session = lock_session(&session);
-        if let Some((last_request, last_response)) = &session.last {
-            if *last_request == encoded {
-                return PeerResponse::Aggregate(last_response.clone());
+    let is_advertise = matches!(request, AggRequest::Advertise { .. });
+    if is_advertise {
+        shared.agg_sessions.sweep(now);
+    }
+    // Find the session, or reserve a fresh one for an Advertise, locked before anyone else
+    // can see it, so that a copy of the same Advertise waits for our reply.
+    let fresh: SharedSession = Arc::new(Mutex::new(None));
+    let mut reserved = None;
+    let existing = {
+        let mut open = shared.agg_sessions.lock();
+        match open.get(&key) {
+            Some(s) => Some(s.clone()),
+            None if !is_advertise => return abort(AbortReason::UnexpectedRound),
+            // A query id whose session already ran: a second session could replay its
+            // round-3 signatures (spec §9.8.2).
+            None if shared.agg_sessions.used().contains(&key, now) => {
+                return abort(AbortReason::UnexpectedRound)
+            }
+            None => {
+                reserved = Some(lock_session(&fresh));
+                open.insert(key, fresh.clone());
+                None
             }
         }
-        if session.responder.deadline() <= now {
-            shared.agg_sessions.remove(&key);
-            return abort(AbortReason::Expired);
-        }
-        if matches!(request, AggRequest::Advertise { .. }) {
-            // The same query id with other parameters: a replay or a lie.
-            shared.agg_sessions.remove(&key);
-            return abort(AbortReason::UnexpectedRound);
-        }
-        let response = session
-            .responder
-            .handle(&shared.identity, request, &mut OsRng, now);
-        if matches!(response, AggResponse::Abort(_)) {
-            shared.agg_sessions.remove(&key);
-        } else {
-            session.last = Some((encoded, response.clone()));
-        }
-        return PeerResponse::Aggregate(response);
+    };
+    if let Some(session) = existing {
+        return continue_session(shared, key, &session, request, encoded, now);
     }
-    shared.agg_sessions.sweep(now);
+    let mut slot = reserved.expect("reserved above");
+    match admit(shared, asker, request, &encoded, now) {
+        Admission::Admitted {
+            session,
+            response,
+            after,
+        } => {
+            *slot = Some(*session);
+            shared.agg_sessions.used().insert(key, now);
+            drop(slot);
+            after(shared);
+            response
+        }
+        Admission::Declined(response) => {
+            shared.agg_sessions.remove(&key);
+            response
+        }
+    }
+}
+
+/// A request for a session that exists (or is being admitted by a copy of its Advertise).
+fn continue_session(
+    shared: &Arc<Shared>,
+    key: (NodeId, QueryId),
+    session: &SharedSession,
+    request: AggRequest,
+    encoded: Vec<u8>,
+    now: Instant,
+) -> PeerResponse {
+    let mut guard = lock_session(session);
+    let Some(session) = guard.as_mut() else {
+        // Its admission failed: the copy that opened it got the real answer.
+        return abort(AbortReason::UnexpectedRound);
+    };
+    if let Some((last_request, last_response)) = &session.last {
+        if *last_request == encoded {
+            return PeerResponse::Aggregate(last_response.clone());
+        }
+    }
+    if session.responder.deadline() <= now {
+        shared.agg_sessions.remove(&key);
+        return abort(AbortReason::Expired);
+    }
+    if matches!(request, AggRequest::Advertise { .. }) {
+        // The same query id with other parameters: a replay or a lie.
+        shared.agg_sessions.remove(&key);
+        return abort(AbortReason::UnexpectedRound);
+    }
+    let response = session
+        .responder
+        .handle(&shared.identity, request, &mut OsRng, now);
+    if matches!(response, AggResponse::Abort(_)) {
+        shared.agg_sessions.remove(&key);
+    } else {
+        session.last = Some((encoded, response.clone()));
+    }
+    PeerResponse::Aggregate(response)
+}
+
+/// What happens after a session is admitted and unlocked: its pending approvals.
+type AfterAdmission = Box<dyn FnOnce(&Arc<Shared>)>;
+
+/// The outcome of round 0 for a reserved session.
+enum Admission {
+    Admitted {
+        session: Box<Session>,
+        response: PeerResponse,
+        after: AfterAdmission,
+    },
+    Declined(PeerResponse),
+}
+
+/// Round 0 for a reserved session: budget, the named answer and the responder's keys.
+fn admit(
+    shared: &Arc<Shared>,
+    asker: NodeId,
+    request: AggRequest,
+    encoded: &[u8],
+    now: Instant,
+) -> Admission {
     let AggRequest::Advertise {
         query_id,
         item,
         epsilon,
     } = request
     else {
-        return abort(AbortReason::UnexpectedRound);
+        unreachable!("only an Advertise opens a session");
     };
     if epsilon.is_some_and(|e| !EPSILON_RANGE.contains(&e)) {
-        return abort(AbortReason::Inconsistent);
-    }
-    if !shared.agg_sessions.first_use((asker, query_id), now) {
-        return abort(AbortReason::UnexpectedRound);
+        return Admission::Declined(abort(AbortReason::Inconsistent));
     }
     let contact = match shared.store.contact(&asker) {
         Ok(Some(c)) => c,
-        Ok(None) => return PeerResponse::Refused(Refusal::NotAContact),
+        Ok(None) => return Admission::Declined(PeerResponse::Refused(Refusal::NotAContact)),
         Err(e) => {
             tracing::error!("store: {e}");
-            return PeerResponse::Refused(Refusal::Internal);
+            return Admission::Declined(PeerResponse::Refused(Refusal::Internal));
         }
     };
     let _admission = shared
@@ -174,13 +273,14 @@ pub(crate) fn handle(shared: &Arc<Shared>, asker: NodeId, request: AggRequest) -
     );
     let (endorsements, policy, mine, asked_today) = match loaded {
         (Ok(e), Ok(p), Ok(s), Ok(n)) => (e, p, s, n),
-        _ => return PeerResponse::Refused(Refusal::Internal),
+        _ => return Admission::Declined(PeerResponse::Refused(Refusal::Internal)),
     };
+    // Sessions open for this asker, other than the one being admitted.
     let open_for_asker = shared
         .agg_sessions
         .lock()
         .keys()
-        .filter(|(a, _)| *a == asker)
+        .filter(|(a, q)| *a == asker && *q != query_id)
         .count();
     let limit = if asked_today >= mine.asks_per_day {
         Some(format!(
@@ -202,7 +302,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, asker: NodeId, request: AggRequest) -
             item: Some(item.to_string()),
             detail: format!("declined: {why}"),
         });
-        return abort(AbortReason::RateLimited);
+        return Admission::Declined(abort(AbortReason::RateLimited));
     }
     let query = Query {
         query_id,
@@ -235,20 +335,8 @@ pub(crate) fn handle(shared: &Arc<Shared>, asker: NodeId, request: AggRequest) -
         answer,
         advertisement: responder.advertisement().clone(),
     };
-    {
-        let mut open = shared.agg_sessions.lock();
-        if let Some(first) = open.get(&(asker, query_id)) {
-            // A copy of this Advertise raced us here: the first session stands, and its
-            // reply is the reply (no second session, no second audit entry).
-            return match &lock_session(first).last {
-                Some((req, resp)) if *req == encoded => PeerResponse::Aggregate(resp.clone()),
-                _ => abort(AbortReason::UnexpectedRound),
-            };
-        }
-        let last = Some((encoded, response.clone()));
-        let session = Arc::new(Mutex::new(Session { responder, last }));
-        open.insert((asker, query_id), session);
-    }
+    // The `answered` entry is written before the admission lock is released, so the next
+    // budget check counts it.
     shared.audit(AuditEvent {
         event: "answered",
         peer: Some(asker),
@@ -256,6 +344,16 @@ pub(crate) fn handle(shared: &Arc<Shared>, asker: NodeId, request: AggRequest) -
         item: Some(item.to_string()),
         detail: format!("{}; counted in an aggregate", disclosure.describe()),
     });
-    crate::approvals::record_after_reply(shared, asker, contact.name, query, disclosure);
-    PeerResponse::Aggregate(response)
+    let session = Session {
+        responder,
+        last: Some((encoded.to_vec(), response.clone())),
+    };
+    let after: AfterAdmission = Box::new(move |shared| {
+        crate::approvals::record_after_reply(shared, asker, contact.name, query, disclosure)
+    });
+    Admission::Admitted {
+        session: Box::new(session),
+        response: PeerResponse::Aggregate(response),
+        after,
+    }
 }

@@ -467,11 +467,12 @@ fn consistency_signatures_do_not_carry_over_to_another_session() {
     }
 }
 
-/// The same attack in a sparse graph (spec §9.8.1), with the strongest asker the bound
-/// allows: every member outside the victim's neighbourhood colludes (signs both lists),
-/// as do `c` of the victim's neighbours; the victim's honest neighbours are split between
-/// the lists. While `c < 2t − h` (h − 1 neighbours), the asker never gets `t` shares of
-/// both kinds of the victim's secrets; with more colluders it does, so the test can fail.
+/// The same split-list attack in a sparse graph (spec §9.8.1): every member outside the
+/// victim's neighbourhood colludes (signs both lists), as do `c` of the victim's
+/// neighbours; the victim's honest neighbours are split between the lists. The asker gets
+/// `t` shares of both kinds of the victim's secrets exactly when `c ≥ 2t − h`, so the test
+/// can fail either way. (A sharper attack that also shrinks the victim's own view of U2
+/// needs one colluder fewer, `2t − h − 1`; the degree table is computed for that, §11.16.)
 #[test]
 fn split_survivor_lists_in_a_sparse_graph_stay_below_the_threshold() {
     let (n, degree) = (60usize, 22usize);

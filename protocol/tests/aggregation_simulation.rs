@@ -227,7 +227,7 @@ fn sparse_cohorts_with_random_dropouts() {
     assert!(released >= 3, "most sparse runs release ({released}/4)");
 }
 
-/// n = 1000 (the cohort cap): every responder works with its 116 neighbours, but the whole
+/// n = 1000 (the cohort cap): every responder works with its 122 neighbours, but the whole
 /// simulated cohort in one process still takes about a minute, so it is left out of the
 /// default suite. Run it with
 /// `cargo test --release -p kith-protocol --test aggregation_simulation -- --include-ignored`.

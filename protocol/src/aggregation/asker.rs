@@ -39,7 +39,9 @@ pub struct AggregationParams {
     /// How long each round may wait for replies.
     pub round_timeout: Duration,
     /// Cohorts up to this size use the complete graph, larger ones the sparse graph
-    /// (spec §9.8.1); the reference uses [`super::cohort::DENSE_MAX`].
+    /// (spec §9.8.1); the reference uses [`super::cohort::DENSE_MAX`]. Above about 265
+    /// members a complete graph's `ShareKeys` no longer fits a peer frame (spec §9.7), so
+    /// larger values only make sense in one process (benchmarks).
     pub dense_max: usize,
 }
 

@@ -34,7 +34,7 @@ pub const MAX_COHORT: usize = 1000;
 /// whenever [`degree_admissible`]. Chosen by measurement (spec §11.16): at 100 members a
 /// responder's four rounds cost 37 ms in the complete graph and 10 ms in the sparse one,
 /// cheap enough to keep the complete graph's guarantees, which depend neither on chance
-/// nor on the roster the asker picks; at 1000 members they cost 601 ms against 40 ms.
+/// nor on the roster the asker picks; at 1000 members they cost 601 ms against 42 ms.
 pub const DENSE_MAX: usize = 100;
 
 /// Smallest cohort that may use a sparse graph.
@@ -43,21 +43,22 @@ pub const SPARSE_FROM: usize = 51;
 /// Degrees of sparse cohorts: `(largest n, degree)`. Each is the smallest even degree
 /// such that, for every `n` from the row before up to its bound, with a tenth of the
 /// cohort colluding with the asker and a tenth dropping out, at random, the chance that
-/// some member's neighbourhood holds enough colluders to unmask it is at most 2⁻⁴⁰ and
+/// some member's neighbourhood holds enough colluders to unmask it (`2t − h − 1`, one fewer
+/// than in the complete graph, spec §11.16) is at most 2⁻⁴⁰ and
 /// the chance that some neighbourhood keeps too few survivors to unmask at most 2⁻²⁰
 /// (spec §11.16; checked by a test).
 pub const SPARSE_DEGREES: [(usize, usize); 11] = [
     (75, 22),
-    (100, 30),
+    (100, 32),
     (150, 44),
-    (200, 56),
-    (250, 68),
-    (300, 74),
-    (400, 86),
-    (500, 98),
-    (600, 104),
-    (750, 110),
-    (1000, 116),
+    (200, 62),
+    (250, 74),
+    (300, 80),
+    (400, 92),
+    (500, 104),
+    (600, 110),
+    (750, 116),
+    (1000, 122),
 ];
 
 /// The degree of the sparse graph for a cohort of `n`; `None` if `n` is below
@@ -472,11 +473,11 @@ mod tests {
         assert_eq!(reference_degree(1), Some(0));
         assert_eq!(reference_degree(DENSE_MAX), Some(DENSE_MAX - 1));
         assert_eq!(reference_degree(DENSE_MAX + 1), Some(44));
-        assert_eq!(reference_degree(MAX_COHORT), Some(116));
+        assert_eq!(reference_degree(MAX_COHORT), Some(122));
         assert_eq!(reference_degree(MAX_COHORT + 1), None);
         assert_eq!(sparse_degree(SPARSE_FROM - 1), None);
-        assert!(degree_admissible(100, 99) && degree_admissible(100, 30));
-        assert!(!degree_admissible(100, 32) && !degree_admissible(40, 12));
+        assert!(degree_admissible(100, 99) && degree_admissible(100, 32));
+        assert!(!degree_admissible(100, 30) && !degree_admissible(40, 12));
         assert!(!degree_admissible(0, 0) && !degree_admissible(1001, 116));
         for n in SPARSE_FROM..=MAX_COHORT {
             let k = sparse_degree(n).unwrap();
@@ -536,20 +537,20 @@ mod tests {
         let p = Params::choose(9, 8, Some(1000));
         assert_eq!((p.threshold, p.min_survivors), (8, 8));
         let p = Params::choose(1000, 5, None);
-        assert_eq!((p.threshold, p.min_survivors), (79, 667));
+        assert_eq!((p.threshold, p.min_survivors), (83, 667));
         let p = Params::choose(1000, 200, None);
         assert_eq!(
             (p.threshold, p.min_survivors),
-            (117, 667),
+            (123, 667),
             "t is capped at k + 1"
         );
-        let p = Params::with_degree(100, 30, 5, None);
-        assert_eq!((p.degree, p.threshold, p.min_survivors), (30, 21, 67));
+        let p = Params::with_degree(100, 32, 5, None);
+        assert_eq!((p.degree, p.threshold, p.min_survivors), (32, 23, 67));
     }
 
     /// The degree table meets its stated bounds (spec §11.16): for every sparse `n`, with
     /// `c = ⌊n/10⌋` colluders and `d = ⌊n/10⌋` dropouts placed at random, the union bound over
-    /// members of P[a neighbourhood holds ≥ 2t − h colluders] ≤ 2⁻⁴⁰ and of P[more than
+    /// members of P[a neighbourhood holds ≥ 2t − h − 1 colluders] ≤ 2⁻⁴⁰ and of P[more than
     /// h − t of its neighbours drop out] ≤ 2⁻²⁰, and no smaller even degree meets both.
     #[test]
     fn sparse_degrees_meet_their_bounds() {
@@ -574,7 +575,7 @@ mod tests {
             let h = k + 1;
             let t = two_thirds(h) as usize;
             let bad = n / 10;
-            let private = n as f64 * tail(n - 1, bad, k, 2 * t - h) <= 2f64.powi(-40);
+            let private = n as f64 * tail(n - 1, bad, k, 2 * t - h - 1) <= 2f64.powi(-40);
             let live = n as f64 * tail(n - 1, bad, k, h - t + 1) <= 2f64.powi(-20);
             private && live
         };
