@@ -4,13 +4,15 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use kith_protocol::app::{
-    AnswerUpdate, AppErrorCode, AppRequest, AppResponse, AskResult, AuditEntry, ContactInfo,
-    InviteCreated, NodeStatus, PendingRequest, PolicyEntry, SubjectRef,
+    AnswerUpdate, AppErrorCode, AppInfo, AppRequest, AppResponse, AppScope, AskResult, AuditEntry,
+    ContactInfo, InviteCode, InviteCreated, NodeStatus, PairingCreated, PendingRequest,
+    PolicyEntry, SubjectRef,
 };
 use kith_protocol::frame::MAX_APP_FRAME;
+use kith_protocol::pairing::PairingCode;
 use kith_protocol::wire::{decode_message, encode_message};
 use kith_protocol::{
-    Endorsement, ItemKey, ItemPattern, NodeId, QueryId, Share, ALPN_APP, TLS_SERVER_NAME,
+    Endorsement, Identity, ItemKey, ItemPattern, NodeId, QueryId, Share, ALPN_APP, TLS_SERVER_NAME,
 };
 
 use crate::credential::Credential;
@@ -66,8 +68,33 @@ impl Client {
         Self::connect(credential.api_addr, credential).await
     }
 
-    /// Send one request and wait for its response. A node error becomes [`ClientError::Node`].
-    pub async fn call(
+    /// Pair a new app with the node at `addr` using a one-time `code` from
+    /// `kith apps pair` (spec §10.5): a fresh key is made for the app and registered by the
+    /// node. Save the returned credential (0600) and connect with it from then on.
+    pub async fn pair(
+        addr: SocketAddr,
+        code: &str,
+    ) -> Result<(Self, Credential, AppInfo), ClientError> {
+        let parsed =
+            PairingCode::from_text(code).map_err(|e| ClientError::PairingRefused(e.to_string()))?;
+        let credential = Credential {
+            node: parsed.node,
+            api_addr: addr,
+            identity: Identity::generate(&mut rand_core::OsRng),
+        };
+        let client = Self::connect(addr, &credential).await?;
+        let request = AppRequest::Pair {
+            code: InviteCode(code.trim().to_string()),
+        };
+        match client.call_raw(&request, REQUEST_TIMEOUT).await? {
+            AppResponse::App(info) => Ok((client, credential, info)),
+            AppResponse::Error(e) => Err(ClientError::PairingRefused(e.message)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Send one request and wait for its response, errors included.
+    async fn call_raw(
         &self,
         request: &AppRequest,
         timeout: Duration,
@@ -87,16 +114,26 @@ impl Client {
             }
             Ok(Ok(r)) => r,
         };
-        match decode_message::<AppResponse>(&reply) {
-            Ok(AppResponse::Error(e)) if e.code == AppErrorCode::Unauthorized => {
-                Err(ClientError::Unauthorized)
-            }
-            Ok(AppResponse::Error(e)) => Err(ClientError::Node {
-                code: e.code,
-                message: e.message,
+        decode_message::<AppResponse>(&reply).map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// Send one request and wait for its response. A node error becomes [`ClientError::Node`].
+    pub async fn call(
+        &self,
+        request: &AppRequest,
+        timeout: Duration,
+    ) -> Result<AppResponse, ClientError> {
+        match self.call_raw(request, timeout).await? {
+            AppResponse::Error(e) => Err(match e.code {
+                AppErrorCode::Unauthorized => ClientError::Unauthorized,
+                AppErrorCode::OutOfScope => ClientError::OutOfScope(e.message),
+                AppErrorCode::RateLimited => ClientError::RateLimited(e.message),
+                code => ClientError::Node {
+                    code,
+                    message: e.message,
+                },
             }),
-            Ok(r) => Ok(r),
-            Err(e) => Err(ClientError::Protocol(e.to_string())),
+            r => Ok(r),
         }
     }
 
@@ -307,6 +344,42 @@ impl Client {
     pub async fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, ClientError> {
         match self.call_default(AppRequest::Audit { limit }).await? {
             AppResponse::Audit(a) => Ok(a),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Owner: a one-time code (valid 10 minutes) that pairs an app named `name` with
+    /// `scope` (spec §10.5).
+    pub async fn create_pairing(
+        &self,
+        name: &str,
+        scope: AppScope,
+    ) -> Result<PairingCreated, ClientError> {
+        let request = AppRequest::CreatePairing {
+            name: name.into(),
+            scope,
+        };
+        match self.call_default(request).await? {
+            AppResponse::Pairing(p) => Ok(p),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Owner: the paired apps, revoked ones included.
+    pub async fn apps(&self) -> Result<Vec<AppInfo>, ClientError> {
+        match self.call_default(AppRequest::ListApps).await? {
+            AppResponse::Apps(a) => Ok(a),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Owner: revoke the app called `name` at once; its open connections are closed.
+    pub async fn revoke_app(&self, name: &str) -> Result<AppInfo, ClientError> {
+        match self
+            .call_default(AppRequest::RevokeApp { name: name.into() })
+            .await?
+        {
+            AppResponse::App(a) => Ok(a),
             other => Err(unexpected(other)),
         }
     }

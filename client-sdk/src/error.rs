@@ -25,4 +25,15 @@ pub enum ClientError {
     /// The request took longer than its deadline.
     #[error("the node did not answer within {0} seconds")]
     Timeout(u64),
+    /// The app's scope does not cover the request (an item it may not ask about, names for
+    /// a counts-only app, or an owner-only request).
+    #[error("out of scope: {0}")]
+    OutOfScope(String),
+    /// The app used up its daily limit of asks.
+    #[error("rate limited: {0}")]
+    RateLimited(String),
+    /// The pairing code was not accepted (malformed, unknown, expired, used, or for another
+    /// node).
+    #[error("{0}")]
+    PairingRefused(String),
 }

@@ -4,7 +4,7 @@ use std::fmt::Display;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kith_client::transport::{self, FrameReadError};
+use kith_client::transport::{self, FrameReadError, CLOSE_UNAUTHORIZED};
 use kith_protocol::app::{
     AppError, AppErrorCode, AppRequest, AppResponse, ContactInfo, NodeStatus, PolicyEntry,
     SubjectRef,
@@ -13,11 +13,11 @@ use kith_protocol::card::ContactCard;
 use kith_protocol::consent::validate_circle;
 use kith_protocol::frame::MAX_APP_FRAME;
 use kith_protocol::wire::{decode_exact, decode_message, encode_message};
-use kith_protocol::{Endorsement, PolicyRule, Subject, WireError};
+use kith_protocol::{Endorsement, NodeId, PolicyRule, Subject, WireError};
 
 use crate::node::Shared;
-use crate::store::StoredContact;
-use crate::{approvals, asking, invites, settings, unix_now};
+use crate::store::{Principal, StoredContact};
+use crate::{approvals, apps, asking, invites, settings, unix_now};
 
 /// Longest ask an app may request.
 pub const MAX_ASK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -31,20 +31,83 @@ pub(crate) fn err(code: AppErrorCode, message: impl Display) -> AppError {
     }
 }
 
-/// Serve an authenticated app connection.
-pub(crate) async fn serve(shared: Arc<Shared>, conn: quinn::Connection, app: String) {
-    tracing::debug!(%app, "app connected");
+/// Serve an app connection authenticated as `key`: the owner, a paired app, or (when
+/// `principal` is `None`) a key that may only redeem a pairing code (spec §10.5).
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    conn: quinn::Connection,
+    key: NodeId,
+    principal: Option<Principal>,
+) {
+    let principal = match principal {
+        Some(p) => p,
+        None => match pair(&shared, &conn, key).await {
+            Some(p) => p,
+            None => return,
+        },
+    };
+    tracing::debug!(app = principal.name(), "app connected");
+    shared.app_connections.add(key, conn.clone());
     loop {
         let (send, recv) = match conn.accept_bi().await {
             Ok(s) => s,
             Err(_) => return,
         };
-        let shared = shared.clone();
-        tokio::spawn(async move { respond(&shared, send, recv).await });
+        let (shared, conn, principal) = (shared.clone(), conn.clone(), principal.clone());
+        tokio::spawn(async move { respond(&shared, &conn, key, &principal, send, recv).await });
     }
 }
 
-async fn respond(shared: &Arc<Shared>, mut send: quinn::SendStream, mut recv: quinn::RecvStream) {
+/// An unknown key's one chance: a `Pair` request with a valid code. Anything else closes
+/// the connection as before pairing existed.
+async fn pair(shared: &Arc<Shared>, conn: &quinn::Connection, key: NodeId) -> Option<Principal> {
+    let unknown = || conn.close(CLOSE_UNAUTHORIZED.into(), b"unknown credential");
+    let Ok(Ok((mut send, mut recv))) =
+        tokio::time::timeout(apps::PAIRING_READ_TIMEOUT, conn.accept_bi()).await
+    else {
+        unknown();
+        return None;
+    };
+    let read = tokio::time::timeout(
+        apps::PAIRING_READ_TIMEOUT,
+        transport::read_frame(&mut recv, MAX_APP_FRAME),
+    )
+    .await;
+    let Ok(Ok(bytes)) = read else {
+        unknown();
+        return None;
+    };
+    let Ok(AppRequest::Pair { code }) = decode_message::<AppRequest>(&bytes) else {
+        unknown();
+        return None;
+    };
+    let (response, principal) = match apps::redeem(shared, key, &code) {
+        Ok(info) => {
+            let principal = Principal::App {
+                name: info.name.clone(),
+                scope: info.scope.clone(),
+            };
+            (AppResponse::App(info), Some(principal))
+        }
+        Err(e) => (AppResponse::Error(e), None),
+    };
+    let _ = transport::write_frame(&mut send, &encode_message(&response), MAX_APP_FRAME).await;
+    if principal.is_none() {
+        // Let the refusal reach the app before the connection goes.
+        let _ = tokio::time::timeout(Duration::from_secs(2), conn.closed()).await;
+        conn.close(CLOSE_UNAUTHORIZED.into(), b"pairing refused");
+    }
+    principal
+}
+
+async fn respond(
+    shared: &Arc<Shared>,
+    conn: &quinn::Connection,
+    key: NodeId,
+    principal: &Principal,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+) {
     let read = tokio::time::timeout(
         crate::peer_service::REQUEST_READ_TIMEOUT,
         transport::read_frame(&mut recv, MAX_APP_FRAME),
@@ -56,7 +119,16 @@ async fn respond(shared: &Arc<Shared>, mut send: quinn::SendStream, mut recv: qu
             return;
         }
         Ok(Ok(bytes)) => match decode_message::<AppRequest>(&bytes) {
-            Ok(req) => handle(shared, req).await.unwrap_or_else(AppResponse::Error),
+            Ok(req) => match shared.store.principal(&key) {
+                // Revoked since the connection opened (or the store failed): refuse, close.
+                Ok(None) | Err(_) => {
+                    conn.close(CLOSE_UNAUTHORIZED.into(), b"revoked");
+                    return;
+                }
+                Ok(Some(_)) => authorized(shared, key, principal, req)
+                    .await
+                    .unwrap_or_else(AppResponse::Error),
+            },
             Err(WireError::Incompatible(e)) => AppResponse::Error(err(AppErrorCode::BadRequest, e)),
             Err(WireError::PeerMisbehaved(e)) => {
                 AppResponse::Error(err(AppErrorCode::BadRequest, e))
@@ -102,6 +174,18 @@ pub(crate) fn contact_info(c: &StoredContact) -> ContactInfo {
 fn internal(e: impl Display) -> AppError {
     tracing::error!("{e}");
     err(AppErrorCode::Internal, e)
+}
+
+/// A request checked against the principal's scope, and its answer cut down to it.
+async fn authorized(
+    shared: &Arc<Shared>,
+    key: NodeId,
+    principal: &Principal,
+    req: AppRequest,
+) -> Result<AppResponse, AppError> {
+    apps::authorize(shared, &key, principal, &req)?;
+    let response = handle(shared, req).await?;
+    apps::filter(shared, &key, principal, response)
 }
 
 async fn handle(shared: &Arc<Shared>, req: AppRequest) -> Result<AppResponse, AppError> {
@@ -217,6 +301,17 @@ async fn handle(shared: &Arc<Shared>, req: AppRequest) -> Result<AppResponse, Ap
         AppRequest::ListUpdates { query_id } => {
             AppResponse::Updates(approvals::updates(shared, query_id.as_ref())?)
         }
+        AppRequest::CreatePairing { name, scope } => {
+            AppResponse::Pairing(apps::create_pairing(shared, name, scope)?)
+        }
+        AppRequest::Pair { .. } => {
+            return Err(err(
+                AppErrorCode::Conflict,
+                "this credential is already paired with the node",
+            ))
+        }
+        AppRequest::ListApps => AppResponse::Apps(store.apps(unix_now()).map_err(internal)?),
+        AppRequest::RevokeApp { name } => AppResponse::App(apps::revoke(shared, &name)?),
         AppRequest::ListSettings => AppResponse::Settings(settings::list(store).map_err(internal)?),
         AppRequest::SetSetting { key, value } => {
             let value =

@@ -18,6 +18,7 @@
 mod aggregation_service;
 mod app_service;
 mod approvals;
+mod apps;
 mod asking;
 pub mod data_dir;
 pub mod error;

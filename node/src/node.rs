@@ -31,6 +31,8 @@ pub(crate) struct Shared {
     pub peers: Mutex<HashMap<NodeId, quinn::Connection>>,
     /// Aggregations this node is taking part in as a responder.
     pub agg_sessions: crate::aggregation_service::Sessions,
+    /// Open app connections, so that revoking an app closes them.
+    pub app_connections: crate::apps::Connections,
 }
 
 impl Shared {
@@ -122,6 +124,7 @@ impl Node {
             started: Instant::now(),
             peers: Mutex::new(HashMap::new()),
             agg_sessions: Default::default(),
+            app_connections: Default::default(),
         });
         // Tell local clients where the API is, in case the port was chosen at bind time.
         crate::data_dir::write_private(&dir.api_addr_file(), api_addr.to_string().as_bytes())?;
@@ -225,9 +228,12 @@ async fn accept_loop(shared: Arc<Shared>) {
             };
             match transport::alpn(&conn).as_deref() {
                 Some(a) if a == ALPN_PEER => peer_service::serve(shared, conn, key).await,
-                Some(a) if a == ALPN_APP => match shared.store.credential_name(&key) {
-                    Ok(Some(app)) => app_service::serve(shared, conn, app).await,
-                    _ => conn.close(CLOSE_UNAUTHORIZED.into(), b"unknown credential"),
+                Some(a) if a == ALPN_APP => match shared.store.principal(&key) {
+                    Ok(principal) => app_service::serve(shared, conn, key, principal).await,
+                    Err(e) => {
+                        tracing::error!("store: {e}");
+                        conn.close(CLOSE_UNAUTHORIZED.into(), b"unknown credential")
+                    }
                 },
                 _ => conn.close(CLOSE_UNAUTHORIZED.into(), b"unknown ALPN"),
             }

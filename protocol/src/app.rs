@@ -9,6 +9,7 @@ use crate::error::PeerMisbehaved;
 use crate::identity::NodeId;
 use crate::item::{ItemKey, ItemPattern};
 use crate::message::QueryId;
+pub use crate::pairing::{AppInfo, AppScope, PairingCreated};
 
 /// A request from an app to its node. Variant indices are listed in spec §10.2.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,6 +66,15 @@ pub enum AppRequest {
     Deny { id: u64 },
     /// 16: named endorsements that arrived after an ask finished (all asks, or one).
     ListUpdates { query_id: Option<QueryId> },
+    /// 17 (owner): a one-time code that pairs a new app with `name` and `scope` (§10.5).
+    CreatePairing { name: String, scope: AppScope },
+    /// 18 (a key the node does not know yet): redeem a pairing code; the connection's key
+    /// becomes the app's credential.
+    Pair { code: InviteCode },
+    /// 19 (owner): the paired apps, revoked ones included.
+    ListApps,
+    /// 20 (owner): revoke an app at once; its open connections are closed.
+    RevokeApp { name: String },
 }
 
 /// How an app names a rule's subject: a circle, or a contact by display name or node id hex.
@@ -109,6 +119,12 @@ pub enum AppResponse {
     Decided(PendingRequest),
     /// 15
     Updates(Vec<AnswerUpdate>),
+    /// 16: a new pairing code, shown once.
+    Pairing(PairingCreated),
+    /// 17: one app (after pairing or revocation).
+    App(AppInfo),
+    /// 18
+    Apps(Vec<AppInfo>),
 }
 
 /// A request waiting for (or past) the owner's decision (spec §8.5).
@@ -282,4 +298,8 @@ pub enum AppErrorCode {
     Internal,
     /// 10: the request conflicts with existing state (e.g. a request already decided).
     Conflict,
+    /// 11: the app's scope does not cover this request (§10.5).
+    OutOfScope,
+    /// 12: the app used up its daily limit of asks (§10.5).
+    RateLimited,
 }

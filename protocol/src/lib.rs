@@ -49,6 +49,7 @@ pub mod identity;
 pub mod invite;
 pub mod item;
 pub mod message;
+pub mod pairing;
 pub mod responder;
 pub mod text_code;
 pub mod wire;

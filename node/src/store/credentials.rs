@@ -1,9 +1,43 @@
-//! Keys allowed on the app API.
+//! Keys allowed on the app API: the owner's, and paired apps' with their scopes
+//! (spec §10.5); pairing codes; the asks each app made.
 
-use kith_protocol::NodeId;
-use rusqlite::{params, OptionalExtension};
+use kith_protocol::app::{AppInfo, AppScope};
+use kith_protocol::wire::{decode_exact, encode_value};
+use kith_protocol::{NodeId, QueryId};
+use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
-use super::{Result, Store};
+use super::{blob32, Result, Store, StoreError};
+
+/// Who holds an app-API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// The owner: every request.
+    Owner { name: String },
+    /// A paired app: what its scope allows.
+    App { name: String, scope: AppScope },
+}
+
+impl Principal {
+    pub fn name(&self) -> &str {
+        match self {
+            Principal::Owner { name } | Principal::App { name, .. } => name,
+        }
+    }
+}
+
+/// Why a pairing code was not redeemed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairingRefused {
+    Unknown,
+    Expired,
+    Used,
+    /// A live app already has the name.
+    NameTaken,
+}
+
+fn scope_of(bytes: &[u8]) -> Result<AppScope> {
+    decode_exact(bytes).map_err(|e| StoreError::Corrupt(format!("app scope: {e}")))
+}
 
 impl Store {
     /// Register an owner credential key.
@@ -15,15 +49,181 @@ impl Store {
         Ok(())
     }
 
-    /// The credential's name if `key` may use the app API.
-    pub fn credential_name(&self, key: &NodeId) -> Result<Option<String>> {
-        Ok(self
+    /// Who holds `key`, if it may use the app API (not revoked).
+    pub fn principal(&self, key: &NodeId) -> Result<Option<Principal>> {
+        let row: Option<(String, String, Option<Vec<u8>>)> = self
             .conn()
             .query_row(
-                "SELECT name FROM credentials WHERE key = ?1 AND revoked_at IS NULL",
+                "SELECT name, role, scope FROM credentials WHERE key = ?1 AND revoked_at IS NULL",
                 params![&key.0[..]],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        Ok(match row {
+            None => None,
+            Some((name, role, scope)) => Some(match (role.as_str(), scope) {
+                ("app", Some(bytes)) => Principal::App {
+                    name,
+                    scope: scope_of(&bytes)?,
+                },
+                _ => Principal::Owner { name },
+            }),
+        })
+    }
+
+    /// Remember a pairing code (by the hash of its secret) for an app to be named `name`.
+    pub fn add_pairing(
+        &self,
+        code_hash: &[u8; 32],
+        name: &str,
+        scope: &AppScope,
+        now: u64,
+        expires_at: u64,
+    ) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO pairings (code_hash, name, scope, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                &code_hash[..],
+                name,
+                encode_value(scope),
+                now as i64,
+                expires_at as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Redeem a pairing code: in one transaction, mark it used and register `key` as the
+    /// app it names.
+    pub fn redeem_pairing(
+        &self,
+        code_hash: &[u8; 32],
+        key: &NodeId,
+        now: u64,
+    ) -> Result<std::result::Result<AppInfo, PairingRefused>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let row: Option<(String, Vec<u8>, i64, Option<i64>)> = tx
+            .query_row(
+                "SELECT name, scope, expires_at, used_at FROM pairings WHERE code_hash = ?1",
+                params![&code_hash[..]],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        let Some((name, scope, expires_at, used_at)) = row else {
+            return Ok(Err(PairingRefused::Unknown));
+        };
+        if used_at.is_some() {
+            return Ok(Err(PairingRefused::Used));
+        }
+        if now as i64 > expires_at {
+            return Ok(Err(PairingRefused::Expired));
+        }
+        let taken: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM credentials WHERE name = ?1 AND role = 'app' AND revoked_at IS NULL)",
+            params![name],
+            |r| r.get(0),
+        )?;
+        if taken {
+            return Ok(Err(PairingRefused::NameTaken));
+        }
+        tx.execute(
+            "UPDATE pairings SET used_at = ?2 WHERE code_hash = ?1",
+            params![&code_hash[..], now as i64],
+        )?;
+        tx.execute(
+            "INSERT INTO credentials (key, name, role, scope, created_at) VALUES (?1, ?2, 'app', ?3, ?4)",
+            params![&key.0[..], name, scope, now as i64],
+        )?;
+        tx.commit()?;
+        drop(conn);
+        Ok(self
+            .apps(now)?
+            .into_iter()
+            .find(|a| a.key == *key)
+            .ok_or(PairingRefused::Unknown))
+    }
+
+    /// Every paired app, newest first, with its asks in the 24 hours before `now`.
+    pub fn apps(&self, now: u64) -> Result<Vec<AppInfo>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT c.key, c.name, c.scope, c.created_at, c.last_used_at, c.revoked_at,
+                    (SELECT count(*) FROM audit a WHERE a.event = 'app-ask' AND a.peer = c.key AND a.at >= ?1)
+             FROM credentials c WHERE c.role = 'app' ORDER BY c.created_at DESC, c.name",
+        )?;
+        let rows = stmt
+            .query_map(params![now.saturating_sub(24 * 3600) as i64], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, Option<i64>>(5)?,
+                    r.get::<_, u32>(6)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(key, name, scope, paired, last, revoked, asks)| {
+                Ok(AppInfo {
+                    name,
+                    key: NodeId(blob32(key)?),
+                    scope: scope_of(&scope)?,
+                    paired_at: paired as u64,
+                    last_used_at: last.map(|t| t as u64),
+                    asks_24h: asks,
+                    revoked_at: revoked.map(|t| t as u64),
+                })
+            })
+            .collect()
+    }
+
+    /// Revoke the live app named `name`; its key, if there was one.
+    pub fn revoke_app(&self, name: &str, now: u64) -> Result<Option<NodeId>> {
+        let conn = self.conn();
+        let key: Option<Vec<u8>> = conn
+            .query_row(
+                "UPDATE credentials SET revoked_at = ?2
+                 WHERE name = ?1 AND role = 'app' AND revoked_at IS NULL RETURNING key",
+                params![name, now as i64],
                 |r| r.get(0),
             )
-            .optional()?)
+            .optional()?;
+        key.map(|k| blob32(k).map(NodeId)).transpose()
+    }
+
+    pub fn touch_credential(&self, key: &NodeId, now: u64) -> Result<()> {
+        self.conn().execute(
+            "UPDATE credentials SET last_used_at = ?2 WHERE key = ?1",
+            params![&key.0[..], now as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Remember that app `key` made the ask `query_id`, so it may see its updates.
+    pub fn add_app_query(&self, key: &NodeId, query_id: &QueryId) -> Result<()> {
+        self.conn().execute(
+            "INSERT OR IGNORE INTO app_queries (key, query_id) VALUES (?1, ?2)",
+            params![&key.0[..], &query_id.0[..]],
+        )?;
+        Ok(())
+    }
+
+    pub fn app_queries(&self, key: &NodeId) -> Result<Vec<QueryId>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT query_id FROM app_queries WHERE key = ?1")?;
+        let rows = stmt
+            .query_map(params![&key.0[..]], |r| r.get::<_, Vec<u8>>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|q| {
+                q.try_into()
+                    .map(QueryId)
+                    .map_err(|_| StoreError::Corrupt("app query id".into()))
+            })
+            .collect()
     }
 }

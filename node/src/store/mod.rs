@@ -21,6 +21,7 @@ use rusqlite::Connection;
 
 pub use audit::AuditEvent;
 pub use contacts::{CircleOnConflict, StoredContact};
+pub use credentials::{PairingRefused, Principal};
 pub use invites::{RedeemOutcome, StoredInvite};
 
 /// Storage failure. Always the local node's problem, never a peer's.
