@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use kith_client::{Client, ClientError};
 use kith_node::{DataDir, Node};
-use kith_protocol::app::{PolicyEntry, SubjectRef};
+use kith_protocol::app::{AppInfo, AppScope, PolicyEntry, SubjectRef};
 use kith_protocol::{ItemKey, ItemPattern, Share, Subject};
 use serde_json::json;
 
@@ -122,6 +122,9 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
+    /// Apps paired with this node: pair, list, revoke.
+    #[command(subcommand)]
+    Apps(AppsCommand),
     /// Run a throwaway federation on 127.0.0.1 and ask it a question.
     Demo {
         /// Number of nodes, including the asker.
@@ -136,6 +139,43 @@ enum SettingsCommand {
     Set { key: String, value: String },
     /// Show every setting.
     List,
+}
+
+#[derive(Debug, Subcommand)]
+enum AppsCommand {
+    /// Print a one-time pairing code (valid 10 minutes) for a new app.
+    Pair(AppsPair),
+    /// Show each app, its scope, its use and when it was last used.
+    List,
+    /// Cut an app off at once (its open connections are closed).
+    Revoke { name: String },
+}
+
+#[derive(Debug, Args)]
+struct AppsPair {
+    /// The app's name, as it will appear in the audit log.
+    #[arg(long)]
+    name: String,
+    /// What the app may ask about: ask:PATTERN, e.g. ask:tag:vehicle/* or ask:isbn:*
+    /// (repeat for several).
+    #[arg(long = "scope", value_name = "SCOPE", required = true, value_parser = parse_scope)]
+    scopes: Vec<ItemPattern>,
+    /// Most asks per 24 hours.
+    #[arg(long, value_name = "N")]
+    daily_limit: Option<u32>,
+    /// The app receives named endorsements.
+    #[arg(long, conflicts_with = "counts_only")]
+    named: bool,
+    /// The app receives counts only, never names (the default).
+    #[arg(long)]
+    counts_only: bool,
+}
+
+fn parse_scope(s: &str) -> std::result::Result<ItemPattern, String> {
+    let pattern = s
+        .strip_prefix("ask:")
+        .ok_or_else(|| format!("{s:?}: a scope is ask:PATTERN, e.g. ask:tag:vehicle/*"))?;
+    ItemPattern::parse(pattern).map_err(|e| format!("{s:?}: {e}"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -645,6 +685,54 @@ async fn run(cli: Cli) -> Result<()> {
             }
             client.close().await;
         }
+        Command::Apps(cmd) => {
+            let client = connect(&cli).await?;
+            match cmd {
+                AppsCommand::Pair(p) => {
+                    let scope = AppScope {
+                        ask: p.scopes.clone(),
+                        named: p.named,
+                        daily_limit: p.daily_limit,
+                    };
+                    let created = client.create_pairing(&p.name, scope).await?;
+                    if cli.json {
+                        print_json(json!({
+                            "name": created.name, "code": created.code.0,
+                            "expires_at": created.expires_at,
+                        }));
+                    } else {
+                        // The code alone on stdout, so that scripts can capture it.
+                        println!("{}", created.code.0);
+                        eprintln!(
+                            "Give this code to {} once; it pairs until {}.",
+                            created.name,
+                            date_time(created.expires_at)
+                        );
+                    }
+                }
+                AppsCommand::List => {
+                    let apps = client.apps().await?;
+                    if cli.json {
+                        print_json(json!({"apps": apps.iter().map(app_json).collect::<Vec<_>>()}));
+                    } else if apps.is_empty() {
+                        println!("No apps are paired. Pair one with `kith apps pair`.");
+                    } else {
+                        for a in &apps {
+                            println!("{}", app_line(a));
+                        }
+                    }
+                }
+                AppsCommand::Revoke { name } => {
+                    let a = client.revoke_app(name).await?;
+                    if cli.json {
+                        print_json(app_json(&a));
+                    } else {
+                        println!("Revoked {}; its connections are closed.", a.name);
+                    }
+                }
+            }
+            client.close().await;
+        }
         Command::Demo { nodes } => crate::demo::run(*nodes).await?,
     }
     Ok(())
@@ -726,4 +814,44 @@ fn plural(n: u32, noun: &str) -> String {
 fn pending_json(p: &kith_protocol::app::PendingRequest) -> serde_json::Value {
     json!({"id": p.id, "status": p.status, "asker": p.asker.to_hex(), "asker_name": p.asker_name,
         "query_id": p.query_id.to_hex(), "item": p.item.to_string(), "asked": p.asked.to_string(), "created_at": p.created_at})
+}
+
+fn scope_text(scope: &AppScope) -> String {
+    let items: Vec<String> = scope.ask.iter().map(|p| format!("ask:{p}")).collect();
+    let names = if scope.named { "named" } else { "counts only" };
+    let limit = scope
+        .daily_limit
+        .map(|l| format!(", {l} asks a day"))
+        .unwrap_or_default();
+    format!("{} ({names}{limit})", items.join(" "))
+}
+
+fn app_line(a: &AppInfo) -> String {
+    let state = match a.revoked_at {
+        Some(t) => format!("revoked {}", date(t)),
+        None => format!(
+            "{} asks in 24 h, last used {}",
+            a.asks_24h,
+            a.last_used_at
+                .map(date_time)
+                .unwrap_or_else(|| "never".into())
+        ),
+    };
+    format!("{:<16} {}  {state}", a.name, scope_text(&a.scope))
+}
+
+fn app_json(a: &AppInfo) -> serde_json::Value {
+    json!({
+        "name": a.name,
+        "key": a.key.to_hex(),
+        "scope": {
+            "ask": a.scope.ask.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            "named": a.scope.named,
+            "daily_limit": a.scope.daily_limit,
+        },
+        "paired_at": a.paired_at,
+        "last_used_at": a.last_used_at,
+        "asks_24h": a.asks_24h,
+        "revoked_at": a.revoked_at,
+    })
 }

@@ -273,3 +273,72 @@ fn five_processes_tell_the_story() {
         assert!(!kith(&d.dir, &["status"]).status.success());
     }
 }
+
+/// `kith apps`: pair prints the code alone, list shows scope and use, revoke cuts it off;
+/// bad scopes are one-line errors.
+#[test]
+fn apps_are_paired_listed_and_revoked_from_the_command_line() {
+    let root = tempfile::tempdir().unwrap();
+    let ana = start(root.path(), "ana");
+    let code = ok(
+        &ana.dir,
+        &[
+            "apps",
+            "pair",
+            "--name",
+            "shop",
+            "--scope",
+            "ask:tag:vehicle/*",
+            "--scope",
+            "ask:isbn:*",
+            "--daily-limit",
+            "5",
+        ],
+    );
+    assert_eq!(code.trim().lines().count(), 1, "the code alone: {code}");
+    assert!(code.trim().starts_with("KITHAPP1"), "{code}");
+    // The app redeems the code with the client library, at the address `status` gives.
+    let api: std::net::SocketAddr = json(&ana.dir, &["status"])["api_addr"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let paired = runtime.block_on(kith_client::Client::pair(api, code.trim()));
+    let (client, _credential, _) = paired.expect("paired");
+    runtime.block_on(client.close());
+    let list = json(&ana.dir, &["apps", "list"]);
+    let app = &list["apps"][0];
+    assert_eq!(app["name"], "shop");
+    assert_eq!(
+        app["scope"]["ask"],
+        serde_json::json!(["tag:vehicle/*", "isbn:*"])
+    );
+    assert_eq!(app["scope"]["named"], false);
+    assert_eq!(app["scope"]["daily_limit"], 5);
+    assert!(app["revoked_at"].is_null());
+    assert!(ok(&ana.dir, &["apps", "list"]).contains("shop"));
+    ok(&ana.dir, &["apps", "revoke", "shop"]);
+    let list = json(&ana.dir, &["apps", "list"]);
+    assert!(list["apps"][0]["revoked_at"].is_u64(), "{list}");
+    for bad in [
+        vec!["apps", "pair", "--name", "x", "--scope", "tag:vehicle/*"],
+        vec!["apps", "pair", "--name", "x", "--scope", "ask:tag:veh*cle"],
+        vec![
+            "apps",
+            "pair",
+            "--name",
+            "x",
+            "--scope",
+            "ask:*",
+            "--named",
+            "--counts-only",
+        ],
+        vec!["apps", "revoke", "nobody"],
+    ] {
+        let out = kith(&ana.dir, &bad);
+        assert!(!out.status.success(), "{bad:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{bad:?}: {err}");
+    }
+}
