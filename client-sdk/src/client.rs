@@ -24,11 +24,23 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an ordinary request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A connection to your own node.
+/// Waits between attempts to reconnect after the connection was lost: about 4 s in all.
+const RECONNECT_BACKOFF: [Duration; 4] = [
+    Duration::from_millis(100),
+    Duration::from_millis(300),
+    Duration::from_secs(1),
+    Duration::from_secs(3),
+];
+
+/// A connection to your own node. If the connection is lost (the node restarted, the
+/// network blinked), the next request reconnects first, with backoff; a request that was
+/// in flight when the connection went fails with [`ClientError::NodeUnreachable`] and may
+/// be retried.
 #[derive(Debug)]
 pub struct Client {
     endpoint: quinn::Endpoint,
-    conn: quinn::Connection,
+    conn: tokio::sync::Mutex<quinn::Connection>,
+    config: quinn::ClientConfig,
     addr: SocketAddr,
 }
 
@@ -46,21 +58,41 @@ impl Client {
             (Ipv4Addr::UNSPECIFIED, 0).into()
         };
         let endpoint = quinn::Endpoint::client(bind).map_err(|e| unreachable(e.to_string()))?;
-        let cfg = transport::client_config(&credential.identity, credential.node, ALPN_APP)
+        let config = transport::client_config(&credential.identity, credential.node, ALPN_APP)
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let connecting = endpoint
-            .connect_with(cfg, addr, TLS_SERVER_NAME)
-            .map_err(|e| unreachable(e.to_string()))?;
-        let conn = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
-            Err(_) => return Err(unreachable("no answer (is `kith run` running?)".into())),
-            Ok(Err(e)) => return Err(unreachable(e.to_string())),
-            Ok(Ok(c)) => c,
-        };
+        let conn = dial(&endpoint, &config, addr).await?;
         Ok(Self {
             endpoint,
-            conn,
+            conn: tokio::sync::Mutex::new(conn),
+            config,
             addr,
         })
+    }
+
+    /// The connection to use: the current one, or, if it was lost, a new one (with
+    /// backoff). A connection the node closed because of the credential is not retried.
+    async fn connection(&self) -> Result<quinn::Connection, ClientError> {
+        let mut conn = self.conn.lock().await;
+        match conn.close_reason() {
+            None => return Ok(conn.clone()),
+            Some(reason) => {
+                if let Some(e) = credential_refused(&reason) {
+                    return Err(e);
+                }
+            }
+        }
+        let mut last = None;
+        for wait in RECONNECT_BACKOFF {
+            tokio::time::sleep(wait).await;
+            match dial(&self.endpoint, &self.config, self.addr).await {
+                Ok(c) => {
+                    *conn = c.clone();
+                    return Ok(c);
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("at least one attempt"))
     }
 
     /// Connect using the address in the credential.
@@ -100,17 +132,18 @@ impl Client {
         timeout: Duration,
     ) -> Result<AppResponse, ClientError> {
         let bytes = encode_message(request);
-        let fut = transport::exchange(&self.conn, &bytes, MAX_APP_FRAME, MAX_APP_FRAME);
+        let conn = self.connection().await?;
+        let fut = transport::exchange(&conn, &bytes, MAX_APP_FRAME, MAX_APP_FRAME);
         let reply = match tokio::time::timeout(timeout, fut).await {
             Err(_) => return Err(ClientError::Timeout(timeout.as_secs())),
-            Ok(Err(e)) if e.close_code() == Some(CLOSE_UNAUTHORIZED as u64) => {
-                return Err(ClientError::Unauthorized)
-            }
             Ok(Err(e)) => {
+                if let Some(refused) = conn.close_reason().as_ref().and_then(credential_refused) {
+                    return Err(refused);
+                }
                 return Err(ClientError::NodeUnreachable {
                     addr: self.addr.to_string(),
                     reason: e.to_string(),
-                })
+                });
             }
             Ok(Ok(r)) => r,
         };
@@ -386,12 +419,17 @@ impl Client {
 
     /// The node this client is connected to.
     pub fn node(&self) -> Option<NodeId> {
-        transport::peer_key(&self.conn)
+        self.conn
+            .try_lock()
+            .ok()
+            .and_then(|c| transport::peer_key(&c))
     }
 
     /// Close the connection politely.
     pub async fn close(self) {
-        self.conn.close(transport::CLOSE_SHUTDOWN.into(), b"bye");
+        self.conn
+            .into_inner()
+            .close(transport::CLOSE_SHUTDOWN.into(), b"bye");
         let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
     }
 }
@@ -403,4 +441,41 @@ fn unexpected(r: AppResponse) -> ClientError {
             .take(120)
             .collect(),
     )
+}
+
+/// One connection attempt, bounded by [`CONNECT_TIMEOUT`].
+async fn dial(
+    endpoint: &quinn::Endpoint,
+    config: &quinn::ClientConfig,
+    addr: SocketAddr,
+) -> Result<quinn::Connection, ClientError> {
+    let unreachable = |reason: String| ClientError::NodeUnreachable {
+        addr: addr.to_string(),
+        reason,
+    };
+    let connecting = endpoint
+        .connect_with(config.clone(), addr, TLS_SERVER_NAME)
+        .map_err(|e| unreachable(e.to_string()))?;
+    match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+        Err(_) => Err(unreachable("no answer (is `kith run` running?)".into())),
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Ok(Ok(c)) => Ok(c),
+    }
+}
+
+/// The error for a connection the node closed because of the credential (spec §10.1):
+/// revoked, or not known at all.
+fn credential_refused(reason: &quinn::ConnectionError) -> Option<ClientError> {
+    match reason {
+        quinn::ConnectionError::ApplicationClosed(close)
+            if close.error_code.into_inner() == CLOSE_UNAUTHORIZED as u64 =>
+        {
+            Some(if close.reason.as_ref() == b"revoked" {
+                ClientError::Revoked
+            } else {
+                ClientError::NotPaired
+            })
+        }
+        _ => None,
+    }
 }

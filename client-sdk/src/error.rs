@@ -10,9 +10,16 @@ pub enum ClientError {
     /// The node could not be reached (not running, wrong address, network down).
     #[error("node unreachable at {addr}: {reason}")]
     NodeUnreachable { addr: String, reason: String },
-    /// The node does not accept this credential (never paired, or revoked).
-    #[error("the node does not accept this credential")]
+    /// The credential may not make this request (an owner-only request from an app).
+    #[error("this credential may not do that (owner only)")]
     Unauthorized,
+    /// The node does not know this credential: never paired, or the node was
+    /// re-initialised. Pair again.
+    #[error("the node does not know this credential; pair the app again")]
+    NotPaired,
+    /// The node's owner revoked this app.
+    #[error("this app was revoked by the node's owner")]
+    Revoked,
     /// The node answered with an error about the request.
     #[error("{message}")]
     Node { code: AppErrorCode, message: String },

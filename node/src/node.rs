@@ -229,6 +229,9 @@ async fn accept_loop(shared: Arc<Shared>) {
             match transport::alpn(&conn).as_deref() {
                 Some(a) if a == ALPN_PEER => peer_service::serve(shared, conn, key).await,
                 Some(a) if a == ALPN_APP => match shared.store.principal(&key) {
+                    Ok(None) if shared.store.credential_revoked(&key).unwrap_or(false) => {
+                        conn.close(CLOSE_UNAUTHORIZED.into(), b"revoked")
+                    }
                     Ok(principal) => app_service::serve(shared, conn, key, principal).await,
                     Err(e) => {
                         tracing::error!("store: {e}");

@@ -120,14 +120,14 @@ async fn a_counts_only_app_asks_within_its_scope_and_limit() {
     let after = shop
         .ask(item("tag:vehicle/subaru"), Duration::from_secs(5))
         .await;
-    assert!(matches!(after, Err(ClientError::Unauthorized)), "{after:?}");
+    assert!(matches!(after, Err(ClientError::Revoked)), "{after:?}");
     let reconnect = Client::connect(api, &credential)
         .await
         .unwrap()
         .status()
         .await;
     assert!(
-        matches!(reconnect, Err(ClientError::Unauthorized)),
+        matches!(reconnect, Err(ClientError::Revoked)),
         "{reconnect:?}"
     );
     let gone = ana.client.revoke_app("shop").await;
@@ -150,6 +150,16 @@ async fn a_named_app_gets_names_and_bad_codes_are_refused() {
         .unwrap();
     assert_eq!(r.named.len(), 1, "a named app sees names");
     r.named[0].verify().unwrap();
+
+    // A node restart is not an app crash: the next request reconnects.
+    let mut ana = ana;
+    let addr = ana.peer_addr();
+    ana.restart(addr).await;
+    let again = garage
+        .status()
+        .await
+        .expect("reconnected after the restart");
+    assert_eq!(again.node_id, ana.id());
 
     // A malformed code, and a code for another node.
     let bad = Client::pair(api, "KITHAPP1AAAA").await;

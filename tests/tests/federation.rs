@@ -323,10 +323,7 @@ async fn app_api_refuses_unknown_credentials() {
     let client = kith_client::Client::connect_with(&cred)
         .await
         .expect("handshake completes");
-    assert!(matches!(
-        client.status().await,
-        Err(ClientError::Unauthorized)
-    ));
+    assert!(matches!(client.status().await, Err(ClientError::NotPaired)));
     // Pinning: a credential expecting another node key fails the handshake.
     let mut wrong = ana.dir.load_owner_credential().unwrap();
     wrong.node = Identity::generate(&mut OsRng).node_id();

@@ -71,6 +71,15 @@ impl Store {
         })
     }
 
+    /// Whether `key` is a credential that was revoked.
+    pub fn credential_revoked(&self, key: &NodeId) -> Result<bool> {
+        Ok(self.conn().query_row(
+            "SELECT EXISTS (SELECT 1 FROM credentials WHERE key = ?1 AND revoked_at IS NOT NULL)",
+            params![&key.0[..]],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Remember a pairing code (by the hash of its secret) for an app to be named `name`.
     pub fn add_pairing(
         &self,
@@ -225,5 +234,61 @@ impl Store {
                     .map_err(|_| StoreError::Corrupt("app query id".into()))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kith_protocol::ItemPattern;
+
+    fn scope() -> AppScope {
+        AppScope {
+            ask: vec![ItemPattern::parse("*").unwrap()],
+            named: false,
+            daily_limit: None,
+        }
+    }
+
+    #[test]
+    fn pairing_codes_expire_are_single_use_and_names_stay_unique() {
+        let store = Store::open_in_memory().unwrap();
+        let (code, late, twin) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+        store
+            .add_pairing(&code, "shop", &scope(), 100, 700)
+            .unwrap();
+        store
+            .add_pairing(&late, "late", &scope(), 100, 700)
+            .unwrap();
+        store
+            .add_pairing(&twin, "shop", &scope(), 100, 700)
+            .unwrap();
+        let (a, b) = (NodeId([8; 32]), NodeId([9; 32]));
+        assert_eq!(
+            store.redeem_pairing(&late, &a, 701).unwrap(),
+            Err(PairingRefused::Expired)
+        );
+        assert_eq!(
+            store.redeem_pairing(&[7; 32], &a, 200).unwrap(),
+            Err(PairingRefused::Unknown)
+        );
+        let info = store.redeem_pairing(&code, &a, 700).unwrap().unwrap();
+        assert_eq!((info.name.as_str(), info.key), ("shop", a));
+        assert_eq!(
+            store.redeem_pairing(&code, &b, 200).unwrap(),
+            Err(PairingRefused::Used)
+        );
+        assert_eq!(
+            store.redeem_pairing(&twin, &b, 200).unwrap(),
+            Err(PairingRefused::NameTaken)
+        );
+        assert!(matches!(
+            store.principal(&a).unwrap(),
+            Some(Principal::App { .. })
+        ));
+        assert_eq!(store.revoke_app("shop", 300).unwrap(), Some(a));
+        assert_eq!(store.principal(&a).unwrap(), None);
+        // The name is free again once the app is revoked.
+        assert!(store.redeem_pairing(&twin, &b, 300).unwrap().is_ok());
     }
 }
