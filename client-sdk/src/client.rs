@@ -349,6 +349,17 @@ impl Client {
         }
     }
 
+    /// Follow one answer: the named endorsements contacts approve after the ask `query_id`
+    /// finished, as they arrive (polling every 2 s; see [`crate::updates`]).
+    pub fn follow(&self, query_id: QueryId) -> crate::Updates<'_> {
+        crate::Updates::new(self, query_id, crate::updates::DEFAULT_POLL)
+    }
+
+    /// [`Client::follow`] with another polling interval.
+    pub fn follow_every(&self, query_id: QueryId, poll: Duration) -> crate::Updates<'_> {
+        crate::Updates::new(self, query_id, poll)
+    }
+
     /// Every node setting and its value.
     pub async fn settings(&self) -> Result<Vec<(String, String)>, ClientError> {
         match self.call_default(AppRequest::ListSettings).await? {

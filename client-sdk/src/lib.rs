@@ -32,8 +32,10 @@ pub mod client;
 pub mod credential;
 pub mod error;
 pub mod transport;
+pub mod updates;
 
 pub use client::Client;
 pub use credential::Credential;
 pub use error::ClientError;
 pub use kith_protocol::app::{AskResult, NamedEndorsement};
+pub use updates::Updates;

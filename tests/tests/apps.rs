@@ -193,3 +193,54 @@ async fn a_named_app_gets_names_and_bad_codes_are_refused() {
         .await;
     assert!(empty.is_err());
 }
+
+/// The update stream of an answer delivers a contact's later approval to the app that
+/// asked (spec §8.5, §10.5).
+#[tokio::test]
+async fn an_app_follows_its_answer_and_receives_a_late_approval() {
+    let ana = TestNode::start("Ana").await;
+    let bob = TestNode::start("Bob").await;
+    link(&ana, &bob).await;
+    bob.share_with_friends("tag:vehicle/*", Share::Ask).await;
+    bob.endorse("tag:vehicle/subaru/outback", 2, Some(5), None)
+        .await;
+    let pairing = ana
+        .client
+        .create_pairing("garage", scope(&["tag:vehicle/*"], true, None))
+        .await
+        .unwrap();
+    let (garage, _, _) = Client::pair(ana.node().api_addr(), &pairing.code.0)
+        .await
+        .unwrap();
+    let r = garage
+        .ask(item("tag:vehicle/subaru"), Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(
+        r.named.is_empty(),
+        "`ask` consent answers like `count` at first"
+    );
+    let mut updates = garage.follow_every(r.query_id, Duration::from_millis(50));
+
+    let mut pending = Vec::new();
+    for _ in 0..200 {
+        pending = bob.client.pending().await.unwrap();
+        if !pending.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(pending.len(), 1, "Bob was asked to approve");
+    bob.client.approve(pending[0].id).await.unwrap();
+
+    let update = tokio::time::timeout(Duration::from_secs(10), updates.next())
+        .await
+        .expect("the approval arrives within 10 s")
+        .unwrap();
+    assert_eq!(update.query_id, r.query_id);
+    assert_eq!(update.named.name, "Bob");
+    update.named.verify().unwrap();
+    // Each update is yielded once.
+    let again = tokio::time::timeout(Duration::from_millis(300), updates.next()).await;
+    assert!(again.is_err(), "no second copy of the same update");
+}
