@@ -92,6 +92,28 @@ impl Credential {
         })
     }
 
+    /// Load a credential file and, if a file `api.addr` sits next to it (a node's data
+    /// directory, spec §10.1), take the running node's API address from it: a node told to
+    /// listen on port 0 learns its port only when it starts.
+    pub fn load_local(path: &Path) -> Result<Self, ClientError> {
+        let mut credential = Self::load(path)?;
+        let api_file = path.with_file_name("api.addr");
+        if let Ok(text) = std::fs::read_to_string(api_file) {
+            if let Ok(addr) = text.trim().parse() {
+                credential.api_addr = addr;
+            }
+        }
+        Ok(credential)
+    }
+
+    /// Save to `path` with mode 0600, atomically (spec §10.1): after pairing, an app saves
+    /// its credential and connects with it from then on.
+    pub fn save(&self, path: &Path) -> Result<(), ClientError> {
+        write_private(path, self.to_text().as_bytes()).map_err(|e| {
+            ClientError::Credential(format!("cannot write credential {}: {e}", path.display()))
+        })
+    }
+
     /// Load from a file. On Unix the file must not be readable by group or others.
     pub fn load(path: &Path) -> Result<Self, ClientError> {
         let unreadable = |e: std::io::Error| {
@@ -116,6 +138,35 @@ impl Credential {
         let text = Zeroizing::new(std::fs::read_to_string(path).map_err(unreadable)?);
         Self::from_text(&text)
     }
+}
+
+/// Write a secret file atomically with mode 0600: a fresh temp file (never reusing one a
+/// crash left behind, whose mode could be anything), fsync, rename, fsync the directory.
+pub fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

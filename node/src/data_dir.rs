@@ -8,8 +8,7 @@
 //!   api.addr           the running daemon's API address (removed at clean shutdown)
 //! ```
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -69,42 +68,13 @@ impl DataDir {
             return Err(NodeError::NotInitialized(self.root.clone()));
         }
         check_private(&path)?;
-        let mut cred = Credential::load(&path).map_err(|e| NodeError::Config(e.to_string()))?;
-        if let Ok(text) = fs::read_to_string(self.api_addr_file()) {
-            if let Ok(addr) = text.trim().parse() {
-                cred.api_addr = addr;
-            }
-        }
-        Ok(cred)
+        Credential::load_local(&path).map_err(|e| NodeError::Config(e.to_string()))
     }
 }
 
-/// Write a secret file atomically with mode 0600: a fresh temp file (never reusing one a
-/// crash left behind, whose mode could be anything), fsync, rename, fsync the directory.
+/// Write a secret file atomically with mode 0600 (see [`kith_client::credential::write_private`]).
 pub fn write_private(path: &Path, data: &[u8]) -> Result<(), NodeError> {
-    let tmp = path.with_extension("tmp");
-    match fs::remove_file(&tmp) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(NodeError::io(&tmp, e)),
-    }
-    let mut opts = OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts.open(&tmp).map_err(|e| NodeError::io(&tmp, e))?;
-    f.write_all(data).map_err(|e| NodeError::io(&tmp, e))?;
-    f.sync_all().map_err(|e| NodeError::io(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| NodeError::io(path, e))?;
-    if let Some(dir) = path.parent() {
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
+    kith_client::credential::write_private(path, data).map_err(|e| NodeError::io(path, e))
 }
 
 fn check_private(path: &Path) -> Result<(), NodeError> {
