@@ -85,7 +85,7 @@ async fn run(args: Args) -> Result<String, String> {
         (None, None) => return Err(USAGE.into()),
     };
     let mut answer = client
-        .ask(args.item, Duration::from_secs(10))
+        .ask(kith_client::Query::new(args.item).timeout(Duration::from_secs(10)))
         .await
         .map_err(|e| e.to_string())?;
     // Never show a name whose signature does not check out.

@@ -286,8 +286,9 @@ impl Client {
 
     /// Ask every contact about `item`, waiting at most `timeout` for the whole ask
     /// (named answers and the aggregate). `epsilon` requests noise at least that strict.
-    pub async fn ask(&self, item: ItemKey, timeout: Duration) -> Result<AskResult, ClientError> {
-        self.ask_with_epsilon(item, timeout, None).await
+    pub async fn ask(&self, query: impl Into<Query>) -> Result<Answer, ClientError> {
+        let q = query.into();
+        self.ask_with_epsilon(q.item, q.timeout, q.epsilon).await
     }
 
     /// [`Client::ask`] with a requested ε (the effective ε is the strictest of this and
@@ -488,5 +489,44 @@ fn credential_refused(reason: &quinn::ConnectionError) -> Option<ClientError> {
             })
         }
         _ => None,
+    }
+}
+
+/// The answer to an ask (spec §10.3 `AskResult`).
+pub type Answer = AskResult;
+
+/// What to ask (spec §10.2 `Ask`): an item, how long the node may wait for contacts
+/// (default 5 s, at most 60 s), and optionally noise stricter than the contacts require.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub item: ItemKey,
+    pub timeout: Duration,
+    pub epsilon: Option<f64>,
+}
+
+impl Query {
+    pub fn new(item: ItemKey) -> Self {
+        Query {
+            item,
+            timeout: Duration::from_secs(5),
+            epsilon: None,
+        }
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Ask for ε at most `epsilon` (smaller is more private, spec §9.6).
+    pub fn epsilon(mut self, epsilon: f64) -> Self {
+        self.epsilon = Some(epsilon);
+        self
+    }
+}
+
+impl From<ItemKey> for Query {
+    fn from(item: ItemKey) -> Self {
+        Query::new(item)
     }
 }

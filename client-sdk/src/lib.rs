@@ -38,7 +38,7 @@
 //! # async fn run(client: kith_client::Client) -> Result<(), kith_client::ClientError> {
 //! use std::time::Duration;
 //! let item = kith_protocol::ItemKey::parse("tag:vehicle/subaru").unwrap();
-//! let mut answer = client.ask(item, Duration::from_secs(5)).await?;
+//! let mut answer = client.ask(kith_client::Query::new(item).timeout(Duration::from_secs(5))).await?;
 //! answer.named.retain(|n| n.verify().is_ok()); // check each endorser's signature yourself
 //! println!("{}", kith_client::social_proof(&answer)); // "Chloe and 3 other friends own one"
 //! # Ok(()) }
@@ -86,7 +86,7 @@ pub mod sentence;
 pub mod transport;
 pub mod updates;
 
-pub use client::Client;
+pub use client::{Answer, Client, Query};
 pub use credential::Credential;
 pub use error::ClientError;
 pub use kith_protocol::app::{AskResult, NamedEndorsement};

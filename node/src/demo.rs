@@ -150,7 +150,7 @@ pub async fn run(nodes: usize) -> Result<()> {
     let t = Instant::now();
     let answer = asker
         .client
-        .ask(asked.clone(), Duration::from_secs(5))
+        .ask(kith_client::Query::new(asked.clone()).timeout(Duration::from_secs(5)))
         .await?;
     step(
         4,

@@ -53,7 +53,7 @@ async fn exact_aggregate_counts_named_and_count_only_but_not_none() {
 
     let r = ana
         .client
-        .ask(item("tag:vehicle/subaru"), Duration::from_secs(10))
+        .ask(kith_client::Query::new(item("tag:vehicle/subaru")).timeout(Duration::from_secs(10)))
         .await
         .unwrap();
     assert_eq!((r.asked, r.answered, r.cohort, r.survivors), (8, 8, 8, 8));
@@ -100,7 +100,7 @@ async fn small_cohorts_are_withheld_but_names_still_arrive() {
     friends[0].share_with_friends("*", Share::Name).await;
     let r = ana
         .client
-        .ask(item("tag:vehicle/subaru"), Duration::from_secs(5))
+        .ask(kith_client::Query::new(item("tag:vehicle/subaru")).timeout(Duration::from_secs(5)))
         .await
         .unwrap();
     assert!(r.aggregate.is_none());
@@ -118,7 +118,7 @@ async fn an_unreachable_member_is_left_out_and_the_sum_stays_exact() {
     friends[0].stop().await;
     let r = ana
         .client
-        .ask(item("tag:vehicle/subaru"), Duration::from_secs(5))
+        .ask(kith_client::Query::new(item("tag:vehicle/subaru")).timeout(Duration::from_secs(5)))
         .await
         .unwrap();
     assert_eq!((r.asked, r.cohort, r.survivors), (6, 5, 5));
@@ -135,13 +135,13 @@ async fn an_asker_over_budget_is_declined_visibly() {
         .unwrap();
     let first = ana
         .client
-        .ask(item("tag:x"), Duration::from_secs(5))
+        .ask(kith_client::Query::new(item("tag:x")).timeout(Duration::from_secs(5)))
         .await
         .unwrap();
     assert_eq!(first.cohort, 6);
     let second = ana
         .client
-        .ask(item("tag:x"), Duration::from_secs(5))
+        .ask(kith_client::Query::new(item("tag:x")).timeout(Duration::from_secs(5)))
         .await
         .unwrap();
     assert_eq!(second.cohort, 5, "F5 declined the second ask");
@@ -158,8 +158,10 @@ async fn concurrent_asks_cannot_overrun_the_budget() {
         .await
         .unwrap();
     let ask = |i: u32| {
-        ana.client
-            .ask(item(&format!("tag:thing-{i}")), Duration::from_secs(5))
+        ana.client.ask(
+            kith_client::Query::new(item(&format!("tag:thing-{i}")))
+                .timeout(Duration::from_secs(5)),
+        )
     };
     // Polled together, the five asks are counted exactly against F4's budget. (Whether two
     // Advertises are ever handled at the same instant depends on scheduling; the admission
@@ -208,7 +210,7 @@ async fn members_killed_mid_query_leave_the_sum_exact() {
     .await;
     let r = ana
         .client
-        .ask(item("tag:vehicle/subaru"), Duration::from_secs(5))
+        .ask(kith_client::Query::new(item("tag:vehicle/subaru")).timeout(Duration::from_secs(5)))
         .await
         .unwrap();
     assert!(dropped.died_within(Duration::from_secs(1)).await);

@@ -41,8 +41,8 @@ async fn approve_delivers_deny_does_not() {
     let asked = ana
         .client
         .ask(
-            ItemKey::parse("tag:vehicle/subaru").unwrap(),
-            Duration::from_secs(5),
+            kith_client::Query::new(ItemKey::parse("tag:vehicle/subaru").unwrap())
+                .timeout(Duration::from_secs(5)),
         )
         .await
         .unwrap();
@@ -129,7 +129,10 @@ async fn an_approval_that_cannot_be_delivered_stays_pending() {
     bob.share_with_friends("*", Share::Ask).await;
     bob.endorse("tag:book/dune", 1, Some(5), None).await;
     ana.client
-        .ask(ItemKey::parse("tag:book").unwrap(), Duration::from_secs(3))
+        .ask(
+            kith_client::Query::new(ItemKey::parse("tag:book").unwrap())
+                .timeout(Duration::from_secs(3)),
+        )
         .await
         .unwrap();
     let id = pending_of(&bob, 1).await[0].id;

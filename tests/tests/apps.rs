@@ -62,7 +62,7 @@ async fn a_counts_only_app_asks_within_its_scope_and_limit() {
 
     // In scope: the aggregate, but never a name.
     let r = shop
-        .ask(item("tag:vehicle/subaru"), Duration::from_secs(5))
+        .ask(kith_client::Query::new(item("tag:vehicle/subaru")).timeout(Duration::from_secs(5)))
         .await
         .unwrap();
     assert_eq!(r.answered, 5);
@@ -70,14 +70,14 @@ async fn a_counts_only_app_asks_within_its_scope_and_limit() {
     // The owner, asking the same, sees Bruno's name.
     let owner = ana
         .client
-        .ask(item("tag:vehicle/subaru"), Duration::from_secs(5))
+        .ask(kith_client::Query::new(item("tag:vehicle/subaru")).timeout(Duration::from_secs(5)))
         .await
         .unwrap();
     assert_eq!(owner.named.len(), 1);
 
     // Out of scope, and owner-only requests.
     let book = shop
-        .ask(item("isbn:9780141439518"), Duration::from_secs(5))
+        .ask(kith_client::Query::new(item("isbn:9780141439518")).timeout(Duration::from_secs(5)))
         .await;
     assert!(matches!(book, Err(ClientError::OutOfScope(_))), "{book:?}");
     let shelf = shop.endorsements().await;
@@ -91,11 +91,11 @@ async fn a_counts_only_app_asks_within_its_scope_and_limit() {
     assert_eq!((status.contacts, status.endorsements), (0, 0));
 
     // The daily limit: one more ask, then refused.
-    shop.ask(item("tag:vehicle/subaru"), Duration::from_secs(5))
+    shop.ask(kith_client::Query::new(item("tag:vehicle/subaru")).timeout(Duration::from_secs(5)))
         .await
         .unwrap();
     let third = shop
-        .ask(item("tag:vehicle/subaru"), Duration::from_secs(5))
+        .ask(kith_client::Query::new(item("tag:vehicle/subaru")).timeout(Duration::from_secs(5)))
         .await;
     assert!(
         matches!(third, Err(ClientError::RateLimited(_))),
@@ -118,7 +118,7 @@ async fn a_counts_only_app_asks_within_its_scope_and_limit() {
     // Revocation cuts the open connection, and the credential is refused from then on.
     ana.client.revoke_app("shop").await.unwrap();
     let after = shop
-        .ask(item("tag:vehicle/subaru"), Duration::from_secs(5))
+        .ask(kith_client::Query::new(item("tag:vehicle/subaru")).timeout(Duration::from_secs(5)))
         .await;
     assert!(matches!(after, Err(ClientError::Revoked)), "{after:?}");
     let reconnect = Client::connect(api, &credential)
@@ -145,7 +145,7 @@ async fn a_named_app_gets_names_and_bad_codes_are_refused() {
         .unwrap();
     let (garage, _, _) = Client::pair(api, &pairing.code.0).await.unwrap();
     let r = garage
-        .ask(item("tag:vehicle/subaru"), Duration::from_secs(5))
+        .ask(kith_client::Query::new(item("tag:vehicle/subaru")).timeout(Duration::from_secs(5)))
         .await
         .unwrap();
     assert_eq!(r.named.len(), 1, "a named app sees names");
@@ -213,7 +213,7 @@ async fn an_app_follows_its_answer_and_receives_a_late_approval() {
         .await
         .unwrap();
     let r = garage
-        .ask(item("tag:vehicle/subaru"), Duration::from_secs(5))
+        .ask(kith_client::Query::new(item("tag:vehicle/subaru")).timeout(Duration::from_secs(5)))
         .await
         .unwrap();
     assert!(

@@ -48,7 +48,7 @@ async fn four_friends_and_a_stranger() {
 
     let answer = ana
         .client
-        .ask(item("tag:vehicle/subaru"), Duration::from_secs(5))
+        .ask(kith_client::Query::new(item("tag:vehicle/subaru")).timeout(Duration::from_secs(5)))
         .await
         .unwrap();
     assert_eq!(answer.asked, 3);
@@ -94,7 +94,7 @@ async fn four_friends_and_a_stranger() {
     // The stranger has nobody to ask...
     let lonely = stranger
         .client
-        .ask(item("tag:vehicle/subaru"), Duration::from_secs(2))
+        .ask(kith_client::Query::new(item("tag:vehicle/subaru")).timeout(Duration::from_secs(2)))
         .await
         .unwrap();
     assert_eq!((lonely.asked, lonely.named.len()), (0, 0));
@@ -160,7 +160,7 @@ async fn refusals_look_exactly_like_owning_nothing() {
     );
     let answer = ana
         .client
-        .ask(item("tag:vehicle"), Duration::from_secs(5))
+        .ask(kith_client::Query::new(item("tag:vehicle")).timeout(Duration::from_secs(5)))
         .await
         .unwrap();
     assert_eq!(
@@ -269,7 +269,7 @@ async fn bad_frames_are_rejected_and_the_node_keeps_serving() {
 
     let answer = ana
         .client
-        .ask(item("tag:book"), Duration::from_secs(5))
+        .ask(kith_client::Query::new(item("tag:book")).timeout(Duration::from_secs(5)))
         .await
         .unwrap();
     assert_eq!(answer.named.len(), 1);
@@ -286,7 +286,7 @@ async fn restart_keeps_everything() {
     bob.share_with_friends("tag:vehicle/*", Share::Name).await;
     let first = ana
         .client
-        .ask(item("tag:vehicle"), Duration::from_secs(5))
+        .ask(kith_client::Query::new(item("tag:vehicle")).timeout(Duration::from_secs(5)))
         .await
         .unwrap();
     assert_eq!(first.named.len(), 1);
@@ -308,7 +308,7 @@ async fn restart_keeps_everything() {
     // Ana's cached connection died with Bob's old process; a new one is made.
     let again = ana
         .client
-        .ask(item("tag:vehicle"), Duration::from_secs(5))
+        .ask(kith_client::Query::new(item("tag:vehicle")).timeout(Duration::from_secs(5)))
         .await
         .unwrap();
     assert_eq!(again.named.len(), 1);
