@@ -306,7 +306,10 @@ impl Client {
             timeout_ms,
             epsilon,
         };
-        match self.call(&request, timeout + REQUEST_TIMEOUT).await? {
+        match self
+            .call(&request, timeout.saturating_add(REQUEST_TIMEOUT))
+            .await?
+        {
             AppResponse::AskResult(r) => Ok(r),
             other => Err(unexpected(other)),
         }

@@ -19,7 +19,7 @@ pub fn social_proof(answer: &AskResult) -> String {
         .collect();
     let counted = answer.aggregate.map(|a| a.owners);
     let others = counted
-        .map(|owners| (owners - names.len() as i64).max(0) as u64)
+        .map(|owners| owners.saturating_sub(names.len() as i64).max(0) as u64)
         .unwrap_or(0);
     let friends = |k: u64| if k == 1 { "friend" } else { "friends" };
     match (names.as_slice(), counted) {

@@ -4,7 +4,7 @@ use std::fmt::Display;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kith_client::transport::{self, FrameReadError, CLOSE_UNAUTHORIZED};
+use kith_client::transport::{self, FrameReadError, CLOSE_SHUTDOWN, CLOSE_UNAUTHORIZED};
 use kith_protocol::app::{
     AppError, AppErrorCode, AppRequest, AppResponse, ContactInfo, NodeStatus, PolicyEntry,
     SubjectRef,
@@ -47,7 +47,19 @@ pub(crate) async fn serve(
         },
     };
     tracing::debug!(app = principal.name(), "app connected");
-    shared.app_connections.add(key, conn.clone());
+    if !shared.app_connections.add(key, conn.clone()) {
+        conn.close(
+            CLOSE_SHUTDOWN.into(),
+            b"too many connections for this credential",
+        );
+        return;
+    }
+    // A revocation between the lookup and the registration above would have missed this
+    // connection: look again now that it is registered.
+    if !matches!(shared.store.principal(&key), Ok(Some(_))) {
+        conn.close(CLOSE_UNAUTHORIZED.into(), b"revoked");
+        return;
+    }
     loop {
         let (send, recv) = match conn.accept_bi().await {
             Ok(s) => s,
@@ -62,18 +74,16 @@ pub(crate) async fn serve(
 /// the connection as before pairing existed.
 async fn pair(shared: &Arc<Shared>, conn: &quinn::Connection, key: NodeId) -> Option<Principal> {
     let unknown = || conn.close(CLOSE_UNAUTHORIZED.into(), b"unknown credential");
-    let Ok(Ok((mut send, mut recv))) =
-        tokio::time::timeout(apps::PAIRING_READ_TIMEOUT, conn.accept_bi()).await
-    else {
-        unknown();
-        return None;
-    };
-    let read = tokio::time::timeout(
-        apps::PAIRING_READ_TIMEOUT,
-        transport::read_frame(&mut recv, MAX_APP_FRAME),
-    )
+    // One deadline for the stream and its one small frame.
+    let first = tokio::time::timeout(apps::PAIRING_READ_TIMEOUT, async {
+        let (send, mut recv) = conn.accept_bi().await.ok()?;
+        let bytes = transport::read_frame(&mut recv, apps::MAX_PAIR_FRAME)
+            .await
+            .ok()?;
+        Some((send, bytes))
+    })
     .await;
-    let Ok(Ok(bytes)) = read else {
+    let Ok(Some((mut send, bytes))) = first else {
         unknown();
         return None;
     };
@@ -120,9 +130,15 @@ async fn respond(
         }
         Ok(Ok(bytes)) => match decode_message::<AppRequest>(&bytes) {
             Ok(req) => match shared.store.principal(&key) {
-                // Revoked since the connection opened (or the store failed): refuse, close.
-                Ok(None) | Err(_) => {
+                // Revoked since the connection opened: refuse, close.
+                Ok(None) => {
                     conn.close(CLOSE_UNAUTHORIZED.into(), b"revoked");
+                    return;
+                }
+                // The node's own trouble is not the credential's: the app may come back.
+                Err(e) => {
+                    tracing::error!("store: {e}");
+                    conn.close(CLOSE_SHUTDOWN.into(), b"internal error");
                     return;
                 }
                 Ok(Some(_)) => authorized(shared, key, principal, req)

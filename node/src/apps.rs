@@ -30,12 +30,22 @@ pub const MAX_APP_NAME: usize = 64;
 #[derive(Debug, Default)]
 pub(crate) struct Connections(Mutex<HashMap<NodeId, Vec<quinn::Connection>>>);
 
+/// Most connections one credential may hold open at once; the node's connection slots
+/// are shared by contacts and apps (spec §4.4).
+pub const MAX_CONNECTIONS_PER_KEY: usize = 8;
+
 impl Connections {
-    pub fn add(&self, key: NodeId, conn: quinn::Connection) {
+    /// Track `conn` under `key`; false (and nothing tracked) if the key already has
+    /// [`MAX_CONNECTIONS_PER_KEY`] open.
+    pub fn add(&self, key: NodeId, conn: quinn::Connection) -> bool {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let list = map.entry(key).or_default();
         list.retain(|c| c.close_reason().is_none());
+        if list.len() >= MAX_CONNECTIONS_PER_KEY {
+            return false;
+        }
         list.push(conn);
+        true
     }
 
     /// Close every open connection of `key`.
@@ -117,7 +127,11 @@ pub(crate) fn redeem(shared: &Shared, key: NodeId, code: &InviteCode) -> Result<
     let outcome = shared
         .store
         .redeem_pairing(&code.secret_hash(), &key, unix_now())
-        .map_err(internal)?;
+        .map_err(|e| {
+            // Logged here; a stranger is not told the store's details.
+            tracing::error!("store: {e}");
+            err(AppErrorCode::Internal, "the node failed; try again later")
+        })?;
     match outcome {
         Ok(info) => {
             shared.audit(AuditEvent {
@@ -133,6 +147,7 @@ pub(crate) fn redeem(shared: &Shared, key: NodeId, code: &InviteCode) -> Result<
         Err(PairingRefused::Expired) => Err(refused("the code expired")),
         Err(PairingRefused::Used) => Err(refused("the code was already used")),
         Err(PairingRefused::NameTaken) => Err(refused("a paired app already has this name")),
+        Err(PairingRefused::SameKey) => Err(refused("this key is already a credential")),
     }
 }
 
@@ -166,13 +181,30 @@ pub(crate) fn revoke(shared: &Shared, name: &str) -> Result<AppInfo, AppError> {
         .ok_or_else(|| internal("revoked app vanished"))
 }
 
-/// The short name of a request, for the audit log.
+/// The name of a request, for the audit log.
 fn kind(req: &AppRequest) -> &'static str {
     match req {
-        AppRequest::Status => "status",
-        AppRequest::Ask { .. } => "ask",
-        AppRequest::ListUpdates { .. } => "updates",
-        _ => "owner request",
+        AppRequest::Status => "Status",
+        AppRequest::CreateInvite { .. } => "CreateInvite",
+        AppRequest::AcceptInvite { .. } => "AcceptInvite",
+        AppRequest::ListContacts => "ListContacts",
+        AppRequest::Endorse { .. } => "Endorse",
+        AppRequest::ListEndorsements => "ListEndorsements",
+        AppRequest::Unendorse { .. } => "Unendorse",
+        AppRequest::SetPolicy { .. } => "SetPolicy",
+        AppRequest::ListPolicy => "ListPolicy",
+        AppRequest::Ask { .. } => "Ask",
+        AppRequest::Audit { .. } => "Audit",
+        AppRequest::ListSettings => "ListSettings",
+        AppRequest::SetSetting { .. } => "SetSetting",
+        AppRequest::ListPending => "ListPending",
+        AppRequest::Approve { .. } => "Approve",
+        AppRequest::Deny { .. } => "Deny",
+        AppRequest::ListUpdates { .. } => "ListUpdates",
+        AppRequest::CreatePairing { .. } => "CreatePairing",
+        AppRequest::Pair { .. } => "Pair",
+        AppRequest::ListApps => "ListApps",
+        AppRequest::RevokeApp { .. } => "RevokeApp",
     }
 }
 
@@ -213,26 +245,26 @@ pub(crate) fn authorize(
                     format!("{item} is outside this app's scope"),
                 );
             }
-            if let Some(limit) = scope.daily_limit {
-                let since = now.saturating_sub(24 * 3600);
-                let used = shared
-                    .store
-                    .count_audit_since("app-ask", key, since)
-                    .map_err(internal)?;
-                if used >= limit {
-                    return denied(
-                        AppErrorCode::RateLimited,
-                        format!("{used} asks in 24 h (limit {limit})"),
-                    );
-                }
-            }
-            shared.audit(AuditEvent {
+            // Counted and charged in one transaction: concurrent asks cannot all pass.
+            let ask = AuditEvent {
                 event: "app-ask",
                 peer: Some(*key),
                 peer_name: Some(name),
                 item: Some(item.to_string()),
                 detail: "asked for the app".into(),
-            });
+            };
+            let since = now.saturating_sub(24 * 3600);
+            let (used, charged) = shared
+                .store
+                .audit_within_limit(now, &ask, since, scope.daily_limit)
+                .map_err(internal)?;
+            if !charged {
+                let limit = scope.daily_limit.unwrap_or(0);
+                return denied(
+                    AppErrorCode::RateLimited,
+                    format!("{used} asks in 24 h (limit {limit})"),
+                );
+            }
             return Ok(());
         }
         AppRequest::ListUpdates { .. } if scope.named => {}
@@ -240,6 +272,12 @@ pub(crate) fn authorize(
             return denied(
                 AppErrorCode::OutOfScope,
                 "this app receives counts only, never names".into(),
+            )
+        }
+        AppRequest::Pair { .. } => {
+            return denied(
+                AppErrorCode::Conflict,
+                "this credential is already paired with the node".into(),
             )
         }
         _ => {
@@ -299,5 +337,7 @@ pub(crate) fn filter(
     })
 }
 
-/// How long an unknown key may take to send its `Pair` request.
+/// How long an unknown key may take to open its stream and send its `Pair` request.
 pub const PAIRING_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest `Pair` frame an unknown key may send (a pairing code is about 90 bytes).
+pub const MAX_PAIR_FRAME: u32 = 1024;

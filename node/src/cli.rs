@@ -160,9 +160,18 @@ struct AppsPair {
     /// (repeat for several).
     #[arg(long = "scope", value_name = "SCOPE", required = true, value_parser = parse_scope)]
     scopes: Vec<ItemPattern>,
-    /// Most asks per 24 hours.
-    #[arg(long, value_name = "N")]
-    daily_limit: Option<u32>,
+    /// Most asks per 24 hours (default 10: below the 20 asks a day each contact allows
+    /// you by default, so an app cannot use up your own budget).
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10,
+        conflicts_with = "no_daily_limit"
+    )]
+    daily_limit: u32,
+    /// No daily limit: the app may ask as often as your contacts' budgets allow.
+    #[arg(long)]
+    no_daily_limit: bool,
     /// The app receives named endorsements.
     #[arg(long, conflicts_with = "counts_only")]
     named: bool,
@@ -692,7 +701,7 @@ async fn run(cli: Cli) -> Result<()> {
                     let scope = AppScope {
                         ask: p.scopes.clone(),
                         named: p.named,
-                        daily_limit: p.daily_limit,
+                        daily_limit: (!p.no_daily_limit).then_some(p.daily_limit),
                     };
                     let created = client.create_pairing(&p.name, scope).await?;
                     if cli.json {

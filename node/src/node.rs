@@ -235,7 +235,7 @@ async fn accept_loop(shared: Arc<Shared>) {
                     Ok(principal) => app_service::serve(shared, conn, key, principal).await,
                     Err(e) => {
                         tracing::error!("store: {e}");
-                        conn.close(CLOSE_UNAUTHORIZED.into(), b"unknown credential")
+                        conn.close(CLOSE_SHUTDOWN.into(), b"internal error")
                     }
                 },
                 _ => conn.close(CLOSE_UNAUTHORIZED.into(), b"unknown ALPN"),

@@ -244,3 +244,31 @@ async fn an_app_follows_its_answer_and_receives_a_late_approval() {
     let again = tokio::time::timeout(Duration::from_millis(300), updates.next()).await;
     assert!(again.is_err(), "no second copy of the same update");
 }
+
+/// Concurrent asks cannot overrun an app's daily limit: the count and the charge are one
+/// transaction (spec §10.5).
+#[tokio::test]
+async fn concurrent_asks_cannot_overrun_the_daily_limit() {
+    let (ana, _friends) = federation().await;
+    let pairing = ana
+        .client
+        .create_pairing("burst", scope(&["tag:vehicle/*"], false, Some(2)))
+        .await
+        .unwrap();
+    let (app, _, _) = Client::pair(ana.node().api_addr(), &pairing.code.0)
+        .await
+        .unwrap();
+    let ask = || {
+        app.ask(kith_client::Query::new(item("tag:vehicle/subaru")).timeout(Duration::from_secs(5)))
+    };
+    let results = tokio::join!(ask(), ask(), ask(), ask(), ask(), ask());
+    let all = [
+        results.0, results.1, results.2, results.3, results.4, results.5,
+    ];
+    let passed = all.iter().filter(|r| r.is_ok()).count();
+    let limited = all
+        .iter()
+        .filter(|r| matches!(r, Err(ClientError::RateLimited(_))))
+        .count();
+    assert_eq!((passed, limited), (2, 4), "{all:?}");
+}

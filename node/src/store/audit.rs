@@ -26,6 +26,35 @@ impl Store {
         Ok(())
     }
 
+    /// Record `e` only if fewer than `limit` entries with the same event and peer exist since
+    /// `since` (all when `limit` is `None`), counting and inserting in one transaction, so
+    /// that concurrent requests cannot all pass the count. Returns the count found and
+    /// whether `e` was recorded.
+    pub fn audit_within_limit(
+        &self,
+        at: u64,
+        e: &AuditEvent<'_>,
+        since: u64,
+        limit: Option<u32>,
+    ) -> Result<(u32, bool)> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let used: u32 = tx.query_row(
+            "SELECT count(*) FROM audit WHERE event = ?1 AND peer = ?2 AND at >= ?3",
+            params![e.event, e.peer.map(|p| p.0.to_vec()), since as i64],
+            |r| r.get(0),
+        )?;
+        if limit.is_some_and(|l| used >= l) {
+            return Ok((used, false));
+        }
+        tx.execute(
+            "INSERT INTO audit (at, event, peer, peer_name, item, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![at as i64, e.event, e.peer.map(|p| p.0.to_vec()), e.peer_name, e.item, e.detail],
+        )?;
+        tx.commit()?;
+        Ok((used, true))
+    }
+
     /// Newest first.
     pub fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
         let conn = self.conn();

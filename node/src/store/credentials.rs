@@ -33,6 +33,8 @@ pub enum PairingRefused {
     Used,
     /// A live app already has the name.
     NameTaken,
+    /// The redeeming key is already a credential (of any role, revoked or not).
+    SameKey,
 }
 
 fn scope_of(bytes: &[u8]) -> Result<AppScope> {
@@ -66,7 +68,13 @@ impl Store {
                     name,
                     scope: scope_of(&bytes)?,
                 },
-                _ => Principal::Owner { name },
+                ("owner", None) => Principal::Owner { name },
+                // Never owner rights by default.
+                _ => {
+                    return Err(StoreError::Corrupt(format!(
+                        "credential {name}: role {role}"
+                    )))
+                }
             }),
         })
     }
@@ -89,7 +97,14 @@ impl Store {
         now: u64,
         expires_at: u64,
     ) -> Result<()> {
-        self.conn().execute(
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        // A new code for a name supersedes the unused ones: only the latest scope can win.
+        tx.execute(
+            "UPDATE pairings SET used_at = ?2 WHERE name = ?1 AND used_at IS NULL",
+            params![name, now as i64],
+        )?;
+        tx.execute(
             "INSERT INTO pairings (code_hash, name, scope, created_at, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5)",
             params![
@@ -100,6 +115,7 @@ impl Store {
                 expires_at as i64
             ],
         )?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -136,6 +152,14 @@ impl Store {
         )?;
         if taken {
             return Ok(Err(PairingRefused::NameTaken));
+        }
+        let known: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM credentials WHERE key = ?1)",
+            params![&key.0[..]],
+            |r| r.get(0),
+        )?;
+        if known {
+            return Ok(Err(PairingRefused::SameKey));
         }
         tx.execute(
             "UPDATE pairings SET used_at = ?2 WHERE code_hash = ?1",
@@ -253,34 +277,40 @@ mod tests {
     #[test]
     fn pairing_codes_expire_are_single_use_and_names_stay_unique() {
         let store = Store::open_in_memory().unwrap();
-        let (code, late, twin) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+        let (first, code, late) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+        let (a, b) = (NodeId([8; 32]), NodeId([9; 32]));
+        // A second code for a name supersedes the first while it is unused.
+        store
+            .add_pairing(&first, "shop", &scope(), 90, 700)
+            .unwrap();
         store
             .add_pairing(&code, "shop", &scope(), 100, 700)
             .unwrap();
         store
             .add_pairing(&late, "late", &scope(), 100, 700)
             .unwrap();
-        store
-            .add_pairing(&twin, "shop", &scope(), 100, 700)
-            .unwrap();
-        let (a, b) = (NodeId([8; 32]), NodeId([9; 32]));
-        assert_eq!(
-            store.redeem_pairing(&late, &a, 701).unwrap(),
-            Err(PairingRefused::Expired)
-        );
-        assert_eq!(
-            store.redeem_pairing(&[7; 32], &a, 200).unwrap(),
-            Err(PairingRefused::Unknown)
-        );
+        let refused = |hash: &[u8; 32], key: &NodeId, now| {
+            store.redeem_pairing(hash, key, now).unwrap().unwrap_err()
+        };
+        assert_eq!(refused(&first, &a, 200), PairingRefused::Used);
+        assert_eq!(refused(&late, &a, 701), PairingRefused::Expired);
+        assert_eq!(refused(&[7; 32], &a, 200), PairingRefused::Unknown);
         let info = store.redeem_pairing(&code, &a, 700).unwrap().unwrap();
         assert_eq!((info.name.as_str(), info.key), ("shop", a));
+        assert_eq!(refused(&code, &b, 200), PairingRefused::Used);
+        let twin = [4u8; 32];
+        store
+            .add_pairing(&twin, "shop", &scope(), 200, 800)
+            .unwrap();
+        assert_eq!(refused(&twin, &b, 200), PairingRefused::NameTaken);
+        let other = [5u8; 32];
+        store
+            .add_pairing(&other, "other", &scope(), 200, 800)
+            .unwrap();
         assert_eq!(
-            store.redeem_pairing(&code, &b, 200).unwrap(),
-            Err(PairingRefused::Used)
-        );
-        assert_eq!(
-            store.redeem_pairing(&twin, &b, 200).unwrap(),
-            Err(PairingRefused::NameTaken)
+            refused(&other, &a, 200),
+            PairingRefused::SameKey,
+            "one key, one credential"
         );
         assert!(matches!(
             store.principal(&a).unwrap(),
@@ -288,6 +318,7 @@ mod tests {
         ));
         assert_eq!(store.revoke_app("shop", 300).unwrap(), Some(a));
         assert_eq!(store.principal(&a).unwrap(), None);
+        assert!(store.credential_revoked(&a).unwrap());
         // The name is free again once the app is revoked.
         assert!(store.redeem_pairing(&twin, &b, 300).unwrap().is_ok());
     }

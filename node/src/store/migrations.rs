@@ -140,6 +140,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (key, query_id)
     );
     ",
+    // v5: budgets and daily limits count audit entries by event, peer and time.
+    "
+    CREATE INDEX audit_by_event_peer ON audit (event, peer, at);
+    ",
 ];
 
 /// Bring the schema up to date, one transaction per step.
