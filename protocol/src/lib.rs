@@ -45,6 +45,8 @@ pub mod endorsement;
 pub mod envelope;
 pub mod error;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identity;
 pub mod invite;
 pub mod item;
