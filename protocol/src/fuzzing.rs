@@ -86,10 +86,12 @@ pub fn texts(data: &[u8]) {
     }
 }
 
-/// SplitMix64: deterministic randomness for the responder under fuzzing. Not secure.
-struct FuzzRng(u64);
+/// SplitMix64: deterministic randomness for fuzzing, simulations and seeded statistical
+/// tests, so every seed replays the same run. Not secure.
+#[derive(Debug, Clone)]
+pub struct SimRng(pub u64);
 
-impl rand_core::RngCore for FuzzRng {
+impl rand_core::RngCore for SimRng {
     fn next_u32(&mut self) -> u32 {
         self.next_u64() as u32
     }
@@ -112,12 +114,12 @@ impl rand_core::RngCore for FuzzRng {
     }
 }
 
-impl rand_core::CryptoRng for FuzzRng {}
+impl rand_core::CryptoRng for SimRng {}
 
 /// A responder in an aggregation, fed a sequence of round requests from `data` (each
 /// prefixed by a one-byte length unit): whatever arrives, it answers without panicking.
 pub fn rounds(data: &[u8]) {
-    let mut rng = FuzzRng(7);
+    let mut rng = SimRng(7);
     let identity = Identity::generate(&mut rng);
     let ctx = Context {
         query_id: QueryId([5; 16]),

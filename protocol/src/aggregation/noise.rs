@@ -149,33 +149,9 @@ pub fn noise_share(rng: &mut impl CryptoRngCore, epsilon: f64, t: u32) -> [u32; 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand_core::{CryptoRng, RngCore};
 
     /// SplitMix64, for reproducible statistics.
-    struct Seeded(u64);
-    impl RngCore for Seeded {
-        fn next_u32(&mut self) -> u32 {
-            self.next_u64() as u32
-        }
-        fn next_u64(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-        fn fill_bytes(&mut self, d: &mut [u8]) {
-            for c in d.chunks_mut(8) {
-                let v = self.next_u64().to_le_bytes();
-                c.copy_from_slice(&v[..c.len()]);
-            }
-        }
-        fn try_fill_bytes(&mut self, d: &mut [u8]) -> Result<(), rand_core::Error> {
-            self.fill_bytes(d);
-            Ok(())
-        }
-    }
-    impl CryptoRng for Seeded {}
+    use crate::fuzzing::SimRng as Seeded;
 
     fn mean_var(xs: &[f64]) -> (f64, f64) {
         let n = xs.len() as f64;
