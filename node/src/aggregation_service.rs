@@ -9,6 +9,7 @@ use kith_protocol::aggregation::input::Contribution;
 use kith_protocol::aggregation::keys::Context;
 use kith_protocol::aggregation::messages::{AbortReason, AggRequest, AggResponse};
 use kith_protocol::aggregation::responder::{AggResponder, ResponderSettings, EPSILON_RANGE};
+use kith_protocol::aggregation::CryptoWork;
 use kith_protocol::wire::encode_value;
 use kith_protocol::{answer_query, NodeId, PeerResponse, Query, QueryId, Refusal};
 use rand_core::OsRng;
@@ -86,6 +87,8 @@ pub(crate) struct Sessions {
     /// Held from the budget check to the session insert and its `answered` audit entry, so
     /// that concurrent asks cannot all pass the check before any of them is counted.
     admission: Mutex<()>,
+    /// Public-key operations done as a responder since the node started.
+    work: Mutex<CryptoWork>,
 }
 
 impl Sessions {
@@ -99,7 +102,7 @@ impl Sessions {
 
     /// Drop every session past its deadline, finished, or whose admission failed (secrets
     /// are wiped on drop). A session busy with a round stays until the next sweep.
-    fn sweep(&self, now: Instant) {
+    pub(crate) fn sweep(&self, now: Instant) {
         self.lock().retain(|_, s| match s.try_lock() {
             Ok(s) => s
                 .as_ref()
@@ -110,6 +113,22 @@ impl Sessions {
 
     fn remove(&self, key: &(NodeId, QueryId)) {
         self.lock().remove(key);
+    }
+
+    /// Add what a session did between `before` and `after` to the node's total.
+    fn count_work(&self, after: CryptoWork, before: CryptoWork) {
+        let mut w = self.work.lock().unwrap_or_else(|p| p.into_inner());
+        *w += after - before;
+    }
+
+    /// Public-key operations done as a responder since the node started.
+    pub(crate) fn work(&self) -> CryptoWork {
+        *self.work.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Responder sessions currently held (their secrets included).
+    pub(crate) fn open_count(&self) -> usize {
+        self.lock().len()
     }
 }
 
@@ -208,9 +227,13 @@ fn continue_session(
         shared.agg_sessions.remove(&key);
         return abort(AbortReason::UnexpectedRound);
     }
+    let before = session.responder.work();
     let response = session
         .responder
         .handle(&shared.identity, request, &mut OsRng, now);
+    shared
+        .agg_sessions
+        .count_work(session.responder.work(), before);
     if matches!(response, AggResponse::Abort(_)) {
         shared.agg_sessions.remove(&key);
     } else {
@@ -329,8 +352,11 @@ fn admit(
         },
         epsilon,
         &mut OsRng,
-        now + SESSION_LIFETIME,
+        now + shared.options.session_lifetime,
     );
+    shared
+        .agg_sessions
+        .count_work(responder.work(), CryptoWork::default());
     let response = AggResponse::Advertised {
         answer,
         advertisement: responder.advertisement().clone(),

@@ -31,7 +31,7 @@ pub mod store;
 
 pub use data_dir::{init, DataDir, InitReport};
 pub use error::NodeError;
-pub use node::Node;
+pub use node::{Node, NodeOptions, PeerExtension};
 
 /// Seconds since the Unix epoch, from the system clock.
 pub fn unix_now() -> u64 {

@@ -33,6 +33,39 @@ pub(crate) struct Shared {
     pub agg_sessions: crate::aggregation_service::Sessions,
     /// Open app connections, so that revoking an app closes them.
     pub app_connections: crate::apps::Connections,
+    pub options: NodeOptions,
+}
+
+/// Answers a contact's request frame that is not a kith peer request: given the contact and
+/// the frame, the response frame, or `None` to treat the frame as kith treats any other.
+pub type PeerExtension = Arc<dyn Fn(NodeId, &[u8]) -> Option<Vec<u8>> + Send + Sync>;
+
+/// How an embedding program runs a node. The `kith` command uses the defaults.
+#[derive(Clone)]
+pub struct NodeOptions {
+    /// How long a responder keeps an aggregation's secrets after round 0 (spec §9.8.2).
+    pub session_lifetime: Duration,
+    /// Consulted first for every request frame from a contact; none in `kith`. Benchmarks
+    /// use it to compare kith with a protocol without privacy on the same connections.
+    pub peer_extension: Option<PeerExtension>,
+}
+
+impl Default for NodeOptions {
+    fn default() -> Self {
+        NodeOptions {
+            session_lifetime: crate::aggregation_service::SESSION_LIFETIME,
+            peer_extension: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for NodeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeOptions")
+            .field("session_lifetime", &self.session_lifetime)
+            .field("peer_extension", &self.peer_extension.is_some())
+            .finish()
+    }
 }
 
 impl Shared {
@@ -53,20 +86,34 @@ pub const MAX_CONNECTIONS: usize = 512;
 pub struct Node {
     shared: Arc<Shared>,
     accept: JoinHandle<()>,
+    sweeper: JoinHandle<()>,
     data_dir: DataDir,
 }
 
 impl Drop for Node {
     fn drop(&mut self) {
         self.accept.abort();
+        self.sweeper.abort();
     }
 }
+
+/// How often expired responder sessions are wiped even when no request comes.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 impl Node {
     /// Start the node stored in `dir`, listening where `init` said (or on `listen_override`).
     pub async fn start(
         dir: &DataDir,
         listen_override: Option<SocketAddr>,
+    ) -> Result<Node, NodeError> {
+        Self::start_with(dir, listen_override, NodeOptions::default()).await
+    }
+
+    /// [`Node::start`] with options other than the defaults.
+    pub async fn start_with(
+        dir: &DataDir,
+        listen_override: Option<SocketAddr>,
+        options: NodeOptions,
     ) -> Result<Node, NodeError> {
         let identity = dir.load_identity()?;
         let store = Store::open(&dir.database())?;
@@ -125,14 +172,27 @@ impl Node {
             peers: Mutex::new(HashMap::new()),
             agg_sessions: Default::default(),
             app_connections: Default::default(),
+            options,
         });
         // Tell local clients where the API is, in case the port was chosen at bind time.
         crate::data_dir::write_private(&dir.api_addr_file(), api_addr.to_string().as_bytes())?;
         let accept = tokio::spawn(accept_loop(shared.clone()));
+        let weak = Arc::downgrade(&shared);
+        let sweeper = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_EVERY);
+            loop {
+                tick.tick().await;
+                match weak.upgrade() {
+                    Some(shared) => shared.agg_sessions.sweep(Instant::now()),
+                    None => return,
+                }
+            }
+        });
         tracing::info!(node = %shared.identity.node_id().short(), %bound, "node listening");
         Ok(Node {
             shared,
             accept,
+            sweeper,
             data_dir: dir.clone(),
         })
     }
@@ -152,10 +212,48 @@ impl Node {
         self.shared.api_addr
     }
 
+    /// Public-key operations this node has performed as a responder in aggregations.
+    pub fn aggregation_work(&self) -> kith_protocol::aggregation::CryptoWork {
+        self.shared.agg_sessions.work()
+    }
+
+    /// Aggregations this node holds secrets for as a responder; expired ones are wiped
+    /// within a second of their deadline.
+    pub fn open_aggregations(&self) -> usize {
+        self.shared.agg_sessions.open_count()
+    }
+
+    /// Statistics of the open connection to `peer`, if there is one.
+    pub fn connection_stats(&self, peer: &NodeId) -> Option<quinn::ConnectionStats> {
+        let peers = self.shared.peers.lock().unwrap_or_else(|p| p.into_inner());
+        peers.get(peer).map(|c| c.stats())
+    }
+
+    /// One request/response exchange with the contact `peer`, on the connection kith
+    /// itself uses (spec §4.5). `payload` is a whole frame body; for an embedder's
+    /// [`PeerExtension`] on the other side.
+    pub async fn exchange_with_contact(
+        &self,
+        peer: NodeId,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        let contact = self
+            .shared
+            .store
+            .contact(&peer)
+            .map_err(|e| e.to_string())?
+            .ok_or("not a contact")?;
+        let addresses = kith_protocol::wire::decode_exact::<ContactCard>(&contact.card.body)
+            .map(|c| c.addresses)
+            .unwrap_or_default();
+        crate::peers::request(&self.shared, peer, &addresses, payload).await
+    }
+
     /// Close every connection and stop. Committed data is already on disk. When this
     /// returns the UDP port is free again (bounded wait), so a restart can bind it.
     pub async fn shutdown(self) {
         self.accept.abort();
+        self.sweeper.abort();
         self.shared
             .endpoint
             .close(CLOSE_SHUTDOWN.into(), b"shutdown");

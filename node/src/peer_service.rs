@@ -78,6 +78,16 @@ async fn respond(
         transport::read_frame(&mut recv, MAX_PEER_FRAME),
     )
     .await;
+    if let (Ok(Ok(bytes)), Some(extension)) = (&read, &shared.options.peer_extension) {
+        if is_contact(shared, &key) {
+            if let Some(reply) = extension(key, bytes) {
+                transport::write_frame(&mut send, &reply, MAX_PEER_FRAME)
+                    .await
+                    .ok()?;
+                return Some(send);
+            }
+        }
+    }
     let response = match read {
         Err(_) => {
             let _ = recv.stop(0u32.into());

@@ -15,16 +15,21 @@ use crate::peer_service;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// At most this many resolved IPs are tried per address in a card.
 const MAX_RESOLVED_PER_ADDRESS: usize = 4;
-/// A cached connection that has not answered within this many round trips (and at least
-/// [`MIN_STALE_AFTER`]) may be dead; a fresh connection is raced against it.
+/// A cached connection from which nothing at all (not even an acknowledgement) has arrived
+/// within this many round trips (and at least [`MIN_STALE_AFTER`]) may be dead; a fresh
+/// connection is raced against it. A peer that acknowledges but is slow to answer is
+/// alive, and is waited for.
 const STALE_AFTER_RTTS: u32 = 4;
 const MIN_STALE_AFTER: Duration = Duration::from_millis(300);
 
 /// One request/response exchange with `peer` (spec §4.5).
 ///
 /// A cached connection is used first. If it fails, or stays silent past a few round trips —
-/// the peer may have crashed and restarted, leaving a connection that QUIC cannot yet know
-/// is dead — a fresh connection is made and the first answer from either wins.
+/// not a single packet back: the peer may have crashed and restarted, leaving a connection
+/// that QUIC cannot yet know is dead — a fresh connection is made and the first answer
+/// from either wins. A busy peer still acknowledges our packets at once, so it is not
+/// raced: that would cost it a handshake and a duplicate request when it can least afford
+/// them.
 pub(crate) async fn request(
     shared: &Arc<Shared>,
     peer: NodeId,
@@ -35,15 +40,28 @@ pub(crate) async fn request(
         return fresh_exchange(shared, peer, addresses, payload).await;
     };
     let stale_after = (conn.rtt() * STALE_AFTER_RTTS).max(MIN_STALE_AFTER);
+    let mut heard = conn.stats().udp_rx.datagrams;
     let attempt = transport::exchange(&conn, payload, MAX_PEER_FRAME, MAX_PEER_FRAME);
     tokio::pin!(attempt);
-    match tokio::time::timeout(stale_after, &mut attempt).await {
+    let silent = loop {
+        match tokio::time::timeout(stale_after, &mut attempt).await {
+            Ok(r) => break Ok(r),
+            Err(_) => {
+                let now_heard = conn.stats().udp_rx.datagrams;
+                if now_heard == heard {
+                    break Err(());
+                }
+                heard = now_heard;
+            }
+        }
+    };
+    match silent {
         Ok(Ok(reply)) => Ok(reply),
         Ok(Err(_)) => {
             forget(shared, &peer, &conn);
             fresh_exchange(shared, peer, addresses, payload).await
         }
-        Err(_) => {
+        Err(()) => {
             let fresh = fresh_exchange(shared, peer, addresses, payload);
             tokio::pin!(fresh);
             // The first answer wins. A failed branch is never polled again: the cached

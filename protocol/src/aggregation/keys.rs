@@ -76,6 +76,25 @@ impl Context {
         Some(self.derive("kith/v1/secagg/pairwise", shared.as_bytes(), &[lo, hi]))
     }
 
+    /// AEAD keys and nonces for the shares `u` sends `v` and those `v` sends `u`, from one
+    /// agreement. `None` when the agreement is all zeros (a low-order key).
+    pub fn share_keys(
+        &self,
+        my_secret: &x25519_dalek::StaticSecret,
+        their_public: &[u8; 32],
+        u: &NodeId,
+        v: &NodeId,
+    ) -> Option<(Zeroizing<[u8; 44]>, Zeroizing<[u8; 44]>)> {
+        let shared = my_secret.diffie_hellman(&x25519_dalek::PublicKey::from(*their_public));
+        if !shared.was_contributory() {
+            return None;
+        }
+        Some((
+            self.derive("kith/v1/secagg/share", shared.as_bytes(), &[u, v]),
+            self.derive("kith/v1/secagg/share", shared.as_bytes(), &[v, u]),
+        ))
+    }
+
     /// AEAD key and nonce for the shares `from` sends `to`.
     pub fn share_key(
         &self,

@@ -19,3 +19,40 @@ pub mod noise;
 pub mod prg;
 pub mod responder;
 pub mod shamir;
+
+/// The public-key operations one party performed in aggregations (spec §11.16): what no
+/// implementation of the protocol can avoid, counted so that benchmarks can state a
+/// responder's crypto floor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CryptoWork {
+    /// X25519 agreements with another party's key.
+    pub agreements: u64,
+    /// Ed25519 signature verifications.
+    pub verifications: u64,
+    /// Ed25519 signatures made.
+    pub signatures: u64,
+    /// X25519 public keys computed from fresh secrets.
+    pub key_generations: u64,
+}
+
+impl core::ops::AddAssign for CryptoWork {
+    fn add_assign(&mut self, o: Self) {
+        self.agreements += o.agreements;
+        self.verifications += o.verifications;
+        self.signatures += o.signatures;
+        self.key_generations += o.key_generations;
+    }
+}
+
+impl core::ops::Sub for CryptoWork {
+    type Output = Self;
+    /// The work done between two readings of a tally (`self` the later).
+    fn sub(self, o: Self) -> Self {
+        CryptoWork {
+            agreements: self.agreements.saturating_sub(o.agreements),
+            verifications: self.verifications.saturating_sub(o.verifications),
+            signatures: self.signatures.saturating_sub(o.signatures),
+            key_generations: self.key_generations.saturating_sub(o.key_generations),
+        }
+    }
+}

@@ -21,7 +21,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use curve25519_dalek::Scalar;
 use rand_core::CryptoRngCore;
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::cohort::{
     advert_digest, bitmap, graph_seed, two_thirds, Cohort, Graph, Member, Params, MAX_COHORT,
@@ -32,7 +32,7 @@ use super::messages::{
     consistency_message, AbortReason, Advertisement, AggRequest, AggResponse, MilliEpsilon,
     SealedShares, SharePair, SignedAdvertisement, Unmasking,
 };
-use super::{noise, prg, shamir};
+use super::{noise, prg, shamir, CryptoWork};
 use crate::identity::{Identity, NodeId, SigningLabel};
 use crate::wire::{decode_exact, encode_value};
 
@@ -197,6 +197,10 @@ pub struct AggResponder {
     advertisement: SignedAdvertisement,
     /// Shares other members sent to us (and our own), by sender.
     held: BTreeMap<NodeId, SharePair>,
+    /// Keys to open the shares each neighbour sends us, derived in round 1 from the same
+    /// agreement as the key we seal ours to it with.
+    opening_keys: BTreeMap<NodeId, Zeroizing<[u8; 44]>>,
+    work: CryptoWork,
     deadline: Instant,
     state: State,
 }
@@ -261,6 +265,12 @@ impl AggResponder {
             own_ad,
             advertisement,
             held: BTreeMap::new(),
+            opening_keys: BTreeMap::new(),
+            work: CryptoWork {
+                key_generations: 2,
+                signatures: 1,
+                ..CryptoWork::default()
+            },
             deadline,
             state: State::Advertised,
         }
@@ -269,6 +279,11 @@ impl AggResponder {
     /// The signed keys to send in round 0.
     pub fn advertisement(&self) -> &SignedAdvertisement {
         &self.advertisement
+    }
+
+    /// The public-key operations this session has performed so far.
+    pub fn work(&self) -> CryptoWork {
+        self.work
     }
 
     /// When this responder's state must be dropped.
@@ -286,6 +301,7 @@ impl AggResponder {
         self.self_seed.zeroize();
         self.input.zeroize();
         self.held.clear();
+        self.opening_keys.clear();
         self.state = State::Finished;
     }
 
@@ -392,6 +408,7 @@ impl AggResponder {
             if advert_digest(signed) != roster[p as usize] {
                 return Err(AbortReason::Inconsistent);
             }
+            self.work.verifications += 1;
             let ad = check_advert(&self.ctx, signed)?;
             if members
                 .insert(ad.responder, Member { position: p, ad })
@@ -424,10 +441,12 @@ impl AggResponder {
                 self.held.insert(self.me, pair);
                 continue;
             }
-            let key = self
+            self.work.agreements += 1;
+            let (key, opening) = self
                 .ctx
-                .share_key(&self.share_secret, &m.ad.share_key, &self.me, v)
+                .share_keys(&self.share_secret, &m.ad.share_key, &self.me, v)
                 .ok_or(AbortReason::Inconsistent)?;
+            self.opening_keys.insert(**v, opening);
             out.push(SealedShares {
                 from: self.me,
                 to: **v,
@@ -445,19 +464,15 @@ impl AggResponder {
     ) -> Result<(AggResponse, State), AbortReason> {
         let mut u2 = BTreeSet::from([self.me]);
         for s in shares {
-            let ad = &cohort
-                .members
+            // Only neighbours have opening keys.
+            let key = self
+                .opening_keys
                 .get(&s.from)
-                .ok_or(AbortReason::Inconsistent)?
-                .ad;
-            if s.to != self.me || s.from == self.me || !u2.insert(s.from) {
+                .ok_or(AbortReason::Inconsistent)?;
+            if s.to != self.me || !u2.insert(s.from) {
                 return Err(AbortReason::Inconsistent);
             }
-            let key = self
-                .ctx
-                .share_key(&self.share_secret, &ad.share_key, &s.from, &self.me)
-                .ok_or(AbortReason::Inconsistent)?;
-            let pair = open_pair(&self.ctx, &key, &s.from, &self.me, &s.ciphertext)
+            let pair = open_pair(&self.ctx, key, &s.from, &self.me, &s.ciphertext)
                 .ok_or(AbortReason::Inconsistent)?;
             self.held.insert(s.from, pair);
         }
@@ -478,6 +493,7 @@ impl AggResponder {
         );
         for v in u2.iter().filter(|v| **v != self.me) {
             let ad = &cohort.members[v].ad;
+            self.work.agreements += 1;
             let seed = self
                 .ctx
                 .pairwise_seed(&self.mask_secret, &ad.mask_key, &self.me, v)
@@ -524,6 +540,7 @@ impl AggResponder {
             &survivors,
         );
         let signature = identity.sign(SigningLabel::SecAggConsistency, &message);
+        self.work.signatures += 1;
         Ok((
             AggResponse::Consistent(signature),
             State::Signed {
@@ -553,6 +570,7 @@ impl AggResponder {
             if !cohort.survived(survivors, v) || !signers.insert(*v) {
                 return Err(AbortReason::Inconsistent);
             }
+            self.work.verifications += 1;
             v.verify(
                 SigningLabel::SecAggConsistency,
                 &message,
