@@ -592,9 +592,11 @@ impl AggAsker {
             .map(|w| {
                 let mut local = self.neighbours(w);
                 local.insert(*w);
+                // A member verifies `t` signatures; more would only be bytes (spec §9.8.5).
                 let signatures = local
                     .iter()
                     .filter_map(|v| Some((*v, *self.signatures.get(v)?)))
+                    .take(t as usize)
                     .collect();
                 let request = AggRequest::Unmask {
                     query_id: self.ctx.query_id,
