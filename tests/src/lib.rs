@@ -2,6 +2,7 @@
 //! kith-client exactly as apps drive them.
 
 pub mod dying;
+pub mod raw_asker;
 pub mod vectors;
 
 use std::net::SocketAddr;
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use kith_client::transport::{self, ExchangeError};
 use kith_client::Client;
-use kith_node::{DataDir, Node};
+use kith_node::{DataDir, Node, NodeOptions};
 use kith_protocol::app::SubjectRef;
 use kith_protocol::frame::MAX_PEER_FRAME;
 use kith_protocol::{Identity, ItemKey, ItemPattern, NodeId, Share, ALPN_PEER, TLS_SERVER_NAME};
@@ -20,19 +21,27 @@ pub struct TestNode {
     pub client: Client,
     pub dir: DataDir,
     pub name: String,
+    pub options: NodeOptions,
     _tmp: tempfile::TempDir,
 }
 
 impl TestNode {
     /// Initialise and start a node named `name` on an ephemeral loopback port.
     pub async fn start(name: &str) -> TestNode {
+        Self::start_with(name, NodeOptions::default()).await
+    }
+
+    /// [`TestNode::start`] with node options (kept across restarts).
+    pub async fn start_with(name: &str, options: NodeOptions) -> TestNode {
         let tmp = tempfile::Builder::new()
             .prefix("kith-test-")
             .tempdir()
             .expect("tempdir");
         let dir = DataDir::new(tmp.path().join("node"));
         kith_node::init(&dir, name, "127.0.0.1:0".parse().unwrap(), vec![]).expect("init");
-        let node = Node::start(&dir, None).await.expect("start");
+        let node = Node::start_with(&dir, None, options.clone())
+            .await
+            .expect("start");
         let client = Client::connect_with(&dir.load_owner_credential().unwrap())
             .await
             .expect("connect");
@@ -41,6 +50,7 @@ impl TestNode {
             client,
             dir,
             name: name.into(),
+            options,
             _tmp: tmp,
         }
     }
@@ -72,7 +82,11 @@ impl TestNode {
     /// Start the node again from its data directory, on `listen`.
     pub async fn restart(&mut self, listen: SocketAddr) {
         self.stop().await;
-        self.node = Some(Node::start(&self.dir, Some(listen)).await.expect("restart"));
+        self.node = Some(
+            Node::start_with(&self.dir, Some(listen), self.options.clone())
+                .await
+                .expect("restart"),
+        );
         self.client = Client::connect_with(&self.dir.load_owner_credential().unwrap())
             .await
             .expect("reconnect");

@@ -68,6 +68,19 @@ impl Store {
         })
     }
 
+    /// SQLite's own check of the whole database file: `Ok(())` or the problems it found.
+    pub fn integrity_check(&self) -> Result<()> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+        let problems: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<std::result::Result<_, _>>()?;
+        match problems.as_slice() {
+            [ok] if ok == "ok" => Ok(()),
+            _ => Err(StoreError::Corrupt(problems.join("; "))),
+        }
+    }
+
     fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite half-written (transactions roll
         // back on drop), so a poisoned lock is safe to reuse.

@@ -472,7 +472,10 @@ mod tests {
         assert_eq!(reference_degree(0), None);
         assert_eq!(reference_degree(1), Some(0));
         assert_eq!(reference_degree(DENSE_MAX), Some(DENSE_MAX - 1));
-        assert_eq!(reference_degree(DENSE_MAX + 1), sparse_degree(DENSE_MAX + 1));
+        assert_eq!(
+            reference_degree(DENSE_MAX + 1),
+            sparse_degree(DENSE_MAX + 1)
+        );
         assert_eq!(DENSE_MAX + 1, SPARSE_FROM);
         assert_eq!(reference_degree(MAX_COHORT), Some(122));
         assert_eq!(reference_degree(MAX_COHORT + 1), None);

@@ -68,6 +68,11 @@ impl CpuMeter {
 }
 
 /// A multi-threaded tokio runtime whose threads (workers and blocking pool) `meter` counts.
+///
+/// The blocking pool is capped at `workers` threads too: kith runs each aggregation round's
+/// crypto there, and a pool of hundreds of threads (tokio's default cap is 512) on a
+/// 2-core machine would starve the QUIC tasks of every node in the process — its peers
+/// would hear no acknowledgements and take it for dead.
 pub fn metered_runtime(
     name: &str,
     workers: usize,
@@ -76,6 +81,7 @@ pub fn metered_runtime(
     let (start, stop) = (meter.clone(), meter.clone());
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
+        .max_blocking_threads(workers)
         .thread_name(name)
         .enable_all()
         // Blocking threads keep their CPU time while alive; don't let them come and go.

@@ -164,13 +164,16 @@ impl Federation {
         self.responders.iter().map(|r| r.id).collect()
     }
 
-    /// Bytes the asker has received from every responder, on the connections it holds.
-    pub fn bytes_from_responders(&self) -> u64 {
+    /// Bytes the asker has received from each responder so far, on the connection it holds.
+    pub fn bytes_from_responders(&self) -> Vec<u64> {
         self.responders
             .iter()
-            .filter_map(|r| self.asker.connection_stats(&r.id))
-            .map(|s| s.udp_rx.bytes)
-            .sum()
+            .map(|r| {
+                self.asker
+                    .connection_stats(&r.id)
+                    .map_or(0, |s| s.udp_rx.bytes)
+            })
+            .collect()
     }
 
     /// Public-key operations all responders have done.

@@ -97,6 +97,16 @@ fn main() -> Result<()> {
     Ok(())
 }
 
+/// Bytes received since `before`, per connection. A connection replaced in between (the
+/// asker raced a fresh one against one it thought dead) counts from zero.
+fn bytes_since(before: &[u64], after: &[u64]) -> f64 {
+    before
+        .iter()
+        .zip(after)
+        .map(|(b, a)| a.checked_sub(*b).unwrap_or(*a))
+        .sum::<u64>() as f64
+}
+
 /// Choose `round(p·n)` of `n` at random.
 fn choose_dropouts(n: usize, p: f64) -> Vec<bool> {
     let k = (p * n as f64).round() as usize;
@@ -209,7 +219,7 @@ async fn measure(n: usize, args: &Args, units: &UnitCosts, sides: &Sides) -> Res
     let responder_cpu_ms =
         (responder_cpu.total_ns() - cpu_r0) as f64 / 1e6 / (n * args.queries) as f64;
     let bytes_per_responder =
-        (fed.bytes_from_responders() - bytes0) as f64 / (n * args.queries) as f64;
+        bytes_since(&bytes0, &fed.bytes_from_responders()) / (n * args.queries) as f64;
     let work = PerResponder::mean(fed.responder_work() - work0, n, args.queries);
 
     let (cpu_a1, bytes1) = (asker_cpu.total_ns(), fed.bytes_from_responders());
@@ -229,7 +239,7 @@ async fn measure(n: usize, args: &Args, units: &UnitCosts, sides: &Sides) -> Res
     }
     let direct_asker_cpu_ms = (asker_cpu.total_ns() - cpu_a1) as f64 / 1e6 / args.queries as f64;
     let direct_bytes_per_responder =
-        (fed.bytes_from_responders() - bytes1) as f64 / (n * args.queries) as f64;
+        bytes_since(&bytes1, &fed.bytes_from_responders()) / (n * args.queries) as f64;
     for f in &failures {
         eprintln!("  MISMATCH {f}");
     }
