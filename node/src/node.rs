@@ -34,6 +34,11 @@ pub(crate) struct Shared {
     /// Open app connections, so that revoking an app closes them.
     pub app_connections: crate::apps::Connections,
     pub options: NodeOptions,
+    /// Aggregation rounds whose crypto may run at once: one per core. More would only
+    /// share the cores, and crowd out the tasks that acknowledge peers' packets.
+    pub round_slots: tokio::sync::Semaphore,
+    /// Bytes of the frames this node has sent answering contacts' requests.
+    pub answered_bytes: std::sync::atomic::AtomicU64,
 }
 
 /// Answers a contact's request frame that is not a kith peer request: given the contact and
@@ -173,6 +178,10 @@ impl Node {
             agg_sessions: Default::default(),
             app_connections: Default::default(),
             options,
+            answered_bytes: Default::default(),
+            round_slots: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ),
         });
         // Tell local clients where the API is, in case the port was chosen at bind time.
         crate::data_dir::write_private(&dir.api_addr_file(), api_addr.to_string().as_bytes())?;
@@ -221,6 +230,14 @@ impl Node {
     /// within a second of their deadline.
     pub fn open_aggregations(&self) -> usize {
         self.shared.agg_sessions.open_count()
+    }
+
+    /// Bytes of the frames (length prefix included) this node has sent answering other
+    /// nodes' requests since it started.
+    pub fn answered_bytes(&self) -> u64 {
+        self.shared
+            .answered_bytes
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Statistics of the open connection to `peer`, if there is one.

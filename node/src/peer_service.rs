@@ -84,6 +84,7 @@ async fn respond(
                 transport::write_frame(&mut send, &reply, MAX_PEER_FRAME)
                     .await
                     .ok()?;
+                count_answered(shared, &reply);
                 return Some(send);
             }
         }
@@ -99,6 +100,7 @@ async fn respond(
             Ok(PeerRequest::Aggregate(r)) if is_contact(shared, &key) => {
                 // A round's crypto takes milliseconds to tens of them (spec §11.16): off
                 // the async workers.
+                let _slot = shared.round_slots.acquire().await;
                 let shared = shared.clone();
                 tokio::task::spawn_blocking(move || {
                     crate::aggregation_service::handle(&shared, key, r)
@@ -125,10 +127,19 @@ async fn respond(
         Ok(Err(FrameReadError::Truncated)) => PeerResponse::Refused(Refusal::Malformed),
         Ok(Err(_)) => return None,
     };
-    transport::write_frame(&mut send, &encode_message(&response), MAX_PEER_FRAME)
+    let frame = encode_message(&response);
+    transport::write_frame(&mut send, &frame, MAX_PEER_FRAME)
         .await
         .ok()?;
+    count_answered(shared, &frame);
     Some(send)
+}
+
+/// A frame on the wire: its 4-byte length prefix and its body (spec §5.1).
+fn count_answered(shared: &Shared, body: &[u8]) {
+    shared
+        .answered_bytes
+        .fetch_add(4 + body.len() as u64, std::sync::atomic::Ordering::Relaxed);
 }
 
 fn answer(shared: &Arc<Shared>, asker: NodeId, query: Query) -> PeerResponse {

@@ -14,6 +14,9 @@ use hkdf::Hkdf;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+/// An AEAD key (32 bytes) and nonce (12 bytes) for one direction of share sealing.
+pub type ShareKey = Zeroizing<[u8; 44]>;
+
 use crate::identity::NodeId;
 use crate::message::QueryId;
 
@@ -84,7 +87,7 @@ impl Context {
         their_public: &[u8; 32],
         u: &NodeId,
         v: &NodeId,
-    ) -> Option<(Zeroizing<[u8; 44]>, Zeroizing<[u8; 44]>)> {
+    ) -> Option<(ShareKey, ShareKey)> {
         let shared = my_secret.diffie_hellman(&x25519_dalek::PublicKey::from(*their_public));
         if !shared.was_contributory() {
             return None;

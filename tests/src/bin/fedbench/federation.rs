@@ -176,6 +176,14 @@ impl Federation {
             .collect()
     }
 
+    /// Bytes of the frames every responder has sent in answers, summed.
+    pub fn answered_bytes(&self) -> u64 {
+        self.responders
+            .iter()
+            .map(|r| r.node.answered_bytes())
+            .sum()
+    }
+
     /// Public-key operations all responders have done.
     pub fn responder_work(&self) -> kith_protocol::aggregation::CryptoWork {
         let mut w = kith_protocol::aggregation::CryptoWork::default();

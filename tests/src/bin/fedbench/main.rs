@@ -52,7 +52,7 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    if args.nodes.is_empty() || args.nodes.iter().any(|&n| n < 5 || n > MAX_COHORT) {
+    if args.nodes.is_empty() || args.nodes.iter().any(|n| !(5..=MAX_COHORT).contains(n)) {
         bail!("--nodes: each size must be from 5 to {MAX_COHORT}");
     }
     if !(0.0..=0.3).contains(&args.drop) {
@@ -175,6 +175,7 @@ async fn measure(n: usize, args: &Args, units: &UnitCosts, sides: &Sides) -> Res
 
     let (cpu_a0, cpu_r0) = (asker_cpu.total_ns(), responder_cpu.total_ns());
     let (bytes0, work0) = (fed.bytes_from_responders(), fed.responder_work());
+    let frames0 = fed.answered_bytes();
     let mut private_ms = Vec::new();
     let mut survivors = 0u64;
     for q in 0..args.queries {
@@ -218,11 +219,12 @@ async fn measure(n: usize, args: &Args, units: &UnitCosts, sides: &Sides) -> Res
     let asker_cpu_ms = (asker_cpu.total_ns() - cpu_a0) as f64 / 1e6 / args.queries as f64;
     let responder_cpu_ms =
         (responder_cpu.total_ns() - cpu_r0) as f64 / 1e6 / (n * args.queries) as f64;
-    let bytes_per_responder =
+    let udp_bytes_per_responder =
         bytes_since(&bytes0, &fed.bytes_from_responders()) / (n * args.queries) as f64;
+    let bytes_per_responder = (fed.answered_bytes() - frames0) as f64 / (n * args.queries) as f64;
     let work = PerResponder::mean(fed.responder_work() - work0, n, args.queries);
 
-    let (cpu_a1, bytes1) = (asker_cpu.total_ns(), fed.bytes_from_responders());
+    let (cpu_a1, frames1) = (asker_cpu.total_ns(), fed.answered_bytes());
     let mut direct_ms = Vec::new();
     let truth = fed.truth(&vec![false; n]);
     for q in 0..args.queries {
@@ -239,7 +241,7 @@ async fn measure(n: usize, args: &Args, units: &UnitCosts, sides: &Sides) -> Res
     }
     let direct_asker_cpu_ms = (asker_cpu.total_ns() - cpu_a1) as f64 / 1e6 / args.queries as f64;
     let direct_bytes_per_responder =
-        bytes_since(&bytes1, &fed.bytes_from_responders()) / (n * args.queries) as f64;
+        (fed.answered_bytes() - frames1) as f64 / (n * args.queries) as f64;
     for f in &failures {
         eprintln!("  MISMATCH {f}");
     }
@@ -259,6 +261,7 @@ async fn measure(n: usize, args: &Args, units: &UnitCosts, sides: &Sides) -> Res
         responder_floor_ms: floor_ms,
         floor_ratio: responder_cpu_ms / floor_ms,
         bytes_per_responder,
+        udp_bytes_per_responder,
         peak_rss_mb: cpu::peak_rss_mb().unwrap_or(f64::NAN),
         all_correct,
         queries: args.queries,

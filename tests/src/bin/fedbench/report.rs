@@ -19,8 +19,11 @@ pub struct Run {
     pub responder_cpu_ms: f64,
     pub responder_floor_ms: f64,
     pub floor_ratio: f64,
-    /// UDP payload bytes the asker received from each responder per private ask.
+    /// Bytes of kith frames each responder sent per private ask (QUIC adds its headers).
     pub bytes_per_responder: f64,
+    /// UDP payload bytes the asker received from each responder per private ask, on the
+    /// connections it held at the end (one replaced mid-ask counts from its start).
+    pub udp_bytes_per_responder: f64,
     /// The process's high-water mark so far (asker, responders and benchmark together).
     pub peak_rss_mb: f64,
     pub all_correct: bool,
