@@ -115,10 +115,9 @@ impl Sessions {
         self.lock().remove(key);
     }
 
-    /// Add what a session did between `before` and `after` to the node's total.
-    fn count_work(&self, after: CryptoWork, before: CryptoWork) {
-        let mut w = self.work.lock().unwrap_or_else(|p| p.into_inner());
-        *w += after - before;
+    /// Add what a session just did to the node's total.
+    fn add_work(&self, done: CryptoWork) {
+        *self.work.lock().unwrap_or_else(|p| p.into_inner()) += done;
     }
 
     /// Public-key operations done as a responder since the node started.
@@ -233,7 +232,7 @@ fn continue_session(
         .handle(&shared.identity, request, &mut OsRng, now);
     shared
         .agg_sessions
-        .count_work(session.responder.work(), before);
+        .add_work(session.responder.work() - before);
     if matches!(response, AggResponse::Abort(_)) {
         shared.agg_sessions.remove(&key);
     } else {
@@ -354,9 +353,7 @@ fn admit(
         &mut OsRng,
         now + shared.options.session_lifetime,
     );
-    shared
-        .agg_sessions
-        .count_work(responder.work(), CryptoWork::default());
+    shared.agg_sessions.add_work(responder.work());
     let response = AggResponse::Advertised {
         answer,
         advertisement: responder.advertisement().clone(),

@@ -9,10 +9,9 @@ use kith_protocol::app::{
     AppError, AppErrorCode, AppRequest, AppResponse, ContactInfo, NodeStatus, PolicyEntry,
     SubjectRef,
 };
-use kith_protocol::card::ContactCard;
 use kith_protocol::consent::validate_circle;
 use kith_protocol::frame::MAX_APP_FRAME;
-use kith_protocol::wire::{decode_exact, decode_message, encode_message};
+use kith_protocol::wire::{decode_message, encode_message};
 use kith_protocol::{Endorsement, NodeId, PolicyRule, Subject, WireError};
 
 use crate::node::Shared;
@@ -175,9 +174,7 @@ async fn respond(
 }
 
 pub(crate) fn contact_info(c: &StoredContact) -> ContactInfo {
-    let addresses = decode_exact::<ContactCard>(&c.card.body)
-        .map(|card| card.addresses)
-        .unwrap_or_default();
+    let addresses = crate::peers::card_addresses(&c.card.body);
     ContactInfo {
         name: c.name.clone(),
         node_id: c.node_id,

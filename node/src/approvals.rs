@@ -6,9 +6,8 @@
 use std::sync::Arc;
 
 use kith_protocol::app::{AnswerUpdate, AppError, AppErrorCode, NamedEndorsement, PendingRequest};
-use kith_protocol::card::ContactCard;
 use kith_protocol::endorsement::STATEMENT_VERSION;
-use kith_protocol::wire::{decode_exact, decode_message, encode_message};
+use kith_protocol::wire::{decode_message, encode_message};
 use kith_protocol::{
     Disclosure, EndorsementStatement, NodeId, PeerRequest, PeerResponse, Query, Refusal, Share,
     SignedEndorsement,
@@ -174,9 +173,7 @@ async fn deliver(
     card_body: &[u8],
     signed: SignedEndorsement,
 ) -> Result<(), AppError> {
-    let addresses = decode_exact::<ContactCard>(card_body)
-        .map(|c| c.addresses)
-        .unwrap_or_default();
+    let addresses = peers::card_addresses(card_body);
     let payload = encode_message(&PeerRequest::Deliver(signed));
     let exchange = peers::request(shared, p.asker, &addresses, &payload);
     let reply = tokio::time::timeout(DELIVERY_TIMEOUT, exchange)

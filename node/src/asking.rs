@@ -9,8 +9,6 @@ use kith_protocol::aggregation::asker::{AggAsker, AggregationParams};
 use kith_protocol::aggregation::cohort::DENSE_MAX;
 use kith_protocol::aggregation::messages::MilliEpsilon;
 use kith_protocol::app::{AskResult, NamedEndorsement};
-use kith_protocol::card::ContactCard;
-use kith_protocol::wire::decode_exact;
 use kith_protocol::{ContactFailure, ItemKey, NodeId, QueryId};
 use rand_core::{OsRng, RngCore};
 use tokio::sync::mpsc;
@@ -36,12 +34,7 @@ pub(crate) async fn ask(
     let mine = settings::load(&shared.store)?;
     let addresses: HashMap<NodeId, Vec<String>> = contacts
         .iter()
-        .map(|c| {
-            let addrs = decode_exact::<ContactCard>(&c.card.body)
-                .map(|card| card.addresses)
-                .unwrap_or_default();
-            (c.node_id, addrs)
-        })
+        .map(|c| (c.node_id, peers::card_addresses(&c.card.body)))
         .collect();
     let mut qid = [0u8; 16];
     OsRng.fill_bytes(&mut qid);

@@ -260,9 +260,7 @@ impl Node {
             .contact(&peer)
             .map_err(|e| e.to_string())?
             .ok_or("not a contact")?;
-        let addresses = kith_protocol::wire::decode_exact::<ContactCard>(&contact.card.body)
-            .map(|c| c.addresses)
-            .unwrap_or_default();
+        let addresses = crate::peers::card_addresses(&contact.card.body);
         crate::peers::request(&self.shared, peer, &addresses, payload).await
     }
 

@@ -22,6 +22,13 @@ const MAX_RESOLVED_PER_ADDRESS: usize = 4;
 const STALE_AFTER_RTTS: u32 = 4;
 const MIN_STALE_AFTER: Duration = Duration::from_millis(300);
 
+/// The addresses in a contact's stored card (spec §3.1); none if it does not decode.
+pub(crate) fn card_addresses(card_body: &[u8]) -> Vec<String> {
+    kith_protocol::wire::decode_exact::<kith_protocol::ContactCard>(card_body)
+        .map(|card| card.addresses)
+        .unwrap_or_default()
+}
+
 /// One request/response exchange with `peer` (spec §4.5).
 ///
 /// A cached connection is used first. If it fails, or stays silent past a few round trips —
