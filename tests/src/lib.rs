@@ -1,8 +1,8 @@
 //! Test harness: real kith nodes in temporary directories on 127.0.0.1, driven through
 //! kith-client exactly as apps drive them.
 
-pub mod dying;
 pub mod raw_asker;
+pub mod stand_in;
 pub mod vectors;
 
 use std::net::SocketAddr;
@@ -126,6 +126,21 @@ pub async fn link(inviter: &TestNode, acceptor: &TestNode) {
         .accept_invite(invite.code.0, None)
         .await
         .expect("accept");
+}
+
+/// An asker, Ana, linked to `n` contacts F0..F(n-1) started with `options`; every node
+/// has noise off, so that aggregates can be compared exactly.
+pub async fn federation(n: usize, options: NodeOptions) -> (TestNode, Vec<TestNode>) {
+    let ana = TestNode::start("Ana").await;
+    ana.client.set_setting("epsilon", "off").await.unwrap();
+    let mut friends = Vec::new();
+    for i in 0..n {
+        let f = TestNode::start_with(&format!("F{i}"), options.clone()).await;
+        f.client.set_setting("epsilon", "off").await.unwrap();
+        link(&ana, &f).await;
+        friends.push(f);
+    }
+    (ana, friends)
 }
 
 /// A raw peer connection to `target` authenticated as `as_identity`.

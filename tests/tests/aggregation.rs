@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use kith_protocol::aggregation::input::Contribution;
 use kith_protocol::{ItemKey, Share};
-use kith_tests::dying::{Death, DyingMember};
-use kith_tests::{link, TestNode};
+use kith_tests::stand_in::{Death, StandIn};
+use kith_tests::TestNode;
 
 fn item(s: &str) -> ItemKey {
     ItemKey::parse(s).unwrap()
@@ -14,16 +14,7 @@ fn item(s: &str) -> ItemKey {
 
 /// An asker and `n` contacts, every node with noise off.
 async fn federation(n: usize) -> (TestNode, Vec<TestNode>) {
-    let ana = TestNode::start("Ana").await;
-    ana.client.set_setting("epsilon", "off").await.unwrap();
-    let mut friends = Vec::new();
-    for i in 0..n {
-        let f = TestNode::start(&format!("F{i}")).await;
-        f.client.set_setting("epsilon", "off").await.unwrap();
-        link(&ana, &f).await;
-        friends.push(f);
-    }
-    (ana, friends)
+    kith_tests::federation(n, kith_node::NodeOptions::default()).await
 }
 
 #[tokio::test]
@@ -186,7 +177,7 @@ async fn members_killed_mid_query_leave_the_sum_exact() {
     for f in &friends[2..5] {
         f.endorse("tag:vehicle/subaru", 1, None, None).await;
     }
-    let dropped = DyingMember::replace(
+    let dropped = StandIn::dying(
         &mut friends[0],
         Contribution {
             owns: true,
@@ -197,7 +188,7 @@ async fn members_killed_mid_query_leave_the_sum_exact() {
         Death::Close,
     )
     .await;
-    let late = DyingMember::replace(
+    let late = StandIn::dying(
         &mut friends[1],
         Contribution {
             owns: true,

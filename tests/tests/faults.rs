@@ -16,8 +16,8 @@ use kith_protocol::app::SubjectRef;
 use kith_protocol::frame::MAX_PEER_FRAME;
 use kith_protocol::wire::decode_message;
 use kith_protocol::{ItemKey, ItemPattern, NodeId, PeerResponse, QueryId, Share};
-use kith_tests::dying::{Death, DyingMember};
-use kith_tests::{link, raw_asker, raw_peer, TestNode};
+use kith_tests::stand_in::{Death, StandIn};
+use kith_tests::{raw_asker, raw_peer, TestNode};
 
 fn item(s: &str) -> ItemKey {
     ItemKey::parse(s).unwrap()
@@ -28,19 +28,11 @@ const SHORT_LIFETIME: Duration = Duration::from_secs(2);
 
 /// An asker and `n` contacts with noise off, whose responder sessions last `lifetime`.
 async fn federation(n: usize, lifetime: Duration) -> (TestNode, Vec<TestNode>) {
-    let ana = TestNode::start("Ana").await;
     let options = NodeOptions {
         session_lifetime: lifetime,
         ..NodeOptions::default()
     };
-    let mut friends = Vec::new();
-    for i in 0..n {
-        let f = TestNode::start_with(&format!("F{i}"), options.clone()).await;
-        f.client.set_setting("epsilon", "off").await.unwrap();
-        link(&ana, &f).await;
-        friends.push(f);
-    }
-    (ana, friends)
+    kith_tests::federation(n, options).await
 }
 
 /// Wait (bounded) until no member holds an aggregation's secrets.
@@ -86,7 +78,7 @@ async fn responders_dying_at_every_round_leave_the_sum_exact() {
     let mut dying = Vec::new();
     for (i, (round, death)) in deaths.into_iter().enumerate() {
         let units = round as u32 + 1;
-        dying.push(DyingMember::replace(&mut friends[i], owner(units), round, death).await);
+        dying.push(StandIn::dying(&mut friends[i], owner(units), round, death).await);
     }
     let r = ana
         .client
@@ -122,7 +114,7 @@ async fn a_cohort_shrinking_below_the_threshold_is_withheld() {
     }
     let mut dying = Vec::new();
     for f in &mut friends[..3] {
-        dying.push(DyingMember::replace(f, owner(1), 2, Death::Close).await);
+        dying.push(StandIn::dying(f, owner(1), 2, Death::Close).await);
     }
     let r = ana
         .client

@@ -1,9 +1,13 @@
-//! A member that dies in the middle of an aggregation. It stands in for a stopped node —
-//! same identity, same address — and takes part honestly, with kith-protocol's own
-//! `AggResponder`, until the request of a chosen round arrives. Then it dies: either its
-//! endpoint closes (the asker sees the connection go), or it falls silent and holds the
-//! stream open unanswered (the asker only has its round deadline), as a process killed
-//! mid-query or a machine that lost its network would look from outside.
+//! A member that stands in for a stopped node — same identity, same address — and takes
+//! part in aggregations with kith-protocol's own `AggResponder`, but with a [`Conduct`] a
+//! real node never has:
+//!
+//! * it **dies** when the request of a chosen round arrives: either its endpoint closes
+//!   (the asker sees the connection go), or it falls silent and holds the stream open
+//!   unanswered (the asker only has its round deadline), as a process killed mid-query or
+//!   a machine that lost its network would look from outside;
+//! * or it **tampers** with its replies — bad shares, wrong signatures, wrong-length or
+//!   inflated vectors — as a dishonest node could.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -43,31 +47,62 @@ pub fn round_of(request: &AggRequest) -> u8 {
     }
 }
 
+/// Changes a reply of the given round (0..=4) before it is sent.
+pub type Tamper = Arc<dyn Fn(u8, &mut AggResponse) + Send + Sync>;
+
+/// How the stand-in departs from an honest member.
+#[derive(Clone)]
+pub enum Conduct {
+    /// Honest until a request of round `at` arrives, then dies.
+    Dies { at: u8, death: Death },
+    /// Alive to the end, but every reply passes through the tamper first.
+    Tampers(Tamper),
+}
+
 struct State {
     identity: Identity,
     contribution: Contribution,
-    dies_at: u8,
-    death: Death,
+    conduct: Conduct,
     session: Mutex<Option<AggResponder>>,
     died: Notify,
 }
 
-/// A running member that will die; drop it to stop it.
-pub struct DyingMember {
+/// A running stand-in; drop it to stop it.
+pub struct StandIn {
     endpoint: quinn::Endpoint,
     state: Arc<State>,
     task: tokio::task::JoinHandle<()>,
 }
 
-impl DyingMember {
+impl StandIn {
     /// Stop `node` and take its place, contributing `contribution` (noise off, minimum
     /// cohort 2), until a request of round `dies_at` arrives.
-    pub async fn replace(
+    pub async fn dying(
         node: &mut TestNode,
         contribution: Contribution,
         dies_at: u8,
         death: Death,
-    ) -> DyingMember {
+    ) -> StandIn {
+        let conduct = Conduct::Dies { at: dies_at, death };
+        Self::replace(node, contribution, conduct).await
+    }
+
+    /// Stop `node` and take its place, contributing `contribution` (noise off, minimum
+    /// cohort 2), with every reply passed through `tamper` (round, reply).
+    pub async fn tampering(
+        node: &mut TestNode,
+        contribution: Contribution,
+        tamper: impl Fn(u8, &mut AggResponse) + Send + Sync + 'static,
+    ) -> StandIn {
+        Self::replace(node, contribution, Conduct::Tampers(Arc::new(tamper))).await
+    }
+
+    /// Stop `node` and take its place with `conduct`.
+    pub async fn replace(
+        node: &mut TestNode,
+        contribution: Contribution,
+        conduct: Conduct,
+    ) -> StandIn {
         let identity = node.identity();
         let addr: SocketAddr = node.peer_addr();
         node.stop().await;
@@ -76,13 +111,12 @@ impl DyingMember {
         let state = Arc::new(State {
             identity,
             contribution,
-            dies_at,
-            death,
+            conduct,
             session: Mutex::new(None),
             died: Notify::new(),
         });
         let task = tokio::spawn(serve(endpoint.clone(), state.clone()));
-        DyingMember {
+        StandIn {
             endpoint,
             state,
             task,
@@ -97,7 +131,7 @@ impl DyingMember {
     }
 }
 
-impl Drop for DyingMember {
+impl Drop for StandIn {
     fn drop(&mut self) {
         self.task.abort();
         self.endpoint.close(0u32.into(), b"");
@@ -118,15 +152,21 @@ async fn serve(endpoint: quinn::Endpoint, state: Arc<State>) {
                 else {
                     continue; // this member only ever aggregates
                 };
-                if round_of(&request) >= state.dies_at {
-                    state.died.notify_one();
-                    match state.death {
-                        Death::Close => endpoint.close(0u32.into(), b""),
-                        Death::Silence => std::future::pending::<()>().await,
+                let round = round_of(&request);
+                if let Conduct::Dies { at, death } = state.conduct {
+                    if round >= at {
+                        state.died.notify_one();
+                        match death {
+                            Death::Close => endpoint.close(0u32.into(), b""),
+                            Death::Silence => std::future::pending::<()>().await,
+                        }
+                        return;
                     }
-                    return;
                 }
-                let response = respond(&state, asker, request);
+                let mut response = respond(&state, asker, request);
+                if let Conduct::Tampers(tamper) = &state.conduct {
+                    tamper(round, &mut response);
+                }
                 let body = encode_message(&PeerResponse::Aggregate(response));
                 let _ = write_frame(&mut send, &body, MAX_PEER_FRAME).await;
             }
