@@ -191,7 +191,7 @@ async fn an_asker_duplicating_members_is_refused() {
     let ask = raw_ask(&ana, &friends, 3, |_, to, r| {
         if let AggRequest::Unmask { signatures, .. } = r {
             if *to == f2 {
-                signatures[1] = signatures[0].clone();
+                signatures[1] = signatures[0];
             }
         }
         Intercept::Send
