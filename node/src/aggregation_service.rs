@@ -14,6 +14,7 @@ use kith_protocol::wire::encode_value;
 use kith_protocol::{answer_query, NodeId, PeerResponse, Query, QueryId, Refusal};
 use rand_core::OsRng;
 
+use crate::budget::OverBudget;
 use crate::node::Shared;
 use crate::store::AuditEvent;
 use crate::{settings, unix_now};
@@ -84,9 +85,6 @@ impl UsedIds {
 pub(crate) struct Sessions {
     open: Mutex<HashMap<(NodeId, QueryId), SharedSession>>,
     used: Mutex<UsedIds>,
-    /// Held from the budget check to the session insert and its `answered` audit entry, so
-    /// that concurrent asks cannot all pass the check before any of them is counted.
-    admission: Mutex<()>,
     /// Public-key operations done as a responder since the node started.
     work: Mutex<CryptoWork>,
 }
@@ -281,22 +279,16 @@ fn admit(
             return Admission::Declined(PeerResponse::Refused(Refusal::Internal));
         }
     };
-    let _admission = shared
-        .agg_sessions
-        .admission
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    let since = unix_now().saturating_sub(24 * 3600);
     let loaded = (
         shared.store.endorsements(),
         shared.store.policy(),
         settings::load(&shared.store),
-        shared.store.count_audit_since("answered", &asker, since),
     );
-    let (endorsements, policy, mine, asked_today) = match loaded {
-        (Ok(e), Ok(p), Ok(s), Ok(n)) => (e, p, s, n),
+    let (endorsements, policy, mine) = match loaded {
+        (Ok(e), Ok(p), Ok(s)) => (e, p, s),
         _ => return Admission::Declined(PeerResponse::Refused(Refusal::Internal)),
     };
+    let admitted = shared.budget.admit(shared, &asker, mine.asks_per_day);
     // Sessions open for this asker, other than the one being admitted.
     let open_for_asker = shared
         .agg_sessions
@@ -304,26 +296,21 @@ fn admit(
         .keys()
         .filter(|(a, q)| *a == asker && *q != query_id)
         .count();
-    let limit = if asked_today >= mine.asks_per_day {
-        Some(format!(
-            "{asked_today} asks in 24 h (limit {})",
-            mine.asks_per_day
-        ))
-    } else if open_for_asker >= MAX_OPEN_PER_ASKER {
-        Some(format!(
+    let why = match &admitted {
+        Err(OverBudget::Store) => {
+            return Admission::Declined(PeerResponse::Refused(Refusal::Internal))
+        }
+        Err(over) => Some(over.to_string()),
+        Ok(_) if open_for_asker >= MAX_OPEN_PER_ASKER => Some(format!(
             "{open_for_asker} aggregations already open (limit {MAX_OPEN_PER_ASKER})"
-        ))
-    } else {
-        None
+        )),
+        Ok(_) => None,
     };
-    if let Some(why) = limit {
-        shared.audit(AuditEvent {
-            event: "rate-limited",
-            peer: Some(asker),
-            peer_name: Some(&contact.name),
-            item: Some(item.to_string()),
-            detail: format!("declined: {why}"),
-        });
+    if let Some(why) = why {
+        drop(admitted);
+        shared
+            .budget
+            .declined(shared, asker, &contact.name, item.to_string(), &why);
         return Admission::Declined(abort(AbortReason::RateLimited));
     }
     let query = Query {

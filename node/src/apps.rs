@@ -5,11 +5,8 @@
 //! says so; it may read the updates of its own asks and a status without counts. Every
 //! request an app makes is written to the audit log under its name.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
-use kith_client::transport::CLOSE_UNAUTHORIZED;
 use kith_protocol::app::{
     AppError, AppErrorCode, AppInfo, AppRequest, AppResponse, AppScope, InviteCode, PairingCreated,
 };
@@ -25,42 +22,6 @@ use crate::unix_now;
 
 /// Longest app name.
 pub const MAX_APP_NAME: usize = 64;
-
-/// Open app connections by credential key, so that a revocation can close them.
-#[derive(Debug, Default)]
-pub(crate) struct Connections(Mutex<HashMap<NodeId, Vec<quinn::Connection>>>);
-
-/// Most connections one credential may hold open at once; the node's connection slots
-/// are shared by contacts and apps (spec §4.4).
-pub const MAX_CONNECTIONS_PER_KEY: usize = 8;
-
-impl Connections {
-    /// Track `conn` under `key`; false (and nothing tracked) if the key already has
-    /// [`MAX_CONNECTIONS_PER_KEY`] open.
-    pub fn add(&self, key: NodeId, conn: quinn::Connection) -> bool {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let list = map.entry(key).or_default();
-        list.retain(|c| c.close_reason().is_none());
-        if list.len() >= MAX_CONNECTIONS_PER_KEY {
-            return false;
-        }
-        list.push(conn);
-        true
-    }
-
-    /// Close every open connection of `key`.
-    pub fn close_all(&self, key: &NodeId, reason: &[u8]) {
-        let conns = self
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(key)
-            .unwrap_or_default();
-        for c in conns {
-            c.close(CLOSE_UNAUTHORIZED.into(), reason);
-        }
-    }
-}
 
 fn internal(e: impl std::fmt::Display) -> AppError {
     tracing::error!("{e}");

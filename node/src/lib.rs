@@ -20,6 +20,8 @@ mod app_service;
 mod approvals;
 mod apps;
 mod asking;
+mod budget;
+mod connections;
 pub mod data_dir;
 pub mod error;
 mod invites;

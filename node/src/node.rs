@@ -31,8 +31,12 @@ pub(crate) struct Shared {
     pub peers: Mutex<HashMap<NodeId, quinn::Connection>>,
     /// Aggregations this node is taking part in as a responder.
     pub agg_sessions: crate::aggregation_service::Sessions,
+    /// Per-asker daily budgets and the tally of declines (spec §9.10).
+    pub budget: crate::budget::Budget,
     /// Open app connections, so that revoking an app closes them.
-    pub app_connections: crate::apps::Connections,
+    pub app_connections: crate::connections::Connections,
+    /// Open peer connections by key (contacts and strangers), each key capped.
+    pub peer_connections: crate::connections::Connections,
     pub options: NodeOptions,
     /// Aggregation rounds whose crypto may run at once: one per core. More would only
     /// share the cores, and crowd out the tasks that acknowledge peers' packets.
@@ -176,7 +180,9 @@ impl Node {
             started: Instant::now(),
             peers: Mutex::new(HashMap::new()),
             agg_sessions: Default::default(),
+            budget: Default::default(),
             app_connections: Default::default(),
+            peer_connections: Default::default(),
             options,
             answered_bytes: Default::default(),
             round_slots: tokio::sync::Semaphore::new(

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kith_client::transport::{self, FrameReadError, CLOSE_UNAUTHORIZED};
+use kith_client::transport::{self, FrameReadError, CLOSE_SHUTDOWN, CLOSE_UNAUTHORIZED};
 use kith_protocol::frame::MAX_PEER_FRAME;
 use kith_protocol::invite::verify_redemption_proof;
 use kith_protocol::wire::{decode_message, encode_message};
@@ -11,6 +11,7 @@ use kith_protocol::{
     answer_query, InviteRedemption, NodeId, PeerRequest, PeerResponse, Query, Refusal, WireError,
 };
 
+use crate::budget::OverBudget;
 use crate::node::Shared;
 use crate::store::{AuditEvent, RedeemOutcome, StoredContact};
 use crate::{peers, unix_now};
@@ -28,6 +29,10 @@ const STRANGER_LINGER: Duration = Duration::from_secs(2);
 /// normally an invite redemption — and the connection is closed after the answer unless
 /// that request made it a contact.
 pub(crate) async fn serve(shared: Arc<Shared>, conn: quinn::Connection, key: NodeId) {
+    if !shared.peer_connections.add(key, conn.clone()) {
+        conn.close(CLOSE_SHUTDOWN.into(), b"too many connections for this key");
+        return;
+    }
     if is_contact(&shared, &key) {
         peers::remember(&shared, key, conn.clone());
         return serve_streams(shared, conn, key).await;
@@ -155,11 +160,26 @@ fn answer(shared: &Arc<Shared>, asker: NodeId, query: Query) -> PeerResponse {
             return PeerResponse::Refused(Refusal::Internal);
         }
     };
-    let (endorsements, policy) = match (shared.store.endorsements(), shared.store.policy()) {
-        (Ok(e), Ok(p)) => (e, p),
-        (Err(e), _) | (_, Err(e)) => {
-            tracing::error!("store: {e}");
-            return PeerResponse::Refused(Refusal::Internal);
+    let loaded = (
+        shared.store.endorsements(),
+        shared.store.policy(),
+        crate::settings::load(&shared.store),
+    );
+    let (endorsements, policy, mine) = match loaded {
+        (Ok(e), Ok(p), Ok(s)) => (e, p, s),
+        _ => return PeerResponse::Refused(Refusal::Internal),
+    };
+    // The same daily budget as aggregations (spec §9.10), held until `answered` is written.
+    let _admitted = match shared.budget.admit(shared, &asker, mine.asks_per_day) {
+        Ok(guard) => guard,
+        Err(OverBudget::Store) => return PeerResponse::Refused(Refusal::Internal),
+        Err(over) => {
+            let why = over.to_string();
+            let item = query.item.to_string();
+            shared
+                .budget
+                .declined(shared, asker, &contact.name, item, &why);
+            return PeerResponse::Refused(Refusal::RateLimited);
         }
     };
     let (answer, disclosure) = answer_query(

@@ -108,6 +108,8 @@ pub enum Refusal {
     UnsupportedVersion,
     /// 7: the node failed internally; try again later.
     Internal,
+    /// 8: the sender has used up its budget of asks with this node (spec §9.10).
+    RateLimited,
 }
 
 impl fmt::Display for Refusal {
@@ -121,6 +123,7 @@ impl fmt::Display for Refusal {
             Refusal::Malformed => "malformed request",
             Refusal::UnsupportedVersion => "unsupported protocol version",
             Refusal::Internal => "internal error",
+            Refusal::RateLimited => "too many asks; try again later",
         })
     }
 }

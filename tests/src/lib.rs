@@ -1,6 +1,7 @@
 //! Test harness: real kith nodes in temporary directories on 127.0.0.1, driven through
 //! kith-client exactly as apps drive them.
 
+pub mod memory;
 pub mod raw_asker;
 pub mod stand_in;
 pub mod vectors;

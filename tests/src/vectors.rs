@@ -365,6 +365,7 @@ fn frames() -> Value {
             message_vector("PeerResponse::Answer (named nothing: owns nothing, or count/ask/none)", &empty, MAX_PEER_FRAME),
             message_vector("PeerResponse::Answer (one named endorsement)", &named, MAX_PEER_FRAME),
             message_vector("PeerResponse::Refused(NotAContact)", &PeerResponse::Refused(Refusal::NotAContact), MAX_PEER_FRAME),
+            message_vector("PeerResponse::Refused(RateLimited) (a contact over its asks-per-day)", &PeerResponse::Refused(Refusal::RateLimited), MAX_PEER_FRAME),
             message_vector("PeerRequest::Deliver (an endorsement approved after the ask)", &PeerRequest::Deliver(statement(&chloe, ana.node_id()).sign(&chloe)), MAX_PEER_FRAME),
             message_vector("PeerResponse::Received", &PeerResponse::Received, MAX_PEER_FRAME),
             message_vector("AppRequest::Status", &AppRequest::Status, MAX_APP_FRAME),

@@ -9,7 +9,8 @@
 //! | asker | survivor list that differs between members | the deceived member's signature fails; it reveals nothing; no mask-key share is ever released | §9.8.2, §11.13 |
 //! | asker | a member twice in the roster, a neighbour's advertisement twice, one signer twice in round 4 | `Abort(Inconsistent)`, nothing revealed | §9.8.2 |
 //! | asker | replayed round messages, within and across sessions | exact retry: the stored reply, no new work; otherwise `Abort(UnexpectedRound)` or `Abort(Inconsistent)` | §9.8.2, §11.3 |
-//! | asker | over `asks-per-day`, or more than 4 sessions open | `Abort(RateLimited)`, audited | §9.10, §11.9 |
+//! | asker | over `asks-per-day`, or more than 4 sessions open | `Abort(RateLimited)` (plain `Ask`: `Refused(RateLimited)`); one audit entry per 10 minutes | §9.10, §11.9 |
+//! | contact | a ninth connection from one key | closed at once (`0x00`, `too many connections for this key`) | §4.4 |
 //! | responder | shares that do not open | its neighbours abort: the victims drop out, or the aggregate is withheld | §11.15 |
 //! | responder | bad advertisement or consistency signature | left out of the cohort / of round 4; the sum stays exact | §9.8.4 |
 //! | responder | masked vector of the wrong length; incomplete unmask reply | left out; the sum stays exact | §9.8.4, §9.8.5 |
@@ -288,6 +289,16 @@ async fn an_asker_over_its_budget_is_declined() {
         reply(send_raw(&conn, &advertise(2)).await.unwrap()),
         Err(AbortReason::RateLimited)
     );
+    // Plain asks count against the same budget.
+    let ask = PeerRequest::Ask(Query {
+        query_id: QueryId([3; 16]),
+        item: item(ITEM),
+    });
+    let frame = encode_frame(&encode_message(&ask), MAX_PEER_FRAME).unwrap();
+    assert_eq!(
+        decode_message::<PeerResponse>(&send_raw(&conn, &frame).await.unwrap()).unwrap(),
+        PeerResponse::Refused(Refusal::RateLimited)
+    );
     // F1 (20 a day): four sessions open, the fifth declined until one ends.
     for q in 10..14 {
         assert_eq!(
@@ -299,10 +310,40 @@ async fn an_asker_over_its_budget_is_declined() {
         reply(send_raw(&conn1, &advertise(14)).await.unwrap()),
         Err(AbortReason::RateLimited)
     );
+    // One audit entry each: later declines within 10 minutes are counted in the next one,
+    // so that a flood cannot fill the log.
     for f in &friends {
         let audit = f.client.audit(50).await.unwrap();
         let declined = audit.iter().filter(|e| e.event == "rate-limited").count();
         assert_eq!(declined, 1, "{}: {audit:#?}", f.name);
+    }
+}
+
+/// One key holds at most 8 connections to a node; a ninth is closed at once, and the
+/// others keep working.
+#[tokio::test]
+async fn a_ninth_connection_from_one_key_is_closed() {
+    let (ana, friends) = kith_tests::federation(1, NodeOptions::default()).await;
+    let mut conns = Vec::new();
+    for _ in 0..9 {
+        conns.push(raw_peer(&friends[0], &ana.identity()).await);
+    }
+    let (_, ninth) = conns.pop().unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(5), ninth.closed())
+        .await
+        .expect("the ninth connection is closed");
+    assert!(
+        matches!(&closed, quinn::ConnectionError::ApplicationClosed(c) if c.reason.as_ref() == b"too many connections for this key"),
+        "{closed:?}"
+    );
+    let ask = PeerRequest::Ask(Query {
+        query_id: QueryId([1; 16]),
+        item: item(ITEM),
+    });
+    let frame = encode_frame(&encode_message(&ask), MAX_PEER_FRAME).unwrap();
+    for (_, conn) in &conns {
+        let reply = decode_message::<PeerResponse>(&send_raw(conn, &frame).await.unwrap());
+        assert!(matches!(reply, Ok(PeerResponse::Answer(_))), "{reply:?}");
     }
 }
 

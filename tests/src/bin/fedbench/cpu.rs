@@ -91,14 +91,6 @@ pub fn metered_runtime(
         .build()
 }
 
-/// The process's peak resident memory (VmHWM) in MiB.
-pub fn peak_rss_mb() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -262,7 +262,7 @@ async fn measure(n: usize, args: &Args, units: &UnitCosts, sides: &Sides) -> Res
         floor_ratio: responder_cpu_ms / floor_ms,
         bytes_per_responder,
         udp_bytes_per_responder,
-        peak_rss_mb: cpu::peak_rss_mb().unwrap_or(f64::NAN),
+        peak_rss_mb: kith_tests::memory::peak_rss_mb().unwrap_or(f64::NAN),
         all_correct,
         queries: args.queries,
         drop: args.drop,
