@@ -10,7 +10,7 @@ use kith_protocol::aggregation::input::Contribution;
 use kith_protocol::aggregation::keys::Context;
 use kith_protocol::aggregation::messages::consistency_message;
 use kith_protocol::aggregation::messages::{
-    AbortReason, AggRequest, AggResponse, SealedShares, SignedAdvertisement,
+    AbortReason, AggRequest, AggResponse, SignedAdvertisement,
 };
 use kith_protocol::aggregation::responder::{AggResponder, ResponderSettings};
 use kith_protocol::{Identity, NodeId, QueryId, SigningLabel};
@@ -94,15 +94,16 @@ impl Cohort {
     fn share_and_mask(&mut self) -> u32 {
         let t = self.plan.params.threshold;
         let members: Vec<NodeId> = self.ids.keys().copied().collect();
-        let mut all: Vec<SealedShares> = Vec::new();
+        let mut replies = BTreeMap::new();
         for m in &members {
             let AggResponse::Shares(s) = self.send(m, self.share_keys(m)) else {
                 panic!("shares")
             };
-            all.extend(s);
+            replies.insert(*m, s);
         }
+        let mut relayed = self.plan.relay_shares(&replies);
         for m in &members {
-            let mine = all.iter().filter(|s| s.to == *m).cloned().collect();
+            let mine = relayed.remove(m).unwrap();
             assert!(matches!(
                 self.send(
                     m,

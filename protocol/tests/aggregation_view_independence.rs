@@ -2,12 +2,13 @@
 //! (spec §9.1): over many aggregations, the masked `owners` cell a count-only responder
 //! sends is uniform on Z/2^32 whether it owns the item or not.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use kith_protocol::aggregation::cohort::{Params, Plan};
 use kith_protocol::aggregation::input::Contribution;
 use kith_protocol::aggregation::keys::Context;
-use kith_protocol::aggregation::messages::{AggRequest, AggResponse, SealedShares};
+use kith_protocol::aggregation::messages::{AggRequest, AggResponse};
 use kith_protocol::aggregation::responder::{AggResponder, ResponderSettings};
 use kith_protocol::{Identity, NodeId, QueryId};
 use rand_core::OsRng;
@@ -54,17 +55,19 @@ fn masked_owners_cell(ids: &[Identity], victim_owns: bool, round: u32) -> u32 {
         .map(|(id, s)| (id.node_id(), s.advertisement().clone()))
         .collect();
     let plan = Plan::new(members, Params::choose(ids.len(), 3, None)).unwrap();
-    let mut all: Vec<SealedShares> = Vec::new();
+    let mut replies = BTreeMap::new();
     for (s, id) in sessions.iter_mut().zip(ids) {
         let p = plan.position(&id.node_id()).unwrap();
         let r = s.handle(id, plan.share_keys(ctx.query_id, p), &mut OsRng, now);
         let AggResponse::Shares(sh) = r else {
             panic!("{r:?}")
         };
-        all.extend(sh);
+        replies.insert(id.node_id(), sh);
     }
-    let me = ids[0].node_id();
-    let mine = all.iter().filter(|s| s.to == me).cloned().collect();
+    let mine = plan
+        .relay_shares(&replies)
+        .remove(&ids[0].node_id())
+        .unwrap();
     let r = sessions[0].handle(
         &ids[0],
         AggRequest::MaskInput {

@@ -12,6 +12,7 @@
 //! | asker | over `asks-per-day`, or more than 4 sessions open | `Abort(RateLimited)` (plain `Ask`: `Refused(RateLimited)`); one audit entry per 10 minutes | §9.10, §11.9 |
 //! | contact | a ninth connection from one key | closed at once (`0x00`, `too many connections for this key`) | §4.4 |
 //! | responder | shares that do not open | its neighbours abort: the victims drop out, or the aggregate is withheld | §11.15 |
+//! | responder | shares of the wrong length | left out by the asker in round 1; the sum stays exact | §9.8.4 |
 //! | responder | bad advertisement or consistency signature | left out of the cohort / of round 4; the sum stays exact | §9.8.4 |
 //! | responder | masked vector of the wrong length; incomplete unmask reply | left out; the sum stays exact | §9.8.4, §9.8.5 |
 //! | responder | inflated input | moves the sum by exactly what it added, undetected (no range proofs) | §11.15 |
@@ -375,22 +376,26 @@ async fn ask(ana: &TestNode) -> app::AskResult {
 #[tokio::test]
 async fn bad_shares_cost_their_victims_or_the_whole_aggregate() {
     let (ana, mut friends) = seven().await;
-    let victim = friends[1].id();
     let all = Arc::new(AtomicU8::new(0));
     let mode = all.clone();
     let _f0 = StandIn::tampering(&mut friends[0], f0_input(), move |round, reply| {
         if let (1, AggResponse::Shares(shares)) = (round, reply) {
-            for s in shares.iter_mut() {
-                if mode.load(Ordering::SeqCst) == 1 || s.to == victim {
-                    s.ciphertext[0] ^= 1;
-                }
+            // In roster order of F0's neighbours: the first is whoever comes first.
+            let victims = if mode.load(Ordering::SeqCst) == 1 { shares.len() } else { 1 };
+            for s in shares.iter_mut().take(victims) {
+                s[0] ^= 1;
             }
         }
     })
     .await;
     let r = ask(&ana).await;
     assert_eq!((r.cohort, r.survivors), (7, 6), "{r:?}");
-    assert_eq!(r.aggregate, Some(sum(1 + 2, 5 + 2)), "F1 dropped out");
+    // The victim is F1, F2 or F3 (one owner, one unit) or another (nothing).
+    let sum_without = |owners: i64, units: i64| Some(sum(4 - owners, 8 - units));
+    assert!(
+        r.aggregate == sum_without(1, 1) || r.aggregate == sum_without(0, 0),
+        "one victim dropped out: {r:?}"
+    );
 
     all.store(1, Ordering::SeqCst);
     let r = ask(&ana).await;
@@ -399,6 +404,22 @@ async fn bad_shares_cost_their_victims_or_the_whole_aggregate() {
         r.withheld.as_deref().unwrap_or("").contains("round 2"),
         "{r:?}"
     );
+}
+
+/// Shares of the wrong length are caught by the asker in round 1: the member is left out
+/// before any neighbour could abort over them, and the sum is exact without it.
+#[tokio::test]
+async fn wrong_length_shares_leave_the_sender_out() {
+    let (ana, mut friends) = seven().await;
+    let _f0 = StandIn::tampering(&mut friends[0], f0_input(), |round, reply| {
+        if let (1, AggResponse::Shares(shares)) = (round, reply) {
+            shares[0].pop();
+        }
+    })
+    .await;
+    let r = ask(&ana).await;
+    assert_eq!((r.cohort, r.survivors), (7, 6), "{r:?}");
+    assert_eq!(r.aggregate, Some(sum(3, 3)), "{r:?}");
 }
 
 /// What the stand-in forges in `wrong_signatures_leave_the_forger_out`.

@@ -19,7 +19,7 @@ use super::input::{AggregateSum, VECTOR_LEN};
 use super::keys::Context;
 use super::messages::{
     consistency_message, AbortReason, Advertisement, AggRequest, AggResponse, MilliEpsilon,
-    SealedShares, SignedAdvertisement, Unmasking,
+    SealedShare, SignedAdvertisement, Unmasking, SEALED_PAIR_LEN,
 };
 use super::responder::{effective_epsilon, mask_sign_positive, EPSILON_RANGE};
 use super::{prg, shamir};
@@ -132,7 +132,7 @@ pub struct AggAsker {
     /// Members by roster position.
     ids: Vec<NodeId>,
     /// Round-1 shares: sender → recipient → sealed pair.
-    shares: BTreeMap<NodeId, BTreeMap<NodeId, SealedShares>>,
+    shares: BTreeMap<NodeId, BTreeMap<NodeId, Vec<u8>>>,
     masked: BTreeMap<NodeId, Vec<u32>>,
     survivors: Vec<NodeId>,
     survivor_bits: Vec<u8>,
@@ -285,15 +285,13 @@ impl AggAsker {
                 }
             }
             (Phase::Share, AggResponse::Shares(shares)) => {
-                let expected = self.neighbours(&from);
-                let count = shares.len();
-                let by_target: BTreeMap<NodeId, SealedShares> = shares
-                    .into_iter()
-                    .filter(|s| s.from == from && expected.contains(&s.to))
-                    .map(|s| (s.to, s))
-                    .collect();
-                if count == expected.len() && by_target.len() == count {
-                    self.shares.insert(from, by_target);
+                // One sealed pair per neighbour, in the neighbours' roster order.
+                let expected = self.neighbours_in_order(&from);
+                if shares.len() == expected.len()
+                    && shares.iter().all(|c| c.len() == SEALED_PAIR_LEN)
+                {
+                    self.shares
+                        .insert(from, expected.into_iter().zip(shares).collect());
                     Ok(())
                 } else {
                     Err(misbehaved("bad share list"))
@@ -414,7 +412,8 @@ impl AggAsker {
     }
 
     /// The neighbours of member `v`, by node id.
-    fn neighbours(&self, v: &NodeId) -> BTreeSet<NodeId> {
+    /// `v`'s neighbours in ascending roster position.
+    fn neighbours_in_order(&self, v: &NodeId) -> Vec<NodeId> {
         let cohort = self.cohort();
         let p = cohort.position(v).expect("a member");
         cohort
@@ -423,6 +422,10 @@ impl AggAsker {
             .into_iter()
             .map(|q| self.ids[q as usize])
             .collect()
+    }
+
+    fn neighbours(&self, v: &NodeId) -> BTreeSet<NodeId> {
+        self.neighbours_in_order(v).into_iter().collect()
     }
 
     /// After round 0: fix U1, its roster, graph and parameters (spec §9.8.4).
@@ -513,9 +516,14 @@ impl AggAsker {
             .iter()
             .map(|v| {
                 let for_v = self
-                    .neighbours(v)
+                    .neighbours_in_order(v)
                     .iter()
-                    .filter_map(|u| self.shares.get(u)?.get(v).cloned())
+                    .filter_map(|u| {
+                        Some(SealedShare {
+                            from: self.cohort().position(u)?,
+                            ciphertext: self.shares.get(u)?.get(v)?.clone(),
+                        })
+                    })
                     .collect();
                 let request = AggRequest::MaskInput {
                     query_id: self.ctx.query_id,

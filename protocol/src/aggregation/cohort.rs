@@ -392,6 +392,28 @@ impl Plan {
         }
     }
 
+    /// Round 2 as the asker relays it (spec §9.8.4): from each member's round-1 `Shares`
+    /// (one sealed pair per neighbour, in the neighbours' roster order), the shares each
+    /// member is sent, in ascending order of their senders' positions.
+    pub fn relay_shares(
+        &self,
+        replies: &BTreeMap<NodeId, Vec<Vec<u8>>>,
+    ) -> BTreeMap<NodeId, Vec<super::messages::SealedShare>> {
+        let mut out: BTreeMap<NodeId, Vec<super::messages::SealedShare>> = BTreeMap::new();
+        for (p, (u, _)) in self.members.iter().enumerate() {
+            let Some(sealed) = replies.get(u) else {
+                continue;
+            };
+            for (v, ciphertext) in self.neighbours(p as u32).into_iter().zip(sealed) {
+                out.entry(v).or_default().push(super::messages::SealedShare {
+                    from: p as u32,
+                    ciphertext: ciphertext.clone(),
+                });
+            }
+        }
+        out
+    }
+
     /// The survivor bitmap of `survivors`.
     pub fn survivor_bits<'a>(&self, survivors: impl IntoIterator<Item = &'a NodeId>) -> Vec<u8> {
         let positions: Vec<u32> = survivors
@@ -443,6 +465,14 @@ impl Cohort {
 
     pub fn n(&self) -> usize {
         self.roster.len()
+    }
+
+    /// The member at roster position `p`, if this party knows it.
+    pub fn at(&self, p: u32) -> Option<NodeId> {
+        self.members
+            .iter()
+            .find(|(_, m)| m.position == p)
+            .map(|(v, _)| *v)
     }
 
     pub fn position(&self, v: &NodeId) -> Option<u32> {

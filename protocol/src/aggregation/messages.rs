@@ -4,8 +4,8 @@
 //! | round | asker → responder | responder → asker |
 //! | --- | --- | --- |
 //! | 0 advertise | [`AggRequest::Advertise`]: query, ε request | [`AggResponse::Advertised`]: named answer + signed keys |
-//! | 1 share keys | [`AggRequest::ShareKeys`]: roster of U1, parameters, the neighbours' signed keys | [`AggResponse::Shares`]: one sealed share pair per neighbour |
-//! | 2 masked input | [`AggRequest::MaskInput`]: shares addressed to it (from U2) | [`AggResponse::Masked`]: masked vector |
+//! | 1 share keys | [`AggRequest::ShareKeys`]: roster of U1, parameters, the neighbours' signed keys | [`AggResponse::Shares`]: one sealed share pair per neighbour, in roster order |
+//! | 2 masked input | [`AggRequest::MaskInput`]: shares addressed to it (from U2), each with its sender's roster position | [`AggResponse::Masked`]: masked vector |
 //! | 3 consistency | [`AggRequest::Consistency`]: survivors U3 as a bitmap | [`AggResponse::Consistent`]: signature over U3 |
 //! | 4 unmask | [`AggRequest::Unmask`]: ≥ t neighbours' signatures over U3 | [`AggResponse::Unmasked`]: self-mask shares of U3, key shares of U2∖U3 |
 //!
@@ -44,10 +44,11 @@ pub enum AggRequest {
         params: Params,
         neighbours: Vec<SignedAdvertisement>,
     },
-    /// 2: the sealed shares addressed to this responder, one per member of U2.
+    /// 2: the sealed shares addressed to this responder, one per neighbour in U2, in
+    /// ascending order of their senders' roster positions.
     MaskInput {
         query_id: QueryId,
-        shares: Vec<SealedShares>,
+        shares: Vec<SealedShare>,
     },
     /// 3: the survivors U3 whose masked input arrived, as a bitmap over roster positions.
     Consistency {
@@ -70,8 +71,10 @@ pub enum AggResponse {
         answer: Answer,
         advertisement: SignedAdvertisement,
     },
-    /// 1: one sealed share pair per neighbour, in roster order.
-    Shares(Vec<SealedShares>),
+    /// 1: one sealed share pair ([`SEALED_PAIR_LEN`] bytes) per neighbour, in ascending
+    /// order of the neighbours' roster positions. Who each is for is implied by that order,
+    /// so no node id travels with it (spec §9.7.2).
+    Shares(Vec<Vec<u8>>),
     /// 2: the masked, noised input vector.
     Masked(Vec<u32>),
     /// 3: signature over the survivor list.
@@ -166,16 +169,22 @@ fn usable_key(public: &[u8; 32]) -> bool {
         .was_contributory()
 }
 
-/// Shares from `from` to `to`, sealed under their share keys (spec §9.7.2).
+/// A share pair as the asker relays it in round 2 (spec §9.7.2): sealed by the member at
+/// roster position `from` for the recipient, under their share keys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SealedShares {
-    pub from: NodeId,
-    pub to: NodeId,
-    /// ChaCha20-Poly1305 of postcard([`SharePair`]), AAD = qid ‖ asker ‖ from ‖ to.
+pub struct SealedShare {
+    /// The sender's roster position.
+    pub from: u32,
+    /// ChaCha20-Poly1305 of postcard([`SharePair`]), AAD = qid ‖ asker ‖ from ‖ to (node
+    /// ids); [`SEALED_PAIR_LEN`] bytes.
     pub ciphertext: Vec<u8>,
 }
 
-/// The plaintext of [`SealedShares`]: `from`'s two secrets evaluated at `to`'s index.
+/// Bytes of a sealed [`SharePair`]: 64 bytes of plaintext and a 16-byte tag.
+pub const SEALED_PAIR_LEN: usize = 64 + 16;
+
+/// The plaintext of a sealed share: the sender's two secrets evaluated at the recipient's
+/// index.
 #[derive(
     Clone, PartialEq, Eq, Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop,
 )]

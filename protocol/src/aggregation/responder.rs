@@ -30,7 +30,7 @@ use super::input::{Contribution, VECTOR_LEN};
 use super::keys::Context;
 use super::messages::{
     consistency_message, AbortReason, Advertisement, AggRequest, AggResponse, MilliEpsilon,
-    SealedShares, SharePair, SignedAdvertisement, Unmasking,
+    SealedShare, SharePair, SignedAdvertisement, Unmasking,
 };
 use super::{noise, prg, shamir, CryptoWork};
 use crate::identity::{Identity, NodeId, SigningLabel};
@@ -447,11 +447,7 @@ impl AggResponder {
                 .share_keys(&self.share_secret, &m.ad.share_key, &self.me, v)
                 .ok_or(AbortReason::Inconsistent)?;
             self.opening_keys.insert(**v, opening);
-            out.push(SealedShares {
-                from: self.me,
-                to: **v,
-                ciphertext: seal_pair(&self.ctx, &key, &self.me, v, &pair),
-            });
+            out.push(seal_pair(&self.ctx, &key, &self.me, v, &pair));
         }
         Ok((AggResponse::Shares(out), State::Shared { cohort }))
     }
@@ -459,22 +455,23 @@ impl AggResponder {
     fn mask_input(
         &mut self,
         cohort: Cohort,
-        shares: &[SealedShares],
+        shares: &[SealedShare],
         rng: &mut impl CryptoRngCore,
     ) -> Result<(AggResponse, State), AbortReason> {
         let mut u2 = BTreeSet::from([self.me]);
         for s in shares {
             // Only neighbours have opening keys.
+            let from = cohort.at(s.from).ok_or(AbortReason::Inconsistent)?;
             let key = self
                 .opening_keys
-                .get(&s.from)
+                .get(&from)
                 .ok_or(AbortReason::Inconsistent)?;
-            if s.to != self.me || !u2.insert(s.from) {
+            if !u2.insert(from) {
                 return Err(AbortReason::Inconsistent);
             }
-            let pair = open_pair(&self.ctx, key, &s.from, &self.me, &s.ciphertext)
+            let pair = open_pair(&self.ctx, key, &from, &self.me, &s.ciphertext)
                 .ok_or(AbortReason::Inconsistent)?;
-            self.held.insert(s.from, pair);
+            self.held.insert(from, pair);
         }
         if (u2.len() as u32) < cohort.params.threshold {
             return Err(AbortReason::CohortTooSmall);
