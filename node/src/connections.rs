@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use kith_client::transport::CLOSE_UNAUTHORIZED;
+use kith_client::transport::{CLOSE_SHUTDOWN, CLOSE_UNAUTHORIZED};
 use kith_protocol::NodeId;
 
 /// Open connections by the client's key: so that no key can take more than its share of
@@ -20,7 +20,7 @@ impl Connections {
     /// Track `conn` under `key`; false (and nothing tracked) if the key already has
     /// [`MAX_CONNECTIONS_PER_KEY`] open.
     pub fn add(&self, key: NodeId, conn: quinn::Connection) -> bool {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self.lock_pruned();
         let list = map.entry(key).or_default();
         list.retain(|c| c.close_reason().is_none());
         if list.len() >= MAX_CONNECTIONS_PER_KEY {
@@ -28,6 +28,33 @@ impl Connections {
         }
         list.push(conn);
         true
+    }
+
+    /// Track `conn` under `key`; if the key already has [`MAX_CONNECTIONS_PER_KEY`] open,
+    /// close its oldest to make room. A peer that reconnects is thus never locked out by
+    /// connections of its own that it no longer uses, and still holds at most the limit.
+    pub fn add_closing_oldest(&self, key: NodeId, conn: quinn::Connection) {
+        let mut map = self.lock_pruned();
+        let list = map.entry(key).or_default();
+        list.retain(|c| c.close_reason().is_none());
+        if list.len() >= MAX_CONNECTIONS_PER_KEY {
+            let oldest = list.remove(0);
+            oldest.close(CLOSE_SHUTDOWN.into(), b"too many connections for this key");
+        }
+        list.push(conn);
+    }
+
+    /// The map, with closed connections and keys left without any dropped once it holds
+    /// more keys than the node has connection slots: strangers come with a new key each.
+    fn lock_pruned(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, Vec<quinn::Connection>>> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() > crate::node::MAX_CONNECTIONS {
+            map.retain(|_, list| {
+                list.retain(|c| c.close_reason().is_none());
+                !list.is_empty()
+            });
+        }
+        map
     }
 
     /// Close every open connection of `key`.

@@ -29,6 +29,9 @@ pub(crate) struct Shared {
     pub started: Instant,
     /// Open connections to contacts, reused for every exchange (spec §4.5).
     pub peers: Mutex<HashMap<NodeId, quinn::Connection>>,
+    /// Connections replaced in `peers`, and when to close them (spec §4.5). Held here,
+    /// not by a task, so that a node shutting down releases them with its state.
+    pub retiring: Mutex<Vec<(Instant, quinn::Connection)>>,
     /// Aggregations this node is taking part in as a responder.
     pub agg_sessions: crate::aggregation_service::Sessions,
     /// Per-asker daily budgets and the tally of declines (spec §9.10).
@@ -179,6 +182,7 @@ impl Node {
             api_addr,
             started: Instant::now(),
             peers: Mutex::new(HashMap::new()),
+            retiring: Default::default(),
             agg_sessions: Default::default(),
             budget: Default::default(),
             app_connections: Default::default(),
@@ -198,7 +202,10 @@ impl Node {
             loop {
                 tick.tick().await;
                 match weak.upgrade() {
-                    Some(shared) => shared.agg_sessions.sweep(Instant::now()),
+                    Some(shared) => {
+                        shared.agg_sessions.sweep(Instant::now());
+                        crate::peers::close_retired(&shared, Instant::now());
+                    }
                     None => return,
                 }
             }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kith_client::transport::{self, FrameReadError, CLOSE_SHUTDOWN, CLOSE_UNAUTHORIZED};
+use kith_client::transport::{self, FrameReadError, CLOSE_UNAUTHORIZED};
 use kith_protocol::frame::MAX_PEER_FRAME;
 use kith_protocol::invite::verify_redemption_proof;
 use kith_protocol::wire::{decode_message, encode_message};
@@ -29,10 +29,9 @@ const STRANGER_LINGER: Duration = Duration::from_secs(2);
 /// normally an invite redemption — and the connection is closed after the answer unless
 /// that request made it a contact.
 pub(crate) async fn serve(shared: Arc<Shared>, conn: quinn::Connection, key: NodeId) {
-    if !shared.peer_connections.add(key, conn.clone()) {
-        conn.close(CLOSE_SHUTDOWN.into(), b"too many connections for this key");
-        return;
-    }
+    shared
+        .peer_connections
+        .add_closing_oldest(key, conn.clone());
     if is_contact(&shared, &key) {
         peers::remember(&shared, key, conn.clone());
         return serve_streams(shared, conn, key).await;
@@ -100,7 +99,13 @@ async fn respond(
             return None;
         }
         Ok(Ok(bytes)) => match decode_message::<PeerRequest>(&bytes) {
-            Ok(PeerRequest::Ask(q)) => answer(shared, key, q),
+            Ok(PeerRequest::Ask(q)) => {
+                // Store reads, up to 32 signatures and the budget lock: off the async workers.
+                let shared = shared.clone();
+                tokio::task::spawn_blocking(move || answer(&shared, key, q))
+                    .await
+                    .unwrap_or(PeerResponse::Refused(Refusal::Internal))
+            }
             Ok(PeerRequest::Redeem(r)) => redeem(shared, conn, key, r),
             Ok(PeerRequest::Aggregate(r)) if is_contact(shared, &key) => {
                 // A round's crypto takes milliseconds to tens of them (spec §11.16): off

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kith_client::transport;
+use kith_client::transport::{self, CLOSE_SHUTDOWN};
 use kith_protocol::frame::MAX_PEER_FRAME;
 use kith_protocol::{NodeId, ALPN_PEER, TLS_SERVER_NAME};
 
@@ -177,11 +177,33 @@ fn forget(shared: &Shared, peer: &NodeId, conn: &quinn::Connection) {
     }
 }
 
-/// Keep `conn` for reuse with `peer`.
+/// How long a connection replaced in the cache stays open for the exchanges already on it.
+pub const REPLACED_LINGER: Duration = Duration::from_secs(30);
+
+/// Keep `conn` for reuse with `peer`. A different connection it replaces is closed after
+/// [`REPLACED_LINGER`], so that racing fresh connections (or a peer reconnecting) does not
+/// leave live connections behind that keep-alives would hold open for ever.
 pub(crate) fn remember(shared: &Shared, peer: NodeId, conn: quinn::Connection) {
-    shared
+    let replaced = shared
         .peers
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(peer, conn);
+        .insert(peer, conn.clone());
+    if let Some(old) = replaced.filter(|old| old.stable_id() != conn.stable_id()) {
+        let at = std::time::Instant::now() + REPLACED_LINGER;
+        let mut retiring = shared.retiring.lock().unwrap_or_else(|p| p.into_inner());
+        retiring.retain(|(_, c)| c.close_reason().is_none());
+        retiring.push((at, old));
+    }
+}
+
+/// Close the replaced connections whose linger is over (called by the node's sweeper).
+pub(crate) fn close_retired(shared: &Shared, now: std::time::Instant) {
+    let mut retiring = shared.retiring.lock().unwrap_or_else(|p| p.into_inner());
+    retiring.retain(|(at, c)| {
+        if *at <= now {
+            c.close(CLOSE_SHUTDOWN.into(), b"replaced");
+        }
+        *at > now && c.close_reason().is_none()
+    });
 }

@@ -10,7 +10,7 @@ use kith_protocol::aggregation::input::Contribution;
 use kith_protocol::aggregation::keys::Context;
 use kith_protocol::aggregation::messages::consistency_message;
 use kith_protocol::aggregation::messages::{
-    AbortReason, AggRequest, AggResponse, SignedAdvertisement,
+    AbortReason, AggRequest, AggResponse, SealedShare, SignedAdvertisement,
 };
 use kith_protocol::aggregation::responder::{AggResponder, ResponderSettings};
 use kith_protocol::{Identity, NodeId, QueryId, SigningLabel};
@@ -550,6 +550,78 @@ fn split_survivor_lists_in_a_sparse_graph_stay_below_the_threshold() {
             both,
             c_u >= 2 * t - h,
             "c={colluders}: {self_shares} self-mask and {key_shares} mask-key shares, t={t}, h={h}"
+        );
+    }
+}
+
+/// A lie about who sent a share in round 2, given the victim's own roster position and
+/// the shares relayed to another member.
+type Misattribution = fn(&mut [SealedShare], u32, &[SealedShare]);
+
+/// Round 2 names a share's sender only by roster position (spec §9.7.2), but the AEAD binds
+/// both node ids: a share relayed under another position, to another recipient, twice, or
+/// under a position that is not a neighbour's never opens, and the member aborts without
+/// taking part further.
+#[test]
+fn misattributed_shares_abort() {
+    let lies: [(&str, Misattribution); 6] = [
+        ("two senders swapped", |l, _, _| {
+            let (a, b) = (l[0].from, l[1].from);
+            (l[0].from, l[1].from) = (b, a);
+        }),
+        ("its own position", |l, me, _| l[0].from = me),
+        ("a position beyond the roster", |l, _, _| {
+            l[0].from = u32::MAX
+        }),
+        ("one sender twice", |l, _, _| l[1].from = l[0].from),
+        ("one ciphertext under two senders", |l, _, _| {
+            l[1].ciphertext = l[0].ciphertext.clone()
+        }),
+        ("a share sealed for another member", |l, me, other| {
+            let foreign = other.iter().find(|s| s.from != me).expect("another sender");
+            let slot = l
+                .iter_mut()
+                .find(|s| s.from == foreign.from)
+                .expect("same sender");
+            *slot = foreign.clone();
+        }),
+    ];
+    for (what, lie) in lies {
+        let mut c = setup(6);
+        let members: Vec<NodeId> = c.ids.keys().copied().collect();
+        let mut replies = BTreeMap::new();
+        for m in &members {
+            let AggResponse::Shares(s) = c.send(m, c.share_keys(m)) else {
+                panic!("shares")
+            };
+            replies.insert(*m, s);
+        }
+        let mut relayed = c.plan.relay_shares(&replies);
+        let (victim, other) = (members[0], members[1]);
+        let others = relayed[&other].clone();
+        let mut mine = relayed.remove(&victim).unwrap();
+        assert_eq!(mine.len(), 5, "dense: every other member");
+        lie(&mut mine, c.plan.position(&victim).unwrap(), &others);
+        let qid = c.ctx.query_id;
+        let r = c.send(
+            &victim,
+            AggRequest::MaskInput {
+                query_id: qid,
+                shares: mine,
+            },
+        );
+        assert_eq!(r, AggResponse::Abort(AbortReason::Inconsistent), "{what}");
+        let r = c.send(
+            &victim,
+            AggRequest::Consistency {
+                query_id: qid,
+                survivors: c.bits(&members),
+            },
+        );
+        assert_eq!(
+            r,
+            AggResponse::Abort(AbortReason::UnexpectedRound),
+            "{what}"
         );
     }
 }

@@ -24,13 +24,13 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 const ASKERS: usize = 200;
-/// Connections the flooder tries to open (the node keeps 8 per key).
+/// Connections the flooder opens (the node keeps the newest 8 per key).
 const FLOOD_CONNECTIONS: usize = 12;
 /// Requests each flooding connection keeps in flight.
 const FLOOD_STREAMS: usize = 32;
 const ITEM: &str = "tag:vehicle/subaru/outback";
-/// How long the flood lasts, the askers' burst included.
-const FLOOD_FOR: Duration = Duration::from_secs(8);
+/// How long the flood goes on alone after the askers' burst.
+const FLOOD_ALONE: Duration = Duration::from_secs(5);
 /// Default `asks-per-day`.
 const BUDGET: u64 = 20;
 
@@ -46,7 +46,7 @@ fn mb(v: Option<f64>) -> String {
 /// the flooder. T names its Outback (2 units, 5 stars); H0 owns one, count only.
 struct Fleet {
     target: TestNode,
-    helpers: Vec<TestNode>,
+    _helpers: Vec<TestNode>,
     askers: Vec<Arc<TestNode>>,
     flooder: TestNode,
 }
@@ -95,7 +95,7 @@ async fn fleet() -> Fleet {
     }
     Fleet {
         target,
-        helpers,
+        _helpers: helpers,
         askers,
         flooder,
     }
@@ -153,8 +153,8 @@ struct Tally {
 }
 
 /// Flood `target` as `flooder` until `stop`: alternating fresh `Advertise`s and plain
-/// `Ask`s, [`FLOOD_STREAMS`] in flight on each connection the node accepts. Returns the
-/// connections the node closed at once.
+/// `Ask`s, [`FLOOD_STREAMS`] in flight on each connection the node keeps. Returns how
+/// many of them the node closed.
 async fn flood(
     target: &TestNode,
     flooder: &Identity,
@@ -168,9 +168,16 @@ async fn flood(
         endpoints.push(endpoint);
         conns.push(conn);
     }
-    // Give the node a moment to close what it will not keep.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let refused = conns.iter().filter(|c| c.close_reason().is_some()).count();
+    // Wait (bounded) until the node has closed what it will not keep.
+    let closed =
+        |conns: &[quinn::Connection]| conns.iter().filter(|c| c.close_reason().is_some()).count();
+    for _ in 0..100 {
+        if closed(&conns) >= FLOOD_CONNECTIONS - 8 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused = closed(&conns);
     let counter = Arc::new(AtomicU64::new(0));
     let mut tasks = JoinSet::new();
     for conn in conns.into_iter().filter(|c| c.close_reason().is_none()) {
@@ -288,7 +295,9 @@ async fn one_node_serves_200_askers_while_a_contact_floods_it() {
     let (stormy, peak_open) = tokio::join!(run, sample);
     let rss_burst = rss_mb();
     // The flood goes on alone: memory must not grow with the number of requests.
-    tokio::time::sleep(FLOOD_FOR.saturating_sub(flood_started.elapsed())).await;
+    let sent_alone = tally.sent.load(Ordering::Relaxed);
+    tokio::time::sleep(FLOOD_ALONE).await;
+    let sent_alone = tally.sent.load(Ordering::Relaxed) - sent_alone;
     stop.store(true, Ordering::Relaxed);
     let flood_secs = flood_started.elapsed().as_secs_f64();
     let drained = tokio::time::timeout(Duration::from_secs(30), async {
@@ -307,7 +316,7 @@ async fn one_node_serves_200_askers_while_a_contact_floods_it() {
         mb(rss_burst)
     );
     println!(
-        "flood: {} requests in {:.1} s ({:.0}/s) on {} connections ({} closed at once): \
+        "flood: {} requests in {:.1} s ({:.0}/s) on {} connections ({} closed by the node): \
          {} sessions admitted, {} plain answers, {} rate-limited, {} other, {} failed",
         t(&tally.sent),
         flood_secs,
@@ -321,15 +330,15 @@ async fn one_node_serves_200_askers_while_a_contact_floods_it() {
         t(&tally.failed),
     );
     println!(
-        "target: at most {peak_open} aggregation sessions open; RSS {} at the end of the \
-         flood, process peak {}",
+        "target: at most {peak_open} aggregation sessions open; RSS {} after {sent_alone} \
+         more flood requests alone, process peak {}",
         mb(rss_flood),
         mb(peak_rss_mb())
     );
 
     // The budget held: at most asks-per-day answers in all, at most 4 sessions at once.
-    // The flooder's own node already holds one connection to T.
-    assert_eq!(refused, FLOOD_CONNECTIONS - 7, "8 connections per key");
+    // Each connection past 8 closed the oldest (the flooder's own node's among them).
+    assert_eq!(refused, FLOOD_CONNECTIONS - 8, "8 connections per key");
     assert!(t(&tally.sessions) <= 4, "{}", t(&tally.sessions));
     assert!(t(&tally.sessions) + t(&tally.answers) <= BUDGET);
     assert!(
@@ -352,14 +361,16 @@ async fn one_node_serves_200_askers_while_a_contact_floods_it() {
     // a second, the finished and already wiped sessions of the first burst awaiting their
     // sweep); memory did not grow with the flood once the burst was over.
     assert!(peak_open <= 2 * ASKERS + 4, "{peak_open}");
+    assert!(
+        sent_alone > 1000,
+        "the flood went on alone: {sent_alone} requests"
+    );
     if let (Some(burst), Some(end)) = (rss_burst, rss_flood) {
         assert!(
             end < burst + 32.0,
-            "RSS {burst:.0} -> {end:.0} MiB under flood alone"
+            "RSS {burst:.0} -> {end:.0} MiB over {sent_alone} flood requests alone"
         );
     }
     // Everyone else was served (checked in `burst`), and the node still is.
-    assert_eq!(fleet.helpers.len(), 2);
-    let again = burst(&fleet.askers[..10]).await;
-    assert_eq!(again.len(), 10);
+    burst(&fleet.askers[..10]).await;
 }

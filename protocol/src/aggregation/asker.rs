@@ -411,7 +411,6 @@ impl AggAsker {
         })
     }
 
-    /// The neighbours of member `v`, by node id.
     /// `v`'s neighbours in ascending roster position.
     fn neighbours_in_order(&self, v: &NodeId) -> Vec<NodeId> {
         let cohort = self.cohort();
@@ -424,6 +423,7 @@ impl AggAsker {
             .collect()
     }
 
+    /// The neighbours of member `v`, as a set.
     fn neighbours(&self, v: &NodeId) -> BTreeSet<NodeId> {
         self.neighbours_in_order(v).into_iter().collect()
     }

@@ -394,7 +394,11 @@ impl Plan {
 
     /// Round 2 as the asker relays it (spec §9.8.4): from each member's round-1 `Shares`
     /// (one sealed pair per neighbour, in the neighbours' roster order), the shares each
-    /// member is sent, in ascending order of their senders' positions.
+    /// member is sent, in ascending order of their senders' positions. The replies must
+    /// have passed the asker's round-1 checks (one pair of [`SEALED_PAIR_LEN`] bytes per
+    /// neighbour): a reply with fewer pairs is relayed only as far as it goes.
+    ///
+    /// [`SEALED_PAIR_LEN`]: super::messages::SEALED_PAIR_LEN
     pub fn relay_shares(
         &self,
         replies: &BTreeMap<NodeId, Vec<Vec<u8>>>,
@@ -405,10 +409,12 @@ impl Plan {
                 continue;
             };
             for (v, ciphertext) in self.neighbours(p as u32).into_iter().zip(sealed) {
-                out.entry(v).or_default().push(super::messages::SealedShare {
-                    from: p as u32,
-                    ciphertext: ciphertext.clone(),
-                });
+                out.entry(v)
+                    .or_default()
+                    .push(super::messages::SealedShare {
+                        from: p as u32,
+                        ciphertext: ciphertext.clone(),
+                    });
             }
         }
         out
