@@ -629,17 +629,35 @@ async fn unknown_mispinned_and_revoked_app_credentials_are_refused() {
     );
 }
 
-#[tokio::test]
-async fn bad_frames_are_rejected_and_the_node_keeps_serving() {
+/// Ana and Bob, who names his Dune to friends; many asks below are valid asks, so Bob's
+/// budget is raised to keep them all within it.
+async fn ana_and_bob() -> (TestNode, Vec<TestNode>) {
     let (ana, friends) = kith_tests::federation(1, NodeOptions::default()).await;
     let bob = &friends[0];
     bob.endorse("tag:book/dune", 1, Some(5), None).await;
     bob.share_with_friends("*", Share::Name).await;
-    // Most tampered asks below are still valid asks: keep them within Bob's budget.
     bob.client
         .set_setting("asks-per-day", "1000")
         .await
         .unwrap();
+    (ana, friends)
+}
+
+/// After an attack: Ana's ask still names Bob's Dune, and Bob still has one contact.
+async fn bob_still_answers(ana: &TestNode, bob: &TestNode) {
+    let answer = ana
+        .client
+        .ask(kith_client::Query::new(item("tag:book")).timeout(Duration::from_secs(5)))
+        .await
+        .unwrap();
+    assert_eq!(answer.named.len(), 1);
+    assert_eq!(bob.client.status().await.unwrap().contacts, 1);
+}
+
+#[tokio::test]
+async fn bad_frames_are_rejected_and_the_node_keeps_serving() {
+    let (ana, friends) = ana_and_bob().await;
+    let bob = &friends[0];
     let (_ep, conn) = raw_peer(bob, &ana.identity()).await;
     let refused = |bytes: Vec<u8>| decode_message::<PeerResponse>(&bytes).unwrap();
     let malformed = PeerResponse::Refused(Refusal::Malformed);
@@ -696,13 +714,7 @@ async fn bad_frames_are_rejected_and_the_node_keeps_serving() {
         );
     }
 
-    let answer = ana
-        .client
-        .ask(kith_client::Query::new(item("tag:book")).timeout(Duration::from_secs(5)))
-        .await
-        .unwrap();
-    assert_eq!(answer.named.len(), 1);
-    assert_eq!(bob.client.status().await.unwrap().contacts, 1);
+    bob_still_answers(&ana, bob).await;
 }
 
 /// Datagrams that are not QUIC, or that look like QUIC (long-header Initials with unknown
@@ -710,10 +722,8 @@ async fn bad_frames_are_rejected_and_the_node_keeps_serving() {
 /// are dropped; the node answers its contacts as before.
 #[tokio::test]
 async fn garbage_datagrams_on_the_udp_port_are_dropped() {
-    let (ana, friends) = kith_tests::federation(1, NodeOptions::default()).await;
+    let (ana, friends) = ana_and_bob().await;
     let bob = &friends[0];
-    bob.endorse("tag:book/dune", 1, Some(5), None).await;
-    bob.share_with_friends("*", Share::Name).await;
     let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = move || {
@@ -738,11 +748,5 @@ async fn garbage_datagrams_on_the_udp_port_are_dropped() {
         }
         let _ = sock.send_to(&d, bob.peer_addr());
     }
-    let answer = ana
-        .client
-        .ask(kith_client::Query::new(item("tag:book")).timeout(Duration::from_secs(5)))
-        .await
-        .unwrap();
-    assert_eq!(answer.named.len(), 1);
-    assert_eq!(bob.client.status().await.unwrap().contacts, 1);
+    bob_still_answers(&ana, bob).await;
 }
