@@ -90,9 +90,8 @@ impl Cohort {
         self.plan.survivor_bits(list)
     }
 
-    /// Honest rounds 1 and 2 for everyone; returns the threshold.
-    fn share_and_mask(&mut self) -> u32 {
-        let t = self.plan.params.threshold;
+    /// Honest round 1 for everyone; the round-2 shares each member is to be sent.
+    fn share(&mut self) -> BTreeMap<NodeId, Vec<SealedShare>> {
         let members: Vec<NodeId> = self.ids.keys().copied().collect();
         let mut replies = BTreeMap::new();
         for m in &members {
@@ -101,7 +100,14 @@ impl Cohort {
             };
             replies.insert(*m, s);
         }
-        let mut relayed = self.plan.relay_shares(&replies);
+        self.plan.relay_shares(&replies)
+    }
+
+    /// Honest rounds 1 and 2 for everyone; returns the threshold.
+    fn share_and_mask(&mut self) -> u32 {
+        let t = self.plan.params.threshold;
+        let members: Vec<NodeId> = self.ids.keys().copied().collect();
+        let mut relayed = self.share();
         for m in &members {
             let mine = relayed.remove(m).unwrap();
             assert!(matches!(
@@ -589,14 +595,7 @@ fn misattributed_shares_abort() {
     for (what, lie) in lies {
         let mut c = setup(6);
         let members: Vec<NodeId> = c.ids.keys().copied().collect();
-        let mut replies = BTreeMap::new();
-        for m in &members {
-            let AggResponse::Shares(s) = c.send(m, c.share_keys(m)) else {
-                panic!("shares")
-            };
-            replies.insert(*m, s);
-        }
-        let mut relayed = c.plan.relay_shares(&replies);
+        let mut relayed = c.share();
         let (victim, other) = (members[0], members[1]);
         let others = relayed[&other].clone();
         let mut mine = relayed.remove(&victim).unwrap();
