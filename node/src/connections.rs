@@ -21,8 +21,7 @@ impl Connections {
     /// [`MAX_CONNECTIONS_PER_KEY`] open.
     pub fn add(&self, key: NodeId, conn: quinn::Connection) -> bool {
         let mut map = self.lock_pruned();
-        let list = map.entry(key).or_default();
-        list.retain(|c| c.close_reason().is_none());
+        let list = open_of(&mut map, key);
         if list.len() >= MAX_CONNECTIONS_PER_KEY {
             return false;
         }
@@ -35,8 +34,7 @@ impl Connections {
     /// connections of its own that it no longer uses, and still holds at most the limit.
     pub fn add_closing_oldest(&self, key: NodeId, conn: quinn::Connection) {
         let mut map = self.lock_pruned();
-        let list = map.entry(key).or_default();
-        list.retain(|c| c.close_reason().is_none());
+        let list = open_of(&mut map, key);
         if list.len() >= MAX_CONNECTIONS_PER_KEY {
             let oldest = list.remove(0);
             oldest.close(CLOSE_SHUTDOWN.into(), b"too many connections for this key");
@@ -69,4 +67,14 @@ impl Connections {
             c.close(CLOSE_UNAUTHORIZED.into(), reason);
         }
     }
+}
+
+/// `key`'s list, its closed connections dropped.
+fn open_of(
+    map: &mut HashMap<NodeId, Vec<quinn::Connection>>,
+    key: NodeId,
+) -> &mut Vec<quinn::Connection> {
+    let list = map.entry(key).or_default();
+    list.retain(|c| c.close_reason().is_none());
+    list
 }
