@@ -4,6 +4,10 @@
 
 use std::path::PathBuf;
 
+mod keys;
+mod messages;
+pub use messages::variant_counts;
+
 use curve25519_dalek::Scalar;
 use hkdf::Hkdf;
 use kith_protocol::app::{AppError, AppErrorCode, AppRequest, AppResponse};
@@ -451,6 +455,8 @@ pub fn generate() -> Vec<(&'static str, String)> {
         ("envelopes.json", envelopes()),
         ("endorsements.json", endorsements()),
         ("frames.json", frames()),
+        ("messages.json", messages::messages()),
+        ("keys.json", keys::keys()),
         ("item_keys.json", item_keys()),
         ("aggregation.json", aggregation()),
     ];
@@ -476,14 +482,12 @@ pub fn vectors_dir() -> PathBuf {
 /// A complete aggregation among three members with noise off, every request and reply of
 /// every round (spec §9), plus the key schedule, Shamir and PRG steps, and failure cases.
 fn aggregation() -> Value {
-    use kith_protocol::aggregation::asker::{AggAsker, AggregationParams};
     use kith_protocol::aggregation::cohort::{self, bitmap, Graph, Params, Plan};
     use kith_protocol::aggregation::input::Contribution;
     use kith_protocol::aggregation::keys::Context;
     use kith_protocol::aggregation::messages::{AggRequest, AggResponse};
     use kith_protocol::aggregation::responder::{AggResponder, ResponderSettings};
     use kith_protocol::aggregation::{prg, shamir};
-    use std::collections::BTreeMap;
     use std::time::{Duration, Instant};
 
     let (asker, asker_keys) = identity("kith-vectors/ana");
@@ -527,80 +531,43 @@ fn aggregation() -> Value {
     };
     let start = Instant::now();
     let deadline = start + Duration::from_secs(60);
-    let params = AggregationParams {
-        epsilon: None,
-        min_cohort: 2,
-        round_timeout: Duration::from_secs(5),
-        dense_max: cohort::DENSE_MAX,
-    };
-    let mut agg = AggAsker::new(
-        asker.node_id(),
-        qid,
-        item.clone(),
-        members.iter().map(|m| m.0.node_id()),
-        params,
-        start,
-    );
-    let mut sessions: BTreeMap<NodeId, (AggResponder, VectorRng)> = BTreeMap::new();
-    let mut transcript = Vec::new();
-    while !agg.is_done() {
-        let mut batch = Vec::new();
-        while let Some(t) = agg.poll_transmit() {
-            batch.push(t);
-        }
-        assert!(!batch.is_empty(), "vector run never times out");
-        for t in batch {
-            let (id, _, contribution) = members
-                .iter()
-                .find(|m| m.0.node_id() == t.to)
-                .expect("member");
-            let Ok(PeerRequest::Aggregate(req)) = decode_message::<PeerRequest>(&t.payload) else {
-                panic!("request")
-            };
-            let response = match req {
-                AggRequest::Advertise { epsilon, .. } => {
-                    let mut rng =
-                        VectorRng::new(&format!("kith-vectors/secagg/{}", id.node_id().short()));
-                    let settings = ResponderSettings {
-                        epsilon: None,
-                        min_cohort: 2,
-                    };
-                    let s = AggResponder::start(
-                        id,
-                        ctx,
-                        *contribution,
-                        settings,
-                        epsilon,
-                        &mut rng,
-                        deadline,
-                    );
-                    let ad = s.advertisement().clone();
-                    sessions.insert(t.to, (s, rng));
-                    AggResponse::Advertised {
-                        answer: Answer {
-                            query_id: qid,
-                            named: vec![],
-                        },
-                        advertisement: ad,
-                    }
-                }
-                other => {
-                    let (s, rng) = sessions.get_mut(&t.to).expect("session");
-                    s.handle(id, other, rng, start)
-                }
-            };
-            let reply = encode_message(&PeerResponse::Aggregate(response));
-            transcript.push(
-                json!({"to": t.to.to_hex(), "request": hex(&t.payload), "response": hex(&reply)}),
-            );
-            agg.handle_response(t.to, &reply, start);
-        }
-    }
-    let outcome = agg.outcome();
+    let Run {
+        transcript,
+        outcome,
+        adverts,
+    } = run_aggregation(&asker, &members, qid, &item, None);
     let sum = outcome
         .aggregate
         .clone()
         .expect("the vector run releases its sum");
+
+    // The same query among four members, one of whom (eve) drops out in round 2: the
+    // asker removes eve's pairwise masks with her mask-key seed rebuilt from shares.
+    let mut four: Vec<(Identity, Value, Contribution)> = members
+        .iter()
+        .map(|m| {
+            let label = m.1["rng_label"].as_str().expect("label");
+            let (id, keys) = identity(label);
+            (id, keys, m.2)
+        })
+        .collect();
+    let (eve, eve_keys) = identity("kith-vectors/eve");
+    let eve_id = eve.node_id();
+    four.push((
+        eve,
+        eve_keys,
+        Contribution {
+            owns: true,
+            units: 4,
+            best_rating: Some(1),
+        },
+    ));
+    let dropout = run_aggregation(&asker, &four, qid, &item, Some(eve_id));
+    let dropout_sum = dropout
+        .outcome
+        .aggregate
+        .clone()
+        .expect("three survivors meet the floor");
 
     // Key schedule and building blocks, from fixed inputs.
     let seed_u = Scalar::from(5u64);
@@ -681,11 +648,7 @@ fn aggregation() -> Value {
         deadline,
     );
     let low_plan = {
-        let mut ads: Vec<_> = sessions
-            .iter()
-            .filter(|(k, _)| **k != u)
-            .map(|(k, (s, _))| (*k, s.advertisement().clone()))
-            .collect();
+        let mut ads: Vec<_> = adverts.iter().filter(|(k, _)| *k != u).cloned().collect();
         ads.push((u, low.advertisement().clone()));
         let mut plan = Plan::new(ads, p3).expect("three members");
         plan.params.threshold = 2;
@@ -720,6 +683,18 @@ fn aggregation() -> Value {
                 "result": "ok",
             },
             {
+                "name": "four-member aggregation transcript, one member dropping out in round 2",
+                "members": four.iter().map(|m| json!({"keys": m.1, "input": m.2.to_vector().to_vec(),
+                    "rng_label": format!("kith-vectors/secagg/{}", m.0.node_id().short())})).collect::<Vec<_>>(),
+                "dropped": eve_id.to_hex(),
+                "query_id": qid.to_hex(),
+                "item": item.to_string(),
+                "survivors": dropout.outcome.survivors,
+                "transcript": dropout.transcript,
+                "sum": {"owners": dropout_sum.owners, "units": dropout_sum.units, "ratings": dropout_sum.ratings},
+                "result": "ok",
+            },
+            {
                 "name": "key schedule (§9.3)",
                 "query_id": qid.to_hex(), "asker": asker.node_id().to_hex(), "u": u.to_hex(), "v": v.to_hex(),
                 "mask_seed_u": hex(seed_u.as_bytes()), "mask_seed_v": hex(seed_v.as_bytes()),
@@ -749,12 +724,172 @@ fn aggregation() -> Value {
                 "survivors_all_but_1_and_58": hex(&bitmap::from_positions(60, (0..60).filter(|p| *p != 1 && *p != 58))),
                 "result": "ok",
             },
+            noise_vector("kith-vectors/noise/a", 1000, 3),
+            noise_vector("kith-vectors/noise/b", 10, 1),
+            noise_vector("kith-vectors/noise/c", 10000, 2),
             {"name": "advertisement with a flipped signature bit", "result": forged_result},
             {"name": "round 3 before round 1", "response": hex(&encode_message(&PeerResponse::Aggregate(early.clone()))), "result": format!("{early:?}")},
             {"name": "threshold below floor(2h/3)+1", "response": hex(&encode_message(&PeerResponse::Aggregate(too_low.clone()))), "result": format!("{too_low:?}")},
             {"name": "Shamir with a repeated index", "result": duplicate},
         ]
     })
+}
+
+/// The noise share (§9.6) a member adds for session ε = `milli`/1000 and minimum
+/// survivors `s`, drawn from the stream `label` (64-bit words little-endian), with each
+/// cell's two Pólya draws.
+fn noise_vector(label: &str, milli: u32, s: u32) -> Value {
+    use kith_protocol::aggregation::noise::{cell_alphas, noise_share, polya};
+    let epsilon = f64::from(milli) / 1000.0;
+    let alphas = cell_alphas(epsilon);
+    let mut rng = VectorRng::new(label);
+    let r = 1.0 / f64::from(s.max(1));
+    let draws: Vec<[u64; 2]> = alphas
+        .iter()
+        .map(|a| [polya(&mut rng, r, *a), polya(&mut rng, r, *a)])
+        .collect();
+    let share = noise_share(&mut VectorRng::new(label), epsilon, s);
+    let from_draws: Vec<u32> = draws
+        .iter()
+        .map(|[y, z]| (*y as i64 - *z as i64) as i32 as u32)
+        .collect();
+    assert_eq!(
+        share.to_vec(),
+        from_draws,
+        "noise_share draws y then z per cell"
+    );
+    json!({
+        "name": format!("noise share for ε = {milli}/1000, s = {s} (§9.6)"),
+        "rng_label": label,
+        "epsilon_milli": milli,
+        "min_survivors": s,
+        "alphas": alphas.iter().map(|a| format!("{a:e}")).collect::<Vec<_>>(),
+        "draws_y_z": draws,
+        "share": share.to_vec(),
+        "result": "ok",
+    })
+}
+
+/// One aggregation run of the vectors: every request and reply, the outcome, and each
+/// member's advertisement. `dropped` (if any) never answers its round-2 `MaskInput`.
+struct Run {
+    transcript: Vec<Value>,
+    outcome: kith_protocol::aggregation::asker::AggOutcome,
+    adverts: Vec<(
+        NodeId,
+        kith_protocol::aggregation::messages::SignedAdvertisement,
+    )>,
+}
+
+fn run_aggregation(
+    asker: &Identity,
+    members: &[(
+        Identity,
+        Value,
+        kith_protocol::aggregation::input::Contribution,
+    )],
+    qid: QueryId,
+    item: &ItemKey,
+    dropped: Option<NodeId>,
+) -> Run {
+    use kith_protocol::aggregation::asker::{AggAsker, AggregationParams};
+    use kith_protocol::aggregation::cohort;
+    use kith_protocol::aggregation::keys::Context;
+    use kith_protocol::aggregation::messages::{AggRequest, AggResponse};
+    use kith_protocol::aggregation::responder::{AggResponder, ResponderSettings};
+    use kith_protocol::ask::ContactFailure;
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+
+    let ctx = Context {
+        query_id: qid,
+        asker: asker.node_id(),
+    };
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(60);
+    let params = AggregationParams {
+        epsilon: None,
+        min_cohort: 2,
+        round_timeout: Duration::from_secs(5),
+        dense_max: cohort::DENSE_MAX,
+    };
+    let mut agg = AggAsker::new(
+        asker.node_id(),
+        qid,
+        item.clone(),
+        members.iter().map(|m| m.0.node_id()),
+        params,
+        start,
+    );
+    let mut sessions: BTreeMap<NodeId, (AggResponder, VectorRng)> = BTreeMap::new();
+    let mut transcript = Vec::new();
+    while !agg.is_done() {
+        let mut batch = Vec::new();
+        while let Some(t) = agg.poll_transmit() {
+            batch.push(t);
+        }
+        assert!(!batch.is_empty(), "vector run never times out");
+        for t in batch {
+            let (id, _, contribution) = members
+                .iter()
+                .find(|m| m.0.node_id() == t.to)
+                .expect("member");
+            let Ok(PeerRequest::Aggregate(req)) = decode_message::<PeerRequest>(&t.payload) else {
+                panic!("request")
+            };
+            if dropped == Some(t.to) && matches!(req, AggRequest::MaskInput { .. }) {
+                transcript.push(json!({"to": t.to.to_hex(), "request": hex(&t.payload), "response": null, "dropped": true}));
+                agg.handle_failure(t.to, ContactFailure::TimedOut, start);
+                continue;
+            }
+            let response = match req {
+                AggRequest::Advertise { epsilon, .. } => {
+                    let mut rng =
+                        VectorRng::new(&format!("kith-vectors/secagg/{}", id.node_id().short()));
+                    let settings = ResponderSettings {
+                        epsilon: None,
+                        min_cohort: 2,
+                    };
+                    let s = AggResponder::start(
+                        id,
+                        ctx,
+                        *contribution,
+                        settings,
+                        epsilon,
+                        &mut rng,
+                        deadline,
+                    );
+                    let ad = s.advertisement().clone();
+                    sessions.insert(t.to, (s, rng));
+                    AggResponse::Advertised {
+                        answer: Answer {
+                            query_id: qid,
+                            named: vec![],
+                        },
+                        advertisement: ad,
+                    }
+                }
+                other => {
+                    let (s, rng) = sessions.get_mut(&t.to).expect("session");
+                    s.handle(id, other, rng, start)
+                }
+            };
+            let reply = encode_message(&PeerResponse::Aggregate(response));
+            transcript.push(
+                json!({"to": t.to.to_hex(), "request": hex(&t.payload), "response": hex(&reply)}),
+            );
+            agg.handle_response(t.to, &reply, start);
+        }
+    }
+    let outcome = agg.outcome();
+    Run {
+        transcript,
+        outcome,
+        adverts: sessions
+            .iter()
+            .map(|(k, (s, _))| (*k, s.advertisement().clone()))
+            .collect(),
+    }
 }
 
 fn hex_decode(s: &str) -> Vec<u8> {
