@@ -14,7 +14,7 @@ use kith_protocol::app::{AppError, AppErrorCode, AppRequest, AppResponse};
 use kith_protocol::endorsement::STATEMENT_VERSION;
 use kith_protocol::frame::{encode_frame, FrameDecoder, MAX_APP_FRAME, MAX_PEER_FRAME};
 use kith_protocol::invite::INVITE_PREFIX;
-use kith_protocol::wire::{decode_message, encode_message, encode_value};
+use kith_protocol::wire::{decode_exact, decode_message, encode_message, encode_value};
 use kith_protocol::*;
 use rand_core::{CryptoRng, RngCore};
 use serde_json::{json, Value};
@@ -113,8 +113,22 @@ fn cards() -> Value {
             .map(|e| e.to_string())
             .unwrap_or_else(|| "ok".into())
     };
+    // The name's length written as the two-byte varint `85 00` instead of `05` (§5.2
+    // Canonical form), and signed as sent: receivers accept it and verify these bytes.
+    let i = signed
+        .body
+        .windows(6)
+        .position(|w| w == b"\x05Chloe")
+        .expect("name in body");
+    let mut long_body = signed.body[..i].to_vec();
+    long_body.extend_from_slice(&[0x85, 0x00]);
+    long_body.extend_from_slice(&signed.body[i + 1..]);
+    let non_canonical = SignedCard {
+        signature: chloe.sign(SigningLabel::ContactCard, &long_body),
+        body: long_body,
+    };
     json!({
-        "section": "§3.1",
+        "section": "§2.3, §3.1, §5.2",
         "description": "Contact cards: body = postcard(ContactCard); signature = Ed25519(label || 0x00 || body)",
         "vectors": [
             {
@@ -135,6 +149,14 @@ fn cards() -> Value {
                 "result": err(&tampered, NOW + 1),
             },
             {
+                "name": "accepted: body with a non-shortest varint (name length 85 00), signed over the bytes sent (§2.3, §5.2)",
+                "body": hex(&non_canonical.body),
+                "signature": hex(&non_canonical.signature.0),
+                "signed_card": hex(&encode_value(&non_canonical)),
+                "verify_at": NOW + 1,
+                "result": err(&non_canonical, NOW + 1),
+            },
+            {
                 "name": "expired card",
                 "signed_card": hex(&encode_value(&signed)),
                 "verify_at": card.expires_at,
@@ -147,7 +169,8 @@ fn cards() -> Value {
 fn invites() -> Value {
     let (ana, keys) = identity("kith-vectors/ana");
     let (bob, _) = identity("kith-vectors/bob");
-    let signed = card_of(&ana, "Ana", "127.0.0.1:7400").sign(&ana);
+    let card = card_of(&ana, "Ana", "127.0.0.1:7400");
+    let signed = card.sign(&ana);
     let mut rng = VectorRng::new("kith-vectors/invite");
     let invite = Invite::generate(&mut rng, signed, NOW, 7 * 24 * 3600);
     let code = invite.to_code();
@@ -171,6 +194,9 @@ fn invites() -> Value {
             {
                 "name": "invite code",
                 "inviter_keys": keys,
+                "card": {"version": card.version, "name": card.name, "addresses": card.addresses, "issued_at": card.issued_at, "expires_at": card.expires_at},
+                "card_body": hex(&invite.card.body),
+                "card_signature": hex(&invite.card.signature.0),
                 "rng_label": "kith-vectors/invite",
                 "invite_id": hex(&invite.id.0),
                 "secret": hex(&invite.secret.0),
@@ -187,8 +213,65 @@ fn invites() -> Value {
             {"name": "unsupported invite version 2", "code": future, "decode_at": NOW + 60, "result": decode(&future, NOW + 60)},
             {"name": "card signature forged", "code": forged_code, "decode_at": NOW + 60, "result": decode(&forged_code, NOW + 60)},
             {"name": "not a kith code", "code": "HELLO", "decode_at": NOW, "result": decode("HELLO", NOW)},
-        ]
+        ],
+        "text_codes": text_codes(),
     })
+}
+
+/// The text-code rules of §3.3 on a short payload, with the prefix `KITH1` and a limit of
+/// 4000 characters: accepted spellings and each rejection of steps 4–7.
+fn text_codes() -> Vec<Value> {
+    let payload = b"kith";
+    let code = text_code::encode(INVITE_PREFIX, payload);
+    let body = &code[INVITE_PREFIX.len()..];
+    let decoded = |t: &str| match text_code::decode(INVITE_PREFIX, t, 4000) {
+        Ok(p) => format!("ok: {}", hex(&p)),
+        Err(e) => format!("{e:?}"),
+    };
+    let grouped: String = code
+        .to_lowercase()
+        .chars()
+        .enumerate()
+        .flat_map(|(i, c)| {
+            let sep = match i {
+                0 => None,
+                i if i % 8 == 0 => Some('\n'),
+                i if i % 4 == 0 => Some('-'),
+                _ => None,
+            };
+            sep.into_iter().chain([c])
+        })
+        .collect();
+    // `kith` + 4 checksum bytes = 64 bits = 13 characters with 1 spare bit; the last
+    // character's low bit set gives non-zero spare bits.
+    let last = body.as_bytes()[body.len() - 1];
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let value = alphabet.iter().position(|c| *c == last).expect("alphabet");
+    let spare = format!(
+        "{INVITE_PREFIX}{}{}",
+        &body[..body.len() - 1],
+        alphabet[value | 1] as char
+    );
+    let mut out = vec![
+        json!({"name": "text code of the 4 bytes 6b697468 (\"kith\")", "payload": hex(payload), "checksum": hex(&Sha256::digest(payload)[..4]), "code": code, "result": decoded(&code)}),
+        json!({"name": "accepted: lowercase, grouped with - and wrapped with newlines", "code": grouped, "result": decoded(&grouped)}),
+        json!({"name": "failure: non-zero spare bits in the last character", "code": spare, "result": decoded(&spare)}),
+        json!({"name": "failure: padding character =", "code": format!("{code}="), "result": decoded(&format!("{code}="))}),
+        json!({"name": "failure: another prefix", "code": format!("KITH2{body}"), "result": decoded(&format!("KITH2{body}"))}),
+        json!({"name": "failure: fewer than 4 bytes (checksum missing)", "code": format!("{INVITE_PREFIX}AAAA"), "result": decoded(&format!("{INVITE_PREFIX}AAAA"))}),
+        json!({"name": "failure: over the limit of 4000 characters", "code_length": 4001, "result": decoded(&format!("{INVITE_PREFIX}{}", "A".repeat(3996)))}),
+    ];
+    // Character counts 1, 3 and 6 modulo 8 leave 5 or more bits over: never valid.
+    for cut in [9usize, 11, 6] {
+        let shorter = format!("{INVITE_PREFIX}{}", &body[..cut]);
+        let name = format!(
+            "failure: {cut} characters ({} modulo 8: {} bits left over)",
+            cut % 8,
+            cut * 5 % 8
+        );
+        out.push(json!({"name": name, "code": shorter, "result": decoded(&shorter)}));
+    }
+    out
 }
 
 fn envelopes() -> Value {
@@ -219,6 +302,17 @@ fn envelopes() -> Value {
     };
     let mut tampered = env.clone();
     tampered.ciphertext[0] ^= 1;
+    // An ephemeral key of small order (the point 0) gives an all-zero shared secret.
+    let low_order = SealedEnvelope {
+        ephemeral: [0u8; 32],
+        ciphertext: env.ciphertext.clone(),
+    };
+    let mut trailing = encode_value(&env);
+    trailing.push(0);
+    let trailing_result = match decode_exact::<SealedEnvelope>(&trailing) {
+        Ok(e) => open_result(&e, label, aad),
+        Err(e) => e.to_string(),
+    };
     json!({
         "section": "§7",
         "description": "Sealed envelope: X25519 ephemeral-static, HKDF-SHA256, ChaCha20-Poly1305",
@@ -243,6 +337,8 @@ fn envelopes() -> Value {
             {"name": "tampered ciphertext", "envelope": hex(&encode_value(&tampered)), "label": label, "aad": hex(aad), "result": open_result(&tampered, label, aad)},
             {"name": "wrong label", "envelope": hex(&encode_value(&env)), "label": "other", "aad": hex(aad), "result": open_result(&env, "other", aad)},
             {"name": "wrong aad", "envelope": hex(&encode_value(&env)), "label": label, "aad": hex(b"query 02"), "result": open_result(&env, label, b"query 02")},
+            {"name": "ephemeral key of small order (all-zero shared secret)", "envelope": hex(&encode_value(&low_order)), "label": label, "aad": hex(aad), "result": open_result(&low_order, label, aad)},
+            {"name": "trailing byte after the envelope", "envelope": hex(&trailing), "label": label, "aad": hex(aad), "result": trailing_result},
         ]
     })
 }
@@ -277,30 +373,102 @@ fn endorsements() -> Value {
         Ok(_) => "ok".to_string(),
         Err(e) => e.to_string(),
     };
+    let signature_only = |s: &SignedEndorsement| match s.verify_signature() {
+        Ok(_) => "ok".to_string(),
+        Err(e) => e.to_string(),
+    };
     let mut bad = signed.clone();
     bad.signature.0[10] ^= 4;
     let other = ItemKey::parse("tag:vehicle/subarus").unwrap();
+    let torsion = torsion_signature(&chloe, &signed.statement);
+    let small_order = small_order_statement(&st);
+    let e = &st.endorsement;
     json!({
-        "section": "§8.3",
-        "description": "Endorsement statements disclosed by name, bound to audience and query id",
+        "section": "§2.3, §6.4, §8.3",
+        "description": "Endorsement statements disclosed by name, bound to audience and query id. The asker verifying an answer from `responder_id` for its query `expected_query_id` about `asked` is `verifier_id` (§8.3.3); failure vectors change one of these expectations or the bytes",
         "vectors": [
             {
                 "name": "signed statement",
                 "endorser_keys": keys,
-                "audience": ana.node_id().to_hex(),
-                "query_id": st.query_id.to_hex(),
-                "asked": asked.to_string(),
+                "endorsement": {"item": e.item.to_string(), "count": e.count, "rating": e.rating, "note": e.note, "since": e.since},
+                "statement_fields": {"version": st.version, "endorser": st.endorser.to_hex(), "audience": st.audience.to_hex(), "query_id": st.query_id.to_hex(), "issued_at": st.issued_at},
                 "statement": hex(&signed.statement),
+                "signed_message": hex(&SigningLabel::Endorsement.prefix(&signed.statement)),
                 "signature": hex(&signed.signature.0),
                 "signed_endorsement": hex(&encode_value(&signed)),
+                "responder_id": chloe.node_id().to_hex(),
+                "verifier_id": ana.node_id().to_hex(),
+                "expected_query_id": st.query_id.to_hex(),
+                "asked": asked.to_string(),
                 "result": check(&signed, &ana.node_id(), &st.query_id, &asked),
             },
             {"name": "bad signature", "signed_endorsement": hex(&encode_value(&bad)), "result": check(&bad, &ana.node_id(), &st.query_id, &asked)},
-            {"name": "another query", "signed_endorsement": hex(&encode_value(&signed)), "query_id": hex(&[0x12; 16]), "result": check(&signed, &ana.node_id(), &QueryId([0x12; 16]), &asked)},
-            {"name": "another audience", "signed_endorsement": hex(&encode_value(&signed)), "audience": chloe.node_id().to_hex(), "result": check(&signed, &chloe.node_id(), &st.query_id, &asked)},
+            {"name": "another query", "signed_endorsement": hex(&encode_value(&signed)), "expected_query_id": hex(&[0x12; 16]), "result": check(&signed, &ana.node_id(), &QueryId([0x12; 16]), &asked)},
+            {"name": "another audience (the verifier is Chloe herself)", "signed_endorsement": hex(&encode_value(&signed)), "verifier_id": chloe.node_id().to_hex(), "result": check(&signed, &chloe.node_id(), &st.query_id, &asked)},
             {"name": "item not within the asked item", "signed_endorsement": hex(&encode_value(&signed)), "asked": other.to_string(), "result": check(&signed, &ana.node_id(), &st.query_id, &other)},
+            {"name": "signature valid only under the cofactored equation (R has an order-8 component, §2.3)", "signed_endorsement": hex(&encode_value(&torsion)), "result": signature_only(&torsion)},
+            {"name": "endorser is the small-order identity point, R = identity, S = 0 (§2.1)", "signed_endorsement": hex(&encode_value(&small_order)), "result": signature_only(&small_order)},
         ]
     })
+}
+
+/// A signature by `signer` over the endorsement label and `statement` whose `R` is
+/// `[r]B + T`, `T` of order 8: the cofactored equation `[8][S]B = [8]R + [8][k]A` holds,
+/// the cofactorless one that §2.3 requires does not.
+fn torsion_signature(signer: &Identity, statement: &[u8]) -> SignedEndorsement {
+    use curve25519_dalek::constants::{ED25519_BASEPOINT_POINT, EIGHT_TORSION};
+    use sha2::Sha512;
+    let secrets = signer.to_secret_bytes();
+    let h = Sha512::digest(&secrets[..32]);
+    let mut a_bytes = [0u8; 32];
+    a_bytes.copy_from_slice(&h[..32]);
+    a_bytes[0] &= 248;
+    a_bytes[31] &= 127;
+    a_bytes[31] |= 64;
+    let a = Scalar::from_bytes_mod_order(a_bytes);
+    let r = Scalar::from(0x6b697468u64);
+    let big_r = ED25519_BASEPOINT_POINT * r + EIGHT_TORSION[1];
+    let message = SigningLabel::Endorsement.prefix(statement);
+    let digest: [u8; 64] = Sha512::new()
+        .chain_update(big_r.compress().as_bytes())
+        .chain_update(signer.node_id().as_bytes())
+        .chain_update(&message)
+        .finalize()
+        .into();
+    let k = Scalar::from_bytes_mod_order_wide(&digest);
+    let s = r + k * a;
+    let public = ED25519_BASEPOINT_POINT * a;
+    assert_eq!(public.compress().to_bytes(), signer.node_id().0);
+    let lhs = (ED25519_BASEPOINT_POINT * s).mul_by_cofactor();
+    assert_eq!(
+        lhs,
+        (big_r + public * k).mul_by_cofactor(),
+        "cofactored holds"
+    );
+    let mut sig = [0u8; 64];
+    sig[..32].copy_from_slice(big_r.compress().as_bytes());
+    sig[32..].copy_from_slice(s.as_bytes());
+    SignedEndorsement {
+        statement: statement.to_vec(),
+        signature: Signature(sig),
+    }
+}
+
+/// `st` re-issued by the identity point `01 00 … 00` (order 1), "signed" with `R` = the
+/// identity and `S` = 0, which a verifier without the small-order check accepts.
+fn small_order_statement(st: &EndorsementStatement) -> SignedEndorsement {
+    let mut identity_point = [0u8; 32];
+    identity_point[0] = 1;
+    let forged = EndorsementStatement {
+        endorser: NodeId(identity_point),
+        ..st.clone()
+    };
+    let mut sig = [0u8; 64];
+    sig[0] = 1;
+    SignedEndorsement {
+        statement: encode_value(&forged),
+        signature: Signature(sig),
+    }
 }
 
 fn message_vector<T: serde::Serialize + std::fmt::Debug>(name: &str, msg: &T, cap: u32) -> Value {
@@ -410,6 +578,10 @@ fn item_keys() -> Value {
         "tag:a/b/c/d/e/f/g/h/i",
         "car:subaru",
         "subaru",
+        "tag:bücher",
+        "tag:\u{a0}foo",
+        "isbn:\u{a0}0441013597",
+        "tag:\u{1c}foo",
     ];
     let keys: Vec<Value> = inputs
         .iter()
@@ -444,7 +616,25 @@ fn item_keys() -> Value {
             Err(e) => json!({"input": p, "result": e.to_string()}),
         })
         .collect();
-    json!({"section": "§6.1, §6.2", "description": "Item key normalisation, the within relation, and patterns", "keys": keys, "within": within, "patterns": patterns})
+    // On the wire an item key must already be in normal form (§5.2): the string is not
+    // normalised again, so these are refused although they parse as typed input.
+    let wire: Vec<Value> = [
+        "tag:vehicle/subaru",
+        "tag:Subaru",
+        "isbn:0441013597",
+        "tag:vehicle/",
+    ]
+    .iter()
+    .map(|k| {
+        let bytes = encode_value(&k.to_string());
+        let result = match decode_exact::<ItemKey>(&bytes) {
+            Ok(key) => format!("ok: {key}"),
+            Err(e) => e.to_string(),
+        };
+        json!({"string": k, "wire": hex(&bytes), "result": result})
+    })
+    .collect();
+    json!({"section": "§5.2, §6.1, §6.2", "description": "Item key normalisation, the within relation, patterns, and item keys as received on the wire", "keys": keys, "within": within, "patterns": patterns, "wire": wire})
 }
 
 /// Every vector file: (file name, pretty JSON text ending in a newline).
