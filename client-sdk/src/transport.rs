@@ -219,6 +219,9 @@ fn transport_config(keep_alive: bool) -> Arc<quinn::TransportConfig> {
     t.stream_receive_window(STREAM_WINDOW.into());
     t.receive_window(CONNECTION_WINDOW.into());
     t.send_window(CONNECTION_WINDOW as u64);
+    // kith never uses QUIC datagrams (spec §4.1): advertising none means a peer that sends
+    // one breaks the connection instead of filling a buffer outside flow control.
+    t.datagram_receive_buffer_size(None);
     Arc::new(t)
 }
 

@@ -205,10 +205,18 @@ async fn deliver(
 /// Deny: nothing is sent; the asker never learns there was anything to approve.
 pub(crate) fn deny(shared: &Shared, id: u64) -> Result<PendingRequest, AppError> {
     let p = pending(shared, id)?;
-    shared
+    // Only the call that moves the request out of `pending` decides it: a concurrent
+    // Approve that claimed it first wins, and this Deny is a conflict, not a second entry.
+    if !shared
         .store
         .decide_pending(id, "denied", unix_now())
-        .map_err(internal)?;
+        .map_err(internal)?
+    {
+        return Err(err(
+            AppErrorCode::Conflict,
+            format!("request {id} was decided meanwhile"),
+        ));
+    }
     shared.audit(AuditEvent {
         event: "denied",
         peer: Some(p.asker),

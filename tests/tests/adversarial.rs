@@ -20,6 +20,7 @@
 //! | app | unknown, mis-pinned or revoked credential | `NotPaired` / handshake failure / `Revoked` | §10.1 |
 //! | anyone | tampered, truncated, oversized, garbage frames | `Refused(Malformed)` or `Refused(UnsupportedVersion)`; the node keeps serving | §5.1 |
 //! | anyone | garbage UDP datagrams | dropped by QUIC; the node keeps serving | §4.4 |
+//! | anyone | QUIC DATAGRAM frames | not advertised, so refused by the sender's own stack; a frame sent anyway breaks the connection | §4.1, §4.4 |
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -749,4 +750,19 @@ async fn garbage_datagrams_on_the_udp_port_are_dropped() {
         let _ = sock.send_to(&d, bob.peer_addr());
     }
     bob_still_answers(&ana, bob).await;
+}
+
+/// Nodes advertise no QUIC datagram support (spec §4.1, §4.4), so no peer can make a node
+/// buffer DATAGRAM frames outside flow control: sending one is a protocol violation.
+#[tokio::test]
+async fn nodes_take_no_quic_datagrams() {
+    let node = TestNode::start("Ana").await;
+    let stranger = Identity::generate(&mut OsRng);
+    let (_endpoint, conn) = raw_peer(&node, &stranger).await;
+    assert_eq!(conn.max_datagram_size(), None);
+    let sent = conn.send_datagram(vec![0u8; 8].into());
+    assert!(
+        sent.is_err(),
+        "a datagram was accepted for sending: {sent:?}"
+    );
 }
