@@ -4,7 +4,7 @@
 //! | --- | --- | --- |
 //! | `min-cohort` | 5 | refuse to unmask, and withhold own asks, below this many members |
 //! | `epsilon` | 1.0 | this node's ε for noise; `off` = no noise required |
-//! | `asks-per-day` | 20 | aggregate asks answered per asker per 24 h; more are declined visibly |
+//! | `asks-per-day` | 20 | asks (plain and aggregate) answered per asker per 24 h; more are declined visibly |
 
 use kith_protocol::aggregation::messages::MilliEpsilon;
 

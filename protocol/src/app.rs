@@ -78,6 +78,7 @@ pub enum AppRequest {
 }
 
 /// How an app names a rule's subject: a circle, or a contact by display name or node id hex.
+/// Spec: §10.2.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SubjectRef {
     Circle(String),
@@ -139,11 +140,11 @@ pub struct PendingRequest {
     /// What the asker asked about.
     pub asked: ItemKey,
     pub created_at: u64,
-    /// `pending`, `approved` or `denied`.
+    /// `pending`, `approved`, `denied` or `expired` (spec §8.5.2).
     pub status: String,
 }
 
-/// A named endorsement that arrived after its ask finished.
+/// A named endorsement that arrived after its ask finished (spec §10.3, §8.5.3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AnswerUpdate {
     pub query_id: QueryId,
@@ -151,7 +152,7 @@ pub struct AnswerUpdate {
     pub named: NamedEndorsement,
 }
 
-/// What `kith status` shows.
+/// What `kith status` shows (spec §10.3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeStatus {
     pub name: String,
@@ -167,7 +168,7 @@ pub struct NodeStatus {
 }
 
 /// An invite code as text. It is a bearer secret until redeemed, so `Debug` hides it. On
-/// the wire it is a plain string.
+/// the wire it is a plain string (spec §10.2).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct InviteCode(pub String);
@@ -178,6 +179,7 @@ impl core::fmt::Debug for InviteCode {
     }
 }
 
+/// A new invite: its `KITH1` code, its expiry and the acceptor's circle (spec §10.3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InviteCreated {
     pub code: InviteCode,
@@ -185,6 +187,7 @@ pub struct InviteCreated {
     pub circle: String,
 }
 
+/// A contact as the app API lists it: name, node id, circle, addresses (spec §10.3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContactInfo {
     pub name: String,
@@ -194,6 +197,7 @@ pub struct ContactInfo {
     pub added_at: u64,
 }
 
+/// A consent rule as the app API lists it, with the contact's name (spec §10.3, §6.3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PolicyEntry {
     pub subject: Subject,
@@ -203,7 +207,7 @@ pub struct PolicyEntry {
     pub share: Share,
 }
 
-/// The result of an ask.
+/// The result of an ask (spec §10.3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AskResult {
     pub query_id: QueryId,
@@ -227,7 +231,7 @@ pub struct AskResult {
 }
 
 /// An endorsement disclosed by name, with the endorser's signature so that anyone can
-/// check it ([`NamedEndorsement::verify`]).
+/// check it ([`NamedEndorsement::verify`]; spec §10.3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NamedEndorsement {
     /// The endorser's name in the asker's contact list.
@@ -239,6 +243,7 @@ pub struct NamedEndorsement {
 
 impl NamedEndorsement {
     /// Check that `signed` is a valid signature by `node` and says exactly `endorsement`.
+    /// Spec: §10.3 (`NamedEndorsement`), with the checks of §8.3.3 steps 6.1–6.4.
     pub fn verify(&self) -> Result<EndorsementStatement, PeerMisbehaved> {
         let st = self.signed.verify_signature()?;
         if st.endorser != self.node || st.endorsement != self.endorsement {
@@ -250,14 +255,16 @@ impl NamedEndorsement {
     }
 }
 
-/// One line of the audit log.
+/// One line of the audit log (spec §10.3, §8.3.5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     pub id: u64,
     /// Unix seconds.
     pub at: u64,
     /// What happened: `answered`, `asked`, `contact-added`, `rate-limited`, `pending`,
-    /// `approved`, `denied` or `late-endorsement` (spec §8.3.5).
+    /// `approved`, `denied`, `late-endorsement` (spec §8.3.5), or one of the paired-app
+    /// events `app-pairing`, `app-paired`, `app-ask`, `app-request`, `app-denied`,
+    /// `app-revoked` (spec §10.5).
     pub event: String,
     pub peer: Option<NodeId>,
     pub peer_name: Option<String>,

@@ -27,14 +27,14 @@ use crate::wire::{decode_message, encode_message};
 /// Default time an ask waits for answers (spec §8.3).
 pub const DEFAULT_ASK_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Bytes to send to one contact.
+/// Bytes to send to one contact (spec §8.3.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
     pub to: NodeId,
     pub payload: Vec<u8>,
 }
 
-/// Why a contact contributed nothing.
+/// Why a contact contributed nothing (spec §8.3.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContactFailure {
     /// Not reachable (connection failed or reset).
@@ -47,7 +47,7 @@ pub enum ContactFailure {
     Misbehaved(WireError),
 }
 
-/// A verified named endorsement.
+/// A verified named endorsement (spec §8.3.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Named {
     pub from: NodeId,
@@ -55,7 +55,7 @@ pub struct Named {
     pub signed: SignedEndorsement,
 }
 
-/// The result of a finished round.
+/// The result of a finished round (spec §8.3.3).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AskOutcome {
     pub asked: u32,
@@ -71,7 +71,7 @@ enum ContactState {
     Failed,
 }
 
-/// One ask, from the asker's side.
+/// One ask, from the asker's side (spec §8.3.1, §8.3.3).
 #[derive(Debug)]
 pub struct AskRound {
     me: NodeId,
@@ -84,6 +84,7 @@ pub struct AskRound {
 
 impl AskRound {
     /// Start asking `contacts` about `item`; answers after `now + timeout` are ignored.
+    /// Spec: §8.3.1.
     pub fn new(
         me: NodeId,
         query_id: QueryId,
@@ -118,21 +119,23 @@ impl AskRound {
         }
     }
 
+    /// The query sent to every contact: its query id and item (spec §8.3.1).
     pub fn query(&self) -> &Query {
         &self.query
     }
 
-    /// The next request to send.
+    /// The next request to send (spec §8.3.1 step 3).
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
     /// When [`AskRound::handle_timeout`] must next be called, if the round is not done.
+    /// Spec: §8.3.1 step 4.
     pub fn poll_timeout(&self) -> Option<Instant> {
         (!self.is_done()).then_some(self.deadline)
     }
 
-    /// An answer's bytes arrived from `from`.
+    /// An answer's bytes arrived from `from` (spec §8.3.3).
     pub fn handle_response(&mut self, from: NodeId, bytes: &[u8], now: Instant) {
         if now >= self.deadline {
             self.handle_timeout(now);
@@ -165,7 +168,7 @@ impl AskRound {
         verify_answer(&self.me, &self.query, from, answer)
     }
 
-    /// The transport could not deliver to, or read from, `from`.
+    /// The transport could not deliver to, or read from, `from` (spec §8.3.3).
     pub fn handle_failure(&mut self, from: NodeId, failure: ContactFailure) {
         if matches!(self.contacts.get(&from), Some(ContactState::Waiting)) {
             self.fail(from, failure);
@@ -178,6 +181,7 @@ impl AskRound {
     }
 
     /// Time passed; at the deadline every contact still waiting is marked timed out.
+    /// Spec: §8.3.1 step 5.
     pub fn handle_timeout(&mut self, now: Instant) {
         if now < self.deadline {
             return;
@@ -194,7 +198,7 @@ impl AskRound {
         self.transmits.clear();
     }
 
-    /// Every contact answered or failed.
+    /// Every contact answered or failed (spec §8.3.1 step 5).
     pub fn is_done(&self) -> bool {
         !self
             .contacts
@@ -202,11 +206,12 @@ impl AskRound {
             .any(|s| matches!(s, ContactState::Waiting))
     }
 
-    /// What was learned so far (complete once [`AskRound::is_done`]).
+    /// What was learned so far (complete once [`AskRound::is_done`]; spec §8.3.3).
     pub fn outcome(&self) -> &AskOutcome {
         &self.outcome
     }
 
+    /// The outcome, consuming the round (spec §8.3.3).
     pub fn into_outcome(self) -> AskOutcome {
         self.outcome
     }

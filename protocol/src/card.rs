@@ -7,15 +7,15 @@ use crate::error::{InvalidInput, PeerMisbehaved};
 use crate::identity::{Identity, NodeId, SealingPublicKey, Signature, SigningLabel};
 use crate::wire::{decode_exact, encode_value};
 
-/// Longest display name, in characters.
+/// Longest display name, in characters (spec §3.1).
 pub const MAX_NAME_CHARS: usize = 64;
-/// Most addresses a card may list.
+/// Most addresses a card may list (spec §3.1).
 pub const MAX_ADDRESSES: usize = 4;
-/// Longest address, in bytes.
+/// Longest address, in bytes (spec §3.1).
 pub const MAX_ADDRESS_LEN: usize = 262;
-/// Default lifetime of a card: one year, in seconds.
+/// Default lifetime of a card: one year, in seconds (spec §3.1).
 pub const DEFAULT_CARD_LIFETIME: u64 = 365 * 24 * 3600;
-/// Version of the card body layout.
+/// Version of the card body layout (spec §3.1).
 pub const CARD_VERSION: u16 = 1;
 
 /// The signed content of a contact card (spec §3.1).
@@ -33,11 +33,11 @@ pub struct ContactCard {
     pub addresses: Vec<String>,
     /// When the card was made (Unix seconds).
     pub issued_at: u64,
-    /// After this instant (Unix seconds) the card must not be accepted.
+    /// From this instant on (Unix seconds, `now >= expires_at`) the card is refused.
     pub expires_at: u64,
 }
 
-/// A card body exactly as signed, with its signature. The body bytes are kept so that
+/// A card body exactly as signed, with its signature (spec §3.1). The body bytes are kept so that
 /// signatures are checked over the bytes received, never over a re-encoding (spec §5.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedCard {
@@ -48,6 +48,7 @@ pub struct SignedCard {
 }
 
 /// A card whose signature and expiry were checked; only [`SignedCard::verify`] makes one.
+/// Spec: §3.1.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedCard {
     card: ContactCard,
@@ -55,22 +56,22 @@ pub struct VerifiedCard {
 }
 
 impl VerifiedCard {
-    /// The checked card content.
+    /// The checked card content (spec §3.1).
     pub fn card(&self) -> &ContactCard {
         &self.card
     }
-    /// The signed form, to store or forward.
+    /// The signed form, to store or forward (spec §3.1).
     pub fn signed(&self) -> &SignedCard {
         &self.signed
     }
-    /// The node this card belongs to.
+    /// The node this card belongs to (spec §3.1).
     pub fn node_id(&self) -> NodeId {
         self.card.node_id
     }
 }
 
 /// Check a display name: 1..=64 characters, trimmed, nothing that is not displayable
-/// ([`crate::display_text`]).
+/// ([`crate::display_text`]; spec §3.1).
 pub fn validate_name(name: &str) -> Result<String, InvalidInput> {
     let name = name.trim();
     let n = name.chars().count();
@@ -112,7 +113,7 @@ pub fn validate_address(addr: &str) -> Result<(), InvalidInput> {
 }
 
 impl ContactCard {
-    /// A new card for `identity`, valid from `now` for `lifetime` seconds.
+    /// A new card for `identity`, valid from `now` for `lifetime` seconds (spec §3.1).
     pub fn new(
         identity: &Identity,
         name: &str,
@@ -138,7 +139,7 @@ impl ContactCard {
         })
     }
 
-    /// Sign this card with `identity`, which must be the card's own key.
+    /// Sign this card with `identity`, which must be the card's own key (spec §3.1, §2.3).
     pub fn sign(&self, identity: &Identity) -> SignedCard {
         debug_assert_eq!(identity.node_id(), self.node_id);
         let body = encode_value(self);

@@ -8,7 +8,7 @@ use crate::error::InvalidInput;
 use crate::identity::NodeId;
 use crate::item::{ItemKey, ItemPattern};
 
-/// What a matching rule lets the asker learn.
+/// What a matching rule lets the asker learn (spec §6.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Share {
     /// Nothing: answer as if the item were not owned.
@@ -25,6 +25,7 @@ pub enum Share {
 pub const DEFAULT_SHARE: Share = Share::Count;
 
 impl Share {
+    /// The share's name in text: `none`, `count`, `ask` or `name` (spec §6.3).
     pub fn as_str(self) -> &'static str {
         match self {
             Share::None => "none",
@@ -34,6 +35,7 @@ impl Share {
         }
     }
 
+    /// Read a share's name; the text is trimmed and ASCII-lowercased first (spec §6.3).
     pub fn parse(s: &str) -> Option<Self> {
         match s.trim().to_ascii_lowercase().as_str() {
             "none" => Some(Share::None),
@@ -51,12 +53,12 @@ impl fmt::Display for Share {
     }
 }
 
-/// Longest circle name.
+/// Longest circle name (spec §6.3).
 pub const MAX_CIRCLE_CHARS: usize = 32;
-/// The circle a new contact joins unless told otherwise.
+/// The circle a new contact joins unless told otherwise (spec §6.3).
 pub const DEFAULT_CIRCLE: &str = "friends";
 
-/// Check a circle name: 1..=32 of letters, digits, `-`, `_`; stored lowercase.
+/// Check a circle name: 1..=32 of letters, digits, `-`, `_`; stored lowercase (spec §6.3).
 pub fn validate_circle(name: &str) -> Result<String, InvalidInput> {
     let n = name.trim().to_lowercase();
     if n.is_empty()
@@ -70,7 +72,7 @@ pub fn validate_circle(name: &str) -> Result<String, InvalidInput> {
     Ok(n)
 }
 
-/// Whom a rule is about.
+/// Whom a rule is about (spec §6.3, §10.3).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Subject {
     /// Every contact in the named circle.
@@ -79,7 +81,7 @@ pub enum Subject {
     Contact(NodeId),
 }
 
-/// One consent rule: subject × item pattern → share.
+/// One consent rule: subject × item pattern → share (spec §6.3).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PolicyRule {
     pub subject: Subject,
@@ -87,13 +89,14 @@ pub struct PolicyRule {
     pub share: Share,
 }
 
-/// The owner's rules, evaluated by [`ConsentPolicy::evaluate`].
+/// The owner's rules, evaluated by [`ConsentPolicy::evaluate`] (spec §6.3).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConsentPolicy {
     pub rules: Vec<PolicyRule>,
 }
 
 impl ConsentPolicy {
+    /// A policy made of `rules` (spec §6.3).
     pub fn new(rules: Vec<PolicyRule>) -> Self {
         Self { rules }
     }

@@ -1,4 +1,4 @@
-//! Text that other people's screens will show: display names and notes (spec §6.4).
+//! Text that other people's screens will show: display names and notes (spec §3.1, §6.4).
 //!
 //! Such text comes from another party and is printed on terminals and in apps, so it must
 //! not carry control characters (which can move the cursor, fake lines or drive the
@@ -7,7 +7,7 @@
 
 /// True for characters kith refuses in names and notes: Unicode general category Cc
 /// (controls, including newline and ESC), the Cf format characters listed below, and the
-/// line and paragraph separators.
+/// line and paragraph separators (spec §3.1).
 pub fn is_forbidden(c: char) -> bool {
     c.is_control()
         || matches!(c,
@@ -26,7 +26,7 @@ pub fn is_forbidden(c: char) -> bool {
             | '\u{E0020}'..='\u{E007F}')
 }
 
-/// True when `text` has no forbidden character.
+/// True when `text` has no forbidden character (spec §3.1).
 pub fn is_displayable(text: &str) -> bool {
     !text.chars().any(is_forbidden)
 }

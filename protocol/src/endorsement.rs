@@ -8,11 +8,11 @@ use crate::item::ItemKey;
 use crate::message::QueryId;
 use crate::wire::{decode_exact, encode_value};
 
-/// Largest unit count an endorsement may carry.
+/// Largest unit count an endorsement may carry (spec §6.4).
 pub const MAX_COUNT: u32 = 1_000_000;
-/// Longest note, in characters.
+/// Longest note, in characters (spec §6.4).
 pub const MAX_NOTE_CHARS: usize = 280;
-/// Version of the statement layout.
+/// Version of the statement layout (spec §8.1).
 pub const STATEMENT_VERSION: u16 = 1;
 
 /// What the owner records: "I own N of ITEM, R stars, note" (spec §6.4).
@@ -30,7 +30,7 @@ pub struct Endorsement {
 }
 
 impl Endorsement {
-    /// Build an endorsement from user input, checking every field.
+    /// Build an endorsement from user input, checking every field (spec §6.4).
     pub fn new(
         item: ItemKey,
         count: u32,
@@ -49,7 +49,7 @@ impl Endorsement {
         Ok(e)
     }
 
-    /// Check field ranges.
+    /// Check field ranges (spec §6.4).
     pub fn validate(&self) -> Result<(), InvalidInput> {
         if self.count == 0 || self.count > MAX_COUNT {
             return Err(InvalidInput::Count(MAX_COUNT));
@@ -83,7 +83,7 @@ pub struct EndorsementStatement {
     pub issued_at: u64,
 }
 
-/// A statement exactly as signed, with its signature.
+/// A statement exactly as signed, with its signature (spec §8.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedEndorsement {
     /// postcard encoding of an [`EndorsementStatement`].
@@ -93,7 +93,7 @@ pub struct SignedEndorsement {
 }
 
 impl EndorsementStatement {
-    /// Sign this statement; `identity` must be the endorser.
+    /// Sign this statement; `identity` must be the endorser (spec §8.3.2 step 4, §2.3).
     pub fn sign(&self, identity: &Identity) -> SignedEndorsement {
         debug_assert_eq!(identity.node_id(), self.endorser);
         let statement = encode_value(self);
@@ -107,7 +107,7 @@ impl EndorsementStatement {
 
 impl SignedEndorsement {
     /// Verify the signature and decode, without checking who it was for. Apps use this to
-    /// check a social-proof line themselves.
+    /// check a social-proof line themselves (spec §8.3.3 steps 6.1–6.4).
     pub fn verify_signature(&self) -> Result<EndorsementStatement, PeerMisbehaved> {
         let st: EndorsementStatement = decode_exact(&self.statement)?;
         if st.version != STATEMENT_VERSION {
@@ -128,7 +128,7 @@ impl SignedEndorsement {
     }
 
     /// Verify as the asker: signed by `endorser`, addressed to `audience`, answering
-    /// `query_id`, and about an item within `asked`.
+    /// `query_id`, and about an item within `asked` (spec §8.3.3 step 6).
     pub fn verify_for(
         &self,
         endorser: &NodeId,

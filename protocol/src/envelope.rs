@@ -1,5 +1,6 @@
-//! Sealed envelopes (spec §7): encryption to a node's X25519 key, for data routed through a
-//! party that must not read it (responder-to-responder shares travel via the asker).
+//! Sealed envelopes (spec §7): encryption to a node's X25519 sealing key, for data routed
+//! through a party that must not read it. No v1 message carries one yet; the aggregation's
+//! shares are sealed under their own per-query keys instead (spec §9.7.2).
 //!
 //! ```text
 //! e        = fresh X25519 secret;  E = X25519(e, 9)
@@ -23,9 +24,9 @@ use zeroize::Zeroizing;
 use crate::error::PeerMisbehaved;
 use crate::identity::{Identity, SealingPublicKey};
 
-/// HKDF salt for envelopes.
+/// HKDF salt for envelopes (spec §7.1).
 pub const ENVELOPE_SALT: &[u8] = b"kith/v1/envelope";
-/// Longest label.
+/// Longest label (spec §7.1).
 pub const MAX_LABEL_LEN: usize = 255;
 
 /// An encrypted payload for one recipient (spec §7).
@@ -37,7 +38,7 @@ pub struct SealedEnvelope {
     pub ciphertext: Vec<u8>,
 }
 
-/// Sealing failed because the recipient key is a low-order point (no shared secret).
+/// Sealing failed because the recipient key is a low-order point (no shared secret; spec §7.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("recipient sealing key is not a valid X25519 public key")]
 pub struct BadRecipientKey;
@@ -61,7 +62,7 @@ fn derive(
     okm
 }
 
-/// Seal `plaintext` to `recipient` under a purpose `label`, binding `aad`.
+/// Seal `plaintext` to `recipient` under a purpose `label`, binding `aad` (spec §7.1).
 pub fn seal(
     rng: &mut impl CryptoRngCore,
     recipient: &SealingPublicKey,
@@ -95,7 +96,7 @@ pub fn seal(
 }
 
 /// Open an envelope addressed to `identity`. Any tampering, wrong label, wrong aad or wrong
-/// recipient gives [`PeerMisbehaved::EnvelopeTampered`].
+/// recipient gives [`PeerMisbehaved::EnvelopeTampered`] (spec §7.1).
 pub fn open(
     identity: &Identity,
     label: &str,

@@ -4,10 +4,13 @@
 //! * [`Incompatible`]: the peer speaks a protocol version or option we do not.
 //! * [`InviteError`]: an invite code that cannot be used, with a reason a person can act on.
 //! * [`ItemError`]: an item key or pattern typed by a person is not valid.
+//!
+//! Spec: Appendix A (errors sorted by fault), whose rows name their sections (§2.1 to §10.5).
 
 use thiserror::Error;
 
 /// Bytes received from another party were not acceptable. Never the local user's fault.
+/// Spec: Appendix A, "PeerMisbehaved" (the checks of §5.1, §5.2, §2.3, §3.1, §7, §8.3.3).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum PeerMisbehaved {
@@ -37,7 +40,7 @@ pub enum PeerMisbehaved {
     Unexpected(&'static str),
 }
 
-/// The peer and we do not share a protocol version or option.
+/// The peer and we do not share a protocol version or option (spec §5.3).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum Incompatible {
@@ -47,6 +50,7 @@ pub enum Incompatible {
 }
 
 /// Any failure decoding or checking bytes from the network: exactly one of the two faults.
+/// Spec: §5.3 and Appendix A: a version we do not speak is incompatible, the rest misbehaved.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum WireError {
     #[error(transparent)]
@@ -74,7 +78,8 @@ pub enum InviteError {
     /// The inviter's node says the code was already used (invites are single use).
     #[error("invite code was already used")]
     AlreadyUsed,
-    /// The inviter's node does not know this code (revoked, or never issued by it).
+    /// The inviter's node does not know this code (it never issued it, or no longer holds
+    /// it).
     #[error("invite code is unknown to the inviter's node")]
     Unknown,
     /// The code is your own.
@@ -82,7 +87,7 @@ pub enum InviteError {
     OwnInvite,
 }
 
-/// An item key or pattern is not valid (spec §6.1).
+/// An item key or pattern is not valid (spec §6.1, §6.2).
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum ItemError {
@@ -107,6 +112,7 @@ pub enum ItemError {
 }
 
 /// Invalid values supplied by the local user or app (API misuse, not a peer's fault).
+/// Spec: Appendix A, "InvalidInput" (rules of §3.1, §6.3, §6.4); reported as `BadRequest`.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum InvalidInput {

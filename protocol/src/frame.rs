@@ -6,14 +6,14 @@
 
 use crate::error::PeerMisbehaved;
 
-/// Length of the frame header.
+/// Length of the frame header (spec §5.1).
 pub const FRAME_HEADER_LEN: usize = 4;
 /// Cap on a peer-to-peer frame body (spec §5.1).
 pub const MAX_PEER_FRAME: u32 = 64 * 1024;
 /// Cap on an app API frame body (spec §5.1).
 pub const MAX_APP_FRAME: u32 = 1024 * 1024;
 
-/// A local attempt to send a frame over the cap: a bug in the caller, never sent.
+/// A local attempt to send a frame over the cap: a bug in the caller, never sent (spec §5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("frame of {len} bytes exceeds the cap of {cap}")]
 pub struct OversizeFrame {
@@ -21,7 +21,7 @@ pub struct OversizeFrame {
     pub cap: u32,
 }
 
-/// Frame `body`: header then body.
+/// Frame `body`: header then body (spec §5.1).
 pub fn encode_frame(body: &[u8], cap: u32) -> Result<Vec<u8>, OversizeFrame> {
     if body.len() > cap as usize {
         return Err(OversizeFrame {
@@ -35,7 +35,7 @@ pub fn encode_frame(body: &[u8], cap: u32) -> Result<Vec<u8>, OversizeFrame> {
     Ok(out)
 }
 
-/// The body length announced by a header, if within `cap`.
+/// The body length announced by a header, if within `cap` (spec §5.1).
 pub fn body_len(header: [u8; FRAME_HEADER_LEN], cap: u32) -> Result<usize, PeerMisbehaved> {
     let announced = u32::from_be_bytes(header);
     if announced > cap {
@@ -47,7 +47,7 @@ pub fn body_len(header: [u8; FRAME_HEADER_LEN], cap: u32) -> Result<usize, PeerM
     Ok(announced as usize)
 }
 
-/// Incremental decoder for a stream of frames.
+/// Incremental decoder for a stream of frames (spec §5.1).
 #[derive(Debug)]
 pub struct FrameDecoder {
     cap: u32,
@@ -55,6 +55,7 @@ pub struct FrameDecoder {
 }
 
 impl FrameDecoder {
+    /// A decoder that rejects any frame announcing more than `cap` bytes (spec §5.1).
     pub fn new(cap: u32) -> Self {
         Self {
             cap,
@@ -64,11 +65,12 @@ impl FrameDecoder {
 
     /// Append received bytes. Buffered data never exceeds one header plus one capped body
     /// plus `bytes`, because [`FrameDecoder::next_frame`] rejects an oversize header first.
+    /// Spec: §5.1.
     pub fn feed(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
     }
 
-    /// The next complete frame body, `Ok(None)` if more bytes are needed.
+    /// The next complete frame body, `Ok(None)` if more bytes are needed (spec §5.1).
     pub fn next_frame(&mut self) -> Result<Option<Vec<u8>>, PeerMisbehaved> {
         if self.buf.len() < FRAME_HEADER_LEN {
             return Ok(None);
@@ -83,7 +85,7 @@ impl FrameDecoder {
         Ok(Some(body))
     }
 
-    /// Call at end of stream: leftover bytes mean the stream ended inside a frame.
+    /// Call at end of stream: leftover bytes mean the stream ended inside a frame (spec §5.1).
     pub fn finish(&self) -> Result<(), PeerMisbehaved> {
         if self.buf.is_empty() {
             Ok(())

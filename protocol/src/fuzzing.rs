@@ -5,6 +5,9 @@
 //! inputs through them on every `cargo test`, without libFuzzer or nightly.
 //!
 //! Not part of the protocol API.
+//!
+//! Test support for the decoding rules of §5, the text codes of §3.3 and the responder of
+//! §9.8.3; not part of the protocol.
 
 use std::time::{Duration, Instant};
 
@@ -26,6 +29,7 @@ use crate::wire::{decode_message, encode_message};
 
 /// Feed `data` to a frame decoder in chunks whose sizes come from the data itself; every
 /// frame decoded must re-encode to the bytes it came from.
+/// Test support for the framing of §5.1; not part of the protocol.
 pub fn frames(data: &[u8]) {
     let Some((&chunking, rest)) = data.split_first() else {
         return;
@@ -57,6 +61,7 @@ fn round_trip<T: Serialize + DeserializeOwned + PartialEq + core::fmt::Debug>(da
 }
 
 /// Every versioned message type, peer and app, as received.
+/// Test support for the decoding rules of §5.2 and §5.3; not part of the protocol.
 pub fn messages(data: &[u8]) {
     round_trip::<PeerRequest>(data);
     round_trip::<PeerResponse>(data);
@@ -65,6 +70,7 @@ pub fn messages(data: &[u8]) {
 }
 
 /// Every text form people paste: item keys and patterns, invite codes, pairing codes.
+/// Test support for the texts of §6.1, §6.2, §3.2 and §10.5; not part of the protocol.
 pub fn texts(data: &[u8]) {
     let Ok(text) = core::str::from_utf8(data) else {
         return;
@@ -88,6 +94,7 @@ pub fn texts(data: &[u8]) {
 
 /// SplitMix64: deterministic randomness for fuzzing, simulations and seeded statistical
 /// tests, so every seed replays the same run. Not secure.
+/// Test support for the simulations of §9.8; not part of the protocol.
 #[derive(Debug, Clone)]
 pub struct SimRng(pub u64);
 
@@ -118,6 +125,7 @@ impl rand_core::CryptoRng for SimRng {}
 
 /// A responder in an aggregation, fed a sequence of round requests from `data` (each
 /// prefixed by a one-byte length unit): whatever arrives, it answers without panicking.
+/// Test support for the responder checks of §9.8.3; not part of the protocol.
 pub fn rounds(data: &[u8]) {
     let mut rng = SimRng(7);
     let identity = Identity::generate(&mut rng);

@@ -20,23 +20,23 @@ use crate::error::PeerMisbehaved;
 pub struct NodeId(pub [u8; 32]);
 
 impl NodeId {
-    /// The 32 key bytes.
+    /// The 32 key bytes (spec §2.1).
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
 
-    /// Lowercase hex, the form shown to people and used in JSON output.
+    /// Lowercase hex, the form shown to people and used in JSON output (spec §2.1).
     pub fn to_hex(&self) -> String {
         hex(&self.0)
     }
 
-    /// Parse 64 hex digits.
+    /// Parse 64 hex digits (spec §2.1).
     pub fn from_hex(s: &str) -> Option<Self> {
         let bytes = unhex(s)?;
         Some(Self(bytes.try_into().ok()?))
     }
 
-    /// A short form for humans: the first 8 hex digits.
+    /// A short form for humans: the first 8 hex digits (spec §2.1).
     pub fn short(&self) -> String {
         hex(&self.0[..4])
     }
@@ -92,6 +92,7 @@ impl fmt::Debug for SealingPublicKey {
 }
 
 /// A 64-byte Ed25519 signature. Encoded on the wire as 64 raw bytes (postcard tuple).
+/// Spec: §2.3, and `Signature` in §5.2.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Signature(pub [u8; 64]);
 
@@ -154,7 +155,7 @@ pub enum SigningLabel {
 }
 
 impl SigningLabel {
-    /// The ASCII label.
+    /// The ASCII label (spec §2.3).
     pub fn as_str(self) -> &'static str {
         match self {
             SigningLabel::ContactCard => "kith/v1/contact-card",
@@ -164,7 +165,7 @@ impl SigningLabel {
         }
     }
 
-    /// `label || 0x00 || message`.
+    /// `label || 0x00 || message` (spec §2.3).
     pub fn prefix(self, message: &[u8]) -> Vec<u8> {
         let label = self.as_str().as_bytes();
         let mut out = Vec::with_capacity(label.len() + 1 + message.len());
@@ -177,7 +178,7 @@ impl SigningLabel {
 
 /// The secret half of a node's (or app's) identity: an Ed25519 seed and an X25519 secret.
 ///
-/// Zeroized on drop; `Debug` shows only the public key.
+/// Zeroized on drop; `Debug` shows only the public key (spec §2.1, §2.2).
 #[derive(Zeroize, ZeroizeOnDrop)]
 pub struct Identity {
     ed25519_seed: [u8; 32],
@@ -188,10 +189,10 @@ pub struct Identity {
 }
 
 impl Identity {
-    /// Length of [`Identity::to_secret_bytes`].
+    /// Length of [`Identity::to_secret_bytes`] (spec §2.2).
     pub const SECRET_LEN: usize = 64;
 
-    /// A fresh identity from an injected cryptographic RNG.
+    /// A fresh identity from an injected cryptographic RNG (spec §2.1).
     pub fn generate(rng: &mut impl CryptoRngCore) -> Self {
         let mut ed25519_seed = [0u8; 32];
         let mut x25519_secret = [0u8; 32];
@@ -214,6 +215,7 @@ impl Identity {
     }
 
     /// Rebuild from the 64 secret bytes (seed || X25519 secret), as stored in a key file.
+    /// Spec: §2.2.
     pub fn from_secret_bytes(bytes: &[u8]) -> Option<Self> {
         if bytes.len() != Self::SECRET_LEN {
             return None;
@@ -225,7 +227,7 @@ impl Identity {
         Some(Self::from_parts(ed25519_seed, x25519_secret))
     }
 
-    /// The 64 secret bytes, for writing into a 0600 key file. Zeroized when dropped.
+    /// The 64 secret bytes, for writing into a 0600 key file. Zeroized when dropped (spec §2.2).
     pub fn to_secret_bytes(&self) -> Zeroizing<Vec<u8>> {
         let mut v = Zeroizing::new(Vec::with_capacity(64));
         v.extend_from_slice(&self.ed25519_seed);
@@ -238,18 +240,18 @@ impl Identity {
         Ed25519KeyPair::from_seed_unchecked(&self.ed25519_seed).expect("32-byte Ed25519 seed")
     }
 
-    /// This identity's public key.
+    /// This identity's public key (spec §2.1).
     pub fn node_id(&self) -> NodeId {
         self.public.0
     }
 
-    /// The X25519 public key for sealed envelopes.
+    /// The X25519 public key for sealed envelopes (spec §2.1).
     pub fn sealing_public_key(&self) -> SealingPublicKey {
         self.public.1
     }
 
     /// X25519 agreement with `their` public key. Returns `None` for a non-contributory
-    /// (all-zero) result, which a peer can force with a low-order point.
+    /// (all-zero) result, which a peer can force with a low-order point (spec §7.1).
     pub fn agree(&self, their: &SealingPublicKey) -> Option<Zeroizing<[u8; 32]>> {
         let secret = x25519_dalek::StaticSecret::from(self.x25519_secret);
         let shared = secret.diffie_hellman(&x25519_dalek::PublicKey::from(their.0));
@@ -282,7 +284,7 @@ impl Identity {
     }
 
     /// The PKCS#8 v1 DER encoding of the Ed25519 key (RFC 8410), for TLS libraries.
-    /// Zeroized when dropped.
+    /// Zeroized when dropped (spec §2.2).
     pub fn ed25519_pkcs8_der(&self) -> Zeroizing<Vec<u8>> {
         const PREFIX: [u8; 16] = [
             0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
@@ -311,7 +313,7 @@ pub const ED25519_SPKI_PREFIX: [u8; 12] = [
 ];
 
 impl NodeId {
-    /// The RFC 7250 SubjectPublicKeyInfo DER for this key.
+    /// The RFC 7250 SubjectPublicKeyInfo DER for this key (spec §2.1, §4.2).
     pub fn to_spki_der(&self) -> Vec<u8> {
         let mut v = ED25519_SPKI_PREFIX.to_vec();
         v.extend_from_slice(&self.0);
@@ -319,7 +321,7 @@ impl NodeId {
     }
 
     /// Parse an Ed25519 SubjectPublicKeyInfo; anything else, and small-order keys, are
-    /// rejected.
+    /// rejected (spec §2.1, §4.2).
     pub fn from_spki_der(der: &[u8]) -> Option<Self> {
         if der.len() != 44 || der[..12] != ED25519_SPKI_PREFIX {
             return None;

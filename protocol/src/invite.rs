@@ -19,20 +19,20 @@ use crate::identity::NodeId;
 use crate::text_code::{self, TextCodeError};
 use crate::wire::{decode_exact, encode_value};
 
-/// Text prefix of an invite code; the digit is the invite layout version.
+/// Text prefix of an invite code; the digit is the invite layout version (spec §3.2, §3.3).
 pub const INVITE_PREFIX: &str = "KITH1";
-/// Invite layout version carried in the payload.
+/// Invite layout version carried in the payload (spec §3.2).
 pub const INVITE_VERSION: u8 = 1;
-/// Default lifetime: 7 days, in seconds.
+/// Default lifetime: 7 days, in seconds (spec §3.2).
 pub const DEFAULT_INVITE_LIFETIME: u64 = 7 * 24 * 3600;
 /// Longest invite code accepted, in characters. The largest valid invite (a 64-character
 /// name of 4-byte characters and four 262-byte addresses) is about 2,460 characters; this
-/// stays within one QR code in alphanumeric mode (4,296).
+/// stays within one QR code in alphanumeric mode (4,296). Spec: §3.3.
 pub const MAX_INVITE_CODE_CHARS: usize = 4000;
 /// Label of the redemption proof MAC (spec §3.2).
 pub const REDEMPTION_LABEL: &[u8] = b"kith/v1/invite-redemption";
 
-/// A random 16-byte invite id.
+/// A random 16-byte invite id (spec §3.2).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct InviteId(pub [u8; 16]);
 
@@ -43,7 +43,7 @@ impl fmt::Debug for InviteId {
 }
 
 /// The invite's one-time secret. Zeroized on drop, hidden from `Debug`, compared in
-/// constant time.
+/// constant time (spec §3.2).
 #[derive(Clone, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
 pub struct InviteSecret(pub [u8; 32]);
 
@@ -72,11 +72,12 @@ pub struct Invite {
     pub id: InviteId,
     /// The one-time secret.
     pub secret: InviteSecret,
-    /// Unix seconds after which the code is refused.
+    /// Unix seconds from which on (`now >= expires_at`) the code is refused.
     pub expires_at: u64,
 }
 
 /// An invite whose card signature and expiry were checked; made only by [`Invite::from_code`].
+/// Spec: §3.2.
 #[derive(Debug, Clone)]
 pub struct CheckedInvite {
     pub invite: Invite,
@@ -84,7 +85,7 @@ pub struct CheckedInvite {
 }
 
 impl Invite {
-    /// A new invite carrying `card`, valid until `now + lifetime`.
+    /// A new invite carrying `card`, valid until `now + lifetime` (spec §3.2).
     pub fn generate(
         rng: &mut impl CryptoRngCore,
         card: SignedCard,
@@ -104,12 +105,13 @@ impl Invite {
         }
     }
 
-    /// The copy-pasteable text code.
+    /// The copy-pasteable text code (spec §3.2, §3.3).
     pub fn to_code(&self) -> String {
         text_code::encode(INVITE_PREFIX, &encode_value(self))
     }
 
     /// Read a code typed or pasted by a person, check the inviter's signature and the expiry.
+    /// Spec: §3.2, "Reading a code", steps 1–7; step 8 (own invite) is the caller's.
     pub fn from_code(code: &str, now: u64) -> Result<CheckedInvite, InviteError> {
         let payload =
             text_code::decode(INVITE_PREFIX, code, MAX_INVITE_CODE_CHARS).map_err(|e| {
@@ -154,6 +156,7 @@ impl Invite {
 }
 
 /// See [`Invite::redemption_proof`]; used by the inviter to check a proof in constant time.
+/// Spec: §3.2.
 pub fn redemption_proof(
     secret: &InviteSecret,
     id: &InviteId,
@@ -172,7 +175,7 @@ pub fn redemption_proof(
     out
 }
 
-/// Constant-time check of a redemption proof.
+/// Constant-time check of a redemption proof (spec §3.2, "Checking a redemption" step 2).
 pub fn verify_redemption_proof(
     secret: &InviteSecret,
     id: &InviteId,

@@ -18,12 +18,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ItemError;
 
-/// Longest normalised item key, in bytes.
+/// Longest normalised item key, in bytes (spec §6.1).
 pub const MAX_ITEM_KEY_LEN: usize = 160;
-/// Most segments in a tag path.
+/// Most segments in a tag path (spec §6.1).
 pub const MAX_TAG_SEGMENTS: usize = 8;
 
-/// An item scheme.
+/// An item scheme (spec §6.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scheme {
     Isbn,
@@ -33,6 +33,7 @@ pub enum Scheme {
 }
 
 impl Scheme {
+    /// The scheme's name: `isbn`, `gtin`, `wikidata` or `tag` (spec §6.1).
     pub fn as_str(self) -> &'static str {
         match self {
             Scheme::Isbn => "isbn",
@@ -63,7 +64,7 @@ pub struct ItemKey {
 }
 
 impl ItemKey {
-    /// Parse and normalise text typed by a person.
+    /// Parse and normalise text typed by a person (spec §6.1).
     pub fn parse(text: &str) -> Result<Self, ItemError> {
         if text.len() > MAX_ITEM_KEY_LEN * 4 {
             return Err(ItemError::TooLong(MAX_ITEM_KEY_LEN));
@@ -86,16 +87,17 @@ impl ItemKey {
         Ok(key)
     }
 
+    /// The key's scheme (spec §6.1).
     pub fn scheme(&self) -> Scheme {
         self.scheme
     }
 
-    /// The normalised value after the colon.
+    /// The normalised value after the colon (spec §6.1).
     pub fn value(&self) -> &str {
         &self.value
     }
 
-    /// True when `self` is `other` or, for tags, a descendant of it.
+    /// True when `self` is `other` or, for tags, a descendant of it (spec §6.1).
     pub fn is_within(&self, other: &ItemKey) -> bool {
         if self.scheme != other.scheme {
             return false;
@@ -284,6 +286,7 @@ pub enum ItemPattern {
 }
 
 impl ItemPattern {
+    /// Parse a pattern typed by a person: `*`, `scheme:*`, `tag:path/*` or a key (spec §6.2).
     pub fn parse(text: &str) -> Result<Self, ItemError> {
         let t = text.trim();
         if t == "*" {
@@ -308,6 +311,7 @@ impl ItemPattern {
     }
 
     /// Does `item` fall under this pattern?
+    /// Spec: §6.2.
     pub fn matches(&self, item: &ItemKey) -> bool {
         match self {
             ItemPattern::Any => true,
@@ -317,7 +321,7 @@ impl ItemPattern {
         }
     }
 
-    /// How specific the pattern is (spec §6.3): `*` = 0, `scheme:*` = 1, a subtree = 1 +
+    /// How specific the pattern is (spec §6.2, §6.3): `*` = 0, `scheme:*` = 1, a subtree = 1 +
     /// its depth in segments, an exact key = 1000.
     pub fn specificity(&self) -> u32 {
         match self {

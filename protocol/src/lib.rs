@@ -30,7 +30,8 @@
 //! ## Spec sections
 //!
 //! §2 identities · §3 cards and invites · §4 transport · §5 framing and encoding ·
-//! §6 items, endorsements, consent · §7 sealed envelopes · §8 peer messages · §10 app API.
+//! §6 items, endorsements, consent · §7 sealed envelopes · §8 peer messages ·
+//! §9 secure aggregation · §10 app API.
 
 #![forbid(unsafe_code)]
 #![deny(missing_debug_implementations)]

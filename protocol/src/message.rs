@@ -12,11 +12,12 @@ use crate::endorsement::SignedEndorsement;
 use crate::invite::InviteId;
 use crate::item::ItemKey;
 
-/// A random 16-byte query id, fresh for every ask.
+/// A random 16-byte query id, fresh for every ask (spec §8.3.1).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct QueryId(pub [u8; 16]);
 
 impl QueryId {
+    /// Lowercase hex, as `kith updates` and the audit log show it (spec §8.5, §8.3.5).
     pub fn to_hex(&self) -> String {
         crate::identity::hex(&self.0)
     }
@@ -86,7 +87,7 @@ pub struct Answer {
     pub named: Vec<SignedEndorsement>,
 }
 
-/// Most endorsements one answer may carry.
+/// Most endorsements one answer may carry (spec §8.1).
 pub const MAX_NAMED_PER_ANSWER: usize = 32;
 
 /// Why a request was refused (spec §8.4). Codes are the postcard variant indices.
@@ -102,7 +103,8 @@ pub enum Refusal {
     InviteUsed,
     /// 4: the redemption proof or the acceptor's card is invalid.
     InviteInvalid,
-    /// 5: the request did not decode.
+    /// 5: the request did not decode, its frame was oversize or truncated, or a delivered
+    /// statement failed the asker's checks (spec §8.4, §8.5.3).
     Malformed,
     /// 6: the request's protocol version is not supported.
     UnsupportedVersion,

@@ -13,7 +13,7 @@ use crate::identity::NodeId;
 use crate::item::{ItemKey, ItemPattern};
 use crate::text_code::{self, TextCodeError};
 
-/// A text that is not a pairing code.
+/// A text that is not a pairing code (spec §10.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("not a kith pairing code: {0}")]
 pub struct BadPairingCode(pub &'static str);
@@ -29,16 +29,16 @@ impl From<TextCodeError> for BadPairingCode {
     }
 }
 
-/// Prefix of a pairing code's text form.
+/// Prefix of a pairing code's text form (spec §10.5).
 pub const PAIRING_PREFIX: &str = "KITHAPP1";
-/// Bytes of secret in a pairing code.
+/// Bytes of secret in a pairing code (spec §10.5).
 pub const PAIRING_SECRET_LEN: usize = 16;
-/// How long a pairing code can be redeemed: 10 minutes.
+/// How long a pairing code can be redeemed: 10 minutes (spec §10.5).
 pub const PAIRING_TTL_SECS: u64 = 600;
-/// Longest pairing code text accepted.
+/// Longest pairing code text accepted (spec §10.5).
 pub const MAX_PAIRING_CHARS: usize = 200;
 
-/// What a paired app may do. The owner credential has no scope: it may do everything.
+/// What a paired app may do. The owner credential has no scope: it may do everything (spec §10.5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppScope {
     /// Items the app may ask about: an ask is in scope when one pattern matches its item.
@@ -50,13 +50,13 @@ pub struct AppScope {
 }
 
 impl AppScope {
-    /// Whether an ask about `item` is within this scope.
+    /// Whether an ask about `item` is within this scope (spec §10.5).
     pub fn allows(&self, item: &ItemKey) -> bool {
         self.ask.iter().any(|p| p.matches(item))
     }
 }
 
-/// A paired app, as the owner sees it.
+/// A paired app, as the owner sees it (spec §10.5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppInfo {
     pub name: String,
@@ -72,7 +72,7 @@ pub struct AppInfo {
 }
 
 /// A one-time pairing code: the node's id and a secret. A bearer secret until redeemed or
-/// expired, so `Debug` hides it.
+/// expired, so `Debug` hides it (spec §10.5).
 #[derive(Clone, PartialEq, Eq)]
 pub struct PairingCode {
     pub node: NodeId,
@@ -97,6 +97,7 @@ impl PairingCode {
         text_code::encode(PAIRING_PREFIX, &payload)
     }
 
+    /// Read the text of a pairing code: `KITHAPP1` and 48 bytes (spec §10.5, §3.3).
     pub fn from_text(text: &str) -> Result<Self, BadPairingCode> {
         let payload = text_code::decode(PAIRING_PREFIX, text, MAX_PAIRING_CHARS)?;
         if payload.len() != 32 + PAIRING_SECRET_LEN {
@@ -113,6 +114,7 @@ impl PairingCode {
     }
 
     /// What the node stores instead of the secret: SHA-256("kith/v1/pairing" ‖ 0x00 ‖ secret).
+    /// Spec: §10.5.
     pub fn secret_hash(&self) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(b"kith/v1/pairing\0");
@@ -121,7 +123,7 @@ impl PairingCode {
     }
 }
 
-/// A pairing code the owner just created.
+/// A pairing code the owner just created (spec §10.3, §10.5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PairingCreated {
     /// The text form of the [`PairingCode`]; shown once.

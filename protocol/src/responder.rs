@@ -7,7 +7,7 @@ use crate::identity::{Identity, NodeId};
 use crate::item::ItemKey;
 use crate::message::{Answer, Query, MAX_NAMED_PER_ANSWER};
 
-/// What an answer disclosed, for the audit log.
+/// What an answer disclosed, for the audit log (spec §8.3.5).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Disclosure {
     /// Items disclosed by name.
@@ -18,7 +18,7 @@ pub struct Disclosure {
 
 impl Disclosure {
     /// One line for the audit log, at most a few hundred bytes whatever the shelf size.
-    /// Never includes note text.
+    /// Never includes note text (spec §8.3.5).
     pub fn describe(&self) -> String {
         const LISTED: usize = 5;
         fn list(items: impl Iterator<Item = String>, total: usize) -> String {

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 
-/// Why a text code could not be read.
+/// Why a text code could not be read (spec §3.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextCodeError {
     Prefix,
@@ -16,7 +16,7 @@ pub enum TextCodeError {
     TooLong,
 }
 
-/// Encode `payload` as `prefix || base32(payload || checksum)`.
+/// Encode `payload` as `prefix || base32(payload || checksum)` (spec §3.3).
 pub fn encode(prefix: &str, payload: &[u8]) -> String {
     let mut data = payload.to_vec();
     data.extend_from_slice(&Sha256::digest(payload)[..4]);
@@ -40,7 +40,7 @@ pub fn encode(prefix: &str, payload: &[u8]) -> String {
 
 /// Decode a code produced by [`encode`]. Whitespace and `-` anywhere are ignored and letters
 /// may be lowercase, so codes survive line wrapping and retyping. Input longer than
-/// `max_chars` is rejected before any allocation proportional to it.
+/// `max_chars` is rejected before any allocation proportional to it (spec §3.3).
 pub fn decode(prefix: &str, text: &str, max_chars: usize) -> Result<Vec<u8>, TextCodeError> {
     if text.len() > max_chars * 2 {
         return Err(TextCodeError::TooLong);

@@ -9,11 +9,12 @@ use crate::error::{Incompatible, PeerMisbehaved, WireError};
 pub const PROTOCOL_VERSION: u16 = 1;
 
 /// postcard-encode a value. Every type kith encodes has a known length, so this cannot fail.
+/// Spec: §5.2.
 pub fn encode_value<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     postcard::to_allocvec(value).expect("kith types always encode")
 }
 
-/// Decode exactly one value: any error or leftover byte is the sender's fault.
+/// Decode exactly one value: any error or leftover byte is the sender's fault (spec §5.2).
 pub fn decode_exact<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, PeerMisbehaved> {
     let (value, rest) = postcard::take_from_bytes::<T>(bytes).map_err(|e| {
         PeerMisbehaved::Malformed(match e {
@@ -42,7 +43,7 @@ pub fn encode_message<T: Serialize>(body: &T) -> Vec<u8> {
     out
 }
 
-/// Read the version, refuse any version but ours, then decode the body exactly.
+/// Read the version, refuse any version but ours, then decode the body exactly (spec §5.3).
 pub fn decode_message<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, WireError> {
     let (version, rest) = postcard::take_from_bytes::<u16>(bytes)
         .map_err(|_| PeerMisbehaved::Malformed("missing protocol version"))?;

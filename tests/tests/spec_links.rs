@@ -76,3 +76,133 @@ fn section_parsing() {
     );
     assert!(spec_sections("## 3. Cards\n### 3.1 Cards\ntext").contains("3.1"));
 }
+
+/// The keyword of a public item declared on `line` (`pub fn`, `pub struct`, …) and its
+/// name, or None. `pub(crate)`, `pub use` and fields are not items of the public API.
+fn public_item(line: &str) -> Option<(&str, &str)> {
+    let mut rest = line.trim_start().strip_prefix("pub ")?;
+    for qualifier in ["const fn ", "async fn ", "unsafe fn "] {
+        if let Some(r) = rest.strip_prefix(qualifier) {
+            return Some((
+                "fn",
+                r.split(|c: char| !c.is_alphanumeric() && c != '_').next()?,
+            ));
+        }
+    }
+    let (keyword, after) = rest.split_once(' ')?;
+    if ![
+        "fn", "struct", "enum", "const", "type", "trait", "static", "mod",
+    ]
+    .contains(&keyword)
+    {
+        return None;
+    }
+    rest = after;
+    let name = rest
+        .split(|c: char| !c.is_alphanumeric() && c != '_')
+        .next()?;
+    (!name.is_empty()).then_some((keyword, name))
+}
+
+/// Whether the doc comment right above line `i` (attributes may sit in between) cites a
+/// section.
+fn doc_cites(lines: &[&str], i: usize) -> bool {
+    lines[..i]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .take_while(|l| {
+            l.starts_with("///") || l.starts_with("#[") || l.starts_with(")]") || l.ends_with(',')
+        })
+        .any(|l| l.starts_with("///") && l.contains('§'))
+}
+
+/// Whether module `name`'s own `//!` docs (in `dir/name.rs` or `dir/name/mod.rs`) cite a
+/// section.
+fn module_doc_cites(dir: &Path, name: &str) -> bool {
+    [
+        dir.join(format!("{name}.rs")),
+        dir.join(name).join("mod.rs"),
+    ]
+    .iter()
+    .filter_map(|p| std::fs::read_to_string(p).ok())
+    .any(|text| {
+        text.lines()
+            .any(|l| l.starts_with("//!") && l.contains('§'))
+    })
+}
+
+/// Every public item of kith-protocol names the spec section it implements (issue: code ↔
+/// spec links). Test modules are skipped.
+#[test]
+fn every_public_protocol_item_cites_a_section() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../protocol/src");
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    files.sort();
+    let (mut total, mut uncited) = (0, Vec::new());
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let dir = match f.file_name().and_then(|n| n.to_str()) {
+            Some("lib.rs" | "mod.rs") => f.parent().unwrap().to_path_buf(),
+            _ => f.with_extension(""),
+        };
+        for (i, line) in lines.iter().enumerate() {
+            if line.starts_with("#[cfg(test)]") {
+                break;
+            }
+            let Some((keyword, name)) = public_item(line) else {
+                continue;
+            };
+            total += 1;
+            let declared_elsewhere = keyword == "mod" && line.trim_end().ends_with(';');
+            let cited =
+                doc_cites(&lines, i) || (declared_elsewhere && module_doc_cites(&dir, name));
+            if !cited {
+                uncited.push(format!(
+                    "{}:{}: {keyword} {name}",
+                    f.strip_prefix(&root).unwrap_or(f).display(),
+                    i + 1
+                ));
+            }
+        }
+    }
+    assert!(
+        total > 100,
+        "found only {total} public items: is the scan broken?"
+    );
+    assert!(
+        uncited.is_empty(),
+        "{} of {total} public items cite no spec section (§N or §N.M) in their docs:\n{}",
+        uncited.len(),
+        uncited.join("\n")
+    );
+}
+
+#[test]
+fn public_item_parsing() {
+    assert_eq!(
+        public_item("    pub fn split(x: u32)"),
+        Some(("fn", "split"))
+    );
+    assert_eq!(
+        public_item("pub const fn new() -> Self"),
+        Some(("fn", "new"))
+    );
+    assert_eq!(
+        public_item("pub struct Cohort {"),
+        Some(("struct", "Cohort"))
+    );
+    assert_eq!(public_item("pub mod bitmap {"), Some(("mod", "bitmap")));
+    assert_eq!(public_item("pub(crate) fn hidden()"), None);
+    assert_eq!(public_item("pub use crate::x;"), None);
+    assert_eq!(public_item("    pub degree: u32,"), None);
+    let lines = [
+        "/// The roster (spec §9.8.1).",
+        "#[derive(Debug)]",
+        "pub struct R;",
+    ];
+    assert!(doc_cites(&lines, 2));
+    assert!(!doc_cites(&["/// No citation.", "pub struct R;"], 1));
+}

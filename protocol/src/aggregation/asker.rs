@@ -7,7 +7,9 @@
 //!      U1         U2       U3          U4          U5
 //! ```
 //! A phase ends when every member it waits for has replied, failed, or its deadline
-//! passed. Whenever fewer than `t` members remain, the aggregate is withheld.
+//! passed. The aggregate is withheld when the cohort is empty or smaller than the asker's
+//! own minimum cohort after round 0, fewer than `s` in rounds 1–2, or, in rounds 3–4, fewer
+//! than `t` signers or holders for some member (spec §9.8.4, §9.9).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -29,7 +31,7 @@ use crate::item::ItemKey;
 use crate::message::{PeerRequest, PeerResponse, Query, QueryId};
 use crate::wire::{decode_message, encode_message};
 
-/// What the asker asks for.
+/// What the asker asks for (spec §9.8.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AggregationParams {
     /// The asker's requested ε (None: no requirement of its own).
@@ -48,7 +50,8 @@ pub struct AggregationParams {
 /// Why no aggregate was released (spec §9.9).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Withheld {
-    /// Fewer members took part than the threshold the cohort requires.
+    /// The cohort after round 0 is empty or smaller than the asker's own minimum cohort
+    /// `m_A` (`needed = max(m_A, 1)`, spec §9.8.4 round 0 step 3).
     CohortTooSmall { cohort: u32, needed: u32 },
     /// Too many members dropped out in a round.
     TooFewSurvivors { round: u8, have: u32, needed: u32 },
@@ -77,7 +80,7 @@ impl core::fmt::Display for Withheld {
     }
 }
 
-/// Why a member stopped counting.
+/// Why a member stopped counting (spec §9.8.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MemberFailure {
     Contact(ContactFailure),
@@ -87,7 +90,7 @@ pub enum MemberFailure {
     LeftOut(&'static str),
 }
 
-/// Everything the asker learns.
+/// Everything the asker learns (spec §9.8.4, §10.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AggOutcome {
     pub asked: u32,
@@ -113,7 +116,7 @@ enum Phase {
     Done = 5,
 }
 
-/// One aggregation, from the asker's side.
+/// One aggregation, from the asker's side (spec §9.8.4).
 #[derive(Debug)]
 pub struct AggAsker {
     ctx: Context,
@@ -146,7 +149,7 @@ fn request(r: AggRequest) -> Vec<u8> {
 }
 
 impl AggAsker {
-    /// Ask `contacts` about `item` and aggregate their answers.
+    /// Ask `contacts` about `item` and aggregate their answers (spec §9.8.4).
     pub fn new(
         me: NodeId,
         query_id: QueryId,
@@ -197,14 +200,17 @@ impl AggAsker {
         }
     }
 
+    /// The next request to send: one per awaited member and round (spec §9.8.4).
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
     }
 
+    /// The current round's deadline, unless the aggregation is done (spec §9.8.1).
     pub fn poll_timeout(&self) -> Option<Instant> {
         (self.phase != Phase::Done).then_some(self.deadline)
     }
 
+    /// Whether the aggregate was released or withheld (spec §9.8.4).
     pub fn is_done(&self) -> bool {
         self.phase == Phase::Done
     }
@@ -215,13 +221,13 @@ impl AggAsker {
         }
     }
 
-    /// The transport could not reach `from` in the current round.
+    /// The transport could not reach `from` in the current round (spec §9.8.4).
     pub fn handle_failure(&mut self, from: NodeId, failure: ContactFailure, now: Instant) {
         self.fail(from, MemberFailure::Contact(failure));
         self.maybe_advance(now);
     }
 
-    /// A reply from `from` for the current round.
+    /// A reply from `from` for the current round (spec §9.8.4).
     pub fn handle_response(&mut self, from: NodeId, bytes: &[u8], now: Instant) {
         if now >= self.deadline {
             self.handle_timeout(now);
@@ -341,7 +347,7 @@ impl AggAsker {
         self.maybe_advance(now);
     }
 
-    /// Time passed: at the round's deadline, everyone still awaited has dropped out.
+    /// Time passed: at the round's deadline, everyone still awaited has dropped out (spec §9.8.1).
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.phase == Phase::Done || now < self.deadline {
             return;
@@ -600,7 +606,7 @@ impl AggAsker {
             .map(|w| {
                 let mut local = self.neighbours(w);
                 local.insert(*w);
-                // A member verifies `t` signatures; more would only be bytes (spec §9.8.5).
+                // A member verifies `t` signatures; more would only be bytes (spec §9.8.3, §9.8.4).
                 let signatures = local
                     .iter()
                     .filter_map(|v| Some((*v, *self.signatures.get(v)?)))
@@ -704,7 +710,7 @@ impl AggAsker {
         AggregateSum::from_cells(&sum).ok_or(Withheld::Inconsistent("vector length"))
     }
 
-    /// The result; complete once [`AggAsker::is_done`].
+    /// The result; complete once [`AggAsker::is_done`] (spec §9.8.4, §9.9).
     pub fn outcome(&self) -> AggOutcome {
         AggOutcome {
             asked: self.asked,

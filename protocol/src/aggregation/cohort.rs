@@ -37,7 +37,7 @@ pub const MAX_COHORT: usize = 1000;
 /// [`SPARSE_DEGREES`]; so the complete graph is kept only where no sparse degree exists.
 pub const DENSE_MAX: usize = 50;
 
-/// Smallest cohort that may use a sparse graph.
+/// Smallest cohort that may use a sparse graph (spec §9.8.1).
 pub const SPARSE_FROM: usize = 51;
 
 /// Degrees of sparse cohorts: `(largest n, degree)`. Each is the smallest even degree
@@ -62,7 +62,7 @@ pub const SPARSE_DEGREES: [(usize, usize); 11] = [
 ];
 
 /// The degree of the sparse graph for a cohort of `n`; `None` if `n` is below
-/// [`SPARSE_FROM`] or above [`MAX_COHORT`].
+/// [`SPARSE_FROM`] or above [`MAX_COHORT`] (spec §9.8.1).
 pub fn sparse_degree(n: usize) -> Option<usize> {
     if n < SPARSE_FROM {
         return None;
@@ -75,12 +75,12 @@ pub fn sparse_degree(n: usize) -> Option<usize> {
 
 /// Whether a cohort of `n` may use graphs of this degree: the complete graph (`n − 1`), or
 /// the sparse graph of [`sparse_degree`]. Nothing in between, so an asker has at most two
-/// graphs to choose from for one roster.
+/// graphs to choose from for one roster (spec §9.8.1).
 pub fn degree_admissible(n: usize, degree: usize) -> bool {
     (1..=MAX_COHORT).contains(&n) && (degree + 1 == n || Some(degree) == sparse_degree(n))
 }
 
-/// The reference asker's choice: complete up to [`DENSE_MAX`], sparse above.
+/// The reference asker's choice: complete up to [`DENSE_MAX`], sparse above (spec §9.8.1, §9.8.4).
 pub fn reference_degree(n: usize) -> Option<usize> {
     match n {
         0 => None,
@@ -112,12 +112,13 @@ pub struct Params {
 impl Params {
     /// What the reference asker chooses for a cohort of `n` (1 ≤ n ≤ [`MAX_COHORT`]) whose
     /// strictest minimum cohort is `min_cohort` (≤ n) and whose effective ε is `epsilon`.
+    /// Spec: §9.4, §9.8.4 step 4.
     pub fn choose(n: usize, min_cohort: u32, epsilon: Option<MilliEpsilon>) -> Params {
         let degree = reference_degree(n).unwrap_or(0);
         Self::with_degree(n, degree, min_cohort, epsilon)
     }
 
-    /// The same with a given degree (see [`degree_admissible`]).
+    /// The same with a given degree (see [`degree_admissible`]; spec §9.4).
     pub fn with_degree(
         n: usize,
         degree: usize,
@@ -135,7 +136,7 @@ impl Params {
 }
 
 /// SHA-256 of `"kith/v1/secagg/advert" || 0x00 || postcard(signed)`: a member's entry in
-/// the roster.
+/// the roster (spec §9.8.1).
 pub fn advert_digest(signed: &SignedAdvertisement) -> [u8; 32] {
     labelled_hash(b"kith/v1/secagg/advert\0", &encode_value(signed))
 }
@@ -146,7 +147,7 @@ pub fn cohort_digest(roster: &[[u8; 32]], params: &Params) -> [u8; 32] {
     labelled_hash(b"kith/v1/secagg/cohort\0", &encode_value(&(roster, params)))
 }
 
-/// SHA-256 of `"kith/v1/secagg/graph" || 0x00 || roster[0] || … || roster[n−1]`.
+/// SHA-256 of `"kith/v1/secagg/graph" || 0x00 || roster[0] || … || roster[n−1]` (spec §9.8.1).
 pub fn graph_seed(roster: &[[u8; 32]]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"kith/v1/secagg/graph\0");
@@ -217,7 +218,7 @@ pub struct Graph {
 
 impl Graph {
     /// The graph of a cohort of `n` with graph seed `seed`; `None` unless
-    /// [`degree_admissible`].
+    /// [`degree_admissible`] (spec §9.8.1).
     pub fn new(seed: &[u8; 32], n: usize, degree: usize) -> Option<Graph> {
         if !degree_admissible(n, degree) {
             return None;
@@ -249,28 +250,32 @@ impl Graph {
         })
     }
 
+    /// The cohort size `n` (spec §9.8.1).
     pub fn len(&self) -> usize {
         self.n
     }
 
+    /// Whether the cohort has no members (spec §9.8.1).
     pub fn is_empty(&self) -> bool {
         self.n == 0
     }
 
+    /// The degree `k`: how many neighbours every member has (spec §9.8.1).
     pub fn degree(&self) -> usize {
         self.degree
     }
 
-    /// The member position at each place of the cycle (empty for the complete graph).
+    /// The member position at each place of the cycle (empty for the complete graph; spec §9.8.1).
     pub fn cycle(&self) -> &[u32] {
         &self.cycle
     }
 
+    /// Whether this is the complete graph, `k = n − 1` (spec §9.8.1).
     pub fn is_complete(&self) -> bool {
         self.cycle.is_empty()
     }
 
-    /// The neighbours of the member at `position`, ascending, without itself.
+    /// The neighbours of the member at `position`, ascending, without itself (spec §9.8.1).
     pub fn neighbours(&self, position: u32) -> Vec<u32> {
         if self.is_complete() {
             return (0..self.n as u32).filter(|p| *p != position).collect();
@@ -286,7 +291,7 @@ impl Graph {
         out
     }
 
-    /// Whether the members at positions `a` and `b` (distinct) are neighbours.
+    /// Whether the members at positions `a` and `b` (distinct) are neighbours (spec §9.8.1).
     pub fn adjacent(&self, a: u32, b: u32) -> bool {
         if a == b {
             return false;
@@ -304,6 +309,7 @@ impl Graph {
 /// `p % 8` (least significant first) is set iff the member at position `p` survived;
 /// `⌈n/8⌉` bytes, bits past `n` clear.
 pub mod bitmap {
+    /// The bitmap of `n` members with the bits of `positions` set (spec §9.7.3).
     pub fn from_positions(n: usize, positions: impl IntoIterator<Item = u32>) -> Vec<u8> {
         let mut bits = vec![0u8; n.div_ceil(8)];
         for p in positions {
@@ -312,17 +318,19 @@ pub mod bitmap {
         bits
     }
 
+    /// Whether the bit of position `p` is set (spec §9.7.3).
     pub fn contains(bits: &[u8], p: u32) -> bool {
         bits.get(p as usize / 8)
             .is_some_and(|b| b & (1 << (p % 8)) != 0)
     }
 
-    /// Whether `bits` is a well-formed bitmap for `n` members.
+    /// Whether `bits` is a well-formed bitmap for `n` members (spec §9.7.3).
     pub fn is_valid(bits: &[u8], n: usize) -> bool {
         bits.len() == n.div_ceil(8)
             && (n % 8 == 0 || bits.last().is_none_or(|last| last >> (n % 8) == 0))
     }
 
+    /// How many bits are set: the number of survivors named (spec §9.7.3).
     pub fn count(bits: &[u8]) -> u32 {
         bits.iter().map(|b| b.count_ones()).sum()
     }
@@ -342,7 +350,7 @@ pub struct Plan {
 
 impl Plan {
     /// Order `members` (node id, its signed advertisement) into a roster; `None` when there
-    /// are none, more than [`MAX_COHORT`], or two equal advertisements.
+    /// are none, more than [`MAX_COHORT`], or two equal advertisements (spec §9.8.1).
     pub fn new(members: Vec<(NodeId, SignedAdvertisement)>, params: Params) -> Option<Plan> {
         let mut entries: Vec<([u8; 32], (NodeId, SignedAdvertisement))> = members
             .into_iter()
@@ -362,6 +370,7 @@ impl Plan {
         })
     }
 
+    /// The roster position of member `v` (spec §9.8.1).
     pub fn position(&self, v: &NodeId) -> Option<u32> {
         self.members
             .iter()
@@ -369,7 +378,7 @@ impl Plan {
             .map(|p| p as u32)
     }
 
-    /// The neighbours of the member at `position`, by node id, in roster order.
+    /// The neighbours of the member at `position`, by node id, in roster order (spec §9.8.1).
     pub fn neighbours(&self, position: u32) -> Vec<NodeId> {
         let ids = self.graph.neighbours(position);
         ids.into_iter()
@@ -377,7 +386,7 @@ impl Plan {
             .collect()
     }
 
-    /// The round-1 request for the member at `position`.
+    /// The round-1 request for the member at `position` (spec §9.8.4).
     pub fn share_keys(&self, query_id: QueryId, position: u32) -> AggRequest {
         AggRequest::ShareKeys {
             query_id,
@@ -420,7 +429,7 @@ impl Plan {
         out
     }
 
-    /// The survivor bitmap of `survivors`.
+    /// The survivor bitmap of `survivors` (spec §9.7.3).
     pub fn survivor_bits<'a>(&self, survivors: impl IntoIterator<Item = &'a NodeId>) -> Vec<u8> {
         let positions: Vec<u32> = survivors
             .into_iter()
@@ -429,6 +438,7 @@ impl Plan {
         bitmap::from_positions(self.roster.len(), positions)
     }
 
+    /// The cohort digest of this roster and these parameters (spec §9.7.3).
     pub fn digest(&self) -> [u8; 32] {
         cohort_digest(&self.roster, &self.params)
     }
@@ -453,6 +463,7 @@ pub(crate) struct Cohort {
 }
 
 impl Cohort {
+    /// A party's view of a cohort, with the cohort digest computed (spec §9.7.3).
     pub fn new(
         roster: Vec<[u8; 32]>,
         graph: Graph,
@@ -469,11 +480,12 @@ impl Cohort {
         }
     }
 
+    /// The cohort size `n`: the number of roster entries (spec §9.8.1).
     pub fn n(&self) -> usize {
         self.roster.len()
     }
 
-    /// The member at roster position `p`, if this party knows it.
+    /// The member at roster position `p`, if this party knows it (spec §9.8.1).
     pub fn at(&self, p: u32) -> Option<NodeId> {
         self.members
             .iter()
@@ -481,19 +493,22 @@ impl Cohort {
             .map(|(v, _)| *v)
     }
 
+    /// The roster position of member `v`, if this party knows it (spec §9.8.1).
     pub fn position(&self, v: &NodeId) -> Option<u32> {
         self.members.get(v).map(|m| m.position)
     }
 
-    /// Shamir share index of `v`.
+    /// Shamir share index of `v` (spec §9.4).
     pub fn index(&self, v: &NodeId) -> Option<u32> {
         self.position(v).map(|p| p + 1)
     }
 
+    /// The survivor bitmap of `survivors` (spec §9.7.3).
     pub fn survivor_bits(&self, survivors: &[NodeId]) -> Vec<u8> {
         bitmap::from_positions(self.n(), survivors.iter().filter_map(|v| self.position(v)))
     }
 
+    /// Whether `v`'s bit is set in the bitmap `bits` (spec §9.7.3).
     pub fn survived(&self, bits: &[u8], v: &NodeId) -> bool {
         self.position(v).is_some_and(|p| bitmap::contains(bits, p))
     }

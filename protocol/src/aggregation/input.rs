@@ -15,12 +15,12 @@ use crate::endorsement::Endorsement;
 use crate::identity::NodeId;
 use crate::item::ItemKey;
 
-/// Cells in an input vector.
+/// Cells in an input vector (spec §9.2).
 pub const VECTOR_LEN: usize = 7;
-/// Most units one responder adds to the `units` cell.
+/// Most units one responder adds to the `units` cell (spec §9.2).
 pub const UNIT_CAP: u32 = 10;
 
-/// One responder's contribution, before noise and masking.
+/// One responder's contribution, before noise and masking (spec §9.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Contribution {
     pub owns: bool,
@@ -30,7 +30,7 @@ pub struct Contribution {
 
 impl Contribution {
     /// What the owner's consent lets this responder contribute about `asked` to `asker`.
-    /// Endorsements whose share is `none` are left out entirely.
+    /// Endorsements whose share is `none` are left out entirely (spec §9.2).
     pub fn from_shelf(
         endorsements: &[Endorsement],
         policy: &ConsentPolicy,
@@ -54,7 +54,7 @@ impl Contribution {
         }
     }
 
-    /// The vector cells.
+    /// The vector cells (spec §9.2).
     pub fn to_vector(self) -> [u32; VECTOR_LEN] {
         let mut v = [0u32; VECTOR_LEN];
         v[0] = self.owns as u32;
@@ -68,6 +68,7 @@ impl Contribution {
 
 /// A decoded aggregate: the sum of every surviving responder's vector plus noise, with
 /// cells read as signed 32-bit integers (noise can push a small count below zero).
+/// Spec: §9.2 ("Reading a sum"), and `AggregateSum` in §10.3.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AggregateSum {
     pub owners: i64,
@@ -76,6 +77,7 @@ pub struct AggregateSum {
 }
 
 impl AggregateSum {
+    /// The sum read from its 7 cells; `None` for any other number of cells (spec §9.2).
     pub fn from_cells(cells: &[u32]) -> Option<Self> {
         if cells.len() != VECTOR_LEN {
             return None;

@@ -6,21 +6,21 @@
 //! | --- | --- | --- | --- |
 //! | mask key `s_u` (X25519 secret) | `kith/v1/secagg/mask-key` | `s_seed_u` (32-byte scalar) | `qid ‖ asker ‖ u` |
 //! | self-mask seed | `kith/v1/secagg/self-mask` | `b_u` (32-byte scalar) | `qid ‖ asker ‖ u` |
-//! | pairwise mask seed | `kith/v1/secagg/pairwise` | `X25519(s_u, s_v)` | `qid ‖ asker ‖ min(u,v) ‖ max(u,v)` |
-//! | share-encryption key ‖ nonce | `kith/v1/secagg/share` | `X25519(c_u, c_v)` | `qid ‖ asker ‖ from ‖ to` |
+//! | pairwise mask seed | `kith/v1/secagg/pairwise` | `X25519(s_u, S_v)` | `qid ‖ asker ‖ min(u,v) ‖ max(u,v)` |
+//! | share-encryption key ‖ nonce | `kith/v1/secagg/share` | `X25519(c_from, C_to)` | `qid ‖ asker ‖ from ‖ to` |
 
 use curve25519_dalek::Scalar;
 use hkdf::Hkdf;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-/// An AEAD key (32 bytes) and nonce (12 bytes) for one direction of share sealing.
+/// An AEAD key (32 bytes) and nonce (12 bytes) for one direction of share sealing (spec §9.3).
 pub type ShareKey = Zeroizing<[u8; 44]>;
 
 use crate::identity::NodeId;
 use crate::message::QueryId;
 
-/// Everything an aggregation's keys are bound to.
+/// Everything an aggregation's keys are bound to (spec §9.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Context {
     pub query_id: QueryId,
@@ -51,19 +51,19 @@ impl Context {
         out
     }
 
-    /// The X25519 mask secret of responder `u`, from its shared seed scalar.
+    /// The X25519 mask secret of responder `u`, from its shared seed scalar (spec §9.3).
     pub fn mask_secret(&self, seed: &Scalar, u: &NodeId) -> x25519_dalek::StaticSecret {
         let bytes = self.derive::<32>("kith/v1/secagg/mask-key", seed.as_bytes(), &[u]);
         x25519_dalek::StaticSecret::from(*bytes)
     }
 
-    /// The PRG seed of responder `u`'s self mask.
+    /// The PRG seed of responder `u`'s self mask (spec §9.3).
     pub fn self_mask_seed(&self, b: &Scalar, u: &NodeId) -> Zeroizing<[u8; 32]> {
         self.derive("kith/v1/secagg/self-mask", b.as_bytes(), &[u])
     }
 
     /// The PRG seed of the pairwise mask between `u` and `v`, from their agreement.
-    /// `None` when the agreement is all zeros (a low-order key).
+    /// `None` when the agreement is all zeros (a low-order key; spec §9.3).
     pub fn pairwise_seed(
         &self,
         my_secret: &x25519_dalek::StaticSecret,
@@ -80,7 +80,7 @@ impl Context {
     }
 
     /// AEAD keys and nonces for the shares `u` sends `v` and those `v` sends `u`, from one
-    /// agreement. `None` when the agreement is all zeros (a low-order key).
+    /// agreement. `None` when the agreement is all zeros (a low-order key; spec §9.3, §9.7.2).
     pub fn share_keys(
         &self,
         my_secret: &x25519_dalek::StaticSecret,
@@ -98,7 +98,7 @@ impl Context {
         ))
     }
 
-    /// AEAD key and nonce for the shares `from` sends `to`.
+    /// AEAD key and nonce for the shares `from` sends `to` (spec §9.3, §9.7.2).
     pub fn share_key(
         &self,
         my_secret: &x25519_dalek::StaticSecret,

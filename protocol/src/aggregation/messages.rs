@@ -23,10 +23,10 @@ use crate::item::ItemKey;
 use crate::message::{Answer, QueryId};
 use crate::wire::{decode_exact, encode_value};
 
-/// ε in thousandths (ε = 1.0 is 1000), so that no float crosses the wire.
+/// ε in thousandths (ε = 1.0 is 1000), so that no float crosses the wire (spec §9.6).
 pub type MilliEpsilon = u32;
 
-/// A request from the asker in one round.
+/// A request from the asker in one round (spec §9.7).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AggRequest {
     /// 0: the query; `epsilon` is the asker's requested ε (None: no requirement).
@@ -63,7 +63,7 @@ pub enum AggRequest {
     },
 }
 
-/// A responder's reply.
+/// A responder's reply (spec §9.7).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AggResponse {
     /// 0: the named part of the answer (§8.3) and this responder's signed keys.
@@ -109,9 +109,9 @@ pub struct Advertisement {
     pub query_id: QueryId,
     pub asker: NodeId,
     pub responder: NodeId,
-    /// X25519 public key for share encryption (c_u).
+    /// X25519 public key `C_u` for share encryption (its secret is `c_u`).
     pub share_key: [u8; 32],
-    /// X25519 public key for pairwise masks (s_u).
+    /// X25519 public key `S_u` for pairwise masks (its secret is `s_u`).
     pub mask_key: [u8; 32],
     /// The responder's own ε setting (None: `off`).
     pub epsilon: Option<MilliEpsilon>,
@@ -119,7 +119,7 @@ pub struct Advertisement {
     pub min_cohort: u32,
 }
 
-/// An advertisement as signed (exact bytes, as everywhere).
+/// An advertisement as signed (exact bytes, as everywhere; spec §9.7.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedAdvertisement {
     pub body: Vec<u8>,
@@ -127,6 +127,7 @@ pub struct SignedAdvertisement {
 }
 
 impl Advertisement {
+    /// Sign this advertisement with the responder's identity key (spec §9.7.1, §2.3).
     pub fn sign(&self, identity: &Identity) -> SignedAdvertisement {
         let body = encode_value(self);
         let signature = identity.sign(SigningLabel::SecAggAdvertise, &body);
@@ -135,7 +136,7 @@ impl Advertisement {
 }
 
 impl SignedAdvertisement {
-    /// Decode and check the signature by the responder named inside.
+    /// Decode and check the signature by the responder named inside (spec §9.7.1).
     pub fn verify(&self) -> Result<Advertisement, PeerMisbehaved> {
         let ad: Advertisement = decode_exact(&self.body)?;
         if ad.version != 1 {
@@ -180,11 +181,11 @@ pub struct SealedShare {
     pub ciphertext: Vec<u8>,
 }
 
-/// Bytes of a sealed [`SharePair`]: 64 bytes of plaintext and a 16-byte tag.
+/// Bytes of a sealed [`SharePair`]: 64 bytes of plaintext and a 16-byte tag (spec §9.7.2).
 pub const SEALED_PAIR_LEN: usize = 64 + 16;
 
 /// The plaintext of a sealed share: the sender's two secrets evaluated at the recipient's
-/// index.
+/// index (spec §9.7.2).
 #[derive(
     Clone, PartialEq, Eq, Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop,
 )]

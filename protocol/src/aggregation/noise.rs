@@ -1,8 +1,9 @@
 //! Distributed discrete-Laplace noise (spec §9.6).
 //!
-//! Each of the `t` responders the round guarantees adds `Y − Z` to every cell, with `Y`,
-//! `Z` independent Pólya (negative binomial) draws `NB(r = 1/t, p = α)`. Negative binomials
-//! with a common `p` add up — Σ of `t` draws of `NB(1/t, α)` is `NB(1, α)`, a geometric
+//! Each member adds `Y − Z` to every cell, with `Y`, `Z` independent Pólya (negative
+//! binomial) draws `NB(r = 1/s, p = α)`, `s` the session's minimum survivors (`Params::
+//! min_survivors`, not the Shamir threshold). Negative binomials
+//! with a common `p` add up — Σ of `s` draws of `NB(1/s, α)` is `NB(1, α)`, a geometric
 //! variable — so the total noise is the difference of two geometric variables: the discrete
 //! Laplace distribution `P(k) ∝ α^|k|`, whatever the split among responders.
 //!
@@ -20,10 +21,10 @@ use rand_core::CryptoRngCore;
 
 use super::input::{UNIT_CAP, VECTOR_LEN};
 
-/// Per-cell sensitivity Δ_c (see the module doc).
+/// Per-cell sensitivity Δ_c (see the module doc; spec §9.6).
 pub const SENSITIVITY: [f64; VECTOR_LEN] = [1.0, UNIT_CAP as f64, 2.0, 2.0, 2.0, 2.0, 2.0];
 
-/// α for each cell at privacy budget `epsilon` (> 0).
+/// α for each cell at privacy budget `epsilon` (> 0; spec §9.6).
 pub fn cell_alphas(epsilon: f64) -> [f64; VECTOR_LEN] {
     SENSITIVITY.map(|d| (-epsilon / (3.0 * d)).exp())
 }
@@ -124,6 +125,7 @@ fn poisson(rng: &mut impl CryptoRngCore, lambda: f64) -> u64 {
 }
 
 /// One Pólya draw NB(r, α): failures before the r-th success with success probability 1−α.
+/// Spec: §9.6.
 pub fn polya(rng: &mut impl CryptoRngCore, r: f64, alpha: f64) -> u64 {
     if alpha <= 0.0 {
         return 0;
@@ -132,13 +134,14 @@ pub fn polya(rng: &mut impl CryptoRngCore, r: f64, alpha: f64) -> u64 {
     poisson(rng, lambda)
 }
 
-/// This responder's noise share for each cell, for a round guaranteeing `t` honest
-/// responders, as wrapping u32 (two's complement of Y − Z).
+/// This responder's noise share for each cell, for a session whose minimum survivors is
+/// `s` (spec §9.6: calibrated to `s`, not to the threshold), as wrapping u32 (two's
+/// complement of Y − Z).
 ///
 /// `epsilon` must be positive and finite (callers check the range of §9.6).
-pub fn noise_share(rng: &mut impl CryptoRngCore, epsilon: f64, t: u32) -> [u32; VECTOR_LEN] {
+pub fn noise_share(rng: &mut impl CryptoRngCore, epsilon: f64, s: u32) -> [u32; VECTOR_LEN] {
     assert!(epsilon.is_finite() && epsilon > 0.0, "ε must be positive");
-    let r = 1.0 / t.max(1) as f64;
+    let r = 1.0 / s.max(1) as f64;
     cell_alphas(epsilon).map(|alpha| {
         let y = polya(rng, r, alpha) as i64;
         let z = polya(rng, r, alpha) as i64;

@@ -9,7 +9,7 @@ use chacha20::cipher::{KeyIvInit, StreamCipher};
 use chacha20::ChaCha20;
 use zeroize::Zeroizing;
 
-/// The mask for `seed`, `len` words long.
+/// The mask for `seed`, `len` words long (spec §9.5).
 pub fn expand(seed: &[u8; 32], len: usize) -> Vec<u32> {
     let mut bytes = Zeroizing::new(vec![0u8; len * 4]);
     let mut cipher = ChaCha20::new(seed.into(), &[0u8; 12].into());
@@ -20,14 +20,14 @@ pub fn expand(seed: &[u8; 32], len: usize) -> Vec<u32> {
         .collect()
 }
 
-/// `acc += mask` (wrapping).
+/// `acc += mask` (wrapping; spec §9.5).
 pub fn add_into(acc: &mut [u32], mask: &[u32]) {
     for (a, m) in acc.iter_mut().zip(mask) {
         *a = a.wrapping_add(*m);
     }
 }
 
-/// `acc -= mask` (wrapping).
+/// `acc -= mask` (wrapping; spec §9.5).
 pub fn sub_from(acc: &mut [u32], mask: &[u32]) {
     for (a, m) in acc.iter_mut().zip(mask) {
         *a = a.wrapping_sub(*m);

@@ -46,7 +46,7 @@ pub struct ResponderSettings {
 }
 
 /// The effective ε: the strictest (smallest) of the request and every member's setting;
-/// `None` when nobody requires noise.
+/// `None` when nobody requires noise (spec §9.6).
 pub fn effective_epsilon(
     request: Option<MilliEpsilon>,
     members: impl IntoIterator<Item = Option<MilliEpsilon>>,
@@ -182,7 +182,7 @@ enum State {
     Finished,
 }
 
-/// One responder's part in one aggregation.
+/// One responder's part in one aggregation (spec §9.8.2, §9.8.3).
 pub struct AggResponder {
     ctx: Context,
     me: NodeId,
@@ -223,6 +223,7 @@ impl Drop for AggResponder {
 
 impl AggResponder {
     /// Start taking part: fresh keys and seeds, and the signed advertisement to send.
+    /// Spec: §9.8.2 step 9, §9.3.
     #[allow(clippy::too_many_arguments)]
     pub fn start(
         identity: &Identity,
@@ -276,22 +277,23 @@ impl AggResponder {
         }
     }
 
-    /// The signed keys to send in round 0.
+    /// The signed keys to send in round 0 (spec §9.7.1).
     pub fn advertisement(&self) -> &SignedAdvertisement {
         &self.advertisement
     }
 
     /// The public-key operations this session has performed so far.
+    /// Benchmark support for the cost figures of §11.16; not part of the protocol.
     pub fn work(&self) -> CryptoWork {
         self.work
     }
 
-    /// When this responder's state must be dropped.
+    /// When this responder's state must be dropped (spec §9.8.1).
     pub fn deadline(&self) -> Instant {
         self.deadline
     }
 
-    /// Whether the session is over (finished or aborted) and can be dropped.
+    /// Whether the session is over (finished or aborted) and can be dropped (spec §9.8.2 step 2).
     pub fn is_finished(&self) -> bool {
         matches!(self.state, State::Finished)
     }
@@ -310,7 +312,7 @@ impl AggResponder {
         AggResponse::Abort(reason)
     }
 
-    /// Handle the asker's request for the next round.
+    /// Handle the asker's request for the next round (spec §9.8.3).
     pub fn handle(
         &mut self,
         identity: &Identity,

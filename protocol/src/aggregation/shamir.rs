@@ -13,7 +13,7 @@ use curve25519_dalek::Scalar;
 use rand_core::CryptoRngCore;
 use zeroize::Zeroize;
 
-/// Why sharing or reconstruction was refused.
+/// Why sharing or reconstruction was refused (spec §9.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ShamirError {
     #[error("threshold must be at least 1 and at most the number of shares")]
@@ -26,7 +26,7 @@ pub enum ShamirError {
     TooFewShares { have: usize, need: usize },
 }
 
-/// A uniformly random scalar from 64 random bytes (bias < 2⁻²⁵⁹).
+/// A uniformly random scalar from 64 random bytes (bias < 2⁻²⁵⁹; spec §9.4).
 pub fn random_scalar(rng: &mut impl CryptoRngCore) -> Scalar {
     let mut wide = [0u8; 64];
     rng.fill_bytes(&mut wide);
@@ -36,7 +36,7 @@ pub fn random_scalar(rng: &mut impl CryptoRngCore) -> Scalar {
 }
 
 /// Split `secret` into one share per index in `xs` (each non-zero, all distinct), any
-/// `threshold` of which reconstruct it. Returns `f(x)` in the order of `xs`.
+/// `threshold` of which reconstruct it. Returns `f(x)` in the order of `xs` (spec §9.4).
 pub fn split(
     secret: &Scalar,
     threshold: usize,
@@ -79,7 +79,7 @@ fn check_indices(xs: &[u32]) -> Result<(), ShamirError> {
     Ok(())
 }
 
-/// The Lagrange coefficients λⱼ with f(0) = Σ λⱼ·f(xⱼ), for exactly the holders `xs`.
+/// The Lagrange coefficients λⱼ with f(0) = Σ λⱼ·f(xⱼ), for exactly the holders `xs` (spec §9.4).
 pub fn lagrange_at_zero(xs: &[u32]) -> Result<Vec<Scalar>, ShamirError> {
     if xs.is_empty() {
         return Err(ShamirError::BadThreshold);
@@ -139,6 +139,7 @@ pub fn lagrange_at_zero(xs: &[u32]) -> Result<Vec<Scalar>, ShamirError> {
 }
 
 /// f(0) from the shares `ys` of the holders whose coefficients are `lambdas` (same order).
+/// Spec: §9.4.
 pub fn combine(lambdas: &[Scalar], ys: &[Scalar]) -> Result<Scalar, ShamirError> {
     if ys.len() != lambdas.len() {
         return Err(ShamirError::TooFewShares {
@@ -149,7 +150,7 @@ pub fn combine(lambdas: &[Scalar], ys: &[Scalar]) -> Result<Scalar, ShamirError>
     Ok(lambdas.iter().zip(ys).map(|(l, y)| l * y).sum())
 }
 
-/// Reconstruct from `(x, f(x))` pairs using the first `threshold` of them.
+/// Reconstruct from `(x, f(x))` pairs using the first `threshold` of them (spec §9.4).
 pub fn reconstruct(shares: &[(u32, Scalar)], threshold: usize) -> Result<Scalar, ShamirError> {
     if threshold == 0 {
         return Err(ShamirError::BadThreshold);
