@@ -815,15 +815,11 @@ fn aggregation() -> Value {
         &mut fresh_rng,
         deadline,
     );
-    let early = replay.handle(
-        first,
-        AggRequest::Consistency {
-            query_id: qid,
-            survivors: vec![0b111],
-        },
-        &mut fresh_rng,
-        start,
-    );
+    let early_request = AggRequest::Consistency {
+        query_id: qid,
+        survivors: vec![0b111],
+    };
+    let early = replay.handle(first, early_request.clone(), &mut fresh_rng, start);
     let mut low_rng = VectorRng::new("kith-vectors/secagg/low-threshold");
     let mut low = AggResponder::start(
         first,
@@ -844,12 +840,8 @@ fn aggregation() -> Value {
         plan.params.threshold = 2;
         plan
     };
-    let too_low = low.handle(
-        first,
-        low_plan.share_keys(qid, low_plan.position(&u).expect("member")),
-        &mut low_rng,
-        start,
-    );
+    let too_low_request = low_plan.share_keys(qid, low_plan.position(&u).expect("member"));
+    let too_low = low.handle(first, too_low_request.clone(), &mut low_rng, start);
     let duplicate = shamir::split(&secret, 2, &[1, 1], &mut rng)
         .err()
         .map(|e| e.to_string())
@@ -867,7 +859,12 @@ fn aggregation() -> Value {
                 "query_id": qid.to_hex(),
                 "item": item.to_string(),
                 "threshold": outcome.threshold,
-                "params": {"degree": p3.degree, "threshold": p3.threshold, "min_survivors": p3.min_survivors},
+                "params": {"degree": p3.degree, "threshold": p3.threshold, "min_survivors": p3.min_survivors, "epsilon": p3.epsilon},
+                "member_settings": {"epsilon": null, "min_cohort": 2},
+                "asker_min_cohort": 2,
+                "requested_epsilon": null,
+                "roster": session_roster(&transcript).0.iter().map(|d| hex(d)).collect::<Vec<_>>(),
+                "cohort_digest": hex(&{ let (r, p) = session_roster(&transcript); cohort::cohort_digest(&r, &p) }),
                 "transcript": transcript,
                 "sum": {"owners": sum.owners, "units": sum.units, "ratings": sum.ratings},
                 "result": "ok",
@@ -889,6 +886,7 @@ fn aggregation() -> Value {
                 "query_id": qid.to_hex(), "asker": asker.node_id().to_hex(), "u": u.to_hex(), "v": v.to_hex(),
                 "mask_seed_u": hex(seed_u.as_bytes()), "mask_seed_v": hex(seed_v.as_bytes()),
                 "mask_secret_u": hex(su.as_bytes()), "mask_public_v": hex(&pv),
+                "share_secret_u": hex(su.as_bytes()), "share_public_v": hex(&pv),
                 "pairwise_seed": hex(pairwise.as_ref()),
                 "share_key_u_to_v": hex(&share_key[..32]), "share_nonce_u_to_v": hex(&share_key[32..]),
                 "self_seed_scalar": hex(Scalar::from(7u64).as_bytes()), "self_mask_seed_u": hex(self_seed.as_ref()),
@@ -917,12 +915,31 @@ fn aggregation() -> Value {
             noise_vector("kith-vectors/noise/a", 1000, 3),
             noise_vector("kith-vectors/noise/b", 10, 1),
             noise_vector("kith-vectors/noise/c", 10000, 2),
-            {"name": "advertisement with a flipped signature bit", "result": forged_result},
-            {"name": "round 3 before round 1", "response": hex(&encode_message(&PeerResponse::Aggregate(early.clone()))), "result": format!("{early:?}")},
-            {"name": "threshold below floor(2h/3)+1", "response": hex(&encode_message(&PeerResponse::Aggregate(too_low.clone()))), "result": format!("{too_low:?}")},
-            {"name": "Shamir with a repeated index", "result": duplicate},
+            {"name": "advertisement with a flipped signature bit (bit 0 of the first signature byte)", "signed_advertisement": hex(&encode_value(&forged)), "result": forged_result},
+            {"name": "round 3 before round 1", "member_keys": members[0].1, "session_rng_label": "kith-vectors/secagg/replay", "note": "a fresh session of the first member, as if it had just answered the transcript's round-0 Advertise, its secrets drawn from session_rng_label; then it is sent this request", "request": hex(&encode_message(&PeerRequest::Aggregate(early_request))), "response": hex(&encode_message(&PeerResponse::Aggregate(early.clone()))), "result": format!("{early:?}")},
+            {"name": "threshold below floor(2h/3)+1", "member_keys": members[0].1, "session_rng_label": "kith-vectors/secagg/low-threshold", "note": "a fresh session of the first member, with the other two members' advertisements of the transcript; its ShareKeys has threshold 2 where floor(2*3/3)+1 = 3", "request": hex(&encode_message(&PeerRequest::Aggregate(too_low_request))), "response": hex(&encode_message(&PeerResponse::Aggregate(too_low.clone()))), "result": format!("{too_low:?}")},
+            {"name": "Shamir split with a repeated index", "threshold": 2, "xs": [1, 1], "result": duplicate},
         ]
     })
+}
+
+/// The roster and parameters of a transcript's session, from its first `ShareKeys`.
+fn session_roster(
+    transcript: &[Value],
+) -> (Vec<[u8; 32]>, kith_protocol::aggregation::cohort::Params) {
+    use kith_protocol::aggregation::messages::AggRequest;
+    transcript
+        .iter()
+        .find_map(|t| {
+            let bytes = hex_decode(t["request"].as_str()?);
+            match decode_message::<PeerRequest>(&bytes) {
+                Ok(PeerRequest::Aggregate(AggRequest::ShareKeys { roster, params, .. })) => {
+                    Some((roster, params))
+                }
+                _ => None,
+            }
+        })
+        .expect("the transcript has round 1")
 }
 
 /// The noise share (§9.6) a member adds for session ε = `milli`/1000 and minimum
