@@ -39,7 +39,11 @@ fn answers(c: &mut Criterion) {
     let shelf = shelf();
     let cases = [
         ("owns nothing matching", "tag:shelf/none", Share::Name),
-        ("1 withheld (count)", "tag:shelf/match/item000", Share::Count),
+        (
+            "1 withheld (count)",
+            "tag:shelf/match/item000",
+            Share::Count,
+        ),
         ("1 named", "tag:shelf/match/item000", Share::Name),
         ("32 withheld (count)", "tag:shelf/match", Share::Count),
         ("32 named", "tag:shelf/match", Share::Name),
@@ -49,7 +53,8 @@ fn answers(c: &mut Criterion) {
             query_id: QueryId([7; 16]),
             item: ItemKey::parse(item).unwrap(),
         };
-        let (answer, _) = answer_query(&me, &shelf, &policy(*share), &asker, "friends", &query, NOW);
+        let (answer, _) =
+            answer_query(&me, &shelf, &policy(*share), &asker, "friends", &query, NOW);
         let bytes = encode_message(&PeerResponse::Answer(answer));
         println!("answer size, {name}: {} bytes", bytes.len());
     }
