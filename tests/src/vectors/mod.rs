@@ -725,7 +725,7 @@ fn aggregation() -> Value {
         transcript,
         outcome,
         adverts,
-    } = run_aggregation(&asker, &members, qid, &item, None);
+    } = run_aggregation(&asker, &members, qid, &item, None, None);
     let sum = outcome
         .aggregate
         .clone()
@@ -752,7 +752,22 @@ fn aggregation() -> Value {
             best_rating: Some(1),
         },
     ));
-    let dropout = run_aggregation(&asker, &four, qid, &item, Some(eve_id));
+    let dropout = run_aggregation(&asker, &four, qid, &item, Some(eve_id), None);
+    // The three-member query again, every member's own setting ε = 1: the asker sends
+    // session ε 1000 and each member adds its noise share in round 2 (§9.6).
+    let noisy = run_aggregation(
+        &asker,
+        &members,
+        QueryId([0x33; 16]),
+        &item,
+        None,
+        Some(1000),
+    );
+    let noisy_sum = noisy
+        .outcome
+        .aggregate
+        .clone()
+        .expect("three members release");
     let dropout_sum = dropout
         .outcome
         .aggregate
@@ -887,6 +902,23 @@ fn aggregation() -> Value {
                 "result": "ok",
             },
             {
+                "name": "three-member aggregation transcript with noise (every member's epsilon setting 1000)",
+                "members": members.iter().map(|m| json!({"keys": m.1, "input": m.2.to_vector().to_vec(),
+                    "rng_label": format!("kith-vectors/secagg/{}", m.0.node_id().short())})).collect::<Vec<_>>(),
+                "member_settings": {"epsilon": 1000, "min_cohort": 2},
+                "asker_min_cohort": 2,
+                "requested_epsilon": null,
+                "query_id": hex(&[0x33; 16]),
+                "item": item.to_string(),
+                "session_epsilon": noisy.outcome.epsilon,
+                "roster": session_roster(&noisy.transcript).0.iter().map(|d| hex(d)).collect::<Vec<_>>(),
+                "cohort_digest": hex(&{ let (r, p) = session_roster(&noisy.transcript); cohort::cohort_digest(&r, &p) }),
+                "transcript": noisy.transcript,
+                "sum": {"owners": noisy_sum.owners, "units": noisy_sum.units, "ratings": noisy_sum.ratings},
+                "note": "informative like the noise vectors: the masked vectors and the sum depend on the reference sampler (§9.6)",
+                "result": "ok",
+            },
+            {
                 "name": "key schedule (§9.3)",
                 "query_id": qid.to_hex(), "asker": asker.node_id().to_hex(), "u": u.to_hex(), "v": v.to_hex(),
                 "mask_seed_u": hex(seed_u.as_bytes()), "mask_seed_v": hex(seed_v.as_bytes()),
@@ -1003,6 +1035,7 @@ fn run_aggregation(
     qid: QueryId,
     item: &ItemKey,
     dropped: Option<NodeId>,
+    member_epsilon: Option<u32>,
 ) -> Run {
     use kith_protocol::aggregation::asker::{AggAsker, AggregationParams};
     use kith_protocol::aggregation::cohort;
@@ -1059,7 +1092,7 @@ fn run_aggregation(
                     let mut rng =
                         VectorRng::new(&format!("kith-vectors/secagg/{}", id.node_id().short()));
                     let settings = ResponderSettings {
-                        epsilon: None,
+                        epsilon: member_epsilon,
                         min_cohort: 2,
                     };
                     let s = AggResponder::start(
