@@ -100,6 +100,11 @@ fn card_of(id: &Identity, name: &str, addr: &str) -> ContactCard {
     ContactCard::new(id, name, vec![addr.into()], NOW, 365 * 24 * 3600).expect("valid card")
 }
 
+/// A card's fields as JSON, the inputs of its body (§3.1).
+fn card_fields(card: &ContactCard) -> Value {
+    json!({"version": card.version, "name": card.name, "addresses": card.addresses, "issued_at": card.issued_at, "expires_at": card.expires_at})
+}
+
 fn cards() -> Value {
     let (chloe, keys) = identity("kith-vectors/chloe");
     let card = card_of(&chloe, "Chloe", "127.0.0.1:7401");
@@ -134,7 +139,7 @@ fn cards() -> Value {
             {
                 "name": "card signed and verified",
                 "keys": keys,
-                "card": {"version": card.version, "name": card.name, "addresses": card.addresses, "issued_at": card.issued_at, "expires_at": card.expires_at},
+                "card": card_fields(&card),
                 "body": hex(&signed.body),
                 "signed_message": hex(&SigningLabel::ContactCard.prefix(&signed.body)),
                 "signature": hex(&signed.signature.0),
@@ -194,7 +199,7 @@ fn invites() -> Value {
             {
                 "name": "invite code",
                 "inviter_keys": keys,
-                "card": {"version": card.version, "name": card.name, "addresses": card.addresses, "issued_at": card.issued_at, "expires_at": card.expires_at},
+                "card": card_fields(&card),
                 "card_body": hex(&invite.card.body),
                 "card_signature": hex(&invite.card.signature.0),
                 "rng_label": "kith-vectors/invite",
