@@ -57,7 +57,7 @@ fn every_message_variant_has_a_vector() {
         if v.get("result").is_some() {
             continue;
         }
-        let message = hex_bytes(v["message"].as_str().unwrap());
+        let message = kith_tests::vectors::hex_decode(v["message"].as_str().unwrap());
         match v["type"].as_str().unwrap() {
             "PeerRequest" => round_trip::<PeerRequest>(&message),
             "PeerResponse" => round_trip::<PeerResponse>(&message),
@@ -77,11 +77,4 @@ fn every_message_variant_has_a_vector() {
         let want: BTreeSet<u64> = (0..u64::from(n)).collect();
         assert_eq!(seen.get(ty), Some(&want), "{ty}: a variant has no vector");
     }
-}
-
-fn hex_bytes(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
 }

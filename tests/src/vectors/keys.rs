@@ -10,7 +10,7 @@ use kith_protocol::{Identity, NodeId};
 use rand_core::RngCore;
 use serde_json::{json, Value};
 
-use super::{hex, identity, VectorRng};
+use super::{hex, identity, mistype, VectorRng};
 
 fn spki_result(der: &[u8]) -> String {
     match NodeId::from_spki_der(der) {
@@ -62,10 +62,7 @@ pub(super) fn keys() -> Value {
         secret,
     };
     let text = pairing.to_text();
-    let mut typo: Vec<char> = text.chars().collect();
-    let i = typo.len() / 2;
-    typo[i] = if typo[i] == 'A' { 'B' } else { 'A' };
-    let typo: String = typo.into_iter().collect();
+    let typo = mistype(&text, text.len() / 2);
     let invite_like = format!("KITH1{}", &text["KITHAPP1".len()..]);
 
     let credential = Credential {
@@ -79,10 +76,7 @@ pub(super) fn keys() -> Value {
         .find(|l| l.starts_with("key="))
         .expect("key line")
         .to_string();
-    let mut flipped = key_line.clone().into_bytes();
-    let last = flipped.len() - 1;
-    flipped[last] = if flipped[last] == b'A' { b'B' } else { b'A' };
-    let bad_key = credential_text.replace(&key_line, &String::from_utf8(flipped).expect("ASCII"));
+    let bad_key = credential_text.replace(&key_line, &mistype(&key_line, key_line.len() - 1));
     let no_node = credential_text
         .lines()
         .filter(|l| !l.starts_with("node="))

@@ -15,7 +15,7 @@ use kith_protocol::app::{
     PairingCreated, PendingRequest, PolicyEntry, SubjectRef,
 };
 use kith_protocol::consent::{Share, Subject};
-use kith_protocol::frame::{encode_frame, FrameDecoder, MAX_APP_FRAME, MAX_PEER_FRAME};
+use kith_protocol::frame::{encode_frame, MAX_APP_FRAME, MAX_PEER_FRAME};
 use kith_protocol::pairing::PairingCode;
 use kith_protocol::wire::{decode_exact, decode_message, encode_message, encode_value};
 use kith_protocol::*;
@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::{card_of, hex, identity, statement, VectorRng, NOW};
+use super::{card_of, decoded, hex, identity, oversize_frame, statement, VectorRng, NOW};
 
 /// The message enums and code enums whose every variant has a vector, with the number of
 /// variants the decoder accepts.
@@ -565,14 +565,6 @@ pub(super) fn messages() -> Value {
     })
 }
 
-/// How a receiver decodes `message` as a `T` (§5.2, §5.3): `ok: <value>` or the error.
-fn decoded<T: DeserializeOwned + std::fmt::Debug>(message: &[u8]) -> String {
-    match decode_message::<T>(message) {
-        Ok(m) => format!("ok: {m:?}"),
-        Err(e) => e.to_string(),
-    }
-}
-
 fn failure(name: &str, ty: &str, message: &[u8], result: String) -> Value {
     json!({"name": name, "type": ty, "message": hex(message), "result": result})
 }
@@ -599,12 +591,6 @@ fn decoding_failures() -> Vec<Value> {
         decode_message::<AppRequest>(&normal).is_ok(),
         "fails for the pattern only"
     );
-    let mut oversize = FrameDecoder::new(MAX_APP_FRAME);
-    oversize.feed(&(MAX_APP_FRAME + 1).to_be_bytes());
-    let oversize = match oversize.next_frame() {
-        Err(e) => e.to_string(),
-        Ok(_) => "ok".into(),
-    };
     vec![
         req("failure: unknown AppRequest variant 21", &[0x01, 0x15]),
         resp("failure: unknown AppResponse variant 19", &[0x01, 0x13]),
@@ -663,7 +649,7 @@ fn decoding_failures() -> Vec<Value> {
             "accepted: non-shortest varint 80 00 for Approve.id = 0 (§5.2 Canonical form)",
             &[0x01, 0x0e, 0x80, 0x00],
         ),
-        json!({"name": "failure: app frame header over the 1048576-byte cap", "frame_header": hex(&(MAX_APP_FRAME + 1).to_be_bytes()), "result": oversize}),
+        oversize_frame("app", MAX_APP_FRAME),
     ]
 }
 

@@ -183,9 +183,7 @@ fn invites() -> Value {
         Ok(_) => "ok".to_string(),
         Err(e) => e.to_string(),
     };
-    let mut typo: Vec<char> = code.chars().collect();
-    typo[20] = if typo[20] == 'A' { 'B' } else { 'A' };
-    let typo: String = typo.into_iter().collect();
+    let typo = mistype(&code, 20);
     let mut v2 = encode_value(&invite);
     v2[0] = 2;
     let future = text_code::encode(INVITE_PREFIX, &v2);
@@ -482,11 +480,32 @@ fn message_vector<T: serde::Serialize + std::fmt::Debug>(name: &str, msg: &T, ca
     json!({"name": name, "debug": format!("{msg:?}"), "body": hex(&body), "message": hex(&message), "frame": hex(&encode_frame(&message, cap).unwrap())})
 }
 
-fn decode_peer(bytes: &[u8]) -> String {
-    match decode_message::<PeerRequest>(bytes) {
+/// How a receiver decodes `message` as a `T` (§5.2, §5.3): `ok: <value>` or the error.
+fn decoded<T: serde::de::DeserializeOwned + std::fmt::Debug>(message: &[u8]) -> String {
+    match decode_message::<T>(message) {
         Ok(m) => format!("ok: {m:?}"),
         Err(e) => e.to_string(),
     }
+}
+
+/// A failure vector: a frame header announcing one byte more than `cap` (§5.1).
+fn oversize_frame(kind: &str, cap: u32) -> Value {
+    let header = (cap + 1).to_be_bytes();
+    let mut decoder = FrameDecoder::new(cap);
+    decoder.feed(&header);
+    let result = match decoder.next_frame() {
+        Err(e) => e.to_string(),
+        Ok(_) => "ok".into(),
+    };
+    json!({"name": format!("failure: {kind} frame header over the {cap}-byte cap"), "frame_header": hex(&header), "result": result})
+}
+
+/// `text` with the character at `i` replaced by another letter of the base32 alphabet: a
+/// typing mistake the checksum of §3.3 must catch.
+fn mistype(text: &str, i: usize) -> String {
+    let mut chars: Vec<char> = text.chars().collect();
+    chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+    chars.into_iter().collect()
 }
 
 fn frames() -> Value {
@@ -527,12 +546,6 @@ fn frames() -> Value {
     not_normal.extend_from_slice(&[0x11; 16]);
     not_normal.push(10);
     not_normal.extend_from_slice(b"tag:Subaru");
-    let mut oversize = FrameDecoder::new(MAX_PEER_FRAME);
-    oversize.feed(&(MAX_PEER_FRAME + 1).to_be_bytes());
-    let oversize_result = match oversize.next_frame() {
-        Err(e) => e.to_string(),
-        Ok(_) => "ok".into(),
-    };
     json!({
         "section": "§5, §8, §10",
         "description": "Messages: body = postcard(value); message = varint(1) || body; frame = u32_be(len(message)) || message",
@@ -557,12 +570,12 @@ fn frames() -> Value {
             message_vector("AppResponse::Error", &AppResponse::Error(AppError { code: AppErrorCode::InviteUsed, message: "invite code was already used".into() }), MAX_APP_FRAME),
             message_vector("AppResponse::Error (out of scope)", &AppResponse::Error(AppError { code: AppErrorCode::OutOfScope, message: "isbn:0441013597 is outside this app's scope".into() }), MAX_APP_FRAME),
             message_vector("AppResponse::App", &AppResponse::App(kith_protocol::app::AppInfo { name: "shop".into(), key: kith_protocol::NodeId([0x44; 32]), scope: kith_protocol::app::AppScope { ask: vec![kith_protocol::ItemPattern::parse("tag:vehicle/*").unwrap()], named: false, daily_limit: Some(20) }, paired_at: 1_790_000_000, last_used_at: None, asks_24h: 0, revoked_at: None }), MAX_APP_FRAME),
-            {"name": "failure: trailing byte after PeerRequest::Ask", "message": hex(&trailing), "result": decode_peer(&trailing)},
-            {"name": "failure: unknown protocol version 2", "message": hex(&v2), "result": decode_peer(&v2)},
-            {"name": "failure: unknown PeerRequest variant 9", "message": hex(&bad_variant), "result": decode_peer(&bad_variant)},
-            {"name": "failure: truncated PeerRequest::Ask", "message": hex(&truncated), "result": decode_peer(&truncated)},
-            {"name": "failure: item key not in normal form (tag:Subaru)", "message": hex(&not_normal), "result": decode_peer(&not_normal)},
-            {"name": "failure: peer frame header over the 65536-byte cap", "frame_header": hex(&(MAX_PEER_FRAME + 1).to_be_bytes()), "result": oversize_result},
+            {"name": "failure: trailing byte after PeerRequest::Ask", "message": hex(&trailing), "result": decoded::<PeerRequest>(&trailing)},
+            {"name": "failure: unknown protocol version 2", "message": hex(&v2), "result": decoded::<PeerRequest>(&v2)},
+            {"name": "failure: unknown PeerRequest variant 9", "message": hex(&bad_variant), "result": decoded::<PeerRequest>(&bad_variant)},
+            {"name": "failure: truncated PeerRequest::Ask", "message": hex(&truncated), "result": decoded::<PeerRequest>(&truncated)},
+            {"name": "failure: item key not in normal form (tag:Subaru)", "message": hex(&not_normal), "result": decoded::<PeerRequest>(&not_normal)},
+            oversize_frame("peer", MAX_PEER_FRAME),
         ]
     })
 }
@@ -1142,7 +1155,8 @@ fn run_aggregation(
     }
 }
 
-fn hex_decode(s: &str) -> Vec<u8> {
+/// Bytes from lowercase hex, as the vector files write them.
+pub fn hex_decode(s: &str) -> Vec<u8> {
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
