@@ -74,6 +74,21 @@ pub struct StandIn {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// Bind `addr`, which a node just stopped: its endpoint's socket is released when the
+/// node's last task lets go of it, a moment after `stop` returns, so retry for up to 2 s.
+async fn bind_released(config: quinn::ServerConfig, addr: SocketAddr) -> quinn::Endpoint {
+    let mut last = None;
+    for _ in 0..100 {
+        match quinn::Endpoint::server(config.clone(), addr) {
+            Ok(endpoint) => return endpoint,
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => last = Some(e),
+            Err(e) => panic!("the stopped node's port {addr}: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the stopped node's port {addr} stayed in use for 2 s: {last:?}")
+}
+
 impl StandIn {
     /// Stop `node` and take its place, contributing `contribution` (noise off, minimum
     /// cohort 2), until a request of round `dies_at` arrives.
@@ -107,7 +122,7 @@ impl StandIn {
         let addr: SocketAddr = node.peer_addr();
         node.stop().await;
         let config = transport::server_config(&identity, &[ALPN_PEER]).expect("server config");
-        let endpoint = quinn::Endpoint::server(config, addr).expect("the stopped node's port");
+        let endpoint = bind_released(config, addr).await;
         let state = Arc::new(State {
             identity,
             contribution,
