@@ -288,7 +288,23 @@ impl Client {
     /// (named answers and the aggregate). `epsilon` requests noise at least that strict.
     pub async fn ask(&self, query: impl Into<Query>) -> Result<Answer, ClientError> {
         let q = query.into();
-        self.ask_with_epsilon(q.item, q.timeout, q.epsilon).await
+        let timeout_ms = q.timeout.as_millis().min(u32::MAX as u128) as u32;
+        let epsilon = q
+            .epsilon
+            .map(|e| (e * 1000.0).round().clamp(1.0, u32::MAX as f64) as u32);
+        let request = AppRequest::Ask {
+            item: q.item,
+            timeout_ms,
+            epsilon,
+            detail: q.detail,
+        };
+        match self
+            .call(&request, q.timeout.saturating_add(REQUEST_TIMEOUT))
+            .await?
+        {
+            AppResponse::AskResult(r) => Ok(r),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// [`Client::ask`] with a requested ε (the effective ε is the strictest of this and
@@ -299,20 +315,13 @@ impl Client {
         timeout: Duration,
         epsilon: Option<f64>,
     ) -> Result<AskResult, ClientError> {
-        let timeout_ms = timeout.as_millis().min(u32::MAX as u128) as u32;
-        let epsilon = epsilon.map(|e| (e * 1000.0).round().clamp(1.0, u32::MAX as f64) as u32);
-        let request = AppRequest::Ask {
+        self.ask(Query {
             item,
-            timeout_ms,
+            timeout,
             epsilon,
-        };
-        match self
-            .call(&request, timeout.saturating_add(REQUEST_TIMEOUT))
-            .await?
-        {
-            AppResponse::AskResult(r) => Ok(r),
-            other => Err(unexpected(other)),
-        }
+            detail: false,
+        })
+        .await
     }
 
     /// Requests waiting for the owner's approval (consent `ask`), newest first.
@@ -505,6 +514,9 @@ pub struct Query {
     pub item: ItemKey,
     pub timeout: Duration,
     pub epsilon: Option<f64>,
+    /// Ask for units owned and the ratings histogram besides `owners`. They are paid from
+    /// the same ε, so every count gets noisier (spec §9.6.1).
+    pub detail: bool,
 }
 
 impl Query {
@@ -513,7 +525,14 @@ impl Query {
             item,
             timeout: Duration::from_secs(5),
             epsilon: None,
+            detail: false,
         }
+    }
+
+    /// Ask for units and ratings too (see [`Query::detail`]).
+    pub fn detail(mut self) -> Self {
+        self.detail = true;
+        self
     }
 
     pub fn timeout(mut self, timeout: Duration) -> Self {

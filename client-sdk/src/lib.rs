@@ -5,8 +5,8 @@
 //! what the app is allowed to see.
 //!
 //! ```text
-//!  ┌─────────┐  kith-client            ┌────────────┐  kith/peer/1 (QUIC)  ┌───────────────┐
-//!  │ your app│ ──kith/app/1 (QUIC)───▶ │ owner's    │ ───────────────────▶ │ contacts'     │
+//!  ┌─────────┐  kith-client            ┌────────────┐  kith/peer/2 (QUIC)  ┌───────────────┐
+//!  │ your app│ ──kith/app/2 (QUIC)───▶ │ owner's    │ ───────────────────▶ │ contacts'     │
 //!  └─────────┘  pinned node key,       │ node       │ ◀─── answers by ──── │ nodes         │
 //!               the app's own key      │ (kith run) │   name, in a secure  └───────────────┘
 //!                                      └────────────┘   aggregate, or not at all
@@ -90,5 +90,5 @@ pub use client::{Answer, Client, Query};
 pub use credential::Credential;
 pub use error::ClientError;
 pub use kith_protocol::app::{AskResult, NamedEndorsement};
-pub use sentence::social_proof;
+pub use sentence::{count_phrase, social_proof};
 pub use updates::Updates;

@@ -3,12 +3,32 @@
 
 use std::collections::BTreeSet;
 
+use kith_protocol::aggregation::estimate::AggregateSum;
 use kith_protocol::app::AskResult;
 
-/// The sentence for `answer`. Names come first, the aggregate adds the friends counted but
-/// not named; the aggregate is noisy (spec §9.6), so it is read as "about" and never as
-/// fewer than the names shown. Verify named endorsements (`NamedEndorsement::verify`) and
-/// drop the ones that fail before calling this.
+/// A released count as people read it (spec §9.6.4): "about 4 of your 11 friends (2–6)",
+/// "fewer than 3 of your 11 friends" when the interval reaches zero, "4 of your 11
+/// friends" when the count is exact (no noise), never a negative number. `noun` is the
+/// plural for the people counted ("friends", "contacts"); `cohort` how many were counted.
+pub fn count_phrase(a: &AggregateSum, cohort: u32, exact: bool, noun: &str) -> String {
+    let of = format!("of your {cohort} {noun}");
+    if exact {
+        return match a.owners {
+            0 => format!("none {of}"),
+            n => format!("{n} {of}"),
+        };
+    }
+    match (a.owners_low, a.owners_high) {
+        (_, 0) => format!("probably none {of}"),
+        (0, high) if high < cohort => format!("fewer than {} {of}", high + 1),
+        (low, high) => format!("about {} {of} ({low}–{high})", a.owners),
+    }
+}
+
+/// The sentence for `answer`. Names come first; the aggregate adds the friends counted but
+/// not named, read as "about" because it is noisy (spec §9.6), and never as fewer than the
+/// names shown. Verify named endorsements (`NamedEndorsement::verify`) and drop the ones
+/// that fail before calling this.
 pub fn social_proof(answer: &AskResult) -> String {
     let names: Vec<&str> = answer
         .named
@@ -17,24 +37,35 @@ pub fn social_proof(answer: &AskResult) -> String {
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let counted = answer.aggregate.map(|a| a.owners);
-    let others = counted
-        .map(|owners| owners.saturating_sub(names.len() as i64).max(0) as u64)
+    let exact = answer.epsilon.is_none();
+    let others = answer
+        .aggregate
+        .map(|a| a.owners.saturating_sub(names.len() as u32))
         .unwrap_or(0);
-    let friends = |k: u64| if k == 1 { "friend" } else { "friends" };
-    match (names.as_slice(), counted) {
+    let about = if exact { "" } else { "about " };
+    let friends = |k: u32| if k == 1 { "friend" } else { "friends" };
+    match (names.as_slice(), &answer.aggregate) {
         ([], None) => "Not enough friends answered to say".into(),
-        ([], Some(o)) if o <= 0 => "None of your friends who answered own one".into(),
-        ([], Some(o)) => format!("About {o} of your {} own one", friends(o as u64)),
+        ([], Some(a)) => {
+            let phrase = count_phrase(a, answer.survivors, exact, "friends");
+            let mut chars = phrase.chars();
+            let first = chars.next().map(|c| c.to_uppercase().collect::<String>());
+            format!("{}{} own one", first.unwrap_or_default(), chars.as_str())
+        }
         ([one], _) if others == 0 => format!("{one} owns one"),
-        ([one], _) => format!("{one} and {others} other {} own one", friends(others)),
+        ([one], _) => format!(
+            "{one} and {about}{others} other {} own one",
+            friends(others)
+        ),
         ([a, b], _) if others == 0 => format!("{a} and {b} own one"),
         ([a, b, rest @ ..], _) => {
-            let more = rest.len() as u64 + others;
+            let more = rest.len() as u32 + others;
             if more == 0 {
                 format!("{a} and {b} own one")
-            } else {
+            } else if others == 0 {
                 format!("{a}, {b} and {more} other {} own one", friends(more))
+            } else {
+                format!("{a}, {b} and {about}{more} other {} own one", friends(more))
             }
         }
     }
@@ -43,7 +74,6 @@ pub fn social_proof(answer: &AskResult) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kith_protocol::aggregation::input::AggregateSum;
     use kith_protocol::app::NamedEndorsement;
     use kith_protocol::{Endorsement, EndorsementStatement, Identity, ItemKey, NodeId, QueryId};
     use rand_core::OsRng;
@@ -73,7 +103,7 @@ mod tests {
         }
     }
 
-    fn answer(names: &[&str], owners: Option<i64>) -> AskResult {
+    fn answer(names: &[&str], owners: Option<(u32, u32, u32)>) -> AskResult {
         AskResult {
             query_id: QueryId([2; 16]),
             item: ItemKey::parse("tag:vehicle/subaru").unwrap(),
@@ -83,10 +113,12 @@ mod tests {
             elapsed_ms: 5,
             cohort: 10,
             survivors: 10,
-            aggregate: owners.map(|o| AggregateSum {
-                owners: o,
-                units: o,
-                ratings: [0; 5],
+            aggregate: owners.map(|(owners, owners_low, owners_high)| AggregateSum {
+                owners,
+                owners_low,
+                owners_high,
+                units: None,
+                ratings: None,
             }),
             withheld: owners
                 .is_none()
@@ -97,19 +129,44 @@ mod tests {
 
     #[test]
     fn sentences() {
-        let cases: [(&[&str], Option<i64>, &str); 9] = [
-            (&["Chloe"], Some(4), "Chloe and 3 other friends own one"),
-            (&["Chloe"], Some(2), "Chloe and 1 other friend own one"),
-            (&["Chloe"], Some(-1), "Chloe owns one"),
+        let cases: [(&[&str], Option<(u32, u32, u32)>, &str); 10] = [
+            (
+                &["Chloe"],
+                Some((4, 2, 6)),
+                "Chloe and about 3 other friends own one",
+            ),
+            (
+                &["Chloe"],
+                Some((2, 0, 4)),
+                "Chloe and about 1 other friend own one",
+            ),
+            (&["Chloe"], Some((0, 0, 2)), "Chloe owns one"),
             (&["Chloe"], None, "Chloe owns one"),
-            (&["Chloe", "Bruno"], Some(2), "Bruno and Chloe own one"),
+            (
+                &["Chloe", "Bruno"],
+                Some((2, 0, 4)),
+                "Bruno and Chloe own one",
+            ),
             (
                 &["Chloe", "Bruno", "Dev"],
-                Some(5),
-                "Bruno, Chloe and 3 other friends own one",
+                Some((5, 3, 7)),
+                "Bruno, Chloe and about 3 other friends own one",
             ),
-            (&[], Some(0), "None of your friends who answered own one"),
-            (&[], Some(3), "About 3 of your friends own one"),
+            (
+                &[],
+                Some((0, 0, 0)),
+                "Probably none of your 10 friends own one",
+            ),
+            (
+                &[],
+                Some((1, 0, 2)),
+                "Fewer than 3 of your 10 friends own one",
+            ),
+            (
+                &[],
+                Some((4, 2, 6)),
+                "About 4 of your 10 friends (2–6) own one",
+            ),
             (&[], None, "Not enough friends answered to say"),
         ];
         for (names, owners, want) in cases {
@@ -119,5 +176,29 @@ mod tests {
                 "{names:?} {owners:?}"
             );
         }
+    }
+
+    #[test]
+    fn count_phrases() {
+        let a = |owners, owners_low, owners_high| AggregateSum {
+            owners,
+            owners_low,
+            owners_high,
+            units: None,
+            ratings: None,
+        };
+        assert_eq!(
+            count_phrase(&a(4, 4, 4), 11, true, "contacts"),
+            "4 of your 11 contacts"
+        );
+        assert_eq!(
+            count_phrase(&a(0, 0, 0), 11, true, "contacts"),
+            "none of your 11 contacts"
+        );
+        assert_eq!(
+            count_phrase(&a(2, 0, 2), 2, false, "friends"),
+            "about 2 of your 2 friends (0–2)",
+            "an interval that spans everyone says so"
+        );
     }
 }

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use kith_protocol::aggregation::input::Contribution;
 use kith_protocol::aggregation::keys::Context;
 use kith_protocol::aggregation::messages::{AbortReason, AggRequest, AggResponse};
-use kith_protocol::aggregation::responder::{AggResponder, ResponderSettings, EPSILON_RANGE};
+use kith_protocol::aggregation::responder::{
+    AggResponder, AskTerms, ResponderSettings, EPSILON_RANGE,
+};
 use kith_protocol::aggregation::CryptoWork;
 use kith_protocol::wire::encode_value;
 use kith_protocol::{answer_query, NodeId, PeerResponse, Query, QueryId, Refusal};
@@ -264,6 +266,7 @@ fn admit(
         query_id,
         item,
         epsilon,
+        detail,
     } = request
     else {
         unreachable!("only an Advertise opens a session");
@@ -283,12 +286,28 @@ fn admit(
         shared.store.endorsements(),
         shared.store.policy(),
         settings::load(&shared.store),
+        shared.store.contacts(),
     );
-    let (endorsements, policy, mine) = match loaded {
-        (Ok(e), Ok(p), Ok(s)) => (e, p, s),
+    let (endorsements, policy, mine, contacts) = match loaded {
+        (Ok(e), Ok(p), Ok(s), Ok(c)) => (e, p, s, c),
         _ => return Admission::Declined(PeerResponse::Refused(Refusal::Internal)),
     };
-    let admitted = shared.budget.admit(shared, &asker, mine.asks_per_day);
+    // What this ask may cost this node's owner: the ε its noise will be drawn at, at most
+    // its own setting or the asker's, whichever is stricter (no noise, no ε to count).
+    let cost = [mine.epsilon, epsilon]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(0);
+    let admitted = shared
+        .budget
+        .admit(shared, &asker, mine.asks_per_day)
+        .and_then(|guard| {
+            shared
+                .budget
+                .check_privacy(shared, &asker, cost, mine.epsilon_per_day)
+                .map(|()| guard)
+        });
     // Sessions open for this asker, other than the one being admitted.
     let open_for_asker = shared
         .agg_sessions
@@ -336,7 +355,8 @@ fn admit(
             epsilon: mine.epsilon,
             min_cohort: mine.min_cohort,
         },
-        epsilon,
+        AskTerms { epsilon, detail },
+        contacts.iter().map(|c| c.node_id).collect(),
         &mut OsRng,
         now + shared.options.session_lifetime,
     );
@@ -345,8 +365,12 @@ fn admit(
         answer,
         advertisement: responder.advertisement().clone(),
     };
-    // The `answered` entry is written before the admission lock is released, so the next
-    // budget check counts it.
+    // The `answered` entry and the privacy charge are written before the admission lock is
+    // released, so the next budget check counts them.
+    if let Err(e) = shared.store.record_privacy_spend(&asker, unix_now(), cost) {
+        tracing::error!("store: {e}");
+        return Admission::Declined(PeerResponse::Refused(Refusal::Internal));
+    }
     shared.audit(AuditEvent {
         event: "answered",
         peer: Some(asker),

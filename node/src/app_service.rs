@@ -294,13 +294,14 @@ async fn handle(shared: &Arc<Shared>, req: AppRequest) -> Result<AppResponse, Ap
             item,
             timeout_ms,
             epsilon,
+            detail,
         } => {
             let timeout = Duration::from_millis(timeout_ms as u64).min(MAX_ASK_TIMEOUT);
             if epsilon == Some(0) {
                 return Err(err(AppErrorCode::BadRequest, "epsilon must be positive"));
             }
             AppResponse::AskResult(
-                asking::ask(shared, item, timeout, epsilon)
+                asking::ask(shared, item, timeout, epsilon, detail)
                     .await
                     .map_err(internal)?,
             )

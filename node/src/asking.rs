@@ -28,6 +28,7 @@ pub(crate) async fn ask(
     item: ItemKey,
     timeout: Duration,
     epsilon: Option<MilliEpsilon>,
+    detail: bool,
 ) -> Result<AskResult, StoreError> {
     let started = Instant::now();
     let contacts = shared.store.contacts()?;
@@ -47,6 +48,7 @@ pub(crate) async fn ask(
         min_cohort: mine.min_cohort,
         round_timeout: timeout / ROUNDS,
         dense_max: DENSE_MAX,
+        detail,
     };
     let mut agg = AggAsker::new(
         shared.identity.node_id(),

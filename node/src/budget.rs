@@ -34,6 +34,13 @@ pub(crate) enum OverBudget {
         asked: u32,
         limit: u32,
     },
+    /// The ε charged to the asker in the last 24 h plus this ask's `cost` would pass its
+    /// daily privacy budget (all in thousandths; spec §9.10).
+    Privacy {
+        spent: u64,
+        cost: u32,
+        limit: u32,
+    },
     Store,
 }
 
@@ -41,6 +48,13 @@ impl std::fmt::Display for OverBudget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             OverBudget::Daily { asked, limit } => write!(f, "{asked} asks in 24 h (limit {limit})"),
+            OverBudget::Privacy { spent, cost, limit } => write!(
+                f,
+                "privacy budget: ε {} used in 24 h of {}, this ask needs {}",
+                crate::settings::format_epsilon(Some(*spent as u32)),
+                crate::settings::format_epsilon(Some(*limit)),
+                crate::settings::format_epsilon(Some(*cost)),
+            ),
             OverBudget::Store => f.write_str("store unreadable"),
         }
     }
@@ -68,6 +82,30 @@ impl Budget {
             return Err(OverBudget::Daily { asked, limit });
         }
         Ok(guard)
+    }
+
+    /// With the budget lock held (the guard of [`Budget::admit`]): whether an aggregate
+    /// costing `cost` thousandths of ε fits `asker`'s daily privacy budget `limit`
+    /// (spec §9.10). The caller records the charge before dropping the guard.
+    pub(crate) fn check_privacy(
+        &self,
+        shared: &Shared,
+        asker: &NodeId,
+        cost: u32,
+        limit: u32,
+    ) -> Result<(), OverBudget> {
+        let since = unix_now().saturating_sub(24 * 3600);
+        let spent = shared
+            .store
+            .privacy_spent_since(asker, since)
+            .map_err(|e| {
+                tracing::error!("store: {e}");
+                OverBudget::Store
+            })?;
+        if spent + cost as u64 > limit as u64 {
+            return Err(OverBudget::Privacy { spent, cost, limit });
+        }
+        Ok(())
     }
 
     /// Record that an ask of `asker` (contact `name`) about `item` was declined for `why`:

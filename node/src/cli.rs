@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use kith_client::{Client, ClientError};
+use kith_client::{count_phrase, Client, ClientError};
 use kith_node::{DataDir, Node};
 use kith_protocol::app::{AppInfo, AppScope, PolicyEntry, SubjectRef};
 use kith_protocol::{ItemKey, ItemPattern, Share, Subject};
@@ -102,8 +102,12 @@ enum Command {
         /// strictest of this and every contact's setting.
         #[arg(long)]
         epsilon: Option<f64>,
+        /// Also count units owned and the ratings given, from the same ε: every count,
+        /// owners too, gets about three times noisier.
+        #[arg(long)]
+        detail: bool,
     },
-    /// Node settings: min-cohort, epsilon, asks-per-day.
+    /// Node settings: min-cohort, epsilon, asks-per-day, epsilon-per-day.
     #[command(subcommand)]
     Settings(SettingsCommand),
     /// Requests waiting for your approval (items whose consent is `ask`).
@@ -503,6 +507,7 @@ async fn run(cli: Cli) -> Result<()> {
             item: text,
             timeout,
             epsilon,
+            detail,
         } => {
             let key = item(text)?;
             if !timeout.is_finite() || *timeout <= 0.0 || *timeout > 60.0 {
@@ -514,9 +519,10 @@ async fn run(cli: Cli) -> Result<()> {
                 }
             }
             let client = connect(&cli).await?;
-            let r = client
-                .ask_with_epsilon(key, Duration::from_secs_f64(*timeout), *epsilon)
-                .await?;
+            let mut query = kith_client::Query::new(key).timeout(Duration::from_secs_f64(*timeout));
+            query.epsilon = *epsilon;
+            query.detail = *detail;
+            let r = client.ask(query).await?;
             for n in &r.named {
                 n.verify().map_err(|e| {
                     anyhow!("the node returned an endorsement that does not verify: {e}")
@@ -528,7 +534,10 @@ async fn run(cli: Cli) -> Result<()> {
                     "item": r.item.to_string(), "asked": r.asked, "answered": r.answered,
                     "named": r.named.iter().map(named_json).collect::<Vec<_>>(),
                     "cohort": r.cohort, "survivors": r.survivors,
-                    "aggregate": r.aggregate.map(|a| json!({"owners": a.owners, "units": a.units, "ratings": a.ratings})),
+                    "aggregate": r.aggregate.map(|a| json!({
+                        "owners": a.owners, "owners_low": a.owners_low, "owners_high": a.owners_high,
+                        "units": a.units, "ratings": a.ratings,
+                    })),
                     "withheld": r.withheld, "epsilon": eps,
                     "query_id": r.query_id.to_hex(), "elapsed_ms": r.elapsed_ms,
                 }));
@@ -541,17 +550,21 @@ async fn run(cli: Cli) -> Result<()> {
                     r.elapsed_ms
                 );
                 match (&r.aggregate, &r.withheld) {
-                    (Some(a), _) => println!(
-                        "cohort {}, owners {} ({}), units {}, ratings {:?}",
-                        r.survivors,
-                        a.owners,
+                    (Some(a), _) => {
+                        let phrase = count_phrase(a, r.survivors, eps.is_none(), "contacts");
                         match eps {
-                            Some(e) => format!("±noise, ε = {e}"),
-                            None => "exact".into(),
-                        },
-                        a.units,
-                        a.ratings
-                    ),
+                            Some(e) => println!(
+                                "Counted privately: {phrase} own one (90 % range; ε = {e})."
+                            ),
+                            None => println!("Counted privately: {phrase} own one (exact)."),
+                        }
+                        if let (Some(units), Some(ratings)) = (a.units, a.ratings) {
+                            println!(
+                                "  about {units} units; ratings 1–5 stars: {}",
+                                ratings.map(|r| r.to_string()).join(" / ")
+                            );
+                        }
+                    }
                     (None, Some(w)) => println!("Aggregate withheld: {w}."),
                     (None, None) => {}
                 }

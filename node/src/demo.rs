@@ -167,12 +167,12 @@ pub async fn run(nodes: usize) -> Result<()> {
     );
     match (&answer.aggregate, &answer.withheld) {
         (Some(a), _) => println!(
-            "Aggregate over a cohort of {} (secure aggregation: no single answer is visible):\n    owners {} (±noise, ε = {}), units {}, ratings {:?}",
-            answer.survivors,
-            a.owners,
-            answer.epsilon.map(|m| (m as f64 / 1000.0).to_string()).unwrap_or_else(|| "off, exact".into()),
-            a.units,
-            a.ratings
+            "Counted privately (secure aggregation: no single answer is visible):\n    {} own one ({})",
+            kith_client::count_phrase(a, answer.survivors, answer.epsilon.is_none(), "contacts"),
+            answer
+                .epsilon
+                .map(|m| format!("90 % range, ε = {}", m as f64 / 1000.0))
+                .unwrap_or_else(|| "no noise: exact".into()),
         ),
         (None, Some(w)) => println!("Aggregate withheld: {w}"),
         (None, None) => {}

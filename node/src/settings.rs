@@ -2,9 +2,10 @@
 //!
 //! | key | default | meaning |
 //! | --- | --- | --- |
-//! | `min-cohort` | 5 | refuse to unmask, and withhold own asks, below this many members |
-//! | `epsilon` | 1.0 | this node's ε for noise; `off` = no noise required |
+//! | `min-cohort` | 5 | when answering: fewer co-members it can vouch for than this and it adds its whole noise alone; when asking: withhold below this many members |
+//! | `epsilon` | 1.0 | the ε this node requires when it answers inside an aggregate; `off` = no noise required |
 //! | `asks-per-day` | 20 | asks (plain and aggregate) answered per asker per 24 h; more are declined visibly |
+//! | `epsilon-per-day` | 4 | privacy loss granted to each asker per 24 h: the ε of every aggregate answered is charged to it; over it, asks are declined like `asks-per-day` |
 
 use kith_protocol::aggregation::messages::MilliEpsilon;
 
@@ -13,8 +14,10 @@ use crate::store::{Store, StoreError};
 pub const DEFAULT_MIN_COHORT: u32 = 5;
 pub const DEFAULT_EPSILON: MilliEpsilon = 1000;
 pub const DEFAULT_ASKS_PER_DAY: u32 = 20;
+/// ε 4 per asker per day, in thousandths.
+pub const DEFAULT_EPSILON_PER_DAY: MilliEpsilon = 4000;
 /// Every aggregation setting, for listing.
-pub const KEYS: [&str; 3] = ["min-cohort", "epsilon", "asks-per-day"];
+pub const KEYS: [&str; 4] = ["min-cohort", "epsilon", "asks-per-day", "epsilon-per-day"];
 
 /// The aggregation settings in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +25,8 @@ pub struct AggSettings {
     pub min_cohort: u32,
     pub epsilon: Option<MilliEpsilon>,
     pub asks_per_day: u32,
+    /// Privacy loss granted to one asker per 24 h, in thousandths of ε (spec §9.10).
+    pub epsilon_per_day: MilliEpsilon,
 }
 
 /// Check and normalise a value for `key`; the error is one line for a person.
@@ -35,6 +40,12 @@ pub fn validate(key: &str, value: &str) -> Result<String, String> {
         "asks-per-day" => match v.parse::<u32>() {
             Ok(n) if n <= 100_000 => Ok(n.to_string()),
             _ => Err("asks-per-day must be a whole number from 0 to 100000".into()),
+        },
+        "epsilon-per-day" => match v.parse::<f64>() {
+            Ok(e) if e.is_finite() && (0.0..=1000.0).contains(&e) => {
+                Ok(format_epsilon(Some((e * 1000.0).round() as MilliEpsilon)))
+            }
+            _ => Err("epsilon-per-day must be a number from 0 to 1000".into()),
         },
         "epsilon" => {
             if v.eq_ignore_ascii_case("off") {
@@ -83,6 +94,10 @@ pub fn load(store: &Store) -> Result<AggSettings, StoreError> {
         asks_per_day: get("asks-per-day")?
             .and_then(|v| v.parse().ok())
             .unwrap_or(DEFAULT_ASKS_PER_DAY),
+        epsilon_per_day: get("epsilon-per-day")?
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|e| (e * 1000.0).round() as MilliEpsilon)
+            .unwrap_or(DEFAULT_EPSILON_PER_DAY),
     })
 }
 
@@ -93,6 +108,10 @@ pub fn list(store: &Store) -> Result<Vec<(String, String)>, StoreError> {
         ("min-cohort".into(), s.min_cohort.to_string()),
         ("epsilon".into(), format_epsilon(s.epsilon)),
         ("asks-per-day".into(), s.asks_per_day.to_string()),
+        (
+            "epsilon-per-day".into(),
+            format_epsilon(Some(s.epsilon_per_day)),
+        ),
     ])
 }
 
@@ -116,9 +135,13 @@ mod tests {
             AggSettings {
                 min_cohort: 5,
                 epsilon: Some(1000),
-                asks_per_day: 20
+                asks_per_day: 20,
+                epsilon_per_day: 4000,
             }
         );
+        assert_eq!(validate("epsilon-per-day", "4").unwrap(), "4");
+        assert_eq!(validate("epsilon-per-day", "0.5").unwrap(), "0.5");
+        assert!(validate("epsilon-per-day", "-1").is_err());
         store.set_setting("epsilon", "off").unwrap();
         assert_eq!(load(&store).unwrap().epsilon, None);
     }

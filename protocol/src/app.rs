@@ -1,5 +1,5 @@
 //! The app API (spec §10): messages between an app (or the `kith` CLI) and its owner's node,
-//! on ALPN `kith/app/1`. Same framing and versioning as peer messages.
+//! on ALPN `kith/app/2`. Same framing and versioning as peer messages.
 
 use serde::{Deserialize, Serialize};
 
@@ -46,11 +46,13 @@ pub enum AppRequest {
     /// 8
     ListPolicy,
     /// 9: ask every contact about `item`, waiting at most `timeout_ms`; `epsilon` is the
-    /// requested ε in thousandths (None: no requirement beyond the cohort's settings).
+    /// requested ε in thousandths (None: no requirement beyond the cohort's settings);
+    /// `detail` asks for units and ratings besides `owners`, from the same ε (§9.6.1).
     Ask {
         item: ItemKey,
         timeout_ms: u32,
         epsilon: Option<u32>,
+        detail: bool,
     },
     /// 10: the newest `limit` audit entries, newest first.
     Audit { limit: u32 },
@@ -223,7 +225,7 @@ pub struct AskResult {
     /// Members whose input is in the aggregate (|U3|).
     pub survivors: u32,
     /// The noisy sum, or `None` when withheld.
-    pub aggregate: Option<crate::aggregation::input::AggregateSum>,
+    pub aggregate: Option<crate::aggregation::estimate::AggregateSum>,
     /// Why the aggregate was withheld.
     pub withheld: Option<String>,
     /// The effective ε in thousandths; `None` means no noise was required (exact).

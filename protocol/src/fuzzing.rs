@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::aggregation::input::Contribution;
 use crate::aggregation::keys::Context;
 use crate::aggregation::messages::AggRequest;
-use crate::aggregation::responder::{AggResponder, ResponderSettings};
+use crate::aggregation::responder::{AggResponder, AskTerms, ResponderSettings};
 use crate::app::{AppRequest, AppResponse};
 use crate::frame::{encode_frame, FrameDecoder};
 use crate::identity::{Identity, NodeId};
@@ -142,7 +142,8 @@ pub fn rounds(data: &[u8]) {
             epsilon: Some(1000),
             min_cohort: 2,
         },
-        None,
+        AskTerms::default(),
+        [NodeId([3; 32])].into(),
         &mut rng,
         now + Duration::from_secs(60),
     );

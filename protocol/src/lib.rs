@@ -72,8 +72,8 @@ pub use responder::{answer_query, Disclosure};
 pub use wire::{decode_message, encode_message, PROTOCOL_VERSION};
 
 /// ALPN protocol id for node-to-node traffic (spec §4.1).
-pub const ALPN_PEER: &[u8] = b"kith/peer/1";
+pub const ALPN_PEER: &[u8] = b"kith/peer/2";
 /// ALPN protocol id for app-to-node traffic (spec §10.1).
-pub const ALPN_APP: &[u8] = b"kith/app/1";
+pub const ALPN_APP: &[u8] = b"kith/app/2";
 /// TLS server name used on every connection; identity comes from the pinned key (spec §4.2).
 pub const TLS_SERVER_NAME: &str = "kith.invalid";

@@ -1,4 +1,4 @@
-//! Peer-to-peer messages (spec §8), exchanged on ALPN `kith/peer/1`.
+//! Peer-to-peer messages (spec §8), exchanged on ALPN `kith/peer/2`.
 //!
 //! Each exchange is one request frame and one response frame on a fresh bidirectional QUIC
 //! stream. Every frame body is a versioned message ([`crate::wire::encode_message`]).

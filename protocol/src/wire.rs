@@ -6,7 +6,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::error::{Incompatible, PeerMisbehaved, WireError};
 
 /// The protocol version this implementation speaks (spec §5.3).
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// postcard-encode a value. Every type kith encodes has a known length, so this cannot fail.
 /// Spec: §5.2.
@@ -60,16 +60,17 @@ mod tests {
     #[test]
     fn version_prefix() {
         let bytes = encode_message(&(5u8, "hi".to_string()));
-        assert_eq!(bytes, [1, 5, 2, b'h', b'i']);
+        assert_eq!(bytes, [2, 5, 2, b'h', b'i']);
         assert_eq!(
             decode_message::<(u8, String)>(&bytes).unwrap(),
             (5, "hi".into())
         );
-        let mut v2 = bytes.clone();
-        v2[0] = 2;
+        let mut v1 = bytes.clone();
+        v1[0] = 1;
         assert_eq!(
-            decode_message::<(u8, String)>(&v2),
-            Err(WireError::Incompatible(Incompatible::UnsupportedVersion(2)))
+            decode_message::<(u8, String)>(&v1),
+            Err(WireError::Incompatible(Incompatible::UnsupportedVersion(1))),
+            "kith/peer/1 messages are refused"
         );
         let mut long = bytes.clone();
         long.push(0);

@@ -10,9 +10,16 @@ use kith_protocol::aggregation::input::Contribution;
 use kith_protocol::aggregation::keys::Context;
 use kith_protocol::aggregation::messages::consistency_message;
 use kith_protocol::aggregation::messages::{
-    AbortReason, AggRequest, AggResponse, SealedShare, SignedAdvertisement,
+    AbortReason, AggRequest, AggResponse, NoiseDeclaration, SealedShare, SignedAdvertisement,
+    SurvivorSignature,
 };
-use kith_protocol::aggregation::responder::{AggResponder, ResponderSettings};
+use kith_protocol::aggregation::responder::{AggResponder, AskTerms, ResponderSettings};
+
+/// What a colluder declares: nothing to count on.
+const NO_NOISE: NoiseDeclaration = NoiseDeclaration {
+    base_divisor: 0,
+    strangers: 0,
+};
 use kith_protocol::{Identity, NodeId, QueryId, SigningLabel};
 use rand_core::OsRng;
 
@@ -56,7 +63,8 @@ fn setup(n: usize) -> Cohort {
                 epsilon: None,
                 min_cohort: 3,
             },
-            None,
+            AskTerms::default(),
+            BTreeSet::new(),
             &mut OsRng,
             now + Duration::from_secs(60),
         );
@@ -270,7 +278,8 @@ fn a_weaker_epsilon_than_a_member_requires_aborts() {
             epsilon: Some(500),
             min_cohort: 3,
         },
-        None,
+        AskTerms::default(),
+        BTreeSet::new(),
         &mut OsRng,
         c.now + Duration::from_secs(60),
     );
@@ -302,37 +311,44 @@ fn split_survivor_lists_reveal_nothing_of_both_kinds() {
         let without: Vec<NodeId> = members[1..].to_vec();
         // The asker tells one half the victim survived, the other half that it dropped.
         let (group_a, group_b) = honest.split_at(honest.len() / 2);
-        let sign_as = |c: &Cohort, m: &NodeId, list: &[NodeId]| {
-            (
-                *m,
-                c.ids[m].sign(
-                    SigningLabel::SecAggConsistency,
-                    &consistency_message(&qid, &asker, &c.plan.digest(), &c.bits(list)),
-                ),
-            )
+        let sign_as = |c: &Cohort, m: &NodeId, list: &[NodeId]| SurvivorSignature {
+            member: *m,
+            noise: NO_NOISE,
+            signature: c.ids[m].sign(
+                SigningLabel::SecAggConsistency,
+                &consistency_message(&qid, &asker, &c.plan.digest(), &c.bits(list), &NO_NOISE),
+            ),
         };
         let mut sigs_a: Vec<_> = bad.iter().map(|m| sign_as(&c, m, &with)).collect();
         let mut sigs_b: Vec<_> = bad.iter().map(|m| sign_as(&c, m, &without)).collect();
         for m in group_a.iter().chain([&victim]) {
-            if let AggResponse::Consistent(s) = c.send(
+            if let AggResponse::Consistent { noise, signature } = c.send(
                 m,
                 AggRequest::Consistency {
                     query_id: qid,
                     survivors: c.bits(&with),
                 },
             ) {
-                sigs_a.push((*m, s));
+                sigs_a.push(SurvivorSignature {
+                    member: *m,
+                    noise,
+                    signature,
+                });
             }
         }
         for m in group_b {
-            if let AggResponse::Consistent(s) = c.send(
+            if let AggResponse::Consistent { noise, signature } = c.send(
                 m,
                 AggRequest::Consistency {
                     query_id: qid,
                     survivors: c.bits(&without),
                 },
             ) {
-                sigs_b.push((*m, s));
+                sigs_b.push(SurvivorSignature {
+                    member: *m,
+                    noise,
+                    signature,
+                });
             }
         }
         assert!(
@@ -400,14 +416,18 @@ fn consistency_signatures_do_not_carry_over_to_another_session() {
     let members: Vec<NodeId> = first.ids.keys().copied().collect();
     let mut old_sigs = Vec::new();
     for m in &members {
-        if let AggResponse::Consistent(s) = first.send(
+        if let AggResponse::Consistent { noise, signature } = first.send(
             m,
             AggRequest::Consistency {
                 query_id: qid,
                 survivors: first.bits(&members),
             },
         ) {
-            old_sigs.push((*m, s));
+            old_sigs.push(SurvivorSignature {
+                member: *m,
+                noise,
+                signature,
+            });
         }
     }
     assert_eq!(old_sigs.len(), members.len());
@@ -443,7 +463,8 @@ fn consistency_signatures_do_not_carry_over_to_another_session() {
                 epsilon: None,
                 min_cohort: 3,
             },
-            None,
+            AskTerms::default(),
+            BTreeSet::new(),
             &mut OsRng,
             second.now + Duration::from_secs(60),
         );
@@ -508,8 +529,11 @@ fn split_survivor_lists_in_a_sparse_graph_stay_below_the_threshold() {
         let shown_without: Vec<NodeId> = group_b.to_vec();
         let digest = c.plan.digest();
         let forge = |m: &NodeId, bits: &[u8]| {
-            let message = consistency_message(&qid, &asker, &digest, bits);
-            c.ids[m].sign(SigningLabel::SecAggConsistency, &message)
+            let message = consistency_message(&qid, &asker, &digest, bits, &NO_NOISE);
+            (
+                NO_NOISE,
+                c.ids[m].sign(SigningLabel::SecAggConsistency, &message),
+            )
         };
         let mut sigs_with: BTreeMap<NodeId, _> =
             bad.iter().map(|m| (*m, forge(m, &with))).collect();
@@ -524,8 +548,8 @@ fn split_survivor_lists_in_a_sparse_graph_stay_below_the_threshold() {
                     query_id: qid,
                     survivors: bits.clone(),
                 };
-                if let AggResponse::Consistent(s) = c.send(m, request) {
-                    sigs.insert(*m, s);
+                if let AggResponse::Consistent { noise, signature } = c.send(m, request) {
+                    sigs.insert(*m, (noise, signature));
                 }
             }
         }
@@ -537,7 +561,14 @@ fn split_survivor_lists_in_a_sparse_graph_stay_below_the_threshold() {
                 local.push(*m);
                 let signatures = local
                     .iter()
-                    .filter_map(|v| Some((*v, *sigs.get(v)?)))
+                    .filter_map(|v| {
+                        let (noise, signature) = *sigs.get(v)?;
+                        Some(SurvivorSignature {
+                            member: *v,
+                            noise,
+                            signature,
+                        })
+                    })
                     .collect();
                 let request = AggRequest::Unmask {
                     query_id: qid,

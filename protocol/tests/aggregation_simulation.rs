@@ -4,40 +4,17 @@
 //! the asker learn both secrets of one responder.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
 
-use kith_protocol::aggregation::asker::{AggAsker, AggregationParams, Withheld};
+use kith_protocol::aggregation::asker::{AggregationParams, Withheld};
 use kith_protocol::aggregation::input::{Contribution, VECTOR_LEN};
-use kith_protocol::aggregation::keys::Context;
-use kith_protocol::aggregation::messages::{AggRequest, AggResponse};
-use kith_protocol::aggregation::responder::{AggResponder, ResponderSettings};
-use kith_protocol::message::Answer;
-use kith_protocol::wire::{decode_message, encode_message};
 use kith_protocol::*;
 use rand_core::RngCore;
 
 mod common;
-use common::SimRng;
+use common::{run_ask, SimMember, SimRng};
 
-struct Member {
-    identity: Identity,
-    contribution: Contribution,
-    session: Option<AggResponder>,
-    /// The round (0..=4) in which this member goes silent, if any.
-    drops_at: Option<u8>,
-}
-
-fn round_of(r: &AggRequest) -> u8 {
-    match r {
-        AggRequest::Advertise { .. } => 0,
-        AggRequest::ShareKeys { .. } => 1,
-        AggRequest::MaskInput { .. } => 2,
-        AggRequest::Consistency { .. } => 3,
-        AggRequest::Unmask { .. } => 4,
-    }
-}
-
-/// Run one aggregation; returns the outcome and the members' true inputs.
+/// Run one aggregation with noise off and detail on; returns the outcome, the members'
+/// true inputs and who completed round 2.
 fn run(
     seed: u64,
     n: usize,
@@ -49,9 +26,7 @@ fn run(
 ) {
     let mut rng = SimRng(seed);
     let asker = Identity::generate(&mut rng);
-    let start = Instant::now();
-    let round_timeout = Duration::from_secs(1);
-    let mut members: BTreeMap<NodeId, Member> = BTreeMap::new();
+    let mut members: BTreeMap<NodeId, SimMember> = BTreeMap::new();
     for _ in 0..n {
         let identity = Identity::generate(&mut rng);
         let owns = rng.next_u32() % 3 == 0;
@@ -64,114 +39,29 @@ fn run(
                 None
             },
         };
-        let drops_at = (rng.next_u32() % 100 < drop_rate).then(|| (rng.next_u32() % 5) as u8);
-        members.insert(
-            identity.node_id(),
-            Member {
-                identity,
-                contribution,
-                session: None,
-                drops_at,
-            },
-        );
+        let mut m = SimMember::new(identity, contribution);
+        m.settings.epsilon = None;
+        m.settings.min_cohort = 3;
+        m.drops_at = (rng.next_u32() % 100 < drop_rate).then(|| (rng.next_u32() % 5) as u8);
+        members.insert(m.identity.node_id(), m);
     }
     let params = AggregationParams {
-        epsilon: None,
-        min_cohort: 3,
-        round_timeout,
-        dense_max: kith_protocol::aggregation::cohort::DENSE_MAX,
+        detail: true,
+        ..common::asker_params()
     };
-    let qid = QueryId([seed as u8; 16]);
-    let item = ItemKey::parse("tag:vehicle/subaru").unwrap();
-    let mut agg = AggAsker::new(
-        asker.node_id(),
-        qid,
-        item.clone(),
-        members.keys().copied(),
+    let (outcome, masked) = run_ask(
+        &mut rng,
+        &asker,
+        &mut members,
         params,
-        start,
+        QueryId([seed as u8; 16]),
+        |_, _| false,
     );
-    let mut now = start;
-    let mut completed_round2 = BTreeSet::new();
-    for _step in 0..100 {
-        if agg.is_done() {
-            break;
-        }
-        let mut transmits = Vec::new();
-        while let Some(t) = agg.poll_transmit() {
-            transmits.push(t);
-        }
-        if transmits.is_empty() {
-            // Waiting only on silent members: the virtual clock jumps to the deadline.
-            now = agg.poll_timeout().expect("not done");
-            agg.handle_timeout(now);
-            continue;
-        }
-        let mut replies = Vec::new();
-        for t in transmits {
-            let m = members.get_mut(&t.to).unwrap();
-            let Ok(PeerRequest::Aggregate(req)) = decode_message::<PeerRequest>(&t.payload) else {
-                panic!("request")
-            };
-            let round = round_of(&req);
-            if m.drops_at.is_some_and(|d| d <= round) {
-                continue; // silent from this round on
-            }
-            let response = match req {
-                AggRequest::Advertise {
-                    query_id, epsilon, ..
-                } => {
-                    let ctx = Context {
-                        query_id,
-                        asker: asker.node_id(),
-                    };
-                    let s = AggResponder::start(
-                        &m.identity,
-                        ctx,
-                        m.contribution,
-                        ResponderSettings {
-                            epsilon: None,
-                            min_cohort: 3,
-                        },
-                        epsilon,
-                        &mut rng,
-                        start + Duration::from_secs(60),
-                    );
-                    let ad = s.advertisement().clone();
-                    m.session = Some(s);
-                    AggResponse::Advertised {
-                        answer: Answer {
-                            query_id,
-                            named: vec![],
-                        },
-                        advertisement: ad,
-                    }
-                }
-                other => {
-                    let r = m
-                        .session
-                        .as_mut()
-                        .unwrap()
-                        .handle(&m.identity, other, &mut rng, now);
-                    if round == 2 && matches!(r, AggResponse::Masked(_)) {
-                        completed_round2.insert(t.to);
-                    }
-                    r
-                }
-            };
-            replies.push((t.to, encode_message(&PeerResponse::Aggregate(response))));
-        }
-        now += Duration::from_millis(10);
-        for (from, bytes) in replies {
-            agg.handle_response(from, &bytes, now);
-        }
-    }
-    assert!(agg.is_done(), "seed {seed}: finished within bounded steps");
     let truth = members
         .iter()
         .map(|(k, m)| (*k, m.contribution.to_vector()))
         .collect();
-    (agg.outcome(), truth, completed_round2)
+    (outcome, truth, masked)
 }
 
 /// Check one run: an exact sum over the members that completed round 2, or a clean
@@ -187,9 +77,17 @@ fn check(seed: u64, n: usize, drop_rate: u32) -> bool {
                 }
             }
             assert_eq!(out.survivors as usize, survivors.len(), "seed {seed}");
-            assert_eq!(sum.owners, expected[0], "seed {seed}");
-            assert_eq!(sum.units, expected[1], "seed {seed}");
-            assert_eq!(sum.ratings.to_vec(), expected[2..].to_vec(), "seed {seed}");
+            let cells: Vec<i64> = out.raw.expect("raw cells").to_vec();
+            assert_eq!(cells, expected.to_vec(), "seed {seed}");
+            assert_eq!(sum.owners as i64, expected[0], "seed {seed}");
+            assert_eq!(
+                (sum.owners_low, sum.owners_high),
+                (sum.owners, sum.owners),
+                "exact"
+            );
+            assert_eq!(sum.units, Some(expected[1] as u32), "seed {seed}");
+            let ratings = sum.ratings.expect("detail").map(|r| r as i64);
+            assert_eq!(ratings.to_vec(), expected[2..].to_vec(), "seed {seed}");
             assert!(out.survivors > 2 * out.cohort / 3, "seed {seed}");
             true
         }
@@ -237,7 +135,7 @@ fn no_dropouts_largest_cohort() {
     let (out, truth, _) = run(999, 1000, 0);
     let sum = out.aggregate.expect("released");
     let owners: i64 = truth.values().map(|v| v[0] as i64).sum();
-    assert_eq!(sum.owners, owners);
+    assert_eq!(sum.owners as i64, owners);
     assert_eq!(out.cohort, 1000);
     assert_eq!(out.survivors, 1000);
 }

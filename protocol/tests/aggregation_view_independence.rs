@@ -43,7 +43,8 @@ fn masked_owners_cell(ids: &[Identity], victim_owns: bool, round: u32) -> u32 {
                 ctx,
                 c,
                 settings,
-                None,
+                Default::default(),
+                Default::default(),
                 &mut OsRng,
                 now + Duration::from_secs(60),
             )

@@ -51,6 +51,7 @@ fn seeds() -> Vec<Vec<u8>> {
             item,
             timeout_ms: 5000,
             epsilon: Some(1000),
+            detail: false,
         }),
         encode_message(&AppResponse::Removed(true)),
         frame,

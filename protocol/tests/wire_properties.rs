@@ -81,7 +81,7 @@ proptest! {
 
     #[test]
     fn app_messages_round_trip(item in item_strategy(), e in endorsement_strategy(), limit in any::<u32>()) {
-        round_trip(&AppRequest::Ask { item: item.clone(), timeout_ms: limit, epsilon: Some(limit) })?;
+        round_trip(&AppRequest::Ask { item: item.clone(), timeout_ms: limit, epsilon: Some(limit), detail: true })?;
         round_trip(&AppRequest::Endorse { item: e.item.clone(), count: e.count, rating: e.rating, note: e.note.clone() })?;
         round_trip(&AppRequest::SetPolicy { subject: SubjectRef::Contact("Ana".into()), items: ItemPattern::parse("tag:a/*").unwrap(), share: Share::Ask })?;
         round_trip(&AppRequest::Audit { limit })?;

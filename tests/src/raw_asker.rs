@@ -114,13 +114,15 @@ async fn exchange(conn: &quinn::Connection, request: &[u8]) -> Result<PeerRespon
     decode_message::<PeerResponse>(&bytes).map_err(|e| e.to_string())
 }
 
-/// The parameters every raw ask uses: noise off, minimum cohort 2, 5 s rounds.
+/// The parameters every raw ask uses: noise off, minimum cohort 2, 5 s rounds, with detail
+/// (every cell aggregated).
 pub fn params() -> AggregationParams {
     AggregationParams {
         epsilon: None,
         min_cohort: 2,
         round_timeout: Duration::from_secs(5),
         dense_max: DENSE_MAX,
+        detail: true,
     }
 }
 

@@ -17,7 +17,7 @@ use kith_client::transport::{self, read_frame, write_frame};
 use kith_protocol::aggregation::input::Contribution;
 use kith_protocol::aggregation::keys::Context;
 use kith_protocol::aggregation::messages::{AggRequest, AggResponse};
-use kith_protocol::aggregation::responder::{AggResponder, ResponderSettings};
+use kith_protocol::aggregation::responder::{AggResponder, AskTerms, ResponderSettings};
 use kith_protocol::frame::MAX_PEER_FRAME;
 use kith_protocol::message::Answer;
 use kith_protocol::wire::{decode_message, encode_message};
@@ -194,7 +194,10 @@ fn respond(state: &State, asker: kith_protocol::NodeId, request: AggRequest) -> 
     let now = Instant::now();
     match request {
         AggRequest::Advertise {
-            query_id, epsilon, ..
+            query_id,
+            epsilon,
+            detail,
+            ..
         } => {
             let ctx = Context { query_id, asker };
             let settings = ResponderSettings {
@@ -206,7 +209,8 @@ fn respond(state: &State, asker: kith_protocol::NodeId, request: AggRequest) -> 
                 ctx,
                 state.contribution,
                 settings,
-                epsilon,
+                AskTerms { epsilon, detail },
+                Default::default(),
                 &mut OsRng,
                 now + Duration::from_secs(60),
             );

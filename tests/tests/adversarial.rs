@@ -28,7 +28,8 @@ use std::time::Duration;
 
 use kith_client::ClientError;
 use kith_node::NodeOptions;
-use kith_protocol::aggregation::input::{AggregateSum, Contribution};
+use kith_protocol::aggregation::estimate::AggregateSum;
+use kith_protocol::aggregation::input::Contribution;
 use kith_protocol::aggregation::messages::{AbortReason, AggRequest, AggResponse};
 use kith_protocol::frame::{encode_frame, MAX_PEER_FRAME};
 use kith_protocol::wire::{decode_message, encode_message};
@@ -54,11 +55,14 @@ async fn seven() -> (TestNode, Vec<TestNode>) {
     (ana, friends)
 }
 
-fn sum(owners: i64, units: i64) -> AggregateSum {
+/// An exact aggregate (noise is off in these federations), asked with detail.
+fn sum(owners: u32, units: u32) -> AggregateSum {
     AggregateSum {
         owners,
-        units,
-        ratings: [0; 5],
+        owners_low: owners,
+        owners_high: owners,
+        units: Some(units),
+        ratings: Some([0; 5]),
     }
 }
 
@@ -136,7 +140,7 @@ async fn an_asker_lying_about_survivors_learns_nothing_more() {
     // F0 signed the lie; the asker's own check of that signature over the true list fails.
     assert!(matches!(
         reply_of(&ask, &f0, 3),
-        Ok(PeerResponse::Aggregate(AggResponse::Consistent(_)))
+        Ok(PeerResponse::Aggregate(AggResponse::Consistent { .. }))
     ));
     assert!(
         ask.replies(4).iter().all(|(v, _)| *v != f0),
@@ -276,6 +280,7 @@ async fn an_asker_over_its_budget_is_declined() {
             query_id: QueryId([q; 16]),
             item: item(ITEM),
             epsilon: None,
+            detail: false,
         });
         encode_frame(&encode_message(&r), MAX_PEER_FRAME).unwrap()
     };
@@ -374,7 +379,11 @@ fn f0_input() -> Contribution {
 
 async fn ask(ana: &TestNode) -> app::AskResult {
     ana.client
-        .ask(kith_client::Query::new(item(ITEM)).timeout(Duration::from_secs(5)))
+        .ask(
+            kith_client::Query::new(item(ITEM))
+                .timeout(Duration::from_secs(5))
+                .detail(),
+        )
         .await
         .unwrap()
 }
@@ -405,7 +414,7 @@ async fn bad_shares_cost_their_victims_or_the_whole_aggregate() {
     let r = ask(&ana).await;
     assert_eq!((r.cohort, r.survivors), (7, 6), "{r:?}");
     // The victim is F1, F2 or F3 (one owner, one unit) or another (nothing).
-    let sum_without = |owners: i64, units: i64| Some(sum(4 - owners, 8 - units));
+    let sum_without = |owners: u32, units: u32| Some(sum(4 - owners, 8 - units));
     assert!(
         r.aggregate == sum_without(1, 1) || r.aggregate == sum_without(0, 0),
         "one victim dropped out: {r:?}"
@@ -472,7 +481,9 @@ async fn wrong_signatures_leave_the_forger_out() {
                     statement: body,
                 });
             }
-            (FORGE_CONSISTENCY, 3, AggResponse::Consistent(signature)) => signature.0[0] ^= 1,
+            (FORGE_CONSISTENCY, 3, AggResponse::Consistent { signature, .. }) => {
+                signature.0[0] ^= 1
+            }
             _ => {}
         }
     })
@@ -523,22 +534,28 @@ async fn wrong_length_vectors_and_share_lists_are_not_used() {
     assert_eq!(r.aggregate, Some(sum(4, 8)), "{r:?}");
 }
 
-/// An inflated input, allowed by design (spec §11.15: no range proofs): F0 adds 1000 to
-/// the owners cell of its masked vector. The aggregate is released, moved by exactly
-/// 1000, and nothing marks it.
+/// An inflated input, allowed by design until inputs are validated (spec §11.15): F0 adds
+/// to the owners cell of its masked vector. The aggregate is released, moved by exactly
+/// what it added, and nothing marks it; only the release's clamp to `[0, survivors]`
+/// bounds it (§9.6.4).
 #[tokio::test]
 async fn an_inflating_member_moves_the_sum_by_what_it_adds() {
     let (ana, mut friends) = seven().await;
-    let _f0 = StandIn::tampering(&mut friends[0], f0_input(), |round, reply| {
+    let extra = Arc::new(AtomicU8::new(2));
+    let added = extra.clone();
+    let _f0 = StandIn::tampering(&mut friends[0], f0_input(), move |round, reply| {
         if let (2, AggResponse::Masked(y)) = (round, reply) {
-            y[0] = y[0].wrapping_add(1000);
+            y[0] = y[0].wrapping_add(added.load(Ordering::SeqCst) as u32);
         }
     })
     .await;
     let r = ask(&ana).await;
     assert_eq!(r.survivors, 7);
-    assert_eq!(r.aggregate, Some(sum(4 + 1000, 8)));
+    assert_eq!(r.aggregate, Some(sum(4 + 2, 8)));
     assert_eq!(r.withheld, None);
+    extra.store(200, Ordering::SeqCst);
+    let r = ask(&ana).await;
+    assert_eq!(r.aggregate, Some(sum(7, 8)), "clamped to the survivors");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -558,6 +575,7 @@ async fn a_stranger_gets_one_request_then_the_connection_closes() {
             query_id: QueryId([4; 16]),
             item: item("tag:x"),
             epsilon: None,
+            detail: false,
         }),
     ] {
         let (_ep, conn) = raw_peer(&ana, &stranger).await;
@@ -675,13 +693,13 @@ async fn bad_frames_are_rejected_and_the_node_keeps_serving() {
     // Garbage body.
     let reply = send_raw(
         &conn,
-        &encode_frame(b"\x01\x09garbage", MAX_PEER_FRAME).unwrap(),
+        &encode_frame(b"\x02\x09garbage", MAX_PEER_FRAME).unwrap(),
     )
     .await
     .unwrap();
     assert_eq!(refused(reply), malformed);
     // Unknown protocol version.
-    let reply = send_raw(&conn, &encode_frame(&[0x02, 0x01], MAX_PEER_FRAME).unwrap())
+    let reply = send_raw(&conn, &encode_frame(&[0x03, 0x01], MAX_PEER_FRAME).unwrap())
         .await
         .unwrap();
     assert_eq!(

@@ -44,7 +44,11 @@ async fn exact_aggregate_counts_named_and_count_only_but_not_none() {
 
     let r = ana
         .client
-        .ask(kith_client::Query::new(item("tag:vehicle/subaru")).timeout(Duration::from_secs(10)))
+        .ask(
+            kith_client::Query::new(item("tag:vehicle/subaru"))
+                .timeout(Duration::from_secs(10))
+                .detail(),
+        )
         .await
         .unwrap();
     assert_eq!((r.asked, r.answered, r.cohort, r.survivors), (8, 8, 8, 8));
@@ -54,8 +58,8 @@ async fn exact_aggregate_counts_named_and_count_only_but_not_none() {
     );
     let a = r.aggregate.expect("released");
     assert_eq!(a.owners, 3);
-    assert_eq!(a.units, 2 + 1 + 3);
-    assert_eq!(a.ratings, [0, 0, 1, 1, 1]);
+    assert_eq!(a.units, Some(2 + 1 + 3));
+    assert_eq!(a.ratings, Some([0, 0, 1, 1, 1]));
     assert_eq!(r.named.len(), 1);
     assert_eq!(r.named[0].name, "F0");
     assert!(r.withheld.is_none());
@@ -202,7 +206,11 @@ async fn members_killed_mid_query_leave_the_sum_exact() {
     .await;
     let r = ana
         .client
-        .ask(kith_client::Query::new(item("tag:vehicle/subaru")).timeout(Duration::from_secs(5)))
+        .ask(
+            kith_client::Query::new(item("tag:vehicle/subaru"))
+                .timeout(Duration::from_secs(5))
+                .detail(),
+        )
         .await
         .unwrap();
     assert!(dropped.died_within(Duration::from_secs(1)).await);
@@ -214,6 +222,6 @@ async fn members_killed_mid_query_leave_the_sum_exact() {
         3 + 1,
         "three live owners and the member that died last"
     );
-    assert_eq!(sum.units, 3 + 2);
-    assert_eq!(sum.ratings, [0, 0, 0, 1, 0]);
+    assert_eq!(sum.units, Some(3 + 2));
+    assert_eq!(sum.ratings, Some([0, 0, 0, 1, 0]));
 }

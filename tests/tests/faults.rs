@@ -82,7 +82,11 @@ async fn responders_dying_at_every_round_leave_the_sum_exact() {
     }
     let r = ana
         .client
-        .ask(kith_client::Query::new(item("tag:vehicle/subaru")).timeout(Duration::from_secs(5)))
+        .ask(
+            kith_client::Query::new(item("tag:vehicle/subaru"))
+                .timeout(Duration::from_secs(5))
+                .detail(),
+        )
         .await
         .unwrap();
     for d in &dying {
@@ -98,7 +102,7 @@ async fn responders_dying_at_every_round_leave_the_sum_exact() {
         3 + 2,
         "three live owners and the two that died after masking"
     );
-    assert_eq!(sum.units, 3 + 4 + 5);
+    assert_eq!(sum.units, Some(3 + 4 + 5));
     // Finished sessions are wiped at once.
     let live: Vec<&TestNode> = friends[5..].iter().collect();
     assert!(all_wiped(&live, Duration::from_secs(3)).await);

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kith_client::transport;
-use kith_protocol::aggregation::input::AggregateSum;
+use kith_protocol::aggregation::estimate::AggregateSum;
 use kith_protocol::aggregation::messages::{AbortReason, AggRequest, AggResponse};
 use kith_protocol::frame::MAX_PEER_FRAME;
 use kith_protocol::wire::{decode_message, encode_message};
@@ -111,7 +111,11 @@ async fn burst(askers: &[Arc<TestNode>]) -> Vec<Duration> {
             let started = Instant::now();
             let r = a
                 .client
-                .ask(kith_client::Query::new(item()).timeout(Duration::from_secs(30)))
+                .ask(
+                    kith_client::Query::new(item())
+                        .timeout(Duration::from_secs(30))
+                        .detail(),
+                )
                 .await
                 .unwrap_or_else(|e| panic!("{}: {e}", a.name));
             (a.name.clone(), started.elapsed(), r)
@@ -125,8 +129,10 @@ async fn burst(askers: &[Arc<TestNode>]) -> Vec<Duration> {
             r.aggregate,
             Some(AggregateSum {
                 owners: 2,
-                units: 3,
-                ratings: [0, 0, 0, 0, 1]
+                owners_low: 2,
+                owners_high: 2,
+                units: Some(3),
+                ratings: Some([0, 0, 0, 0, 1])
             }),
             "{name}: {r:?}"
         );
@@ -195,6 +201,7 @@ async fn flood(
                             query_id,
                             item: item(),
                             epsilon: None,
+                            detail: false,
                         })
                     } else {
                         PeerRequest::Ask(Query {

@@ -20,7 +20,7 @@ fn spec_vectors_match_the_code_byte_for_byte() {
             failures > 0 || name == "item_keys.json",
             "{name} has no failure cases"
         );
-        assert_eq!(v["spec_version"], "v1");
+        assert_eq!(v["spec_version"], "v2");
     }
 }
 

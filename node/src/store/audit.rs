@@ -88,4 +88,22 @@ impl Store {
             |r| r.get(0),
         )?)
     }
+
+    /// The ε (thousandths) charged to `asker` since `since` (spec §9.10).
+    pub fn privacy_spent_since(&self, asker: &NodeId, since: u64) -> Result<u64> {
+        Ok(self.conn().query_row(
+            "SELECT coalesce(sum(milli_epsilon), 0) FROM privacy_spend WHERE asker = ?1 AND at >= ?2",
+            params![&asker.0[..], since as i64],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    /// Charge `milli_epsilon` to `asker` at `at` (spec §9.10).
+    pub fn record_privacy_spend(&self, asker: &NodeId, at: u64, milli_epsilon: u32) -> Result<()> {
+        self.conn().execute(
+            "INSERT INTO privacy_spend (asker, at, milli_epsilon) VALUES (?1, ?2, ?3)",
+            params![&asker.0[..], at as i64, milli_epsilon],
+        )?;
+        Ok(())
+    }
 }

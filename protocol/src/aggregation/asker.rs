@@ -17,12 +17,15 @@ use std::time::{Duration, Instant};
 use curve25519_dalek::Scalar;
 
 use super::cohort::{sparse_degree, Cohort, Member, Params, Plan, MAX_COHORT};
-use super::input::{AggregateSum, VECTOR_LEN};
+use super::estimate::{AggregateSum, NoiseLeft};
+use super::input::VECTOR_LEN;
 use super::keys::Context;
 use super::messages::{
     consistency_message, AbortReason, Advertisement, AggRequest, AggResponse, MilliEpsilon,
-    SealedShare, SignedAdvertisement, Unmasking, SEALED_PAIR_LEN,
+    NoiseDeclaration, NoiseRelease, SealedShare, SignedAdvertisement, SurvivorSignature, Unmasking,
+    SEALED_PAIR_LEN,
 };
+use super::noise::WHOLE_MASS;
 use super::responder::{effective_epsilon, mask_sign_positive, EPSILON_RANGE};
 use super::{prg, shamir};
 use crate::ask::{verify_answer, ContactFailure, Named, Transmit};
@@ -38,6 +41,8 @@ pub struct AggregationParams {
     pub epsilon: Option<MilliEpsilon>,
     /// The asker's own minimum cohort.
     pub min_cohort: u32,
+    /// Ask for units and ratings besides `owners`, from the same ε (spec §9.6.1).
+    pub detail: bool,
     /// How long each round may wait for replies.
     pub round_timeout: Duration,
     /// Cohorts up to this size use the complete graph, larger ones the sparse graph
@@ -91,7 +96,7 @@ pub enum MemberFailure {
 }
 
 /// Everything the asker learns (spec §9.8.4, §10.3).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AggOutcome {
     pub asked: u32,
     pub answered: u32,
@@ -103,6 +108,11 @@ pub struct AggOutcome {
     pub threshold: u32,
     pub epsilon: Option<MilliEpsilon>,
     pub aggregate: Result<AggregateSum, Withheld>,
+    /// The sum before release: cells as signed integers, noise that stayed in included.
+    /// What an attacker would use; never shown to people.
+    pub raw: Option<[i64; VECTOR_LEN]>,
+    /// The noise mass the survivors left in the sum (spec §9.6.4).
+    pub noise_mass: f64,
     pub failures: Vec<(NodeId, u8, MemberFailure)>,
 }
 
@@ -139,9 +149,11 @@ pub struct AggAsker {
     masked: BTreeMap<NodeId, Vec<u32>>,
     survivors: Vec<NodeId>,
     survivor_bits: Vec<u8>,
-    signatures: BTreeMap<NodeId, Signature>,
+    signatures: BTreeMap<NodeId, (NoiseDeclaration, Signature)>,
     unmaskings: BTreeMap<NodeId, Unmasking>,
     aggregate: Option<Result<AggregateSum, Withheld>>,
+    raw: Option<[i64; VECTOR_LEN]>,
+    noise_mass: f64,
 }
 
 fn request(r: AggRequest) -> Vec<u8> {
@@ -166,6 +178,7 @@ impl AggAsker {
             query_id,
             item: item.clone(),
             epsilon: params.epsilon,
+            detail: params.detail,
         });
         let waiting: BTreeSet<NodeId> = contacts.into_iter().filter(|c| *c != me).collect();
         let transmits = waiting
@@ -197,6 +210,8 @@ impl AggAsker {
             signatures: BTreeMap::new(),
             unmaskings: BTreeMap::new(),
             aggregate: None,
+            raw: None,
+            noise_mass: 0.0,
         }
     }
 
@@ -307,22 +322,23 @@ impl AggAsker {
                 self.masked.insert(from, y);
                 Ok(())
             }
-            (Phase::Consistency, AggResponse::Consistent(sig)) => {
+            (Phase::Consistency, AggResponse::Consistent { noise, signature }) => {
                 let digest = self.cohort.as_ref().expect("cohort set by round 3").digest;
                 let message = consistency_message(
                     &self.ctx.query_id,
                     &self.ctx.asker,
                     &digest,
                     &self.survivor_bits,
+                    &noise,
                 );
                 match from.verify(
                     SigningLabel::SecAggConsistency,
                     &message,
-                    &sig,
+                    &signature,
                     "consistency",
                 ) {
                     Ok(()) => {
-                        self.signatures.insert(from, sig);
+                        self.signatures.insert(from, (noise, signature));
                         Ok(())
                     }
                     Err(_) => Err(misbehaved("bad consistency signature")),
@@ -396,7 +412,7 @@ impl AggAsker {
             Phase::Mask => self.start_consistency(now),
             Phase::Consistency => self.start_unmasking(now),
             Phase::Unmask => {
-                let result = self.reconstruct();
+                let result = self.reconstruct().map(|raw| self.release(raw));
                 self.aggregate = Some(result);
                 self.phase = Phase::Done;
             }
@@ -414,6 +430,7 @@ impl AggAsker {
             threshold: u32::MAX,
             min_survivors: u32::MAX,
             epsilon: None,
+            detail: false,
         })
     }
 
@@ -443,25 +460,6 @@ impl AggAsker {
             self.failures
                 .push((ad.responder, 0, MemberFailure::LeftOut("cohort full")));
         }
-        // A member whose minimum cohort exceeds the cohort would refuse every parameter
-        // choice: leave it out, and repeat, since the cohort shrinks.
-        loop {
-            let n = chosen.len();
-            let (keep, out): (Vec<_>, Vec<_>) = chosen
-                .into_iter()
-                .partition(|(_, ad)| ad.min_cohort as usize <= n);
-            chosen = keep;
-            if out.is_empty() {
-                break;
-            }
-            for (_, ad) in out {
-                self.failures.push((
-                    ad.responder,
-                    0,
-                    MemberFailure::LeftOut("minimum cohort above the cohort size"),
-                ));
-            }
-        }
         let n = chosen.len();
         if n == 0 || self.params.min_cohort as usize > n {
             return self.withhold(Withheld::CohortTooSmall {
@@ -469,16 +467,17 @@ impl AggAsker {
                 needed: self.params.min_cohort.max(1),
             });
         }
-        let strictest = chosen
-            .iter()
-            .map(|(_, ad)| ad.min_cohort)
-            .fold(self.params.min_cohort, u32::max);
+        // Members' minimum cohorts are theirs to apply to their own noise (§9.6.2); only the
+        // asker's own is a floor here.
         let epsilon = effective_epsilon(self.params.epsilon, chosen.iter().map(|(_, a)| a.epsilon));
         let degree = match sparse_degree(n) {
             Some(k) if n > self.params.dense_max => k,
             _ => n - 1,
         };
-        let params = Params::with_degree(n, degree, strictest, epsilon);
+        let params = Params {
+            detail: self.params.detail,
+            ..Params::with_degree(n, degree, self.params.min_cohort, epsilon)
+        };
         let signed = chosen
             .iter()
             .map(|(s, a)| (a.responder, s.clone()))
@@ -606,11 +605,18 @@ impl AggAsker {
             .map(|w| {
                 let mut local = self.neighbours(w);
                 local.insert(*w);
-                // A member verifies `t` signatures; more would only be bytes (spec §9.8.3, §9.8.4).
+                // Every signature: a member verifies `t`, and its contacts' to count their
+                // noise, which only it knows (spec §9.8.3, §9.8.4).
                 let signatures = local
                     .iter()
-                    .filter_map(|v| Some((*v, *self.signatures.get(v)?)))
-                    .take(t as usize)
+                    .filter_map(|v| {
+                        let (noise, signature) = *self.signatures.get(v)?;
+                        Some(SurvivorSignature {
+                            member: *v,
+                            noise,
+                            signature,
+                        })
+                    })
                     .collect();
                 let request = AggRequest::Unmask {
                     query_id: self.ctx.query_id,
@@ -622,8 +628,30 @@ impl AggAsker {
         self.next_round(Phase::Unmask, requests, now);
     }
 
-    /// Remove every mask from the survivors' sum (spec §9.8.5).
-    fn reconstruct(&self) -> Result<AggregateSum, Withheld> {
+    /// The released counts of a reconstructed sum, and what stays of it for tests: the raw
+    /// cells and the noise mass (spec §9.6.4).
+    fn release(&mut self, cells: [u32; VECTOR_LEN]) -> AggregateSum {
+        let params = self.params();
+        let kept = |u: &NodeId| match self.unmaskings.get(u) {
+            Some(r) if noise_release_valid(&r.noise) => r.noise.kept as f64 / WHOLE_MASS as f64,
+            _ => 1.0,
+        };
+        self.noise_mass = match params.epsilon {
+            Some(_) => self.survivors.iter().map(kept).sum(),
+            None => 0.0,
+        };
+        self.raw = Some(cells.map(|c| c as i32 as i64));
+        let noise = params.epsilon.map(|e| NoiseLeft {
+            epsilon: e as f64 / 1000.0,
+            detail: params.detail,
+            mass: self.noise_mass,
+        });
+        AggregateSum::release(&cells, self.survivors.len() as u32, params.detail, noise)
+    }
+
+    /// Remove every mask, and the noise each survivor revealed, from the survivors' sum
+    /// (spec §9.8.5).
+    fn reconstruct(&self) -> Result<[u32; VECTOR_LEN], Withheld> {
         let cohort = self.cohort();
         let t = cohort.params.threshold as usize;
         // A holder's reply must be complete and canonical: for each member whose shares it
@@ -675,6 +703,15 @@ impl AggAsker {
             prg::add_into(&mut sum, y);
         }
         for u in &self.survivors {
+            if let Some(r) = self
+                .unmaskings
+                .get(u)
+                .filter(|r| noise_release_valid(&r.noise))
+            {
+                prg::sub_from(&mut sum, &r.noise.removed);
+            }
+        }
+        for u in &self.survivors {
             let b = rebuild(u, &|h| valid.get(h)?.0.get(u).copied())?;
             prg::sub_from(
                 &mut sum,
@@ -707,7 +744,7 @@ impl AggAsker {
                 }
             }
         }
-        AggregateSum::from_cells(&sum).ok_or(Withheld::Inconsistent("vector length"))
+        Ok(sum)
     }
 
     /// The result; complete once [`AggAsker::is_done`] (spec §9.8.4, §9.9).
@@ -728,9 +765,16 @@ impl AggAsker {
                 .aggregate
                 .clone()
                 .unwrap_or(Err(Withheld::Inconsistent("not finished"))),
+            raw: self.raw,
+            noise_mass: self.noise_mass,
             failures: self.failures.clone(),
         }
     }
+}
+
+/// Whether a released noise has one value per cell and keeps at most the whole mass.
+fn noise_release_valid(n: &NoiseRelease) -> bool {
+    n.removed.len() == VECTOR_LEN && n.kept <= WHOLE_MASS
 }
 
 /// One holder's shares, by the member they are shares of.

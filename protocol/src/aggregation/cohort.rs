@@ -103,15 +103,17 @@ pub struct Params {
     /// Shamir threshold `t`: shares needed to rebuild a member's secret, among the
     /// member and its neighbours.
     pub threshold: u32,
-    /// Smallest survivor list members accept; the noise is calibrated to it.
+    /// Smallest survivor list members accept (a dropout floor; noise does not depend on it).
     pub min_survivors: u32,
     /// The effective ε the members add noise for (None: no noise).
     pub epsilon: Option<MilliEpsilon>,
+    /// Whether units and ratings are aggregated besides `owners` (spec §9.6.1).
+    pub detail: bool,
 }
 
 impl Params {
-    /// What the reference asker chooses for a cohort of `n` (1 ≤ n ≤ [`MAX_COHORT`]) whose
-    /// strictest minimum cohort is `min_cohort` (≤ n) and whose effective ε is `epsilon`.
+    /// What the reference asker chooses for a cohort of `n` (1 ≤ n ≤ [`MAX_COHORT`]) with
+    /// its own minimum cohort `min_cohort` (≤ n) and effective ε `epsilon`, owners only.
     /// Spec: §9.4, §9.8.4 step 4.
     pub fn choose(n: usize, min_cohort: u32, epsilon: Option<MilliEpsilon>) -> Params {
         let degree = reference_degree(n).unwrap_or(0);
@@ -131,6 +133,7 @@ impl Params {
             threshold: two_thirds(holders).max(min_cohort.min(holders as u32)),
             min_survivors: two_thirds(n).max(min_cohort),
             epsilon,
+            detail: false,
         }
     }
 }

@@ -66,31 +66,6 @@ impl Contribution {
     }
 }
 
-/// A decoded aggregate: the sum of every surviving responder's vector plus noise, with
-/// cells read as signed 32-bit integers (noise can push a small count below zero).
-/// Spec: §9.2 ("Reading a sum"), and `AggregateSum` in §10.3.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct AggregateSum {
-    pub owners: i64,
-    pub units: i64,
-    pub ratings: [i64; 5],
-}
-
-impl AggregateSum {
-    /// The sum read from its 7 cells; `None` for any other number of cells (spec §9.2).
-    pub fn from_cells(cells: &[u32]) -> Option<Self> {
-        if cells.len() != VECTOR_LEN {
-            return None;
-        }
-        let s = |i: usize| cells[i] as i32 as i64;
-        Some(AggregateSum {
-            owners: s(0),
-            units: s(1),
-            ratings: [s(2), s(3), s(4), s(5), s(6)],
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,12 +97,6 @@ mod tests {
         assert_eq!(
             none,
             Contribution::from_shelf(&[], &open, &me, "friends", &asked)
-        );
-        assert_eq!(
-            AggregateSum::from_cells(&[u32::MAX, 3, 0, 0, 0, 0, 0])
-                .unwrap()
-                .owners,
-            -1
         );
     }
 }

@@ -6,8 +6,8 @@
 //! | 0 advertise | [`AggRequest::Advertise`]: query, ε request | [`AggResponse::Advertised`]: named answer + signed keys |
 //! | 1 share keys | [`AggRequest::ShareKeys`]: roster of U1, parameters, the neighbours' signed keys | [`AggResponse::Shares`]: one sealed share pair per neighbour, in roster order |
 //! | 2 masked input | [`AggRequest::MaskInput`]: shares addressed to it (from U2), each with its sender's roster position | [`AggResponse::Masked`]: masked vector |
-//! | 3 consistency | [`AggRequest::Consistency`]: survivors U3 as a bitmap | [`AggResponse::Consistent`]: signature over U3 |
-//! | 4 unmask | [`AggRequest::Unmask`]: ≥ t neighbours' signatures over U3 | [`AggResponse::Unmasked`]: self-mask shares of U3, key shares of U2∖U3 |
+//! | 3 consistency | [`AggRequest::Consistency`]: survivors U3 as a bitmap | [`AggResponse::Consistent`]: noise declaration and signature over U3 and it |
+//! | 4 unmask | [`AggRequest::Unmask`]: the neighbours' signatures over U3 (≥ t) | [`AggResponse::Unmasked`]: self-mask shares of U3, key shares of U2∖U3, noise released |
 //!
 //! Advertisements and consistency signatures are signed by the responder's identity,
 //! because the asker relays them to the other responders; everything else travels only
@@ -29,11 +29,13 @@ pub type MilliEpsilon = u32;
 /// A request from the asker in one round (spec §9.7).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AggRequest {
-    /// 0: the query; `epsilon` is the asker's requested ε (None: no requirement).
+    /// 0: the query; `epsilon` is the asker's requested ε (None: no requirement);
+    /// `detail` asks for units and ratings besides `owners`, paid from the same ε (§9.6.1).
     Advertise {
         query_id: QueryId,
         item: ItemKey,
         epsilon: Option<MilliEpsilon>,
+        detail: bool,
     },
     /// 1: the cohort U1 as its roster (advertisement digests, ascending), the session's
     /// parameters, and the signed advertisements of the recipient's neighbours in roster
@@ -55,11 +57,12 @@ pub enum AggRequest {
         query_id: QueryId,
         survivors: Vec<u8>,
     },
-    /// 4: consistency signatures of at least t members of U3 among the recipient and its
-    /// neighbours.
+    /// 4: the consistency signatures of the members of U3 among the recipient and its
+    /// neighbours, each with the noise declaration it covers, in ascending node-id order:
+    /// every one the asker has, at least t (spec §9.8.4).
     Unmask {
         query_id: QueryId,
-        signatures: Vec<(NodeId, Signature)>,
+        signatures: Vec<SurvivorSignature>,
     },
 }
 
@@ -77,8 +80,11 @@ pub enum AggResponse {
     Shares(Vec<Vec<u8>>),
     /// 2: the masked, noised input vector.
     Masked(Vec<u32>),
-    /// 3: signature over the survivor list.
-    Consistent(Signature),
+    /// 3: signature over the survivor list and this member's noise declaration.
+    Consistent {
+        noise: NoiseDeclaration,
+        signature: Signature,
+    },
     /// 4: the shares that let the asker remove masks.
     Unmasked(Unmasking),
     /// The responder stops taking part in this query.
@@ -102,6 +108,9 @@ pub enum AbortReason {
     Expired,
 }
 
+/// The version every [`Advertisement`] carries (spec §9.7.1).
+pub const ADVERTISEMENT_VERSION: u16 = 2;
+
 /// Keys a responder advertises in round 0 (spec §9.7.1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Advertisement {
@@ -115,7 +124,8 @@ pub struct Advertisement {
     pub mask_key: [u8; 32],
     /// The responder's own ε setting (None: `off`).
     pub epsilon: Option<MilliEpsilon>,
-    /// The responder's minimum cohort setting.
+    /// The responder's minimum cohort setting: fewer members it can vouch for than this,
+    /// and it adds its whole noise alone (spec §9.6.2).
     pub min_cohort: u32,
 }
 
@@ -139,7 +149,7 @@ impl SignedAdvertisement {
     /// Decode and check the signature by the responder named inside (spec §9.7.1).
     pub fn verify(&self) -> Result<Advertisement, PeerMisbehaved> {
         let ad: Advertisement = decode_exact(&self.body)?;
-        if ad.version != 1 {
+        if ad.version != ADVERTISEMENT_VERSION {
             return Err(PeerMisbehaved::Malformed("unknown advertisement version"));
         }
         ad.responder.verify(
@@ -168,6 +178,37 @@ fn usable_key(public: &[u8; 32]) -> bool {
     x25519_dalek::StaticSecret::from([1u8; 32])
         .diffie_hellman(&x25519_dalek::PublicKey::from(*public))
         .was_contributory()
+}
+
+/// What a member tells the others about its noise in round 3 (spec §9.6.2, §9.7.3), signed
+/// with the survivor list: the base mass it never removes, and how many holders of its
+/// shares it cannot vouch for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NoiseDeclaration {
+    /// `w`: its base mass is `1/w`. 0 means "count nothing on my noise": it adds none, or
+    /// the asker could learn its masked input alone (it is not *covered*, §9.6.2).
+    pub base_divisor: u32,
+    /// `C̄`: holders of its shares (neighbours) that are not its own contacts.
+    pub strangers: u32,
+}
+
+/// A consistency signature as the asker relays it in round 4 (spec §9.7.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SurvivorSignature {
+    pub member: NodeId,
+    pub noise: NoiseDeclaration,
+    pub signature: Signature,
+}
+
+/// A member's noise after the survivor list is fixed (spec §9.6.2, §9.7.4): the mass it
+/// left in the sum, and the values of the components it revealed, which the asker
+/// subtracts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoiseRelease {
+    /// Mass kept, in millionths (at most 1 000 000).
+    pub kept: u32,
+    /// Per cell, the sum of the revealed components (wrapping, two's complement).
+    pub removed: Vec<u32>,
 }
 
 /// A share pair as the asker relays it in round 2 (spec §9.7.2): sealed by the member at
@@ -202,10 +243,13 @@ impl core::fmt::Debug for SharePair {
     }
 }
 
-/// Round-4 reply: for each member, exactly one kind of share (spec §9.7.4). `Debug` shows
-/// only whose shares are present, never their values.
+/// Round-4 reply: for each member, exactly one kind of share, and what this member reveals
+/// of its own noise (spec §9.7.4). `Debug` shows only whose shares are present, never their
+/// values.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unmasking {
+    /// The noise this member released.
+    pub noise: NoiseRelease,
     /// (v, share of b_v) for every v in U3 whose share this responder holds.
     pub self_seed_shares: Vec<(NodeId, [u8; 32])>,
     /// (v, share of s_seed_v) for every v in U2 ∖ U3.
@@ -213,22 +257,25 @@ pub struct Unmasking {
 }
 
 /// The message a consistency signature covers (spec §9.7.3):
-/// `postcard((qid, asker, cohort_digest, survivors))` with `survivors` the bitmap. Binding
-/// the cohort digest means a signature from one session can never be replayed into another
-/// with the same query id.
+/// `postcard((qid, asker, cohort_digest, survivors, noise))` with `survivors` the bitmap.
+/// Binding the cohort digest means a signature from one session can never be replayed into
+/// another with the same query id, and that a member counts another's noise only if both
+/// saw the same roster and parameters.
 pub fn consistency_message(
     query_id: &QueryId,
     asker: &NodeId,
     cohort_digest: &[u8; 32],
     survivors: &[u8],
+    noise: &NoiseDeclaration,
 ) -> Vec<u8> {
-    encode_value(&(query_id, asker, cohort_digest, survivors))
+    encode_value(&(query_id, asker, cohort_digest, survivors, noise))
 }
 
 impl core::fmt::Debug for Unmasking {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let who = |l: &[(NodeId, [u8; 32])]| l.iter().map(|(v, _)| v.short()).collect::<Vec<_>>();
         f.debug_struct("Unmasking")
+            .field("noise_kept", &self.noise.kept)
             .field("self_seed_shares_of", &who(&self.self_seed_shares))
             .field("mask_seed_shares_of", &who(&self.mask_seed_shares))
             .finish()

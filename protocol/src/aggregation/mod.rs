@@ -8,10 +8,12 @@
 //! * [`shamir`]: t-of-n sharing over the Curve25519 scalar field, for dropout recovery;
 //! * [`prg`]: mask expansion, a ChaCha20 keystream over Z/2³²;
 //! * [`input`]: what a responder contributes, shaped by its owner's consent;
-//! * [`noise`]: distributed discrete-Laplace noise from Pólya draws.
+//! * [`noise`]: distributed discrete-Laplace noise from Pólya draws, sized by each member;
+//! * [`estimate`]: the released counts, clamped, with their 90 % interval.
 
 pub mod asker;
 pub mod cohort;
+pub mod estimate;
 pub mod input;
 pub mod keys;
 pub mod messages;

@@ -13,6 +13,10 @@
 //! neighbour `v` whose shares it holds, it reveals the share of `v`'s self-mask seed only
 //! if `v` is in the survivor bitmap U3 that at least `t` of its own holders signed, and the
 //! share of `v`'s mask-key seed only if `v` is not — and it signs exactly one U3 per query.
+//!
+//! Its noise is its own business (spec §9.6.2): it draws a whole draw in round 2, and in
+//! round 4, once U3 is signed, reveals only what the base noise of the contacts it can
+//! vouch for makes up. Nothing the asker chose (cohort size, `s`, the roster) sizes it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -30,9 +34,11 @@ use super::input::{Contribution, VECTOR_LEN};
 use super::keys::Context;
 use super::messages::{
     consistency_message, AbortReason, Advertisement, AggRequest, AggResponse, MilliEpsilon,
-    SealedShare, SharePair, SignedAdvertisement, Unmasking,
+    NoiseDeclaration, NoiseRelease, SealedShare, SharePair, SignedAdvertisement, SurvivorSignature,
+    Unmasking, ADVERTISEMENT_VERSION,
 };
-use super::{noise, prg, shamir, CryptoWork};
+use super::noise::NoiseDraw;
+use super::{prg, shamir, CryptoWork};
 use crate::identity::{Identity, NodeId, SigningLabel};
 use crate::wire::{decode_exact, encode_value};
 
@@ -41,8 +47,18 @@ use crate::wire::{decode_exact, encode_value};
 pub struct ResponderSettings {
     /// Its ε setting; `None` = `off`.
     pub epsilon: Option<MilliEpsilon>,
-    /// It refuses to unmask for fewer survivors than this.
+    /// Fewer co-members it can vouch for than this (itself included), and it keeps its
+    /// whole noise in the sum (spec §9.6.2).
     pub min_cohort: u32,
+}
+
+/// What the asker asked for in round 0 (spec §9.7, `AggRequest::Advertise`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AskTerms {
+    /// The asker's requested ε (None: no requirement of its own).
+    pub epsilon: Option<MilliEpsilon>,
+    /// Units and ratings besides `owners`.
+    pub detail: bool,
 }
 
 /// The effective ε: the strictest (smallest) of the request and every member's setting;
@@ -129,23 +145,31 @@ pub(crate) fn check_advert(
 }
 
 /// Whether `params` meet the floors of spec §9.8.3 for a cohort of `n` and a member with
-/// `holders` − 1 neighbours, whose own and neighbours' settings are `seen`.
-fn params_acceptable<'a>(
-    params: &Params,
-    n: usize,
-    holders: usize,
-    seen: impl Iterator<Item = &'a Advertisement> + Clone,
-) -> Result<(), AbortReason> {
+/// `holders` − 1 neighbours. Members' minimum cohorts are not floors any more: a member
+/// below its own keeps its whole noise instead (§9.6.2).
+fn params_acceptable(params: &Params, n: usize, holders: usize) -> Result<(), AbortReason> {
     let (t, s) = (params.threshold, params.min_survivors);
     let floors =
         t >= two_thirds(holders) && t as usize <= holders && s >= two_thirds(n) && s as usize <= n;
-    let settings = seen
-        .clone()
-        .all(|a| t >= a.min_cohort.min(holders as u32) && s >= a.min_cohort);
-    if !(floors && settings) {
+    if !floors {
         return Err(AbortReason::CohortTooSmall);
     }
     Ok(())
+}
+
+/// Whether the asker could learn `v`'s masked input alone (spec §9.6.2): it could if the
+/// `strangers` among `v`'s `holders` (itself and its neighbours), all assumed to be the
+/// asker's, reach `2t − holders`. A member that is not covered keeps its whole noise.
+pub fn covered(holders: usize, threshold: u32, strangers: usize) -> bool {
+    (strangers as i64) < 2 * threshold as i64 - holders as i64
+}
+
+/// Whether `v` may count the base noise of its contact `u` (spec §9.6.2): the asker cannot
+/// both reveal `v`'s self mask and drop `u` from the sum, because that takes `t` holders
+/// of each, disjoint among the honest ones, and `2t − |H_v ∪ H_u|` exceeds the fewer
+/// strangers either of them has.
+pub fn may_count(threshold: u32, union: usize, strangers_v: u32, strangers_u: u32) -> bool {
+    2 * threshold as i64 - union as i64 > strangers_v.min(strangers_u) as i64
 }
 
 /// Whether the session's ε is valid and at least as strict as the request and every
@@ -162,6 +186,14 @@ fn epsilon_acceptable<'a>(
         (Some(_), None) => false,
         (None, _) => true,
     }
+}
+
+/// What a member worked out about its noise in round 2 (spec §9.6.2).
+#[derive(Debug)]
+struct Noise {
+    draw: Option<NoiseDraw>,
+    covered: bool,
+    declaration: NoiseDeclaration,
 }
 
 #[derive(Debug)]
@@ -187,7 +219,14 @@ pub struct AggResponder {
     ctx: Context,
     me: NodeId,
     settings: ResponderSettings,
-    asker_epsilon: Option<MilliEpsilon>,
+    terms: AskTerms,
+    /// The owner's contacts: the only co-members whose noise it may count on.
+    contacts: BTreeSet<NodeId>,
+    /// Neighbours that are its contacts (fixed in round 1).
+    vouched: BTreeSet<NodeId>,
+    noise: Option<Noise>,
+    /// Modified software in attack tests: adds no noise at all.
+    noiseless: bool,
     input: [u32; VECTOR_LEN],
     share_secret: x25519_dalek::StaticSecret,
     mask_seed: Scalar,
@@ -223,6 +262,7 @@ impl Drop for AggResponder {
 
 impl AggResponder {
     /// Start taking part: fresh keys and seeds, and the signed advertisement to send.
+    /// `contacts` are the owner's contacts: the co-members it can vouch for (§9.6.2).
     /// Spec: §9.8.2 step 9, §9.3.
     #[allow(clippy::too_many_arguments)]
     pub fn start(
@@ -230,7 +270,8 @@ impl AggResponder {
         ctx: Context,
         contribution: Contribution,
         settings: ResponderSettings,
-        asker_epsilon: Option<MilliEpsilon>,
+        terms: AskTerms,
+        contacts: BTreeSet<NodeId>,
         rng: &mut impl CryptoRngCore,
         deadline: Instant,
     ) -> Self {
@@ -243,7 +284,7 @@ impl AggResponder {
         let mask_secret = ctx.mask_secret(&mask_seed, &me);
         let self_seed = shamir::random_scalar(rng);
         let own_ad = Advertisement {
-            version: 1,
+            version: ADVERTISEMENT_VERSION,
             query_id: ctx.query_id,
             asker: ctx.asker,
             responder: me,
@@ -257,7 +298,11 @@ impl AggResponder {
             ctx,
             me,
             settings,
-            asker_epsilon,
+            terms,
+            contacts,
+            vouched: BTreeSet::new(),
+            noise: None,
+            noiseless: false,
             input: contribution.to_vector(),
             share_secret,
             mask_seed,
@@ -275,6 +320,15 @@ impl AggResponder {
             deadline,
             state: State::Advertised,
         }
+    }
+
+    /// Modified software for attack tests: this responder adds no noise, as a Sybil the
+    /// asker runs would, so that the asker knows everything but the victims' inputs
+    /// (spec §11.13).
+    #[cfg(feature = "testing")]
+    pub fn dangerous_noiseless(mut self) -> Self {
+        self.noiseless = true;
+        self
     }
 
     /// The signed keys to send in round 0 (spec §9.7.1).
@@ -304,6 +358,7 @@ impl AggResponder {
         self.input.zeroize();
         self.held.clear();
         self.opening_keys.clear();
+        self.noise = None;
         self.state = State::Finished;
     }
 
@@ -324,7 +379,8 @@ impl AggResponder {
             return self.abort(AbortReason::Expired);
         }
         if self
-            .asker_epsilon
+            .terms
+            .epsilon
             .is_some_and(|e| !EPSILON_RANGE.contains(&e))
         {
             return self.abort(AbortReason::Inconsistent);
@@ -419,11 +475,18 @@ impl AggResponder {
                 return Err(AbortReason::Inconsistent);
             }
         }
+        params_acceptable(&params, n, members.len())?;
         let seen = members.values().map(|m| &m.ad);
-        params_acceptable(&params, n, members.len(), seen.clone())?;
-        if !epsilon_acceptable(&params, self.asker_epsilon, seen) {
+        if !epsilon_acceptable(&params, self.terms.epsilon, seen)
+            || params.detail != self.terms.detail
+        {
             return Err(AbortReason::Inconsistent);
         }
+        self.vouched = members
+            .keys()
+            .filter(|v| **v != self.me && self.contacts.contains(v))
+            .copied()
+            .collect();
         let cohort = Cohort::new(roster, graph, params, members);
         let mut holders: Vec<(&NodeId, &Member)> = cohort.members.iter().collect();
         holders.sort_by_key(|(_, m)| m.position);
@@ -479,10 +542,11 @@ impl AggResponder {
             return Err(AbortReason::CohortTooSmall);
         }
         let mut y = self.input;
-        if let Some(eps) = cohort.params.epsilon {
-            let noise = noise::noise_share(rng, eps as f64 / 1000.0, cohort.params.min_survivors);
-            prg::add_into(&mut y, &noise);
+        let noise = self.draw_noise(&cohort, rng);
+        if let Some(draw) = &noise.draw {
+            prg::add_into(&mut y, &draw.total());
         }
+        self.noise = Some(noise);
         prg::add_into(
             &mut y,
             &prg::expand(
@@ -529,19 +593,21 @@ impl AggResponder {
             return Err(AbortReason::Inconsistent);
         }
         let count = bitmap::count(&survivors);
-        if count < cohort.params.min_survivors || count < self.settings.min_cohort {
+        if count < cohort.params.min_survivors {
             return Err(AbortReason::CohortTooSmall);
         }
+        let noise = self.noise.as_ref().expect("drawn in round 2").declaration;
         let message = consistency_message(
             &self.ctx.query_id,
             &self.ctx.asker,
             &cohort.digest,
             &survivors,
+            &noise,
         );
         let signature = identity.sign(SigningLabel::SecAggConsistency, &message);
         self.work.signatures += 1;
         Ok((
-            AggResponse::Consistent(signature),
+            AggResponse::Consistent { noise, signature },
             State::Signed {
                 cohort,
                 u2,
@@ -550,43 +616,130 @@ impl AggResponder {
         ))
     }
 
+    /// Round 2's noise: the whole mass, with a base of `1/w` if this member is covered and
+    /// vouches for enough co-members, else all of it as base (spec §9.6.2).
+    fn draw_noise(&self, cohort: &Cohort, rng: &mut impl CryptoRngCore) -> Noise {
+        let holders = cohort.members.len();
+        let strangers = holders - 1 - self.vouched.len();
+        let covered = covered(holders, cohort.params.threshold, strangers);
+        let w = 1 + self.vouched.len() as u32;
+        let divisor = if covered && w >= self.settings.min_cohort {
+            w
+        } else {
+            1
+        };
+        let draw = cohort
+            .params
+            .epsilon
+            .filter(|_| !self.noiseless)
+            .map(|eps| NoiseDraw::draw(rng, eps as f64 / 1000.0, cohort.params.detail, divisor));
+        Noise {
+            covered,
+            declaration: NoiseDeclaration {
+                base_divisor: if covered && draw.is_some() {
+                    divisor
+                } else {
+                    0
+                },
+                strangers: strangers as u32,
+            },
+            draw,
+        }
+    }
+
+    /// How much noise to keep once U3 is signed (spec §9.6.2): enough that with the bases of
+    /// the contacts it may count, the sum holds a whole draw; all of it if it is not
+    /// covered or counts fewer co-members than its minimum cohort.
+    fn keep(&self, counted: &[NoiseDeclaration]) -> f64 {
+        let Some(noise) = &self.noise else {
+            return 1.0;
+        };
+        if !noise.covered || 1 + counted.len() < self.settings.min_cohort as usize {
+            return 1.0;
+        }
+        let base = noise.draw.as_ref().map_or(1.0, |d| d.base_mass());
+        let mass: f64 = counted.iter().map(|d| 1.0 / d.base_divisor as f64).sum();
+        (1.0 - mass).max(base)
+    }
+
+    /// `|H_me ∪ H_u|`: this member's holders and `u`'s, from the graph (spec §9.6.2).
+    fn holder_union(&self, cohort: &Cohort, u: &NodeId) -> usize {
+        let mine = cohort.members.len();
+        let Some(p) = cohort.position(u) else {
+            return usize::MAX;
+        };
+        let theirs = cohort.graph.neighbours(p);
+        let me = cohort.position(&self.me).expect("a member");
+        let outside = theirs
+            .iter()
+            .filter(|q| **q != me && !cohort.graph.adjacent(me, **q))
+            .count();
+        mine + outside
+    }
+
     fn unmask(
         &mut self,
         cohort: &Cohort,
         u2: &BTreeSet<NodeId>,
         survivors: &[u8],
-        signatures: &[(NodeId, crate::identity::Signature)],
+        signatures: &[SurvivorSignature],
     ) -> Result<(AggResponse, State), AbortReason> {
-        let message = consistency_message(
-            &self.ctx.query_id,
-            &self.ctx.asker,
-            &cohort.digest,
-            survivors,
-        );
         let mut signers = BTreeSet::new();
+        let mut counted = Vec::new();
         let t = cohort.params.threshold as usize;
-        for (v, sig) in signatures {
+        let strangers = self.noise.as_ref().map_or(0, |n| n.declaration.strangers);
+        for s in signatures {
+            let v = &s.member;
             // Only this member's and its neighbours' signatures count, and only survivors'.
             if !cohort.survived(survivors, v) || !signers.insert(*v) {
                 return Err(AbortReason::Inconsistent);
             }
-            // `t` valid signatures are what the invariant needs; more only cost time.
-            if signers.len() > t {
+            let vouched = self.vouched.contains(v);
+            // `t` valid signatures are what the invariant needs, and contacts' are what the
+            // noise may count on; others only cost time.
+            if signers.len() > t && !vouched {
                 continue;
             }
+            let message = consistency_message(
+                &self.ctx.query_id,
+                &self.ctx.asker,
+                &cohort.digest,
+                survivors,
+                &s.noise,
+            );
             self.work.verifications += 1;
             v.verify(
                 SigningLabel::SecAggConsistency,
                 &message,
-                sig,
+                &s.signature,
                 "consistency",
             )
             .map_err(|_| AbortReason::Inconsistent)?;
+            if vouched
+                && s.noise.base_divisor > 0
+                && may_count(
+                    cohort.params.threshold,
+                    self.holder_union(cohort, v),
+                    strangers,
+                    s.noise.strangers,
+                )
+            {
+                counted.push(s.noise);
+            }
         }
         if (signers.len() as u32) < cohort.params.threshold {
             return Err(AbortReason::Inconsistent);
         }
+        let keep = self.keep(&counted);
+        let (kept, removed) = match self.noise.as_ref().and_then(|n| n.draw.as_ref()) {
+            Some(draw) => draw.release(keep),
+            None => (0, [0; VECTOR_LEN]),
+        };
         let mut reply = Unmasking {
+            noise: NoiseRelease {
+                kept,
+                removed: removed.to_vec(),
+            },
             self_seed_shares: Vec::new(),
             mask_seed_shares: Vec::new(),
         };

@@ -1,5 +1,202 @@
-//! Shared by the protocol's simulation tests.
+//! Shared by the protocol's simulation tests: a seeded RNG and one driver that runs an
+//! [`AggAsker`] against simulated members on a virtual clock, with dropouts and an asker
+//! that may pretend a member's reply never came.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use kith_protocol::aggregation::asker::{AggAsker, AggOutcome, AggregationParams};
+use kith_protocol::aggregation::cohort::DENSE_MAX;
+use kith_protocol::aggregation::input::Contribution;
+use kith_protocol::aggregation::keys::Context;
+use kith_protocol::aggregation::messages::{AggRequest, AggResponse};
+use kith_protocol::aggregation::responder::{AggResponder, AskTerms, ResponderSettings};
+use kith_protocol::message::Answer;
+use kith_protocol::wire::{decode_message, encode_message};
+use kith_protocol::{Identity, ItemKey, NodeId, PeerRequest, PeerResponse, QueryId};
 
 /// SplitMix64: a deterministic RNG so that every seed replays the same run. Not secure;
 /// for simulations only.
 pub use kith_protocol::fuzzing::SimRng;
+
+/// One simulated member of a cohort.
+pub struct SimMember {
+    pub identity: Identity,
+    pub contribution: Contribution,
+    pub settings: ResponderSettings,
+    /// The owner's contacts: whom it may vouch for.
+    pub contacts: BTreeSet<NodeId>,
+    /// The round (0..=4) in which it goes silent, if any.
+    pub drops_at: Option<u8>,
+    /// Modified software run by the asker (a Sybil): adds no noise.
+    pub noiseless: bool,
+    session: Option<AggResponder>,
+}
+
+impl SimMember {
+    /// An honest member with the default settings (ε = 1, minimum cohort 5), no contacts.
+    pub fn new(identity: Identity, contribution: Contribution) -> Self {
+        SimMember {
+            identity,
+            contribution,
+            settings: ResponderSettings {
+                epsilon: Some(1000),
+                min_cohort: 5,
+            },
+            contacts: BTreeSet::new(),
+            drops_at: None,
+            noiseless: false,
+            session: None,
+        }
+    }
+}
+
+/// A count-only contribution: owns one or not.
+pub fn owns(yes: bool) -> Contribution {
+    Contribution {
+        owns: yes,
+        units: yes as u32,
+        best_rating: None,
+    }
+}
+
+/// Make every member of `group` a contact of every other.
+pub fn know_each_other(members: &mut BTreeMap<NodeId, SimMember>, group: &[NodeId]) {
+    for a in group {
+        let m = members.get_mut(a).unwrap();
+        m.contacts.extend(group.iter().filter(|b| *b != a));
+    }
+}
+
+/// The asker's defaults: no ε of its own, minimum cohort 3, owners only.
+pub fn asker_params() -> AggregationParams {
+    AggregationParams {
+        epsilon: None,
+        min_cohort: 3,
+        round_timeout: Duration::from_secs(1),
+        dense_max: DENSE_MAX,
+        detail: false,
+    }
+}
+
+pub fn round_of(r: &AggRequest) -> u8 {
+    match r {
+        AggRequest::Advertise { .. } => 0,
+        AggRequest::ShareKeys { .. } => 1,
+        AggRequest::MaskInput { .. } => 2,
+        AggRequest::Consistency { .. } => 3,
+        AggRequest::Unmask { .. } => 4,
+    }
+}
+
+/// Run one ask of `members` by `asker` to the end. `ignore(member, round)` is the asker
+/// lying: the member answers, but the asker acts as if the reply never came. Returns the
+/// outcome and the members whose masked input reached the asker.
+pub fn run_ask(
+    rng: &mut SimRng,
+    asker: &Identity,
+    members: &mut BTreeMap<NodeId, SimMember>,
+    params: AggregationParams,
+    query_id: QueryId,
+    mut ignore: impl FnMut(&NodeId, u8) -> bool,
+) -> (AggOutcome, BTreeSet<NodeId>) {
+    let start = Instant::now();
+    let item = ItemKey::parse("tag:vehicle/subaru").unwrap();
+    let mut agg = AggAsker::new(
+        asker.node_id(),
+        query_id,
+        item,
+        members.keys().copied(),
+        params,
+        start,
+    );
+    let mut now = start;
+    let mut masked = BTreeSet::new();
+    for _step in 0..100 {
+        if agg.is_done() {
+            break;
+        }
+        let mut transmits = Vec::new();
+        while let Some(t) = agg.poll_transmit() {
+            transmits.push(t);
+        }
+        if transmits.is_empty() {
+            // Waiting only on silent members: the virtual clock jumps to the deadline.
+            now = agg.poll_timeout().expect("not done");
+            agg.handle_timeout(now);
+            continue;
+        }
+        let mut replies = Vec::new();
+        for t in transmits {
+            let m = members.get_mut(&t.to).unwrap();
+            let Ok(PeerRequest::Aggregate(req)) = decode_message::<PeerRequest>(&t.payload) else {
+                panic!("an aggregation request")
+            };
+            let round = round_of(&req);
+            if m.drops_at.is_some_and(|d| d <= round) {
+                continue; // silent from this round on
+            }
+            let response = match req {
+                AggRequest::Advertise {
+                    query_id,
+                    epsilon,
+                    detail,
+                    ..
+                } => {
+                    let ctx = Context {
+                        query_id,
+                        asker: asker.node_id(),
+                    };
+                    let mut s = AggResponder::start(
+                        &m.identity,
+                        ctx,
+                        m.contribution,
+                        m.settings,
+                        AskTerms { epsilon, detail },
+                        m.contacts.clone(),
+                        rng,
+                        start + Duration::from_secs(60),
+                    );
+                    if m.noiseless {
+                        s = s.dangerous_noiseless();
+                    }
+                    let advertisement = s.advertisement().clone();
+                    m.session = Some(s);
+                    AggResponse::Advertised {
+                        answer: Answer {
+                            query_id,
+                            named: vec![],
+                        },
+                        advertisement,
+                    }
+                }
+                other => {
+                    let r = m
+                        .session
+                        .as_mut()
+                        .unwrap()
+                        .handle(&m.identity, other, rng, now);
+                    if round == 2 && matches!(r, AggResponse::Masked(_)) {
+                        masked.insert(t.to);
+                    }
+                    r
+                }
+            };
+            if ignore(&t.to, round) {
+                if round == 2 {
+                    masked.remove(&t.to);
+                }
+                continue;
+            }
+            replies.push((t.to, encode_message(&PeerResponse::Aggregate(response))));
+        }
+        now += Duration::from_millis(10);
+        for (from, bytes) in replies {
+            agg.handle_response(from, &bytes, now);
+        }
+    }
+    assert!(agg.is_done(), "finished within bounded steps");
+    (agg.outcome(), masked)
+}

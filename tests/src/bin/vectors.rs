@@ -1,4 +1,4 @@
-//! Regenerate (`--write`) or check (default) the spec test vectors in spec/vectors/v1/.
+//! Regenerate (`--write`) or check (default) the spec test vectors in spec/vectors/v2/.
 
 use std::process::ExitCode;
 

@@ -4,10 +4,11 @@
 //! enum has, so that `tests/vectors.rs` fails when a variant is added without a vector.
 
 use kith_protocol::aggregation::cohort::{advert_digest, bitmap, cohort_digest, Params};
-use kith_protocol::aggregation::input::AggregateSum;
+use kith_protocol::aggregation::estimate::AggregateSum;
 use kith_protocol::aggregation::messages::{
-    consistency_message, AbortReason, Advertisement, AggRequest, AggResponse, SealedShare,
-    SignedAdvertisement, Unmasking, SEALED_PAIR_LEN,
+    consistency_message, AbortReason, Advertisement, AggRequest, AggResponse, NoiseDeclaration,
+    NoiseRelease, SealedShare, SignedAdvertisement, SurvivorSignature, Unmasking,
+    ADVERTISEMENT_VERSION, SEALED_PAIR_LEN,
 };
 use kith_protocol::app::{
     AnswerUpdate, AppError, AppErrorCode, AppInfo, AppRequest, AppResponse, AppScope, AskResult,
@@ -195,7 +196,7 @@ pub(super) fn messages() -> Value {
     // bytes are arbitrary here (aggregation.json has them computed).
     let advert = |who: &Identity, epsilon| {
         Advertisement {
-            version: 1,
+            version: ADVERTISEMENT_VERSION,
             query_id: qid,
             asker: ana.node_id(),
             responder: who.node_id(),
@@ -218,6 +219,11 @@ pub(super) fn messages() -> Value {
         threshold: 3,
         min_survivors: 3,
         epsilon: Some(500),
+        detail: false,
+    };
+    let declared = NoiseDeclaration {
+        base_divisor: 3,
+        strangers: 0,
     };
     let survivors = bitmap::from_positions(3, [0, 1, 2]);
     let consistency = chloe.sign(
@@ -227,6 +233,7 @@ pub(super) fn messages() -> Value {
             &ana.node_id(),
             &cohort_digest(&roster, &params),
             &survivors,
+            &declared,
         ),
     );
     let mut opaque = |n: usize| {
@@ -266,6 +273,7 @@ pub(super) fn messages() -> Value {
                 query_id: qid,
                 item: subaru.clone(),
                 epsilon: Some(1000),
+                detail: false,
             }),
         ),
         peer_request(
@@ -295,7 +303,11 @@ pub(super) fn messages() -> Value {
             "PeerRequest 2 Aggregate / AggRequest 4 Unmask",
             PeerRequest::Aggregate(AggRequest::Unmask {
                 query_id: qid,
-                signatures: vec![(chloe.node_id(), consistency)],
+                signatures: vec![SurvivorSignature {
+                    member: chloe.node_id(),
+                    noise: declared,
+                    signature: consistency,
+                }],
             }),
         ),
         peer_request(
@@ -333,11 +345,18 @@ pub(super) fn messages() -> Value {
         ),
         peer_response(
             "PeerResponse 3 Aggregate / AggResponse 3 Consistent",
-            PeerResponse::Aggregate(AggResponse::Consistent(consistency)),
+            PeerResponse::Aggregate(AggResponse::Consistent {
+                noise: declared,
+                signature: consistency,
+            }),
         ),
         peer_response(
             "PeerResponse 3 Aggregate / AggResponse 4 Unmasked",
             PeerResponse::Aggregate(AggResponse::Unmasked(Unmasking {
+                noise: NoiseRelease {
+                    kept: 333_334,
+                    removed: vec![3, 0, 0, 0, 0, 0, 0],
+                },
                 self_seed_shares: vec![(chloe.node_id(), share_of(0x77))],
                 mask_seed_shares: vec![(bob.node_id(), share_of(0x88))],
             })),
@@ -404,6 +423,7 @@ pub(super) fn messages() -> Value {
             item: subaru.clone(),
             timeout_ms: 5000,
             epsilon: None,
+            detail: true,
         },
         AppRequest::Audit { limit: 50 },
         AppRequest::ListSettings,
@@ -440,8 +460,10 @@ pub(super) fn messages() -> Value {
         survivors: 3,
         aggregate: Some(AggregateSum {
             owners: 2,
-            units: -1,
-            ratings: [0, 0, 1, 0, 1],
+            owners_low: 0,
+            owners_high: 3,
+            units: Some(0),
+            ratings: Some([0, 0, 1, 0, 1]),
         }),
         withheld: None,
         epsilon: Some(1000),
@@ -578,9 +600,9 @@ fn decoding_failures() -> Vec<Value> {
         |name: &str, m: &[u8]| failure(name, "PeerRequest", m, decoded::<PeerRequest>(m));
     let peer_resp =
         |name: &str, m: &[u8]| failure(name, "PeerResponse", m, decoded::<PeerResponse>(m));
-    let mut bad_utf8 = vec![0x01, 0x14, 0x04];
+    let mut bad_utf8 = vec![0x02, 0x14, 0x04];
     bad_utf8.extend_from_slice(&[0x73, 0x68, 0xff, 0x70]);
-    let mut pattern_not_normal = vec![0x01, 0x07, 0x00, 0x07];
+    let mut pattern_not_normal = vec![0x02, 0x07, 0x00, 0x07];
     pattern_not_normal.extend_from_slice(b"friends");
     pattern_not_normal.push(5);
     pattern_not_normal.extend_from_slice(b"TAG:*");
@@ -592,27 +614,27 @@ fn decoding_failures() -> Vec<Value> {
         "fails for the pattern only"
     );
     vec![
-        req("failure: unknown AppRequest variant 21", &[0x01, 0x15]),
-        resp("failure: unknown AppResponse variant 19", &[0x01, 0x13]),
-        peer_resp("failure: unknown PeerResponse variant 5", &[0x01, 0x05]),
-        peer_req("failure: unknown AggRequest variant 5", &[0x01, 0x02, 0x05]),
+        req("failure: unknown AppRequest variant 21", &[0x02, 0x15]),
+        resp("failure: unknown AppResponse variant 19", &[0x02, 0x13]),
+        peer_resp("failure: unknown PeerResponse variant 5", &[0x02, 0x05]),
+        peer_req("failure: unknown AggRequest variant 5", &[0x02, 0x02, 0x05]),
         peer_resp(
             "failure: unknown AggResponse variant 6",
-            &[0x01, 0x03, 0x06],
+            &[0x02, 0x03, 0x06],
         ),
-        peer_resp("failure: unknown Refusal code 9", &[0x01, 0x02, 0x09]),
-        peer_resp("failure: unknown AbortReason 5", &[0x01, 0x03, 0x05, 0x05]),
+        peer_resp("failure: unknown Refusal code 9", &[0x02, 0x02, 0x09]),
+        peer_resp("failure: unknown AbortReason 5", &[0x02, 0x03, 0x05, 0x05]),
         resp(
             "failure: unknown AppErrorCode 13",
-            &[0x01, 0x0b, 0x0d, 0x00],
+            &[0x02, 0x0b, 0x0d, 0x00],
         ),
         resp(
             "failure: bool tag 02 (AppResponse::Removed)",
-            &[0x01, 0x06, 0x02],
+            &[0x02, 0x06, 0x02],
         ),
         req(
             "failure: option tag 02 (AppRequest::CreateInvite.circle)",
-            &[0x01, 0x01, 0x02],
+            &[0x02, 0x01, 0x02],
         ),
         req(
             "failure: string not UTF-8 (AppRequest::RevokeApp.name)",
@@ -620,12 +642,12 @@ fn decoding_failures() -> Vec<Value> {
         ),
         req(
             "failure: u32 varint whose fifth byte exceeds 0x0f (AppRequest::Audit.limit)",
-            &[0x01, 0x0a, 0xff, 0xff, 0xff, 0xff, 0x1f],
+            &[0x02, 0x0a, 0xff, 0xff, 0xff, 0xff, 0x1f],
         ),
         req(
             "failure: u64 varint of 11 bytes (AppRequest::Approve.id)",
             &[
-                0x01, 0x0e, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00,
+                0x02, 0x0e, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00,
             ],
         ),
         req(
@@ -639,15 +661,15 @@ fn decoding_failures() -> Vec<Value> {
         ),
         req(
             "failure: trailing byte after AppRequest::ListApps",
-            &[0x01, 0x13, 0x00],
+            &[0x02, 0x13, 0x00],
         ),
         req(
             "failure: truncated AppRequest::Approve",
-            &[0x01, 0x0e, 0x80],
+            &[0x02, 0x0e, 0x80],
         ),
         req(
             "accepted: non-shortest varint 80 00 for Approve.id = 0 (§5.2 Canonical form)",
-            &[0x01, 0x0e, 0x80, 0x00],
+            &[0x02, 0x0e, 0x80, 0x00],
         ),
         oversize_frame("app", MAX_APP_FRAME),
     ]

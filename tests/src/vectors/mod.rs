@@ -1,4 +1,4 @@
-//! Test-vector generation for `spec/vectors/v1/` (spec README). Every value is computed by
+//! Test-vector generation for `spec/vectors/v2/` (spec README). Every value is computed by
 //! the real protocol code from fixed seeds, so the files change exactly when the wire format
 //! or a computation changes. `tests/vectors.rs` regenerates and compares byte for byte.
 
@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 /// The spec version whose vectors this module writes.
-pub const SPEC_VERSION: &str = "v1";
+pub const SPEC_VERSION: &str = "v2";
 
 /// Deterministic bytes: SHA-256(label || 0x00 || counter_be32), concatenated. Not secure;
 /// reproducible from the label alone, which the vectors record.
@@ -538,17 +538,17 @@ fn frames() -> Value {
     let ask_bytes = encode_message(&ask);
     let mut trailing = ask_bytes.clone();
     trailing.push(0);
-    let mut v2 = ask_bytes.clone();
-    v2[0] = 2;
-    let bad_variant = vec![1u8, 9];
+    let mut v3 = ask_bytes.clone();
+    v3[0] = 3;
+    let bad_variant = vec![2u8, 9];
     let truncated = ask_bytes[..ask_bytes.len() - 3].to_vec();
-    let mut not_normal = vec![0x01, 0x01];
+    let mut not_normal = vec![0x02, 0x01];
     not_normal.extend_from_slice(&[0x11; 16]);
     not_normal.push(10);
     not_normal.extend_from_slice(b"tag:Subaru");
     json!({
         "section": "§5, §8, §10",
-        "description": "Messages: body = postcard(value); message = varint(1) || body; frame = u32_be(len(message)) || message",
+        "description": "Messages: body = postcard(value); message = varint(2) || body; frame = u32_be(len(message)) || message",
         "vectors": [
             message_vector("PeerRequest::Ask", &ask, MAX_PEER_FRAME),
             message_vector("PeerRequest::Redeem", &redeem, MAX_PEER_FRAME),
@@ -565,13 +565,13 @@ fn frames() -> Value {
             message_vector("AppRequest::Approve", &AppRequest::Approve { id: 1 }, MAX_APP_FRAME),
             message_vector("AppRequest::ListUpdates", &AppRequest::ListUpdates { query_id: Some(QueryId([0x11; 16])) }, MAX_APP_FRAME),
             message_vector("AppRequest::SetSetting", &AppRequest::SetSetting { key: "epsilon".into(), value: "0.5".into() }, MAX_APP_FRAME),
-            message_vector("AppRequest::Ask", &AppRequest::Ask { item: ItemKey::parse("tag:vehicle/subaru").unwrap(), timeout_ms: 5000, epsilon: Some(1000) }, MAX_APP_FRAME),
+            message_vector("AppRequest::Ask", &AppRequest::Ask { item: ItemKey::parse("tag:vehicle/subaru").unwrap(), timeout_ms: 5000, epsilon: Some(1000), detail: false }, MAX_APP_FRAME),
             message_vector("AppRequest::Endorse", &AppRequest::Endorse { item: ItemKey::parse("isbn:0441013597").unwrap(), count: 1, rating: Some(5), note: None }, MAX_APP_FRAME),
             message_vector("AppResponse::Error", &AppResponse::Error(AppError { code: AppErrorCode::InviteUsed, message: "invite code was already used".into() }), MAX_APP_FRAME),
             message_vector("AppResponse::Error (out of scope)", &AppResponse::Error(AppError { code: AppErrorCode::OutOfScope, message: "isbn:0441013597 is outside this app's scope".into() }), MAX_APP_FRAME),
             message_vector("AppResponse::App", &AppResponse::App(kith_protocol::app::AppInfo { name: "shop".into(), key: kith_protocol::NodeId([0x44; 32]), scope: kith_protocol::app::AppScope { ask: vec![kith_protocol::ItemPattern::parse("tag:vehicle/*").unwrap()], named: false, daily_limit: Some(20) }, paired_at: 1_790_000_000, last_used_at: None, asks_24h: 0, revoked_at: None }), MAX_APP_FRAME),
             {"name": "failure: trailing byte after PeerRequest::Ask", "message": hex(&trailing), "result": decoded::<PeerRequest>(&trailing)},
-            {"name": "failure: unknown protocol version 2", "message": hex(&v2), "result": decoded::<PeerRequest>(&v2)},
+            {"name": "failure: unknown protocol version 3", "message": hex(&v3), "result": decoded::<PeerRequest>(&v3)},
             {"name": "failure: unknown PeerRequest variant 9", "message": hex(&bad_variant), "result": decoded::<PeerRequest>(&bad_variant)},
             {"name": "failure: truncated PeerRequest::Ask", "message": hex(&truncated), "result": decoded::<PeerRequest>(&truncated)},
             {"name": "failure: item key not in normal form (tag:Subaru)", "message": hex(&not_normal), "result": decoded::<PeerRequest>(&not_normal)},
@@ -678,7 +678,7 @@ pub fn generate() -> Vec<(&'static str, String)> {
         .collect()
 }
 
-/// `spec/vectors/v1` in this repository.
+/// `spec/vectors/v2` in this repository.
 pub fn vectors_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("..")
@@ -844,7 +844,8 @@ fn aggregation() -> Value {
             epsilon: None,
             min_cohort: 2,
         },
-        None,
+        Default::default(),
+        Default::default(),
         &mut fresh_rng,
         deadline,
     );
@@ -862,7 +863,8 @@ fn aggregation() -> Value {
             epsilon: None,
             min_cohort: 2,
         },
-        None,
+        Default::default(),
+        Default::default(),
         &mut low_rng,
         deadline,
     );
@@ -997,37 +999,54 @@ fn session_roster(
         .expect("the transcript has round 1")
 }
 
-/// The noise share (§9.6) a member adds for session ε = `milli`/1000 and minimum
-/// survivors `s`, drawn from the stream `label` (64-bit words little-endian), with each
-/// cell's two Pólya draws.
-fn noise_vector(label: &str, milli: u32, s: u32) -> Value {
-    use kith_protocol::aggregation::noise::{cell_alphas, noise_share, polya};
+/// A member's noise draw (§9.6.2) for session ε = `milli`/1000, owners only, base mass
+/// `1/divisor`, drawn from the stream `label` (64-bit words little-endian): the Pólya draws
+/// of the owners cell in the order they are taken (base, then the ladder's components
+/// largest first; `y` then `z` of each), the total, and what `release(keep)` reveals.
+fn noise_vector(label: &str, milli: u32, divisor: u32) -> Value {
+    use kith_protocol::aggregation::noise::{cell_alphas, polya, NoiseDraw, LADDER, LADDER_UNITS};
     let epsilon = f64::from(milli) / 1000.0;
-    let alphas = cell_alphas(epsilon);
+    let alpha = cell_alphas(epsilon, false)[0];
     let mut rng = VectorRng::new(label);
-    let r = 1.0 / f64::from(s.max(1));
-    let draws: Vec<[u64; 2]> = alphas
-        .iter()
-        .map(|a| [polya(&mut rng, r, *a), polya(&mut rng, r, *a)])
+    let base = 1.0 / f64::from(divisor.max(1));
+    let unit = (1.0 - base) / f64::from(LADDER_UNITS);
+    let masses: Vec<f64> = std::iter::once(base)
+        .chain(LADDER.iter().map(|u| unit * f64::from(*u)))
         .collect();
-    let share = noise_share(&mut VectorRng::new(label), epsilon, s);
-    let from_draws: Vec<u32> = draws
+    let draws: Vec<[u64; 2]> = masses
         .iter()
-        .map(|[y, z]| (*y as i64 - *z as i64) as i32 as u32)
+        .map(|r| {
+            if *r <= 0.0 {
+                [0, 0]
+            } else {
+                [polya(&mut rng, *r, alpha), polya(&mut rng, *r, alpha)]
+            }
+        })
         .collect();
+    let draw = NoiseDraw::draw(&mut VectorRng::new(label), epsilon, false, divisor);
+    let total: i64 = draws.iter().map(|[y, z]| *y as i64 - *z as i64).sum();
     assert_eq!(
-        share.to_vec(),
-        from_draws,
-        "noise_share draws y then z per cell"
+        draw.total()[0] as i32 as i64,
+        total,
+        "NoiseDraw draws base then ladder, y then z"
     );
+    let releases: Vec<Value> = [0.0, 0.5, 1.0]
+        .iter()
+        .map(|keep| {
+            let (kept, removed) = draw.release(*keep);
+            json!({"keep": keep, "kept_micro": kept, "removed_owners": removed[0] as i32})
+        })
+        .collect();
     json!({
-        "name": format!("noise share for ε = {milli}/1000, s = {s} (§9.6)"),
+        "name": format!("noise draw for ε = {milli}/1000, base 1/{divisor} (§9.6.2)"),
         "rng_label": label,
         "epsilon_milli": milli,
-        "min_survivors": s,
-        "alphas": alphas.iter().map(|a| format!("{a:e}")).collect::<Vec<_>>(),
+        "base_divisor": divisor,
+        "alpha_owners": format!("{alpha:e}"),
+        "masses": masses.iter().map(|m| format!("{m:e}")).collect::<Vec<_>>(),
         "draws_y_z": draws,
-        "share": share.to_vec(),
+        "total_owners": total,
+        "releases": releases,
         "result": "ok",
     })
 }
@@ -1059,7 +1078,7 @@ fn run_aggregation(
     use kith_protocol::aggregation::cohort;
     use kith_protocol::aggregation::keys::Context;
     use kith_protocol::aggregation::messages::{AggRequest, AggResponse};
-    use kith_protocol::aggregation::responder::{AggResponder, ResponderSettings};
+    use kith_protocol::aggregation::responder::{AggResponder, AskTerms, ResponderSettings};
     use kith_protocol::ask::ContactFailure;
     use std::collections::BTreeMap;
     use std::time::{Duration, Instant};
@@ -1075,6 +1094,7 @@ fn run_aggregation(
         min_cohort: 2,
         round_timeout: Duration::from_secs(5),
         dense_max: cohort::DENSE_MAX,
+        detail: false,
     };
     let mut agg = AggAsker::new(
         asker.node_id(),
@@ -1106,19 +1126,28 @@ fn run_aggregation(
                 continue;
             }
             let response = match req {
-                AggRequest::Advertise { epsilon, .. } => {
+                AggRequest::Advertise {
+                    epsilon, detail, ..
+                } => {
                     let mut rng =
                         VectorRng::new(&format!("kith-vectors/secagg/{}", id.node_id().short()));
                     let settings = ResponderSettings {
                         epsilon: member_epsilon,
                         min_cohort: 2,
                     };
+                    // Members of the vector cohorts all know each other (§9.6.2).
+                    let contacts = members
+                        .iter()
+                        .map(|m| m.0.node_id())
+                        .filter(|v| *v != t.to)
+                        .collect();
                     let s = AggResponder::start(
                         id,
                         ctx,
                         *contribution,
                         settings,
-                        epsilon,
+                        AskTerms { epsilon, detail },
+                        contacts,
                         &mut rng,
                         deadline,
                     );

@@ -165,7 +165,12 @@ async fn measure(n: usize, args: &Args, units: &UnitCosts, sides: &Sides) -> Res
     let mut failures = Vec::new();
 
     let mut progress = Progress::new("asks (warm-up, private, direct)", 2 * args.queries + 2);
-    let query = || kith_client::Query::new(item.clone()).timeout(ASK_TIMEOUT);
+    // With detail, so that every cell can be checked against the direct baseline.
+    let query = || {
+        kith_client::Query::new(item.clone())
+            .timeout(ASK_TIMEOUT)
+            .detail()
+    };
     fed.asker_client.ask(query()).await?;
     progress.inc();
     asker_rt
@@ -192,17 +197,18 @@ async fn measure(n: usize, args: &Args, units: &UnitCosts, sides: &Sides) -> Res
         let truth = fed.truth(&dropped);
         let expected_survivors = dropped.iter().filter(|d| !**d).count() as u32;
         let got = answer.aggregate.map(|a| {
+            let r = a.ratings.unwrap_or_default();
             [
                 a.owners,
-                a.units,
-                a.ratings[0],
-                a.ratings[1],
-                a.ratings[2],
-                a.ratings[3],
-                a.ratings[4],
+                a.units.unwrap_or(u32::MAX),
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                r[4],
             ]
         });
-        let want = truth.map(i64::from);
+        let want = truth;
         let correct = got == Some(want)
             && answer.survivors == expected_survivors
             && answer.named.len() as u32 == named_truth;
