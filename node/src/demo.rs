@@ -114,9 +114,23 @@ pub async fn run(nodes: usize) -> Result<()> {
         let invite = asker.client.create_invite(None).await?;
         m.client.accept_invite(invite.code.0, None).await?;
     }
+    // Ana's friends know each other too: each can then vouch for the others in Ana's
+    // cohort and add only its share of the noise (spec §9.6.2), not a whole draw alone.
+    let mut links = 0;
+    for (i, a) in others.iter().enumerate() {
+        for b in &others[i + 1..] {
+            let invite = a.client.create_invite(None).await?;
+            b.client.accept_invite(invite.code.0, None).await?;
+            links += 1;
+        }
+    }
     step(
         2,
-        &format!("{} linked {} contacts by invite", asker.name, others.len()),
+        &format!(
+            "{} linked {} contacts, who know each other ({links} links)",
+            asker.name,
+            others.len()
+        ),
         t,
     );
 

@@ -250,3 +250,35 @@ fn honest_circle_gets_a_narrow_interval_that_covers() {
         "coverage {rate}"
     );
 }
+
+/// Without `detail`, units and ratings carry no noise, so members must not put them in
+/// the sum either: the asker's raw cells 1–6 are all zero, whatever the members own.
+#[test]
+fn owners_only_asks_carry_no_units_or_ratings() {
+    let mut rng = SimRng(9);
+    let asker = Identity::generate(&mut rng);
+    let mut members = BTreeMap::new();
+    for _ in 0..6 {
+        let mut c = owns(true);
+        c.units = 7;
+        c.best_rating = Some(4);
+        let m = SimMember::new(Identity::generate(&mut rng), c);
+        members.insert(m.identity.node_id(), m);
+    }
+    let (out, _) = run_ask(
+        &mut rng,
+        &asker,
+        &mut members,
+        asker_params(),
+        QueryId([1; 16]),
+        |_, _| false,
+    );
+    let raw = out.raw.expect("released");
+    assert_eq!(
+        raw[1..],
+        [0; 6],
+        "no units or ratings in an owners-only sum"
+    );
+    let sum = out.aggregate.expect("released");
+    assert_eq!((sum.units, sum.ratings), (None, None));
+}

@@ -9,6 +9,7 @@
 //! * [`prg`]: mask expansion, a ChaCha20 keystream over Z/2³²;
 //! * [`input`]: what a responder contributes, shaped by its owner's consent;
 //! * [`noise`]: distributed discrete-Laplace noise from Pólya draws, sized by each member;
+//! * [`sizing`]: how a member sizes its noise from what it can check itself;
 //! * [`estimate`]: the released counts, clamped, with their 90 % interval.
 
 pub mod asker;
@@ -21,6 +22,7 @@ pub mod noise;
 pub mod prg;
 pub mod responder;
 pub mod shamir;
+pub mod sizing;
 
 /// The public-key operations one party performed in aggregations (spec §11.16): what no
 /// implementation of the protocol can avoid, counted so that benchmarks can state a

@@ -38,6 +38,7 @@ use super::messages::{
     Unmasking, ADVERTISEMENT_VERSION,
 };
 use super::noise::NoiseDraw;
+use super::sizing::{holder_union, may_count, NoiseView};
 use super::{prg, shamir, CryptoWork};
 use crate::identity::{Identity, NodeId, SigningLabel};
 use crate::wire::{decode_exact, encode_value};
@@ -157,21 +158,6 @@ fn params_acceptable(params: &Params, n: usize, holders: usize) -> Result<(), Ab
     Ok(())
 }
 
-/// Whether the asker could learn `v`'s masked input alone (spec §9.6.2): it could if the
-/// `strangers` among `v`'s `holders` (itself and its neighbours), all assumed to be the
-/// asker's, reach `2t − holders`. A member that is not covered keeps its whole noise.
-pub fn covered(holders: usize, threshold: u32, strangers: usize) -> bool {
-    (strangers as i64) < 2 * threshold as i64 - holders as i64
-}
-
-/// Whether `v` may count the base noise of its contact `u` (spec §9.6.2): the asker cannot
-/// both reveal `v`'s self mask and drop `u` from the sum, because that takes `t` holders
-/// of each, disjoint among the honest ones, and `2t − |H_v ∪ H_u|` exceeds the fewer
-/// strangers either of them has.
-pub fn may_count(threshold: u32, union: usize, strangers_v: u32, strangers_u: u32) -> bool {
-    2 * threshold as i64 - union as i64 > strangers_v.min(strangers_u) as i64
-}
-
 /// Whether the session's ε is valid and at least as strict as the request and every
 /// setting seen.
 fn epsilon_acceptable<'a>(
@@ -192,7 +178,6 @@ fn epsilon_acceptable<'a>(
 #[derive(Debug)]
 struct Noise {
     draw: Option<NoiseDraw>,
-    covered: bool,
     declaration: NoiseDeclaration,
 }
 
@@ -542,6 +527,10 @@ impl AggResponder {
             return Err(AbortReason::CohortTooSmall);
         }
         let mut y = self.input;
+        if !cohort.params.detail {
+            // Owners only: units and ratings carry no noise, so they must carry no data.
+            y[1..].fill(0);
+        }
         let noise = self.draw_noise(&cohort, rng);
         if let Some(draw) = &noise.draw {
             prg::add_into(&mut y, &draw.total());
@@ -616,65 +605,36 @@ impl AggResponder {
         ))
     }
 
+    /// This member's view for sizing its noise (spec §9.6.2).
+    fn view(&self, cohort: &Cohort) -> NoiseView {
+        NoiseView {
+            holders: cohort.members.len(),
+            threshold: cohort.params.threshold,
+            vouched: self.vouched.len(),
+            min_cohort: self.settings.min_cohort,
+        }
+    }
+
     /// Round 2's noise: the whole mass, with a base of `1/w` if this member is covered and
     /// vouches for enough co-members, else all of it as base (spec §9.6.2).
     fn draw_noise(&self, cohort: &Cohort, rng: &mut impl CryptoRngCore) -> Noise {
-        let holders = cohort.members.len();
-        let strangers = holders - 1 - self.vouched.len();
-        let covered = covered(holders, cohort.params.threshold, strangers);
-        let w = 1 + self.vouched.len() as u32;
-        let divisor = if covered && w >= self.settings.min_cohort {
-            w
-        } else {
-            1
-        };
+        let view = self.view(cohort);
         let draw = cohort
             .params
             .epsilon
             .filter(|_| !self.noiseless)
-            .map(|eps| NoiseDraw::draw(rng, eps as f64 / 1000.0, cohort.params.detail, divisor));
+            .map(|eps| {
+                NoiseDraw::draw(
+                    rng,
+                    eps as f64 / 1000.0,
+                    cohort.params.detail,
+                    view.base_divisor(),
+                )
+            });
         Noise {
-            covered,
-            declaration: NoiseDeclaration {
-                base_divisor: if covered && draw.is_some() {
-                    divisor
-                } else {
-                    0
-                },
-                strangers: strangers as u32,
-            },
+            declaration: view.declaration(draw.is_some()),
             draw,
         }
-    }
-
-    /// How much noise to keep once U3 is signed (spec §9.6.2): enough that with the bases of
-    /// the contacts it may count, the sum holds a whole draw; all of it if it is not
-    /// covered or counts fewer co-members than its minimum cohort.
-    fn keep(&self, counted: &[NoiseDeclaration]) -> f64 {
-        let Some(noise) = &self.noise else {
-            return 1.0;
-        };
-        if !noise.covered || 1 + counted.len() < self.settings.min_cohort as usize {
-            return 1.0;
-        }
-        let base = noise.draw.as_ref().map_or(1.0, |d| d.base_mass());
-        let mass: f64 = counted.iter().map(|d| 1.0 / d.base_divisor as f64).sum();
-        (1.0 - mass).max(base)
-    }
-
-    /// `|H_me ∪ H_u|`: this member's holders and `u`'s, from the graph (spec §9.6.2).
-    fn holder_union(&self, cohort: &Cohort, u: &NodeId) -> usize {
-        let mine = cohort.members.len();
-        let Some(p) = cohort.position(u) else {
-            return usize::MAX;
-        };
-        let theirs = cohort.graph.neighbours(p);
-        let me = cohort.position(&self.me).expect("a member");
-        let outside = theirs
-            .iter()
-            .filter(|q| **q != me && !cohort.graph.adjacent(me, **q))
-            .count();
-        mine + outside
     }
 
     fn unmask(
@@ -688,6 +648,7 @@ impl AggResponder {
         let mut counted = Vec::new();
         let t = cohort.params.threshold as usize;
         let strangers = self.noise.as_ref().map_or(0, |n| n.declaration.strangers);
+        let me = cohort.position(&self.me).expect("a member");
         for s in signatures {
             let v = &s.member;
             // Only this member's and its neighbours' signatures count, and only survivors'.
@@ -717,12 +678,14 @@ impl AggResponder {
             .map_err(|_| AbortReason::Inconsistent)?;
             if vouched
                 && s.noise.base_divisor > 0
-                && may_count(
-                    cohort.params.threshold,
-                    self.holder_union(cohort, v),
-                    strangers,
-                    s.noise.strangers,
-                )
+                && cohort.position(v).is_some_and(|u| {
+                    may_count(
+                        cohort.params.threshold,
+                        holder_union(&cohort.graph, me, u),
+                        strangers,
+                        s.noise.strangers,
+                    )
+                })
             {
                 counted.push(s.noise);
             }
@@ -730,7 +693,11 @@ impl AggResponder {
         if (signers.len() as u32) < cohort.params.threshold {
             return Err(AbortReason::Inconsistent);
         }
-        let keep = self.keep(&counted);
+        let keep = if self.noise.is_some() {
+            self.view(cohort).keep(&counted)
+        } else {
+            1.0
+        };
         let (kept, removed) = match self.noise.as_ref().and_then(|n| n.draw.as_ref()) {
             Some(draw) => draw.release(keep),
             None => (0, [0; VECTOR_LEN]),

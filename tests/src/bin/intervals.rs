@@ -1,0 +1,169 @@
+//! What an honest asker gets: the width and coverage of the released `owners` interval
+//! (spec §9.6.4) over simulated asks, for cohort sizes and how much of the cohort each
+//! member knows. Figures for PERFORMANCE.md.
+//!
+//! Each ask runs the members' real noise rules ([`sizing`], [`NoiseDraw`]) and the asker's
+//! real release ([`AggregateSum::release`]) over the reference graph and parameters; what
+//! it skips is the masking and the messages, which cancel exactly (the protocol
+//! simulations check that). Every member survives, ε = 1, minimum cohort 5.
+//!
+//! ```text
+//! cargo run --release -p kith-tests --bin intervals -- [--asks 1000] [--structures 10]
+//! ```
+
+use kith_protocol::aggregation::cohort::{Graph, Params};
+use kith_protocol::aggregation::estimate::{AggregateSum, NoiseLeft};
+use kith_protocol::aggregation::input::VECTOR_LEN;
+use kith_protocol::aggregation::noise::{NoiseDraw, WHOLE_MASS};
+use kith_protocol::aggregation::sizing::{holder_union, may_count, NoiseView};
+use kith_protocol::fuzzing::SimRng;
+use rand_core::RngCore;
+
+const EPSILON: f64 = 1.0;
+const MIN_COHORT: u32 = 5;
+
+/// One cohort's structure: who knows whom and the graph; what each member will keep.
+struct Structure {
+    /// Per member: its base divisor and the mass it keeps with everyone surviving.
+    members: Vec<(u32, f64)>,
+}
+
+fn structure(rng: &mut SimRng, n: usize, knows: f64) -> Structure {
+    let params = Params::choose(n, MIN_COHORT.min(n as u32), Some(1000));
+    let mut seed = [0u8; 32];
+    rng.fill_bytes(&mut seed);
+    let graph = Graph::new(&seed, n, params.degree as usize).expect("reference degree");
+    let threshold = (u32::MAX as f64 * knows) as u64;
+    let mut acquainted = vec![vec![false; n]; n];
+    for a in 0..n {
+        for b in a + 1..n {
+            let yes = (rng.next_u32() as u64) < threshold;
+            acquainted[a][b] = yes;
+            acquainted[b][a] = yes;
+        }
+    }
+    let views: Vec<NoiseView> = (0..n)
+        .map(|p| NoiseView {
+            holders: graph.degree() + 1,
+            threshold: params.threshold,
+            vouched: graph
+                .neighbours(p as u32)
+                .iter()
+                .filter(|q| acquainted[p][**q as usize])
+                .count(),
+            min_cohort: MIN_COHORT,
+        })
+        .collect();
+    let members = (0..n)
+        .map(|p| {
+            let view = views[p];
+            let strangers = view.strangers() as u32;
+            let counted: Vec<_> = graph
+                .neighbours(p as u32)
+                .into_iter()
+                .filter(|q| acquainted[p][*q as usize])
+                .map(|q| (q, views[q as usize].declaration(true)))
+                .filter(|(q, d)| {
+                    d.base_divisor > 0
+                        && may_count(
+                            params.threshold,
+                            holder_union(&graph, p as u32, *q),
+                            strangers,
+                            d.strangers,
+                        )
+                })
+                .map(|(_, d)| d)
+                .collect();
+            (view.base_divisor(), view.keep(&counted))
+        })
+        .collect();
+    Structure { members }
+}
+
+#[derive(Default)]
+struct Tally {
+    asks: u32,
+    covered: u32,
+    width: u64,
+    widest: u32,
+    mass: f64,
+    negative_or_over: u32,
+}
+
+fn ask(rng: &mut SimRng, s: &Structure, tally: &mut Tally) {
+    let n = s.members.len() as u32;
+    let mut truth = 0u32;
+    let mut cells = [0u32; VECTOR_LEN];
+    let mut mass = 0.0;
+    for (divisor, keep) in &s.members {
+        let owns = rng.next_u32() % 10 < 3;
+        truth += owns as u32;
+        let draw = NoiseDraw::draw(rng, EPSILON, false, *divisor);
+        let (kept, removed) = draw.release(*keep);
+        mass += kept as f64 / WHOLE_MASS as f64;
+        let total = draw.total();
+        cells[0] = cells[0]
+            .wrapping_add(owns as u32)
+            .wrapping_add(total[0].wrapping_sub(removed[0]));
+    }
+    let noise = Some(NoiseLeft {
+        epsilon: EPSILON,
+        detail: false,
+        mass,
+    });
+    let a = AggregateSum::release(&cells, n, false, noise);
+    tally.asks += 1;
+    tally.covered += (a.owners_low..=a.owners_high).contains(&truth) as u32;
+    let width = a.owners_high - a.owners_low;
+    tally.width += width as u64;
+    tally.widest = tally.widest.max(width);
+    tally.mass += mass;
+    tally.negative_or_over += (a.owners > n || a.owners_high > n) as u32;
+}
+
+fn arg(name: &str, default: u32) -> u32 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(|v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{name} takes a number"))
+        })
+        .unwrap_or(default)
+}
+
+fn main() {
+    let asks = arg("--asks", 1000);
+    let structures = arg("--structures", 10).max(1);
+    println!(
+        "ε = {EPSILON}, minimum cohort {MIN_COHORT}, {asks} asks per row over {structures} random acquaintance graphs"
+    );
+    println!(
+        "| cohort | members know | graph degree | noise mass R (mean) | 90 % interval half-width (mean / widest) | coverage |"
+    );
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
+    let mut rng = SimRng(2026);
+    for n in [5usize, 11, 30, 100, 1000] {
+        for knows in [1.0, 0.3, 0.1] {
+            let mut tally = Tally::default();
+            for k in 0..structures {
+                let s = structure(&mut rng, n, knows);
+                let share = asks / structures + u32::from(k < asks % structures);
+                for _ in 0..share {
+                    ask(&mut rng, &s, &mut tally);
+                }
+            }
+            let degree = Params::choose(n, MIN_COHORT.min(n as u32), None).degree;
+            assert_eq!(tally.negative_or_over, 0, "clamped");
+            println!(
+                "| {n} | {:.0} % | {degree} | {:.2} | ±{:.1} / ±{:.1} | {:.1} % |",
+                knows * 100.0,
+                tally.mass / tally.asks as f64,
+                tally.width as f64 / tally.asks as f64 / 2.0,
+                tally.widest as f64 / 2.0,
+                100.0 * tally.covered as f64 / tally.asks as f64,
+            );
+        }
+    }
+}
