@@ -129,7 +129,8 @@ mod tests {
 
     #[test]
     fn sentences() {
-        let cases: [(&[&str], Option<(u32, u32, u32)>, &str); 10] = [
+        type Case<'a> = (&'a [&'a str], Option<(u32, u32, u32)>, &'a str);
+        let cases: [Case; 10] = [
             (
                 &["Chloe"],
                 Some((4, 2, 6)),

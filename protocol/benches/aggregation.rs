@@ -20,7 +20,7 @@ use kith_protocol::aggregation::cohort::{sparse_degree, DENSE_MAX};
 use kith_protocol::aggregation::input::Contribution;
 use kith_protocol::aggregation::keys::Context;
 use kith_protocol::aggregation::messages::{AggRequest, AggResponse};
-use kith_protocol::aggregation::responder::{AggResponder, ResponderSettings};
+use kith_protocol::aggregation::responder::{AggResponder, AskTerms, ResponderSettings};
 use kith_protocol::aggregation::{prg, shamir};
 use kith_protocol::message::Answer;
 use kith_protocol::wire::{decode_message, encode_message};
@@ -102,6 +102,7 @@ fn record(n: usize, dense_max: usize) -> Recording {
         min_cohort: 2,
         round_timeout: Duration::from_secs(3600),
         dense_max,
+        detail: false,
     };
     let mut agg = AggAsker::new(
         asker.node_id(),
@@ -125,7 +126,7 @@ fn record(n: usize, dense_max: usize) -> Recording {
             if i == target && !matches!(req, AggRequest::Advertise { .. }) {
                 target_requests.push(req.clone());
             }
-            let response = respond(&asker, &members[i], i, &mut sessions, req, now);
+            let response = respond(&asker, &members, i, &mut sessions, req, now);
             round.push((t.to, encode_message(&PeerResponse::Aggregate(response))));
         }
         assert!(!round.is_empty(), "a recorded run never waits");
@@ -156,16 +157,27 @@ fn record(n: usize, dense_max: usize) -> Recording {
 /// Member `i`'s answer to `req`, its session and RNG kept in `sessions`.
 fn respond(
     asker: &Identity,
-    id: &Identity,
+    members: &[Identity],
     i: usize,
     sessions: &mut BTreeMap<usize, (AggResponder, SimRng)>,
     req: AggRequest,
     now: Instant,
 ) -> AggResponse {
+    let id = &members[i];
     match req {
         AggRequest::Advertise {
-            query_id, epsilon, ..
+            query_id,
+            epsilon,
+            detail,
+            ..
         } => {
+            // The members all know each other: each verifies every neighbour's
+            // consistency signature in round 4, the most a member does.
+            let contacts = members
+                .iter()
+                .map(|m| m.node_id())
+                .filter(|v| *v != id.node_id())
+                .collect();
             let ctx = Context {
                 query_id,
                 asker: asker.node_id(),
@@ -176,7 +188,8 @@ fn respond(
                 ctx,
                 Contribution::default(),
                 SETTINGS,
-                epsilon,
+                AskTerms { epsilon, detail },
+                contacts,
                 &mut rng,
                 now + Duration::from_secs(3600),
             );
@@ -205,11 +218,11 @@ impl Recording {
             query_id: QUERY,
             item: ItemKey::parse("tag:x").unwrap(),
             epsilon: self.params.epsilon,
+            detail: false,
         };
-        let id = &self.members[self.target];
         respond(
             &self.asker,
-            id,
+            &self.members,
             self.target,
             &mut sessions,
             advertise,
@@ -218,7 +231,7 @@ impl Recording {
         for req in &self.target_requests[..round - 1] {
             respond(
                 &self.asker,
-                id,
+                &self.members,
                 self.target,
                 &mut sessions,
                 req.clone(),

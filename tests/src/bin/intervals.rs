@@ -35,12 +35,11 @@ fn structure(rng: &mut SimRng, n: usize, knows: f64) -> Structure {
     let graph = Graph::new(&seed, n, params.degree as usize).expect("reference degree");
     let threshold = (u32::MAX as f64 * knows) as u64;
     let mut acquainted = vec![vec![false; n]; n];
-    for a in 0..n {
-        for b in a + 1..n {
-            let yes = (rng.next_u32() as u64) < threshold;
-            acquainted[a][b] = yes;
-            acquainted[b][a] = yes;
-        }
+    let pairs = (0..n).flat_map(|a| (a + 1..n).map(move |b| (a, b)));
+    for (a, b) in pairs {
+        let yes = (rng.next_u32() as u64) < threshold;
+        acquainted[a][b] = yes;
+        acquainted[b][a] = yes;
     }
     let views: Vec<NoiseView> = (0..n)
         .map(|p| NoiseView {
