@@ -19,6 +19,7 @@ use kith_protocol::aggregation::responder::{AggResponder, AskTerms, ResponderSet
 const NO_NOISE: NoiseDeclaration = NoiseDeclaration {
     base_divisor: 0,
     strangers: 0,
+    threshold: 0,
 };
 use kith_protocol::{Identity, NodeId, QueryId, SigningLabel};
 use rand_core::OsRng;
@@ -103,7 +104,7 @@ impl Cohort {
         let members: Vec<NodeId> = self.ids.keys().copied().collect();
         let mut replies = BTreeMap::new();
         for m in &members {
-            let AggResponse::Shares(s) = self.send(m, self.share_keys(m)) else {
+            let AggResponse::Shares { pairs: s, .. } = self.send(m, self.share_keys(m)) else {
                 panic!("shares")
             };
             replies.insert(*m, s);
@@ -155,7 +156,7 @@ fn replayed_and_out_of_order_rounds_abort() {
     let req = c.share_keys(&second);
     assert!(matches!(
         c.send(&second, req.clone()),
-        AggResponse::Shares(_)
+        AggResponse::Shares { .. }
     ));
     assert_eq!(
         c.send(&second, req),

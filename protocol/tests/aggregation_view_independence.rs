@@ -60,7 +60,7 @@ fn masked_owners_cell(ids: &[Identity], victim_owns: bool, round: u32) -> u32 {
     for (s, id) in sessions.iter_mut().zip(ids) {
         let p = plan.position(&id.node_id()).unwrap();
         let r = s.handle(id, plan.share_keys(ctx.query_id, p), &mut OsRng, now);
-        let AggResponse::Shares(sh) = r else {
+        let AggResponse::Shares { pairs: sh, .. } = r else {
             panic!("{r:?}")
         };
         replies.insert(id.node_id(), sh);

@@ -398,7 +398,7 @@ async fn bad_shares_cost_their_victims_or_the_whole_aggregate() {
     let all = Arc::new(AtomicU8::new(0));
     let mode = all.clone();
     let _f0 = StandIn::tampering(&mut friends[0], f0_input(), move |round, reply| {
-        if let (1, AggResponse::Shares(shares)) = (round, reply) {
+        if let (1, AggResponse::Shares { pairs: shares, .. }) = (round, reply) {
             // In roster order of F0's neighbours: the first is whoever comes first.
             let victims = if mode.load(Ordering::SeqCst) == 1 {
                 shares.len()
@@ -435,7 +435,7 @@ async fn bad_shares_cost_their_victims_or_the_whole_aggregate() {
 async fn wrong_length_shares_leave_the_sender_out() {
     let (ana, mut friends) = seven().await;
     let _f0 = StandIn::tampering(&mut friends[0], f0_input(), |round, reply| {
-        if let (1, AggResponse::Shares(shares)) = (round, reply) {
+        if let (1, AggResponse::Shares { pairs: shares, .. }) = (round, reply) {
             shares[0].pop();
         }
     })

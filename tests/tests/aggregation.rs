@@ -120,6 +120,38 @@ async fn an_unreachable_member_is_left_out_and_the_sum_stays_exact() {
     assert_eq!(r.aggregate.expect("released").owners, 2);
 }
 
+/// The daily privacy budget (spec §9.10): F5 answers with ε = 1 and grants each asker ε 2
+/// a day, so Ana's third ask finds it declining, visibly and with the reason audited;
+/// the other members (noise off) are charged nothing and keep answering.
+#[tokio::test]
+async fn the_daily_privacy_budget_bounds_what_one_asker_learns() {
+    let (ana, friends) = federation(6).await;
+    let f5 = &friends[5].client;
+    f5.set_setting("epsilon", "1").await.unwrap();
+    f5.set_setting("epsilon-per-day", "2").await.unwrap();
+    let mut cohorts = Vec::new();
+    for _ in 0..3 {
+        let r = ana
+            .client
+            .ask(kith_client::Query::new(item("tag:x")).timeout(Duration::from_secs(5)))
+            .await
+            .unwrap();
+        cohorts.push(r.cohort);
+    }
+    assert_eq!(
+        cohorts,
+        [6, 6, 5],
+        "F5 spent ε 2 on two asks, then declined"
+    );
+    let audit = f5.audit(5).await.unwrap();
+    assert_eq!(audit[0].event, "rate-limited");
+    assert!(
+        audit[0].detail.contains("privacy budget"),
+        "{}",
+        audit[0].detail
+    );
+}
+
 #[tokio::test]
 async fn an_asker_over_budget_is_declined_visibly() {
     let (ana, friends) = federation(6).await;

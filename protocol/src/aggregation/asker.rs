@@ -146,6 +146,8 @@ pub struct AggAsker {
     ids: Vec<NodeId>,
     /// Round-1 shares: sender → recipient → sealed pair.
     shares: BTreeMap<NodeId, BTreeMap<NodeId, Vec<u8>>>,
+    /// Each member's own Shamir threshold, from its round-1 reply.
+    thresholds: BTreeMap<NodeId, u32>,
     masked: BTreeMap<NodeId, Vec<u32>>,
     survivors: Vec<NodeId>,
     survivor_bits: Vec<u8>,
@@ -204,6 +206,7 @@ impl AggAsker {
             cohort: None,
             ids: Vec::new(),
             shares: BTreeMap::new(),
+            thresholds: BTreeMap::new(),
             masked: BTreeMap::new(),
             survivors: Vec::new(),
             survivor_bits: Vec::new(),
@@ -305,14 +308,18 @@ impl AggAsker {
                     _ => Err(misbehaved("bad advertisement")),
                 }
             }
-            (Phase::Share, AggResponse::Shares(shares)) => {
-                // One sealed pair per neighbour, in the neighbours' roster order.
+            (Phase::Share, AggResponse::Shares { threshold, pairs }) => {
+                // One sealed pair per neighbour, in the neighbours' roster order, and an own
+                // threshold between the session's and the member's holders (spec §9.6.2).
                 let expected = self.neighbours_in_order(&from);
-                if shares.len() == expected.len()
-                    && shares.iter().all(|c| c.len() == SEALED_PAIR_LEN)
+                let session = self.params().threshold;
+                if pairs.len() == expected.len()
+                    && pairs.iter().all(|c| c.len() == SEALED_PAIR_LEN)
+                    && (session..=expected.len() as u32 + 1).contains(&threshold)
                 {
+                    self.thresholds.insert(from, threshold);
                     self.shares
-                        .insert(from, expected.into_iter().zip(shares).collect());
+                        .insert(from, expected.into_iter().zip(pairs).collect());
                     Ok(())
                 } else {
                     Err(misbehaved("bad share list"))
@@ -444,6 +451,14 @@ impl AggAsker {
             .into_iter()
             .map(|q| self.ids[q as usize])
             .collect()
+    }
+
+    /// The threshold member `v` shared its secrets with (the session's if unknown).
+    fn threshold_of(&self, v: &NodeId) -> u32 {
+        self.thresholds
+            .get(v)
+            .copied()
+            .unwrap_or(self.params().threshold)
     }
 
     /// The neighbours of member `v`, as a set.
@@ -579,24 +594,24 @@ impl AggAsker {
     /// After round 3: U4 is who signed. Every member of U2 needs `t` signers among its
     /// holders; each signer gets its own and its neighbours' signatures.
     fn start_unmasking(&mut self, now: Instant) {
-        let t = self.params().threshold;
-        let fewest = self
+        // Each member of U2 needs its own threshold of signers among its holders.
+        let short = self
             .shares
             .keys()
             .map(|v| {
                 let holders = self.holders_of(v);
-                holders
+                let signed = holders
                     .iter()
                     .filter(|h| self.signatures.contains_key(h))
-                    .count() as u32
+                    .count() as u32;
+                (signed, self.threshold_of(v))
             })
-            .min()
-            .unwrap_or(0);
-        if fewest < t {
+            .find(|(signed, needed)| signed < needed);
+        if let Some((have, needed)) = short {
             return self.withhold(Withheld::TooFewSurvivors {
                 round: 3,
-                have: fewest,
-                needed: t,
+                have,
+                needed,
             });
         }
         let requests: Vec<(NodeId, AggRequest)> = self
@@ -653,7 +668,6 @@ impl AggAsker {
     /// (spec §9.8.5).
     fn reconstruct(&self) -> Result<[u32; VECTOR_LEN], Withheld> {
         let cohort = self.cohort();
-        let t = cohort.params.threshold as usize;
         // A holder's reply must be complete and canonical: for each member whose shares it
         // holds (itself, and its neighbours in U2), exactly one share of the right kind.
         let mut valid: BTreeMap<NodeId, (SharesOf, SharesOf)> = BTreeMap::new();
@@ -675,6 +689,7 @@ impl AggAsker {
         }
         let mut lagrange: BTreeMap<Vec<u32>, Vec<Scalar>> = BTreeMap::new();
         let mut rebuild = |v: &NodeId, pick: &dyn Fn(&NodeId) -> Option<Scalar>| {
+            let t = self.threshold_of(v) as usize;
             let mut holders: Vec<(u32, Scalar)> = self
                 .holders_of(v)
                 .iter()

@@ -74,10 +74,11 @@ pub enum AggResponse {
         answer: Answer,
         advertisement: SignedAdvertisement,
     },
-    /// 1: one sealed share pair ([`SEALED_PAIR_LEN`] bytes) per neighbour, in ascending
-    /// order of the neighbours' roster positions. Who each is for is implied by that order,
-    /// so no node id travels with it (spec §9.7.2).
-    Shares(Vec<Vec<u8>>),
+    /// 1: this member's own Shamir threshold `t_v` (at least the session's, at most its
+    /// holders; spec §9.6.2) and one sealed share pair ([`SEALED_PAIR_LEN`] bytes) per
+    /// neighbour, in ascending order of the neighbours' roster positions. Who each is for is
+    /// implied by that order, so no node id travels with it (spec §9.7.2).
+    Shares { threshold: u32, pairs: Vec<Vec<u8>> },
     /// 2: the masked, noised input vector.
     Masked(Vec<u32>),
     /// 3: signature over the survivor list and this member's noise declaration.
@@ -190,6 +191,8 @@ pub struct NoiseDeclaration {
     pub base_divisor: u32,
     /// `C̄`: holders of its shares (neighbours) that are not its own contacts.
     pub strangers: u32,
+    /// `t_v`: the threshold it shared its own secrets with.
+    pub threshold: u32,
 }
 
 /// A consistency signature as the asker relays it in round 4 (spec §9.7.4).

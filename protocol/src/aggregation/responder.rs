@@ -476,7 +476,9 @@ impl AggResponder {
         let mut holders: Vec<(&NodeId, &Member)> = cohort.members.iter().collect();
         holders.sort_by_key(|(_, m)| m.position);
         let xs: Vec<u32> = holders.iter().map(|(_, m)| m.position + 1).collect();
-        let t = params.threshold as usize;
+        // Its own threshold, from what it can check (spec §9.6.2).
+        let own = self.view(&cohort).threshold();
+        let t = own as usize;
         let mask_shares =
             shamir::split(&self.mask_seed, t, &xs, rng).map_err(|_| AbortReason::CohortTooSmall)?;
         let self_shares =
@@ -499,7 +501,13 @@ impl AggResponder {
             self.opening_keys.insert(**v, opening);
             out.push(seal_pair(&self.ctx, &key, &self.me, v, &pair));
         }
-        Ok((AggResponse::Shares(out), State::Shared { cohort }))
+        Ok((
+            AggResponse::Shares {
+                threshold: own,
+                pairs: out,
+            },
+            State::Shared { cohort },
+        ))
     }
 
     fn mask_input(
@@ -609,7 +617,8 @@ impl AggResponder {
     fn view(&self, cohort: &Cohort) -> NoiseView {
         NoiseView {
             holders: cohort.members.len(),
-            threshold: cohort.params.threshold,
+            session_threshold: cohort.params.threshold,
+            complete: cohort.graph.is_complete(),
             vouched: self.vouched.len(),
             min_cohort: self.settings.min_cohort,
         }
@@ -647,7 +656,7 @@ impl AggResponder {
         let mut signers = BTreeSet::new();
         let mut counted = Vec::new();
         let t = cohort.params.threshold as usize;
-        let strangers = self.noise.as_ref().map_or(0, |n| n.declaration.strangers);
+        let view = self.view(cohort);
         let me = cohort.position(&self.me).expect("a member");
         for s in signatures {
             let v = &s.member;
@@ -677,15 +686,9 @@ impl AggResponder {
             )
             .map_err(|_| AbortReason::Inconsistent)?;
             if vouched
-                && s.noise.base_divisor > 0
-                && cohort.position(v).is_some_and(|u| {
-                    may_count(
-                        cohort.params.threshold,
-                        holder_union(&cohort.graph, me, u),
-                        strangers,
-                        s.noise.strangers,
-                    )
-                })
+                && cohort
+                    .position(v)
+                    .is_some_and(|u| may_count(&view, &s.noise, holder_union(&cohort.graph, me, u)))
             {
                 counted.push(s.noise);
             }
@@ -694,7 +697,7 @@ impl AggResponder {
             return Err(AbortReason::Inconsistent);
         }
         let keep = if self.noise.is_some() {
-            self.view(cohort).keep(&counted)
+            view.keep(&counted)
         } else {
             1.0
         };

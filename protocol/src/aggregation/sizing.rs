@@ -6,6 +6,12 @@
 //! neighbours are its own contacts (**vouched**), and the session threshold `t`. Every other
 //! holder is a **stranger** that may be the asker's. Nothing the asker chose beyond `t`
 //! and the graph, both bound into the cohort digest every signature covers, enters.
+//!
+//! A member shares its own secrets with its **own threshold** `t_v ≥ t`: high enough that
+//! the strangers cannot help the asker to both of them (it is then **covered**), and in a
+//! sparse graph high enough to count its contacts' noise, but never so high that one
+//! dropout among its holders would lose the aggregate; where that is impossible it keeps
+//! `t` and its whole noise.
 
 use super::cohort::Graph;
 use super::messages::NoiseDeclaration;
@@ -16,7 +22,9 @@ pub struct NoiseView {
     /// `h = |H_v|`: itself and its neighbours.
     pub holders: usize,
     /// The session's Shamir threshold `t`.
-    pub threshold: u32,
+    pub session_threshold: u32,
+    /// Whether the graph is complete (every member holds every other's shares).
+    pub complete: bool,
     /// Neighbours that are its own contacts.
     pub vouched: usize,
     /// Its minimum cohort setting.
@@ -29,11 +37,30 @@ impl NoiseView {
         self.holders - 1 - self.vouched
     }
 
+    /// `t_v`: the threshold it shares its own secrets with (spec §9.6.2). With fewer
+    /// vouched co-members than its minimum cohort it stands alone and keeps `t`. Else the
+    /// largest of `t`, coverage `⌊(h + C̄)/2⌋ + 1`, and in a sparse graph `h − ⌈h/10⌉` (so
+    /// that neighbours further along the cycle can be counted); if that would need every
+    /// holder, it keeps `t` and stands alone.
+    pub fn threshold(&self) -> u32 {
+        let (h, t) = (self.holders as u32, self.session_threshold);
+        if 1 + (self.vouched as u32) < self.min_cohort {
+            return t;
+        }
+        let cover = (h + self.strangers() as u32) / 2 + 1;
+        let counting = if self.complete { 0 } else { h - h.div_ceil(10) };
+        let own = t.max(cover).max(counting);
+        if own + 1 > h && t < h {
+            return t;
+        }
+        own
+    }
+
     /// Whether the asker cannot learn its masked input alone (spec §9.6.2): getting both of
-    /// its secrets takes `t` holders of each kind, disjoint among the honest ones, which
-    /// is impossible while the strangers stay below `2t − h`.
+    /// its secrets takes `t_v` holders of each kind, disjoint among the honest ones, which
+    /// is impossible while the strangers stay below `2t_v − h`.
     pub fn covered(&self) -> bool {
-        (self.strangers() as i64) < 2 * self.threshold as i64 - self.holders as i64
+        (self.strangers() as i64) < 2 * self.threshold() as i64 - self.holders as i64
     }
 
     /// `w`: its base mass is `1/w` (spec §9.6.2). `1 + vouched` when covered and at least
@@ -57,6 +84,7 @@ impl NoiseView {
                 0
             },
             strangers: self.strangers() as u32,
+            threshold: self.threshold(),
         }
     }
 
@@ -78,11 +106,12 @@ impl NoiseView {
 }
 
 /// Whether `v` may count the base noise of its contact `u` (spec §9.6.2): the asker cannot
-/// both reveal `v`'s self mask and drop `u` from the sum, because that takes `t` holders
-/// of each, disjoint among the honest ones, and `2t − |H_v ∪ H_u|` exceeds the fewer
-/// strangers either of them has.
-pub fn may_count(threshold: u32, union: usize, strangers_v: u32, strangers_u: u32) -> bool {
-    2 * threshold as i64 - union as i64 > strangers_v.min(strangers_u) as i64
+/// both reveal `v`'s self mask and drop `u` from the sum, because that takes `t_v` holders
+/// of `v` and `t_u` of `u`, disjoint among the honest ones, and `t_v + t_u − |H_v ∪ H_u|`
+/// exceeds the fewer strangers either of them has. `v` is its view, `u` its declaration.
+pub fn may_count(v: &NoiseView, u: &NoiseDeclaration, union: usize) -> bool {
+    let slack = v.threshold() as i64 + u.threshold as i64 - union as i64;
+    u.base_divisor > 0 && slack > (v.strangers() as u32).min(u.strangers) as i64
 }
 
 /// `|H_v ∪ H_u|` for the members at positions `v` and `u` of `graph` (spec §9.6.2).
@@ -104,7 +133,8 @@ mod tests {
     fn view(holders: usize, vouched: usize, min_cohort: u32) -> NoiseView {
         NoiseView {
             holders,
-            threshold: two_thirds(holders),
+            session_threshold: two_thirds(holders),
+            complete: true,
             vouched,
             min_cohort,
         }
@@ -139,9 +169,29 @@ mod tests {
 
     #[test]
     fn coverage_is_the_split_bound() {
-        // h = 9, t = 7: 2t − h = 5, so up to 4 strangers.
+        // h = 9, t = 7: 2t − h = 5, so up to 4 strangers at the session's threshold.
+        assert_eq!(view(9, 4, 2).threshold(), 7);
         assert!(view(9, 4, 2).covered());
-        assert!(!view(9, 3, 2).covered());
+        // 5 strangers: it raises its own threshold to ⌊(9 + 5)/2⌋ + 1 = 8 and is covered.
+        assert_eq!(view(9, 3, 2).threshold(), 8);
+        assert!(view(9, 3, 2).covered());
+        // 7 strangers would need all 9 holders: it keeps t and its whole noise.
+        assert_eq!(view(9, 1, 2).threshold(), 7);
+        assert!(!view(9, 1, 2).covered());
+        // Fewer vouched than its minimum cohort: t, whatever else.
+        assert_eq!(view(9, 3, 5).threshold(), 7);
+    }
+
+    #[test]
+    fn partial_acquaintance_in_a_complete_graph_still_counts() {
+        // 30 members who each know a third of the others.
+        let v = view(30, 10, 5);
+        assert!(v.covered(), "t_v = {}", v.threshold());
+        let u = view(30, 9, 5).declaration(true);
+        assert!(
+            may_count(&v, &u, 30),
+            "covered members of one complete graph count"
+        );
     }
 
     #[test]
@@ -155,6 +205,15 @@ mod tests {
             let union = holder_union(&g, 0, u);
             assert!(union > k + 1 && union <= k + 1 + k / 2, "{union}");
         }
-        assert!(may_count(23, 33, 0, 0) && !may_count(23, 46, 0, 0));
+        let clique = NoiseView {
+            holders: k + 1,
+            session_threshold: two_thirds(k + 1),
+            complete: false,
+            vouched: k,
+            min_cohort: 5,
+        };
+        assert_eq!(clique.threshold(), 33 - 4, "h − ⌈h/10⌉ in a sparse graph");
+        let d = clique.declaration(true);
+        assert!(may_count(&clique, &d, 33 + 16) && !may_count(&clique, &d, 33 + 26));
     }
 }

@@ -44,7 +44,8 @@ fn structure(rng: &mut SimRng, n: usize, knows: f64) -> Structure {
     let views: Vec<NoiseView> = (0..n)
         .map(|p| NoiseView {
             holders: graph.degree() + 1,
-            threshold: params.threshold,
+            session_threshold: params.threshold,
+            complete: graph.is_complete(),
             vouched: graph
                 .neighbours(p as u32)
                 .iter()
@@ -56,21 +57,12 @@ fn structure(rng: &mut SimRng, n: usize, knows: f64) -> Structure {
     let members = (0..n)
         .map(|p| {
             let view = views[p];
-            let strangers = view.strangers() as u32;
             let counted: Vec<_> = graph
                 .neighbours(p as u32)
                 .into_iter()
                 .filter(|q| acquainted[p][*q as usize])
                 .map(|q| (q, views[q as usize].declaration(true)))
-                .filter(|(q, d)| {
-                    d.base_divisor > 0
-                        && may_count(
-                            params.threshold,
-                            holder_union(&graph, p as u32, *q),
-                            strangers,
-                            d.strangers,
-                        )
-                })
+                .filter(|(q, d)| may_count(&view, d, holder_union(&graph, p as u32, *q)))
                 .map(|(_, d)| d)
                 .collect();
             (view.base_divisor(), view.keep(&counted))

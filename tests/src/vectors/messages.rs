@@ -224,6 +224,7 @@ pub(super) fn messages() -> Value {
     let declared = NoiseDeclaration {
         base_divisor: 3,
         strangers: 0,
+        threshold: 3,
     };
     let survivors = bitmap::from_positions(3, [0, 1, 2]);
     let consistency = chloe.sign(
@@ -337,7 +338,10 @@ pub(super) fn messages() -> Value {
         ),
         peer_response(
             "PeerResponse 3 Aggregate / AggResponse 1 Shares",
-            PeerResponse::Aggregate(AggResponse::Shares(pairs)),
+            PeerResponse::Aggregate(AggResponse::Shares {
+                threshold: 3,
+                pairs,
+            }),
         ),
         peer_response(
             "PeerResponse 3 Aggregate / AggResponse 2 Masked",
