@@ -18,7 +18,6 @@ use kith_protocol::aggregation::responder::{AggResponder, AskTerms, ResponderSet
 /// What a colluder declares: nothing to count on.
 const NO_NOISE: NoiseDeclaration = NoiseDeclaration {
     base_divisor: 0,
-    strangers: 0,
     threshold: 0,
 };
 use kith_protocol::{Identity, NodeId, QueryId, SigningLabel};

@@ -182,15 +182,13 @@ fn usable_key(public: &[u8; 32]) -> bool {
 }
 
 /// What a member tells the others about its noise in round 3 (spec §9.6.2, §9.7.3), signed
-/// with the survivor list: the base mass it never removes, and how many holders of its
-/// shares it cannot vouch for.
+/// with the survivor list: the base mass it never removes, and the threshold it shared its
+/// own secrets with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct NoiseDeclaration {
     /// `w`: its base mass is `1/w`. 0 means "count nothing on my noise": it adds none, or
     /// the asker could learn its masked input alone (it is not *covered*, §9.6.2).
     pub base_divisor: u32,
-    /// `C̄`: holders of its shares (neighbours) that are not its own contacts.
-    pub strangers: u32,
     /// `t_v`: the threshold it shared its own secrets with.
     pub threshold: u32,
 }

@@ -39,15 +39,15 @@ impl NoiseView {
 
     /// `t_v`: the threshold it shares its own secrets with (spec §9.6.2). With fewer
     /// vouched co-members than its minimum cohort it stands alone and keeps `t`. Else the
-    /// largest of `t`, coverage `⌊(h + C̄)/2⌋ + 1`, and in a sparse graph `h − ⌈h/10⌉` (so
-    /// that neighbours further along the cycle can be counted); if that would need every
-    /// holder, it keeps `t` and stands alone.
+    /// largest of `t`, coverage `⌊(h + C̄ + 1)/2⌋ + 1`, and in a sparse graph `h − ⌈h/10⌉`
+    /// (so that neighbours further along the cycle can be counted); if that would need
+    /// every holder, it keeps `t` and stands alone.
     pub fn threshold(&self) -> u32 {
         let (h, t) = (self.holders as u32, self.session_threshold);
         if 1 + (self.vouched as u32) < self.min_cohort {
             return t;
         }
-        let cover = (h + self.strangers() as u32) / 2 + 1;
+        let cover = (h + self.strangers() as u32 + 1) / 2 + 1;
         let counting = if self.complete { 0 } else { h - h.div_ceil(10) };
         let own = t.max(cover).max(counting);
         if own + 1 > h && t < h {
@@ -58,9 +58,10 @@ impl NoiseView {
 
     /// Whether the asker cannot learn its masked input alone (spec §9.6.2): getting both of
     /// its secrets takes `t_v` holders of each kind, disjoint among the honest ones, which
-    /// is impossible while the strangers stay below `2t_v − h`.
+    /// is impossible while the strangers stay below `2t_v − h`; one more holder is granted
+    /// to the asker as a margin (`C̄ + 1 < 2t_v − h`).
     pub fn covered(&self) -> bool {
-        (self.strangers() as i64) < 2 * self.threshold() as i64 - self.holders as i64
+        (self.strangers() as i64 + 1) < 2 * self.threshold() as i64 - self.holders as i64
     }
 
     /// `w`: its base mass is `1/w` (spec §9.6.2). `1 + vouched` when covered and at least
@@ -83,7 +84,6 @@ impl NoiseView {
             } else {
                 0
             },
-            strangers: self.strangers() as u32,
             threshold: self.threshold(),
         }
     }
@@ -108,10 +108,12 @@ impl NoiseView {
 /// Whether `v` may count the base noise of its contact `u` (spec §9.6.2): the asker cannot
 /// both reveal `v`'s self mask and drop `u` from the sum, because that takes `t_v` holders
 /// of `v` and `t_u` of `u`, disjoint among the honest ones, and `t_v + t_u − |H_v ∪ H_u|`
-/// exceeds the fewer strangers either of them has. `v` is its view, `u` its declaration.
+/// exceeds `v`'s own strangers plus the margin of one. Only `v`'s view bounds the
+/// asker's holders: `v` relies on its contacts, never on theirs. `v` is its view, `u` its
+/// declaration.
 pub fn may_count(v: &NoiseView, u: &NoiseDeclaration, union: usize) -> bool {
     let slack = v.threshold() as i64 + u.threshold as i64 - union as i64;
-    u.base_divisor > 0 && slack > (v.strangers() as u32).min(u.strangers) as i64
+    u.base_divisor > 0 && slack > v.strangers() as i64 + 1
 }
 
 /// `|H_v ∪ H_u|` for the members at positions `v` and `u` of `graph` (spec §9.6.2).
@@ -169,15 +171,16 @@ mod tests {
 
     #[test]
     fn coverage_is_the_split_bound() {
-        // h = 9, t = 7: 2t − h = 5, so up to 4 strangers at the session's threshold.
-        assert_eq!(view(9, 4, 2).threshold(), 7);
-        assert!(view(9, 4, 2).covered());
-        // 5 strangers: it raises its own threshold to ⌊(9 + 5)/2⌋ + 1 = 8 and is covered.
+        // h = 9, t = 7: 2t − h = 5, so up to 3 strangers (with the margin of one) at the
+        // session's threshold.
+        assert_eq!(view(9, 5, 2).threshold(), 7);
+        assert!(view(9, 5, 2).covered());
+        // 5 strangers: it raises its own threshold to ⌊(9 + 5 + 1)/2⌋ + 1 = 8 and is covered.
         assert_eq!(view(9, 3, 2).threshold(), 8);
         assert!(view(9, 3, 2).covered());
-        // 7 strangers would need all 9 holders: it keeps t and its whole noise.
-        assert_eq!(view(9, 1, 2).threshold(), 7);
-        assert!(!view(9, 1, 2).covered());
+        // 6 strangers would need all 9 holders: it keeps t and its whole noise.
+        assert_eq!(view(9, 2, 2).threshold(), 7);
+        assert!(!view(9, 2, 2).covered());
         // Fewer vouched than its minimum cohort: t, whatever else.
         assert_eq!(view(9, 3, 5).threshold(), 7);
     }
@@ -214,6 +217,6 @@ mod tests {
         };
         assert_eq!(clique.threshold(), 33 - 4, "h − ⌈h/10⌉ in a sparse graph");
         let d = clique.declaration(true);
-        assert!(may_count(&clique, &d, 33 + 16) && !may_count(&clique, &d, 33 + 26));
+        assert!(may_count(&clique, &d, 33 + 16) && !may_count(&clique, &d, 33 + 25));
     }
 }

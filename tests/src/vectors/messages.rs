@@ -223,7 +223,6 @@ pub(super) fn messages() -> Value {
     };
     let declared = NoiseDeclaration {
         base_divisor: 3,
-        strangers: 0,
         threshold: 3,
     };
     let survivors = bitmap::from_positions(3, [0, 1, 2]);
