@@ -39,7 +39,7 @@ impl NoiseView {
 
     /// `t_v`: the threshold it shares its own secrets with (spec §9.6.2). With fewer
     /// vouched co-members than its minimum cohort it stands alone and keeps `t`. Else the
-    /// largest of `t`, coverage `⌊(h + C̄ + 1)/2⌋ + 1`, and in a sparse graph `h − ⌈h/10⌉`
+    /// largest of `t`, coverage `⌈(h + C̄)/2⌉ + 1`, and in a sparse graph `h − ⌈h/10⌉`
     /// (so that neighbours further along the cycle can be counted); if that would need
     /// every holder, it keeps `t` and stands alone.
     pub fn threshold(&self) -> u32 {
@@ -47,7 +47,7 @@ impl NoiseView {
         if 1 + (self.vouched as u32) < self.min_cohort {
             return t;
         }
-        let cover = (h + self.strangers() as u32 + 1) / 2 + 1;
+        let cover = (h + self.strangers() as u32).div_ceil(2) + 1;
         let counting = if self.complete { 0 } else { h - h.div_ceil(10) };
         let own = t.max(cover).max(counting);
         if own + 1 > h && t < h {
