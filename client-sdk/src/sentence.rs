@@ -7,8 +7,9 @@ use kith_protocol::aggregation::estimate::AggregateSum;
 use kith_protocol::app::AskResult;
 
 /// A released count as people read it (spec §9.6.4): "about 4 of your 11 friends (2–6)",
-/// "fewer than 3 of your 11 friends" when the interval reaches zero, "4 of your 11
-/// friends" when the count is exact (no noise), never a negative number. `noun` is the
+/// "fewer than 3 of your 11 friends" when the range reaches zero, "anywhere from none to
+/// all of your 3 friends" when it spans the whole cohort (too much noise to say more),
+/// "4 of your 11 friends" when the count is exact (no noise), never a negative number. `noun` is the
 /// plural for the people counted ("friends", "contacts"); `cohort` how many were counted.
 pub fn count_phrase(a: &AggregateSum, cohort: u32, exact: bool, noun: &str) -> String {
     let of = format!("of your {cohort} {noun}");
@@ -21,6 +22,7 @@ pub fn count_phrase(a: &AggregateSum, cohort: u32, exact: bool, noun: &str) -> S
     match (a.owners_low, a.owners_high) {
         (_, 0) => format!("probably none {of}"),
         (0, high) if high < cohort => format!("fewer than {} {of}", high + 1),
+        (0, _) => format!("anywhere from none to all {of}"),
         (low, high) => format!("about {} {of} ({low}–{high})", a.owners),
     }
 }
@@ -198,8 +200,12 @@ mod tests {
         );
         assert_eq!(
             count_phrase(&a(2, 0, 2), 2, false, "friends"),
-            "about 2 of your 2 friends (0–2)",
-            "an interval that spans everyone says so"
+            "anywhere from none to all of your 2 friends",
+            "a range that spans everyone says so"
+        );
+        assert_eq!(
+            count_phrase(&a(9, 7, 11), 11, false, "friends"),
+            "about 9 of your 11 friends (7–11)"
         );
     }
 }

@@ -553,9 +553,17 @@ async fn run(cli: Cli) -> Result<()> {
                     (Some(a), _) => {
                         let phrase = count_phrase(a, r.survivors, eps.is_none(), "contacts");
                         match eps {
-                            Some(e) => println!(
-                                "Counted privately: {phrase} own one (90 % range; ε = {e})."
-                            ),
+                            Some(e) => {
+                                println!(
+                                    "Counted privately: {phrase} own one (90 % range; ε = {e})."
+                                );
+                                if a.owners_low == 0 && a.owners_high >= r.survivors {
+                                    println!(
+                                        "  Too much noise to say more: each contact adds noise for itself unless it knows \
+                                         others in the count (see the README, \"What `count` protects\")."
+                                    );
+                                }
+                            }
                             None => println!("Counted privately: {phrase} own one (exact)."),
                         }
                         if let (Some(units), Some(ratings)) = (a.units, a.ratings) {
@@ -677,7 +685,7 @@ async fn run(cli: Cli) -> Result<()> {
                 ));
             } else {
                 for (k, v) in &all {
-                    println!("{k:<14} {v}");
+                    println!("{k:<16} {v}");
                 }
             }
             client.close().await;

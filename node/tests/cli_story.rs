@@ -163,6 +163,32 @@ fn five_processes_tell_the_story() {
         assert!(n.get("rating").is_some() && n.get("note").is_some());
     }
 
+    // With a minimum cohort of 3 Ana gets a count of her three friends: a number people
+    // can read, with its 90 % range, never below 0 or above the cohort; units and ratings
+    // only when asked for.
+    ok(&ana.dir, &["settings", "set", "min-cohort", "3"]);
+    // Each ask costs every friend ε 1 of the 4 it grants Ana a day; this story asks more.
+    for friend in [&chloe, &bruno, &dev] {
+        ok(&friend.dir, &["settings", "set", "epsilon-per-day", "10"]);
+    }
+    let counted = json(&ana.dir, &["ask", "tag:vehicle/subaru"]);
+    let a = &counted["aggregate"];
+    let (low, owners, high) = (
+        a["owners_low"].as_u64().unwrap(),
+        a["owners"].as_u64().unwrap(),
+        a["owners_high"].as_u64().unwrap(),
+    );
+    assert!(low <= owners && owners <= high && high <= 3, "{counted}");
+    assert!(a["units"].is_null() && a["ratings"].is_null(), "{counted}");
+    let detailed = json(&ana.dir, &["ask", "tag:vehicle/subaru", "--detail"]);
+    assert!(detailed["aggregate"]["units"].is_u64(), "{detailed}");
+    assert_eq!(
+        detailed["aggregate"]["ratings"].as_array().unwrap().len(),
+        5
+    );
+    let text = ok(&ana.dir, &["ask", "tag:vehicle/subaru"]);
+    assert!(text.contains("of your 3 contacts"), "{text}");
+
     // The stranger is nobody's contact: its ask reaches no one and names no one.
     let lonely = json(
         &stranger.dir,
