@@ -198,6 +198,37 @@ fn dropping_the_victims_contacts_does_not_strip_its_noise() {
     assert!(acc <= limit, "the asker guessed {acc:.3} > {limit:.3}");
 }
 
+/// A contact of the victim colludes with the asker: it runs software that adds no noise
+/// and declares a whole draw of its own, so that the victim and its other contacts count
+/// on noise that is not there. Each member counts a contact for at most its own base `1/w`
+/// (here 1/6), so the noise left unknown to the asker is 5/6 of a draw and the victim's
+/// guarantee degrades to `ε + ln(6/5)` (spec §9.6.3, §11.13): accuracy bound 0.765.
+#[test]
+fn a_colluding_contact_takes_at_most_its_share() {
+    let trials = 1000;
+    let acc = accuracy(
+        31,
+        trials,
+        asker_params(),
+        |rng, b| {
+            let mut s = circle_scene(rng, b, 5, 0);
+            let colluder = s.marked[0];
+            let m = s.members.get_mut(&colluder).unwrap();
+            m.noiseless = true;
+            m.declares = Some(1);
+            s
+        },
+        |_, _, _| false,
+    );
+    let degraded = EPSILON + (6.0f64 / 5.0).ln();
+    let limit = allowed(degraded, trials);
+    eprintln!(
+        "one colluding contact: accuracy {acc:.3} over {trials} (bound {:.3}, allowed {limit:.3})",
+        dp_bound(degraded)
+    );
+    assert!(acc <= limit, "the asker guessed {acc:.3} > {limit:.3}");
+}
+
 /// An honest asker and members who all know each other: each keeps `1/n` of a draw, the
 /// sum holds one whole draw, and the 90 % interval is ±2 at ε = 1 (target: ±3).
 #[test]

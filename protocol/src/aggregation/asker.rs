@@ -90,8 +90,7 @@ impl core::fmt::Display for Withheld {
 pub enum MemberFailure {
     Contact(ContactFailure),
     Aborted(AbortReason),
-    /// Left out of the cohort after round 0 (spec §9.8.4): beyond [`MAX_COHORT`], or its
-    /// minimum cohort is larger than the cohort could be.
+    /// Left out of the cohort after round 0 (spec §9.8.4): beyond [`MAX_COHORT`].
     LeftOut(&'static str),
 }
 

@@ -98,7 +98,8 @@ pub enum AbortReason {
     /// 0: the message is for a round this responder is not in (replay, reorder, unknown query).
     UnexpectedRound,
     /// 1: fewer members or survivors than the session's parameters need, or parameters
-    ///    below the floors of spec §9.8.3 or the responder's minimum cohort.
+    ///    below the floors of spec §9.8.3 (a responder's minimum cohort is not one: below
+    ///    it, it keeps its whole noise, §9.6.2).
     CohortTooSmall,
     /// 2: a signature, share or list failed its checks; the asker lied or relayed forgeries.
     Inconsistent,

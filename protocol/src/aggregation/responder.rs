@@ -212,6 +212,8 @@ pub struct AggResponder {
     noise: Option<Noise>,
     /// Modified software in attack tests: adds no noise at all.
     noiseless: bool,
+    /// Modified software in attack tests: the base divisor it declares, whatever it drew.
+    declared_base: Option<u32>,
     input: [u32; VECTOR_LEN],
     share_secret: x25519_dalek::StaticSecret,
     mask_seed: Scalar,
@@ -288,6 +290,7 @@ impl AggResponder {
             vouched: BTreeSet::new(),
             noise: None,
             noiseless: false,
+            declared_base: None,
             input: contribution.to_vector(),
             share_secret,
             mask_seed,
@@ -313,6 +316,14 @@ impl AggResponder {
     #[cfg(feature = "testing")]
     pub fn dangerous_noiseless(mut self) -> Self {
         self.noiseless = true;
+        self
+    }
+
+    /// Modified software for attack tests: a contact colluding with the asker declares a
+    /// base of `1/divisor` in round 3 whatever it added (spec §11.13).
+    #[cfg(feature = "testing")]
+    pub fn dangerous_declare_base(mut self, divisor: u32) -> Self {
+        self.declared_base = Some(divisor);
         self
     }
 
@@ -640,10 +651,11 @@ impl AggResponder {
                     view.base_divisor(),
                 )
             });
-        Noise {
-            declaration: view.declaration(draw.is_some()),
-            draw,
+        let mut declaration = view.declaration(draw.is_some());
+        if let Some(base_divisor) = self.declared_base {
+            declaration.base_divisor = base_divisor;
         }
+        Noise { declaration, draw }
     }
 
     fn unmask(

@@ -90,7 +90,9 @@ impl NoiseView {
 
     /// The mass to keep once U3 is signed (spec §9.6.2), given the declarations of the
     /// contacts it may count ([`may_count`]): enough that the sum holds a whole draw; all of
-    /// it when not covered or counting fewer co-members than its minimum cohort.
+    /// it when not covered or counting fewer co-members than its minimum cohort. Each
+    /// contact counts for at most this member's own base `1/w`, so that `c` contacts lying
+    /// about their noise take at most `c/w` of it away (spec §9.6.3).
     pub fn keep(&self, counted: &[NoiseDeclaration]) -> f64 {
         if !self.covered() || 1 + counted.len() < self.min_cohort as usize {
             return 1.0;
@@ -99,7 +101,7 @@ impl NoiseView {
         let mass: f64 = counted
             .iter()
             .filter(|d| d.base_divisor > 0)
-            .map(|d| 1.0 / d.base_divisor as f64)
+            .map(|d| (1.0 / d.base_divisor as f64).min(base))
             .sum();
         (1.0 - mass).max(base)
     }
@@ -160,6 +162,14 @@ mod tests {
         assert!((v.keep(&others) - 1.0 / 11.0).abs() < 1e-12);
         // Half of them gone from U3: it keeps what they took with them.
         assert!((v.keep(&others[..5]) - 6.0 / 11.0).abs() < 1e-12);
+        // A contact claiming a whole draw of its own counts for 1/11 only.
+        let liar = NoiseDeclaration {
+            base_divisor: 1,
+            threshold: v.threshold(),
+        };
+        let mut lied = others[..5].to_vec();
+        lied.push(liar);
+        assert!((v.keep(&lied) - 5.0 / 11.0).abs() < 1e-12);
         // Below its minimum cohort it stands alone.
         assert_eq!(v.keep(&others[..3]), 1.0);
         assert_eq!(

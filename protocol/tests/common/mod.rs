@@ -32,6 +32,8 @@ pub struct SimMember {
     pub drops_at: Option<u8>,
     /// Modified software run by the asker (a Sybil): adds no noise.
     pub noiseless: bool,
+    /// Modified software: the base divisor it declares, whatever it added.
+    pub declares: Option<u32>,
     session: Option<AggResponder>,
 }
 
@@ -48,6 +50,7 @@ impl SimMember {
             contacts: BTreeSet::new(),
             drops_at: None,
             noiseless: false,
+            declares: None,
             session: None,
         }
     }
@@ -161,6 +164,9 @@ pub fn run_ask(
                     );
                     if m.noiseless {
                         s = s.dangerous_noiseless();
+                    }
+                    if let Some(d) = m.declares {
+                        s = s.dangerous_declare_base(d);
                     }
                     let advertisement = s.advertisement().clone();
                     m.session = Some(s);

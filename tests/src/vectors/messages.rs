@@ -585,7 +585,7 @@ pub(super) fn messages() -> Value {
     v.extend(decoding_failures());
     json!({
         "section": "§5.2, §8.1, §8.4, §9.7, §9.9, §10.2, §10.3, §10.4",
-        "description": "Every variant of every message enum and every refusal, abort and app error code: value (JSON, informative), body = postcard(value), message = varint(1) || body, frame = u32_be(len(message)) || message. Sealed pairs, sealed shares and seed shares hold arbitrary bytes here; aggregation.json computes real ones.",
+        "description": "Every variant of every message enum and every refusal, abort and app error code: value (JSON, informative), body = postcard(value), message = varint(2) || body, frame = u32_be(len(message)) || message. Sealed pairs, sealed shares and seed shares hold arbitrary bytes here; aggregation.json computes real ones.",
         "vectors": v,
     })
 }

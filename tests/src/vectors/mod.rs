@@ -894,7 +894,7 @@ fn aggregation() -> Value {
                 "query_id": qid.to_hex(),
                 "item": item.to_string(),
                 "threshold": outcome.threshold,
-                "params": {"degree": p3.degree, "threshold": p3.threshold, "min_survivors": p3.min_survivors, "epsilon": p3.epsilon},
+                "params": {"degree": p3.degree, "threshold": p3.threshold, "min_survivors": p3.min_survivors, "epsilon": p3.epsilon, "detail": p3.detail},
                 "member_settings": {"epsilon": null, "min_cohort": 2},
                 "asker_min_cohort": 2,
                 "requested_epsilon": null,
