@@ -220,3 +220,105 @@ pub async fn ask_until(
     };
     ask_with(asker, members, item, query_id, hold).await.kill()
 }
+
+/// A raw ask in which the asker also fields `sybils` members of its own: fresh keys (no
+/// invites, nobody's contact) running modified software that adds no noise, answered in
+/// this process, next to the real nodes `members` reached over QUIC. Returns the outcome,
+/// whose `raw` sum the attacker reads. Spec §11.13.
+pub async fn ask_with_sybils(
+    asker: &Identity,
+    members: &[&TestNode],
+    sybils: usize,
+    item: &ItemKey,
+    query_id: QueryId,
+    params: AggregationParams,
+) -> AggOutcome {
+    use kith_protocol::aggregation::input::Contribution;
+    use kith_protocol::aggregation::keys::Context;
+    use kith_protocol::aggregation::responder::{AggResponder, AskTerms, ResponderSettings};
+    use rand_core::OsRng;
+
+    let mut conns = HashMap::new();
+    let mut endpoints = Vec::new();
+    for m in members {
+        let (endpoint, conn) = raw_peer(m, asker).await;
+        conns.insert(m.id(), conn);
+        endpoints.push(endpoint);
+    }
+    let mut fake: HashMap<NodeId, (Identity, Option<AggResponder>)> = (0..sybils)
+        .map(|_| {
+            let id = Identity::generate(&mut OsRng);
+            (id.node_id(), (id, None))
+        })
+        .collect();
+    let ids: Vec<NodeId> = members
+        .iter()
+        .map(|m| m.id())
+        .chain(fake.keys().copied())
+        .collect();
+    let start = Instant::now();
+    let mut agg = AggAsker::new(asker.node_id(), query_id, item.clone(), ids, params, start);
+    for _ in 0..6 {
+        let mut batch = Vec::new();
+        while let Some(t) = agg.poll_transmit() {
+            batch.push(t);
+        }
+        if batch.is_empty() {
+            break;
+        }
+        for t in batch {
+            let reply = match fake.get_mut(&t.to) {
+                Some((id, session)) => {
+                    let Ok(PeerRequest::Aggregate(r)) = decode_message::<PeerRequest>(&t.payload)
+                    else {
+                        continue;
+                    };
+                    let response = match r {
+                        AggRequest::Advertise {
+                            epsilon, detail, ..
+                        } => {
+                            let s = AggResponder::start(
+                                id,
+                                Context {
+                                    query_id,
+                                    asker: asker.node_id(),
+                                },
+                                Contribution::default(),
+                                ResponderSettings {
+                                    epsilon: None,
+                                    min_cohort: 2,
+                                },
+                                AskTerms { epsilon, detail },
+                                Default::default(),
+                                &mut OsRng,
+                                start + Duration::from_secs(60),
+                            )
+                            .dangerous_noiseless();
+                            let advertisement = s.advertisement().clone();
+                            *session = Some(s);
+                            AggResponse::Advertised {
+                                answer: kith_protocol::message::Answer {
+                                    query_id,
+                                    named: vec![],
+                                },
+                                advertisement,
+                            }
+                        }
+                        other => match session.as_mut() {
+                            Some(s) => s.handle(id, other, &mut OsRng, Instant::now()),
+                            None => continue,
+                        },
+                    };
+                    Ok(PeerResponse::Aggregate(response))
+                }
+                None => exchange(&conns[&t.to], &t.payload).await,
+            };
+            match reply {
+                Ok(r) => agg.handle_response(t.to, &encode_message(&r), Instant::now()),
+                Err(e) => agg.handle_failure(t.to, ContactFailure::Unreachable(e), Instant::now()),
+            }
+        }
+    }
+    drop(endpoints);
+    agg.outcome()
+}
