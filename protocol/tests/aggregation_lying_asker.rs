@@ -24,6 +24,8 @@ use kith_protocol::{Identity, NodeId, QueryId, SigningLabel};
 use rand_core::OsRng;
 
 struct Cohort {
+    /// Members who know each other (`setup_with`).
+    circle: Vec<NodeId>,
     ctx: Context,
     ids: BTreeMap<NodeId, Identity>,
     sessions: BTreeMap<NodeId, AggResponder>,
@@ -32,14 +34,24 @@ struct Cohort {
 }
 
 fn plan_of(sessions: &BTreeMap<NodeId, AggResponder>) -> Plan {
+    plan_at(sessions, None)
+}
+
+fn plan_at(sessions: &BTreeMap<NodeId, AggResponder>, epsilon: Option<u32>) -> Plan {
     let members = sessions
         .iter()
         .map(|(k, s)| (*k, s.advertisement().clone()))
         .collect();
-    Plan::new(members, Params::choose(sessions.len(), 3, None)).unwrap()
+    Plan::new(members, Params::choose(sessions.len(), 3, epsilon)).unwrap()
 }
 
 fn setup(n: usize) -> Cohort {
+    setup_with(n, 0, None)
+}
+
+/// `n` members of which the first `circle` (by generation order) know each other; noise at
+/// `epsilon` (thousandths) if any, minimum cohort 2.
+fn setup_with(n: usize, circle: usize, epsilon: Option<u32>) -> Cohort {
     let asker = Identity::generate(&mut OsRng).node_id();
     let ctx = Context {
         query_id: QueryId([5; 16]),
@@ -48,23 +60,30 @@ fn setup(n: usize) -> Cohort {
     let now = Instant::now();
     let mut ids = BTreeMap::new();
     let mut sessions = BTreeMap::new();
-    for _ in 0..n {
-        let id = Identity::generate(&mut OsRng);
+    let all: Vec<Identity> = (0..n).map(|_| Identity::generate(&mut OsRng)).collect();
+    let friends: BTreeSet<NodeId> = all[..circle].iter().map(|i| i.node_id()).collect();
+    for (i, id) in all.into_iter().enumerate() {
         let c = Contribution {
             owns: true,
             units: 1,
             best_rating: Some(4),
         };
+        let mut contacts = if i < circle {
+            friends.clone()
+        } else {
+            BTreeSet::new()
+        };
+        contacts.remove(&id.node_id());
         let s = AggResponder::start(
             &id,
             ctx,
             c,
             ResponderSettings {
-                epsilon: None,
-                min_cohort: 3,
+                epsilon,
+                min_cohort: if circle > 0 { 2 } else { 3 },
             },
             AskTerms::default(),
-            BTreeSet::new(),
+            contacts,
             &mut OsRng,
             now + Duration::from_secs(60),
         );
@@ -72,9 +91,10 @@ fn setup(n: usize) -> Cohort {
         ids.insert(id.node_id(), id);
     }
     Cohort {
+        circle: friends.into_iter().collect(),
         ctx,
         ids,
-        plan: plan_of(&sessions),
+        plan: plan_at(&sessions, epsilon),
         sessions,
         now,
     }
@@ -434,6 +454,7 @@ fn consistency_signatures_do_not_carry_over_to_another_session() {
     // Session 2: same members, same query id, same asker, fresh keys. The asker replays the
     // old signatures to unlock round 4 without any member signing in this session.
     let mut second = Cohort {
+        circle: Vec::new(),
         ctx: first.ctx,
         ids: first
             .ids
@@ -654,4 +675,80 @@ fn misattributed_shares_abort() {
             "{what}"
         );
     }
+}
+
+/// The split-bitmap attack on counting (spec §9.6.2 rule 5): in a complete graph of 20, a
+/// victim and 9 contacts who know each other raise their own thresholds to 16; the other
+/// 10 members are the asker's. The asker shows the victim, 3 of its contacts and its own
+/// members the full bitmap (14 signers: the session's `t`), and the other 6 contacts a
+/// bitmap without those 3, so that their mask-key seeds could be rebuilt. The victim sees
+/// the 3 contacts' signatures over its own bitmap, but only 14 of its holders signed it,
+/// fewer than its own threshold: it counts nobody and keeps its whole draw.
+#[test]
+fn a_bitmap_signed_by_fewer_than_the_own_threshold_counts_nobody() {
+    let mut c = setup_with(20, 10, Some(1000));
+    let qid = c.ctx.query_id;
+    c.share_and_mask();
+    let all: Vec<NodeId> = c.plan.members.iter().map(|m| m.0).collect();
+    let (victim, a, b, sybils) = split_roles(&c, 10);
+    let full = c.bits(&all);
+    let without_a: Vec<NodeId> = all.iter().filter(|m| !a.contains(m)).copied().collect();
+    let partial = c.bits(&without_a);
+    let mut on_full = Vec::new();
+    for m in [victim].iter().chain(&a).chain(&sybils) {
+        let r = c.send(
+            m,
+            AggRequest::Consistency {
+                query_id: qid,
+                survivors: full.clone(),
+            },
+        );
+        let AggResponse::Consistent { noise, signature } = r else {
+            panic!("{r:?}")
+        };
+        on_full.push(SurvivorSignature {
+            member: *m,
+            noise,
+            signature,
+        });
+    }
+    for m in &b {
+        let _ = c.send(
+            m,
+            AggRequest::Consistency {
+                query_id: qid,
+                survivors: partial.clone(),
+            },
+        );
+    }
+    assert_eq!(on_full.len(), 14);
+    on_full.sort_by_key(|s| s.member);
+    let r = c.send(
+        &victim,
+        AggRequest::Unmask {
+            query_id: qid,
+            signatures: on_full,
+        },
+    );
+    let AggResponse::Unmasked(u) = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(u.noise.kept, 1_000_000, "it counted nobody");
+    assert_eq!(u.noise.removed, vec![0; 7]);
+}
+
+/// The victim, 3 and 6 of its contacts, and the 10 strangers, for the split attack.
+fn split_roles(c: &Cohort, circle: usize) -> (NodeId, Vec<NodeId>, Vec<NodeId>, Vec<NodeId>) {
+    let members: Vec<NodeId> = c.circle.clone();
+    assert_eq!(members.len(), circle);
+    let victim = members[0];
+    let a = members[1..4].to_vec();
+    let b = members[4..].to_vec();
+    let sybils = c
+        .ids
+        .keys()
+        .filter(|k| !members.contains(k))
+        .copied()
+        .collect();
+    (victim, a, b, sybils)
 }

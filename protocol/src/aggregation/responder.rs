@@ -669,6 +669,9 @@ impl AggResponder {
         let mut counted = Vec::new();
         let t = cohort.params.threshold as usize;
         let view = self.view(cohort);
+        // Counting a contact's noise is safe only once `t_v` members of its own holders
+        // signed this bitmap (spec §9.6.2 rule 5): that many signatures are verified.
+        let own = view.threshold() as usize;
         let me = cohort.position(&self.me).expect("a member");
         for s in signatures {
             let v = &s.member;
@@ -677,9 +680,9 @@ impl AggResponder {
                 return Err(AbortReason::Inconsistent);
             }
             let vouched = self.vouched.contains(v);
-            // `t` valid signatures are what the invariant needs, and contacts' are what the
-            // noise may count on; others only cost time.
-            if signers.len() > t && !vouched {
+            // `t` valid signatures are what the invariant needs, `t_v` what counting needs,
+            // and contacts' are what the noise may count on; others only cost time.
+            if signers.len() > t.max(own) && !vouched {
                 continue;
             }
             let message = consistency_message(
@@ -707,6 +710,11 @@ impl AggResponder {
         }
         if (signers.len() as u32) < cohort.params.threshold {
             return Err(AbortReason::Inconsistent);
+        }
+        if signers.len() < own {
+            // Fewer of its holders vouch for this bitmap than its own threshold: the asker
+            // could reveal its self mask while dropping a contact; count nobody.
+            counted.clear();
         }
         let keep = if self.noise.is_some() {
             view.keep(&counted)
