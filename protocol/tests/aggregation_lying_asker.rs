@@ -752,3 +752,47 @@ fn split_roles(c: &Cohort, circle: usize) -> (NodeId, Vec<NodeId>, Vec<NodeId>, 
         .collect();
     (victim, a, b, sybils)
 }
+
+/// The asker lists itself as a member of its own cohort (spec §9.8.3): it is every
+/// member's contact, so a member would vouch for its noise declaration and count noise the
+/// asker never added. Members refuse a roster that holds the asker.
+#[test]
+fn an_asker_in_its_own_cohort_is_refused() {
+    let asker = Identity::generate(&mut OsRng);
+    let ctx = Context {
+        query_id: QueryId([8; 16]),
+        asker: asker.node_id(),
+    };
+    let now = Instant::now();
+    let start = |id: &Identity, contacts: BTreeSet<NodeId>| {
+        AggResponder::start(
+            id,
+            ctx,
+            Contribution::default(),
+            ResponderSettings {
+                epsilon: Some(1000),
+                min_cohort: 2,
+            },
+            AskTerms::default(),
+            contacts,
+            &mut OsRng,
+            now + Duration::from_secs(60),
+        )
+    };
+    let victim = Identity::generate(&mut OsRng);
+    let other = Identity::generate(&mut OsRng);
+    let mut sessions = BTreeMap::from([
+        (victim.node_id(), start(&victim, [asker.node_id()].into())),
+        (asker.node_id(), start(&asker, BTreeSet::new())),
+        (other.node_id(), start(&other, BTreeSet::new())),
+    ]);
+    let plan = plan_at(&sessions, Some(1000));
+    let to = plan.position(&victim.node_id()).unwrap();
+    let reply = sessions.get_mut(&victim.node_id()).unwrap().handle(
+        &victim,
+        plan.share_keys(ctx.query_id, to),
+        &mut OsRng,
+        now,
+    );
+    assert_eq!(reply, AggResponse::Abort(AbortReason::Inconsistent));
+}

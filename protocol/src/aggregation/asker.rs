@@ -311,10 +311,18 @@ impl AggAsker {
                 // One sealed pair per neighbour, in the neighbours' roster order, and an own
                 // threshold between the session's and the member's holders (spec §9.6.2).
                 let expected = self.neighbours_in_order(&from);
+                // An honest member never needs all its holders unless the session does
+                // (spec §9.6.2): one member must not make every dropout fatal.
                 let session = self.params().threshold;
+                let holders = expected.len() as u32 + 1;
+                let highest = if session < holders {
+                    holders - 1
+                } else {
+                    holders
+                };
                 if pairs.len() == expected.len()
                     && pairs.iter().all(|c| c.len() == SEALED_PAIR_LEN)
-                    && (session..=expected.len() as u32 + 1).contains(&threshold)
+                    && (session..=highest).contains(&threshold)
                 {
                     self.thresholds.insert(from, threshold);
                     self.shares

@@ -46,7 +46,9 @@ pub const SPARSE_FROM: usize = 51;
 /// some member's neighbourhood holds enough colluders to unmask it (`2t − h − 1`, one fewer
 /// than in the complete graph, spec §11.16) is at most 2⁻⁴⁰ and
 /// the chance that some neighbourhood keeps too few survivors to unmask at most 2⁻²⁰
-/// (spec §11.16; checked by a test).
+/// (spec §11.16; checked by a test). Both bounds are for members sharing with the session
+/// threshold `t`; a member that raises its own (spec §9.6.2) trades dropout tolerance for
+/// counting its contacts' noise, and tolerates only `h − t_v` missing holders.
 pub const SPARSE_DEGREES: [(usize, usize); 11] = [
     (75, 22),
     (100, 32),

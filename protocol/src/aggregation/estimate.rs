@@ -16,6 +16,9 @@ use super::noise::cell_alphas;
 /// The confidence of every released interval (spec §9.6.4).
 pub const CONFIDENCE: f64 = 0.9;
 
+/// The standard normal's two-sided 90 % quantile, for very wide noise (spec §9.6.4).
+const NORMAL_90: f64 = 1.644_853_626_951_472_2;
+
 /// A released aggregate (spec §9.6.4, and `AggregateSum` in §10.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AggregateSum {
@@ -73,6 +76,14 @@ impl AggregateSum {
 pub fn half_width(alpha: f64, mass: f64) -> i64 {
     if alpha <= 0.0 || mass <= 0.0 {
         return 0;
+    }
+    // Var(N) = 2·mass·α/(1−α)². Where the pmf would take more than about 20 000 terms
+    // (tiny ε, or a large mass), N is a sum of many independent draws and close to normal:
+    // take the normal quantile, one wider, instead of work quadratic in the spread.
+    let variance = 2.0 * mass * alpha / (1.0 - alpha).powi(2);
+    let mean = mass * alpha / (1.0 - alpha);
+    if mean + 30.0 * variance.sqrt() > 20_000.0 {
+        return (NORMAL_90 * variance.sqrt()).ceil() as i64 + 1;
     }
     let p = polya_pmf(alpha, mass);
     // P(N = k) = Σ_j p(j) p(j + |k|).
@@ -133,6 +144,13 @@ mod tests {
         let normal = 1.645 * (400.0 * 2.0 * alpha / (1.0 - alpha).powi(2)).sqrt();
         assert!((wide - normal).abs() <= 2.0, "{wide} vs {normal}");
         assert!(half_width(alpha, 5000.0) > 0, "no underflow");
+        // ε = 0.01 over 1000 members: the normal quantile, at once.
+        let tiny = (-0.01f64 / 3.0).exp();
+        let started = std::time::Instant::now();
+        let q = half_width(tiny, 1000.0) as f64;
+        let sd = (2000.0 * tiny / (1.0 - tiny).powi(2)).sqrt();
+        assert!((q - 1.645 * sd).abs() < 3.0, "{q} vs {}", 1.645 * sd);
+        assert!(started.elapsed().as_secs() < 1);
     }
 
     #[test]

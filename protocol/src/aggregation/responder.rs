@@ -132,14 +132,16 @@ fn share_aad(ctx: &Context, from: &NodeId, to: &NodeId) -> Vec<u8> {
 }
 
 /// Check one relayed advertisement: signed by the member it names, for this query and
-/// asker, with a valid ε.
+/// asker, with a valid ε, and not the asker's own: the asker is every member's contact, so a
+/// member would vouch for it (spec §9.6.2, §9.8.3).
 pub(crate) fn check_advert(
     ctx: &Context,
     signed: &SignedAdvertisement,
 ) -> Result<Advertisement, AbortReason> {
     let ad = signed.verify().map_err(|_| AbortReason::Inconsistent)?;
     let bad_epsilon = ad.epsilon.is_some_and(|e| !EPSILON_RANGE.contains(&e));
-    if ad.query_id != ctx.query_id || ad.asker != ctx.asker || bad_epsilon {
+    let asker_itself = ad.responder == ctx.asker;
+    if ad.query_id != ctx.query_id || ad.asker != ctx.asker || bad_epsilon || asker_itself {
         return Err(AbortReason::Inconsistent);
     }
     Ok(ad)
@@ -480,7 +482,7 @@ impl AggResponder {
         }
         self.vouched = members
             .keys()
-            .filter(|v| **v != self.me && self.contacts.contains(v))
+            .filter(|v| **v != self.me && **v != self.ctx.asker && self.contacts.contains(v))
             .copied()
             .collect();
         let cohort = Cohort::new(roster, graph, params, members);

@@ -39,16 +39,22 @@ impl NoiseView {
 
     /// `t_v`: the threshold it shares its own secrets with (spec §9.6.2). With fewer
     /// vouched co-members than its minimum cohort it stands alone and keeps `t`. Else the
-    /// largest of `t`, coverage `⌈(h + C̄)/2⌉ + 1`, and in a sparse graph `h − ⌈h/10⌉`
-    /// (so that neighbours further along the cycle can be counted); if that would need
-    /// every holder, it keeps `t` and stands alone.
+    /// largest of `t`, coverage `⌈(h + C̄)/2⌉ + 1`, and in a sparse graph `⌊(3h + 1)/4⌋ + 1`
+    /// (so that neighbours across its whole neighbourhood can be counted); if that would
+    /// need every holder, it keeps `t` and stands alone.
     pub fn threshold(&self) -> u32 {
         let (h, t) = (self.holders as u32, self.session_threshold);
         if 1 + (self.vouched as u32) < self.min_cohort {
             return t;
         }
         let cover = (h + self.strangers() as u32).div_ceil(2) + 1;
-        let counting = if self.complete { 0 } else { h - h.div_ceil(10) };
+        // Enough that, with no strangers, two neighbours at the graph's widest distance
+        // `(h − 1)/2` count each other: `2·t_v − h − (h − 1)/2 > 1` (rule 4).
+        let counting = if self.complete {
+            0
+        } else {
+            (3 * h + 1) / 4 + 1
+        };
         let own = t.max(cover).max(counting);
         if own + 1 > h && t < h {
             return t;
@@ -107,15 +113,18 @@ impl NoiseView {
     }
 }
 
-/// Whether `v` may count the base noise of its contact `u` (spec §9.6.2): the asker cannot
-/// both reveal `v`'s self mask and drop `u` from the sum, because that takes `t_v` holders
-/// of `v` and `t_u` of `u`, disjoint among the honest ones, and `t_v + t_u − |H_v ∪ H_u|`
-/// exceeds `v`'s own strangers plus the margin of one. Only `v`'s view bounds the
-/// asker's holders: `v` relies on its contacts, never on theirs. `v` is its view, `u` its
-/// declaration.
+/// Whether `v` may count the base noise of its contact `u` (spec §9.6.2 rules 4 and 5),
+/// **given that at least `t_v` members of `H_v` signed `v`'s bitmap** (the caller checks
+/// that). Those signers, honest ones at least `t_v − c_v`, saw `u` in the sum and never
+/// reveal shares of `u`'s mask-key seed; so dropping `u` from the sum needs `t_u` other
+/// holders of `u`, which is impossible when `t_v + t_u − |H_v ∪ H_u|` exceeds the holders
+/// that may work for the asker: `v`'s strangers plus a margin of one. Only `v`'s view
+/// bounds them: `v` relies on its contacts, never on theirs. A declared threshold outside
+/// `[t, h]` is not believed. `v` is its view, `u` its declaration.
 pub fn may_count(v: &NoiseView, u: &NoiseDeclaration, union: usize) -> bool {
+    let believable = (v.session_threshold..=v.holders as u32).contains(&u.threshold);
     let slack = v.threshold() as i64 + u.threshold as i64 - union as i64;
-    u.base_divisor > 0 && slack > v.strangers() as i64 + 1
+    believable && u.base_divisor > 0 && slack > v.strangers() as i64 + 1
 }
 
 /// `|H_v ∪ H_u|` for the members at positions `v` and `u` of `graph` (spec §9.6.2).
@@ -225,8 +234,20 @@ mod tests {
             vouched: k,
             min_cohort: 5,
         };
-        assert_eq!(clique.threshold(), 33 - 4, "h − ⌈h/10⌉ in a sparse graph");
+        assert_eq!(clique.threshold(), 26, "⌊(3h + 1)/4⌋ + 1 in a sparse graph");
         let d = clique.declaration(true);
-        assert!(may_count(&clique, &d, 33 + 16) && !may_count(&clique, &d, 33 + 25));
+        assert!(
+            may_count(&clique, &d, 33 + 16),
+            "the farthest neighbour counts"
+        );
+        assert!(!may_count(&clique, &d, 33 + 18));
+        let boastful = NoiseDeclaration {
+            threshold: 1000,
+            ..d
+        };
+        assert!(
+            !may_count(&clique, &boastful, 33),
+            "a threshold above h is not believed"
+        );
     }
 }
