@@ -126,6 +126,21 @@ pub fn params() -> AggregationParams {
     }
 }
 
+/// A raw peer connection to each of `members` as `asker`, and the endpoints that hold them.
+async fn connect_all(
+    asker: &Identity,
+    members: &[&TestNode],
+) -> (HashMap<NodeId, quinn::Connection>, Vec<quinn::Endpoint>) {
+    let mut conns = HashMap::new();
+    let mut endpoints = Vec::new();
+    for m in members {
+        let (endpoint, conn) = raw_peer(m, asker).await;
+        conns.insert(m.id(), conn);
+        endpoints.push(endpoint);
+    }
+    (conns, endpoints)
+}
+
 /// Run an aggregation about `item` among `members` as `asker`, passing every request
 /// through `hook` first.
 pub async fn ask_with(
@@ -135,13 +150,7 @@ pub async fn ask_with(
     query_id: QueryId,
     mut hook: impl FnMut(&Seen, &NodeId, &mut AggRequest) -> Intercept,
 ) -> RawAsk {
-    let mut conns = HashMap::new();
-    let mut endpoints = Vec::new();
-    for m in members {
-        let (endpoint, conn) = raw_peer(m, asker).await;
-        conns.insert(m.id(), conn);
-        endpoints.push(endpoint);
-    }
+    let (conns, endpoints) = connect_all(asker, members).await;
     let ids: Vec<NodeId> = members.iter().map(|m| m.id()).collect();
     let mut agg = AggAsker::new(
         asker.node_id(),
@@ -238,13 +247,7 @@ pub async fn ask_with_sybils(
     use kith_protocol::aggregation::responder::{AggResponder, AskTerms, ResponderSettings};
     use rand_core::OsRng;
 
-    let mut conns = HashMap::new();
-    let mut endpoints = Vec::new();
-    for m in members {
-        let (endpoint, conn) = raw_peer(m, asker).await;
-        conns.insert(m.id(), conn);
-        endpoints.push(endpoint);
-    }
+    let (conns, endpoints) = connect_all(asker, members).await;
     let mut fake: HashMap<NodeId, (Identity, Option<AggResponder>)> = (0..sybils)
         .map(|_| {
             let id = Identity::generate(&mut OsRng);
