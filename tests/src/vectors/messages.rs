@@ -510,15 +510,17 @@ pub(super) fn messages() -> Value {
             peer: Some(ana.node_id()),
             peer_name: Some("Ana".into()),
             item: Some("tag:vehicle/subaru".into()),
-            detail: "named: nothing; aggregate: counted".into(),
+            detail: "nothing (owns nothing matching); counted in an aggregate".into(),
         }]),
         AppResponse::Error(AppError {
             code: AppErrorCode::BadRequest,
             message: "no such contact".into(),
         }),
         AppResponse::Settings(vec![
-            ("epsilon".into(), "1".into()),
             ("min-cohort".into(), "5".into()),
+            ("epsilon".into(), "1".into()),
+            ("asks-per-day".into(), "20".into()),
+            ("epsilon-per-day".into(), "4".into()),
         ]),
         AppResponse::Pending(vec![pending.clone()]),
         AppResponse::Decided(PendingRequest {

@@ -262,7 +262,10 @@ fn text_codes() -> Vec<Value> {
         json!({"name": "failure: padding character =", "code": format!("{code}="), "result": decoded(&format!("{code}="))}),
         json!({"name": "failure: another prefix", "code": format!("KITH2{body}"), "result": decoded(&format!("KITH2{body}"))}),
         json!({"name": "failure: fewer than 4 bytes (checksum missing)", "code": format!("{INVITE_PREFIX}AAAA"), "result": decoded(&format!("{INVITE_PREFIX}AAAA"))}),
-        json!({"name": "failure: over the limit of 4000 characters", "code_length": 4001, "result": decoded(&format!("{INVITE_PREFIX}{}", "A".repeat(3996)))}),
+        {
+            let code = format!("{INVITE_PREFIX}{}", "A".repeat(3996));
+            json!({"name": "failure: over the limit of 4000 characters", "code": code, "code_length": code.len(), "result": decoded(&code)})
+        },
     ];
     // Character counts 1, 3 and 6 modulo 8 leave 5 or more bits over: never valid.
     for cut in [9usize, 11, 6] {
@@ -497,7 +500,7 @@ fn oversize_frame(kind: &str, cap: u32) -> Value {
         Err(e) => e.to_string(),
         Ok(_) => "ok".into(),
     };
-    json!({"name": format!("failure: {kind} frame header over the {cap}-byte cap"), "frame_header": hex(&header), "result": result})
+    json!({"name": format!("failure: {kind} frame header over the {cap}-byte cap"), "cap": cap, "frame_header": hex(&header), "result": result})
 }
 
 /// `text` with the character at `i` replaced by another letter of the base32 alphabet: a
@@ -570,11 +573,11 @@ fn frames() -> Value {
             message_vector("AppResponse::Error", &AppResponse::Error(AppError { code: AppErrorCode::InviteUsed, message: "invite code was already used".into() }), MAX_APP_FRAME),
             message_vector("AppResponse::Error (out of scope)", &AppResponse::Error(AppError { code: AppErrorCode::OutOfScope, message: "isbn:0441013597 is outside this app's scope".into() }), MAX_APP_FRAME),
             message_vector("AppResponse::App", &AppResponse::App(kith_protocol::app::AppInfo { name: "shop".into(), key: kith_protocol::NodeId([0x44; 32]), scope: kith_protocol::app::AppScope { ask: vec![kith_protocol::ItemPattern::parse("tag:vehicle/*").unwrap()], named: false, daily_limit: Some(20) }, paired_at: 1_790_000_000, last_used_at: None, asks_24h: 0, revoked_at: None }), MAX_APP_FRAME),
-            {"name": "failure: trailing byte after PeerRequest::Ask", "message": hex(&trailing), "result": decoded::<PeerRequest>(&trailing)},
-            {"name": "failure: unknown protocol version 3", "message": hex(&v3), "result": decoded::<PeerRequest>(&v3)},
-            {"name": "failure: unknown PeerRequest variant 9", "message": hex(&bad_variant), "result": decoded::<PeerRequest>(&bad_variant)},
-            {"name": "failure: truncated PeerRequest::Ask", "message": hex(&truncated), "result": decoded::<PeerRequest>(&truncated)},
-            {"name": "failure: item key not in normal form (tag:Subaru)", "message": hex(&not_normal), "result": decoded::<PeerRequest>(&not_normal)},
+            {"name": "failure: trailing byte after PeerRequest::Ask", "type": "PeerRequest", "message": hex(&trailing), "result": decoded::<PeerRequest>(&trailing)},
+            {"name": "failure: unknown protocol version 3", "type": "PeerRequest", "message": hex(&v3), "result": decoded::<PeerRequest>(&v3)},
+            {"name": "failure: unknown PeerRequest variant 9", "type": "PeerRequest", "message": hex(&bad_variant), "result": decoded::<PeerRequest>(&bad_variant)},
+            {"name": "failure: truncated PeerRequest::Ask", "type": "PeerRequest", "message": hex(&truncated), "result": decoded::<PeerRequest>(&truncated)},
+            {"name": "failure: item key not in normal form (tag:Subaru)", "type": "PeerRequest", "message": hex(&not_normal), "result": decoded::<PeerRequest>(&not_normal)},
             oversize_frame("peer", MAX_PEER_FRAME),
         ]
     })
