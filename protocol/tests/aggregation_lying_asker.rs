@@ -796,3 +796,89 @@ fn an_asker_in_its_own_cohort_is_refused() {
     );
     assert_eq!(reply, AggResponse::Abort(AbortReason::Inconsistent));
 }
+
+/// Per-region parameters (spec §9.6.2 rule 2, §11.13): the asker gives the victim one
+/// parameter set (ε = 0.5) and its five contacts another (ε = 1), over the same roster, so
+/// that the contacts add noise at another α. Their consistency signatures cover the other
+/// cohort digest, so the victim can neither count them nor find `t` signatures over its
+/// own: it never reveals a share, nor its noise.
+#[test]
+fn per_region_parameters_are_never_counted() {
+    for own_region_only in [false, true] {
+        let r = per_region_round_4(own_region_only);
+        assert_eq!(
+            r,
+            AggResponse::Abort(AbortReason::Inconsistent),
+            "own region only: {own_region_only}"
+        );
+    }
+}
+
+/// The victim's round-4 reply in the per-region attack, shown every member's consistency
+/// signature or only those of its own region.
+fn per_region_round_4(own_region_only: bool) -> AggResponse {
+    let mut c = setup_with(8, 6, Some(1000));
+    let qid = c.ctx.query_id;
+    let members: Vec<(NodeId, SignedAdvertisement)> = c.plan.members.clone();
+    let strict = Plan::new(members.clone(), Params::choose(8, 3, Some(500))).unwrap();
+    let loose = Plan::new(members, Params::choose(8, 3, Some(1000))).unwrap();
+    assert_ne!(strict.digest(), loose.digest());
+    let victim = c.circle[0];
+    let contacts: Vec<NodeId> = c.circle[1..].to_vec();
+    let everyone: Vec<NodeId> = c.ids.keys().copied().collect();
+    // Round 1 from the plan of each member's region; the graph is the same.
+    let mut replies = BTreeMap::new();
+    for m in &everyone {
+        let plan = if contacts.contains(m) {
+            &loose
+        } else {
+            &strict
+        };
+        let request = plan.share_keys(qid, plan.position(m).unwrap());
+        let AggResponse::Shares { pairs, .. } = c.send(m, request) else {
+            panic!("shares")
+        };
+        replies.insert(*m, pairs);
+    }
+    let mut relayed = strict.relay_shares(&replies);
+    for m in &everyone {
+        let shares = relayed.remove(m).unwrap();
+        let r = c.send(
+            m,
+            AggRequest::MaskInput {
+                query_id: qid,
+                shares,
+            },
+        );
+        assert!(matches!(r, AggResponse::Masked(_)), "{r:?}");
+    }
+    let bits = c.bits(&everyone);
+    let mut signatures = Vec::new();
+    for m in &everyone {
+        let r = c.send(
+            m,
+            AggRequest::Consistency {
+                query_id: qid,
+                survivors: bits.clone(),
+            },
+        );
+        let AggResponse::Consistent { noise, signature } = r else {
+            panic!("{r:?}")
+        };
+        if !(own_region_only && contacts.contains(m)) {
+            signatures.push(SurvivorSignature {
+                member: *m,
+                noise,
+                signature,
+            });
+        }
+    }
+    signatures.sort_by_key(|s| s.member);
+    c.send(
+        &victim,
+        AggRequest::Unmask {
+            query_id: qid,
+            signatures,
+        },
+    )
+}
