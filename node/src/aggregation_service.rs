@@ -286,10 +286,9 @@ fn admit(
         shared.store.endorsements(),
         shared.store.policy(),
         settings::load(&shared.store),
-        shared.store.contacts(),
     );
-    let (endorsements, policy, mine, contacts) = match loaded {
-        (Ok(e), Ok(p), Ok(s), Ok(c)) => (e, p, s, c),
+    let (endorsements, policy, mine) = match loaded {
+        (Ok(e), Ok(p), Ok(s)) => (e, p, s),
         _ => return Admission::Declined(PeerResponse::Refused(Refusal::Internal)),
     };
     // What this ask may cost this node's owner: the ε its noise will be drawn at, at most
@@ -347,6 +346,10 @@ fn admit(
     );
     let contribution =
         Contribution::from_shelf(&endorsements, &policy, &asker, &contact.circle, &item);
+    // Read only for an admitted ask: a flood of declined ones must not cost a table scan.
+    let Ok(contacts) = shared.store.contact_ids() else {
+        return Admission::Declined(PeerResponse::Refused(Refusal::Internal));
+    };
     let responder = AggResponder::start(
         &shared.identity,
         Context { query_id, asker },
@@ -356,7 +359,7 @@ fn admit(
             min_cohort: mine.min_cohort,
         },
         AskTerms { epsilon, detail },
-        contacts.iter().map(|c| c.node_id).collect(),
+        contacts,
         &mut OsRng,
         now + shared.options.session_lifetime,
     );

@@ -85,6 +85,18 @@ impl Store {
         rows.into_iter().map(build).collect()
     }
 
+    /// Every contact's node id, without reading their cards: whom this node can vouch for
+    /// in an aggregation (spec §9.6.2).
+    pub fn contact_ids(&self) -> Result<std::collections::BTreeSet<NodeId>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare("SELECT node_id FROM contacts")?;
+        let ids = stmt
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))?
+            .filter_map(|id| id.ok()?.try_into().ok().map(NodeId))
+            .collect();
+        Ok(ids)
+    }
+
     pub fn contact_count(&self) -> Result<u32> {
         Ok(self
             .conn()
