@@ -880,6 +880,20 @@ fn aggregation() -> Value {
     };
     let too_low_request = low_plan.share_keys(qid, low_plan.position(&u).expect("member"));
     let too_low = low.handle(first, too_low_request.clone(), &mut low_rng, start);
+    // What both fresh sessions answered in round 0, and how they were set up (§9.8.2).
+    let fresh_setup = json!({
+        "member_settings": {"epsilon": null, "min_cohort": 2},
+        "contacts": [],
+        "input": c.to_vector().to_vec(),
+        "round0_request": hex(&encode_message(&PeerRequest::Aggregate(AggRequest::Advertise {
+            query_id: qid,
+            item: item.clone(),
+            epsilon: None,
+            detail: false,
+        }))),
+        "asker": ctx.asker.to_hex(),
+    });
+    let low_advertisement = hex(&encode_value(low.advertisement()));
     let duplicate = shamir::split(&secret, 2, &[1, 1], &mut rng)
         .err()
         .map(|e| e.to_string())
@@ -976,8 +990,8 @@ fn aggregation() -> Value {
             noise_vector("kith-vectors/noise/b", 10, 1),
             noise_vector("kith-vectors/noise/c", 10000, 2),
             {"name": "advertisement with a flipped signature bit (bit 0 of the first signature byte)", "signed_advertisement": hex(&encode_value(&forged)), "result": forged_result},
-            {"name": "round 3 before round 1", "member_keys": members[0].1, "session_rng_label": "kith-vectors/secagg/replay", "note": "a fresh session of the first member, as if it had just answered the transcript's round-0 Advertise, its secrets drawn from session_rng_label; then it is sent this request", "request": hex(&encode_message(&PeerRequest::Aggregate(early_request))), "response": hex(&encode_message(&PeerResponse::Aggregate(early.clone()))), "result": format!("{early:?}")},
-            {"name": "threshold below floor(2h/3)+1", "member_keys": members[0].1, "session_rng_label": "kith-vectors/secagg/low-threshold", "note": "a fresh session of the first member, with the other two members' advertisements of the transcript; its ShareKeys has threshold 2 where floor(2*3/3)+1 = 3", "request": hex(&encode_message(&PeerRequest::Aggregate(too_low_request))), "response": hex(&encode_message(&PeerResponse::Aggregate(too_low.clone()))), "result": format!("{too_low:?}")},
+            {"name": "round 3 before round 1", "member_keys": members[0].1, "session_rng_label": "kith-vectors/secagg/replay", "note": "a fresh session of the first member, as if it had just answered the transcript's round-0 Advertise, its secrets drawn from session_rng_label; then it is sent this request", "setup": fresh_setup, "request": hex(&encode_message(&PeerRequest::Aggregate(early_request))), "response": hex(&encode_message(&PeerResponse::Aggregate(early.clone()))), "result": format!("{early:?}")},
+            {"name": "threshold below floor(2h/3)+1", "member_keys": members[0].1, "session_rng_label": "kith-vectors/secagg/low-threshold", "note": "a fresh session of the first member, with the other two members' advertisements of the transcript; its ShareKeys has threshold 2 where floor(2*3/3)+1 = 3", "setup": fresh_setup, "advertisement": low_advertisement, "request": hex(&encode_message(&PeerRequest::Aggregate(too_low_request))), "response": hex(&encode_message(&PeerResponse::Aggregate(too_low.clone()))), "result": format!("{too_low:?}")},
             {"name": "Shamir split with a repeated index", "threshold": 2, "xs": [1, 1], "result": duplicate},
         ]
     })
