@@ -2,7 +2,7 @@
 //! (spec §9.6.2, §11.13): the asker surrounds the victim with Sybils it runs itself (fresh
 //! keys, software that adds no noise) and guesses the victim's `owners` bit from the raw
 //! sum. Its accuracy over many asks must stay within the ε-DP bound `e^ε/(1 + e^ε)` plus
-//! three standard errors. v1 let the same attack read the bit in 62 % (5 members) to
+//! four standard errors. v1 let the same attack read the bit in 62 % (5 members) to
 //! 100 % (1000) of asks.
 
 use std::time::Duration;
@@ -16,9 +16,12 @@ use rand_core::{OsRng, RngCore};
 
 const ITEM: &str = "tag:vehicle/subaru";
 
+/// The bound plus four standard errors: the victim node draws its noise from the operating
+/// system, so these runs are not seeded, and four keep a false alarm below 1 in 30 000
+/// (a node sizing its noise as v1 did is still read in about 0.90 of asks, far above).
 fn allowed(epsilon: f64, trials: usize) -> f64 {
     let p = epsilon.exp() / (1.0 + epsilon.exp());
-    p + 3.0 * (p * (1.0 - p) / trials as f64).sqrt()
+    p + 4.0 * (p * (1.0 - p) / trials as f64).sqrt()
 }
 
 async fn sybil_attack(sybils: usize, trials: usize) -> f64 {
@@ -82,7 +85,7 @@ async fn a_sybil_cohort_of_five_learns_no_more_than_epsilon() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sybil_cohort_of_fifty_learns_no_more_than_epsilon() {
-    let trials = 40;
+    let trials = 100;
     let acc = sybil_attack(49, trials).await;
     let limit = allowed(1.0, trials);
     eprintln!("real node among 49 Sybils: accuracy {acc:.3} over {trials} (allowed {limit:.3})");
