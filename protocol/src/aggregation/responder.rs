@@ -207,7 +207,7 @@ pub struct AggResponder {
     me: NodeId,
     settings: ResponderSettings,
     terms: AskTerms,
-    /// The owner's contacts: the only co-members whose noise it may count on.
+    /// The owner's contacts, until round 1 picks the neighbours among them.
     contacts: BTreeSet<NodeId>,
     /// Neighbours that are its contacts (fixed in round 1).
     vouched: BTreeSet<NodeId>,
@@ -480,9 +480,11 @@ impl AggResponder {
         {
             return Err(AbortReason::Inconsistent);
         }
+        // The contact list is needed only here: keep just the neighbours it vouches for.
+        let contacts = std::mem::take(&mut self.contacts);
         self.vouched = members
             .keys()
-            .filter(|v| **v != self.me && **v != self.ctx.asker && self.contacts.contains(v))
+            .filter(|v| **v != self.me && **v != self.ctx.asker && contacts.contains(v))
             .copied()
             .collect();
         let cohort = Cohort::new(roster, graph, params, members);
