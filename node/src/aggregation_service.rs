@@ -227,9 +227,7 @@ fn continue_session(
         return abort(AbortReason::UnexpectedRound);
     }
     let before = session.responder.work();
-    let response = session
-        .responder
-        .handle(&shared.identity, request, &mut OsRng, now);
+    let response = session.responder.handle(request, &mut OsRng, now);
     shared
         .agg_sessions
         .add_work(session.responder.work() - before);

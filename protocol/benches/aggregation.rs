@@ -205,7 +205,7 @@ fn respond(
         }
         other => {
             let (s, rng) = sessions.get_mut(&i).expect("advertised");
-            s.handle(id, other, rng, now)
+            s.handle(other, rng, now)
         }
     }
 }
@@ -288,12 +288,11 @@ fn rounds(c: &mut Criterion) {
         for (round, name) in ROUNDS.iter().enumerate().skip(1) {
             g.bench_function(BenchmarkId::new("responder", name), |bench| {
                 let r = get();
-                let id = &r.members[r.target];
                 bench.iter_batched(
                     || r.target_before(round),
                     |(mut s, mut rng)| {
                         let response =
-                            s.handle(id, r.target_requests[round - 1].clone(), &mut rng, r.now);
+                            s.handle(r.target_requests[round - 1].clone(), &mut rng, r.now);
                         assert!(!matches!(response, AggResponse::Abort(_)));
                         response
                     },

@@ -153,9 +153,9 @@ pub fn rounds(data: &[u8]) {
         let (message, next) = tail.split_at(take);
         rest = next;
         if let Ok(PeerRequest::Aggregate(request)) = decode_message::<PeerRequest>(message) {
-            let _ = responder.handle(&identity, request, &mut rng, now);
+            let _ = responder.handle(request, &mut rng, now);
         } else if let Ok(request) = crate::wire::decode_exact::<AggRequest>(message) {
-            let _ = responder.handle(&identity, request, &mut rng, now);
+            let _ = responder.handle(request, &mut rng, now);
         }
     }
 }

@@ -152,6 +152,8 @@ pub enum SigningLabel {
     SecAggAdvertise,
     /// An aggregation consistency signature over the survivor list (spec §9.7.3).
     SecAggConsistency,
+    /// A node's binding of its session key in one aggregation (spec §9.7.1).
+    SecAggMember,
 }
 
 impl SigningLabel {
@@ -162,6 +164,7 @@ impl SigningLabel {
             SigningLabel::Endorsement => "kith/v1/endorsement",
             SigningLabel::SecAggAdvertise => "kith/v1/secagg/advertise",
             SigningLabel::SecAggConsistency => "kith/v1/secagg/consistency",
+            SigningLabel::SecAggMember => "kith/v1/secagg/member",
         }
     }
 

@@ -10,8 +10,8 @@ use kith_protocol::aggregation::input::Contribution;
 use kith_protocol::aggregation::keys::Context;
 use kith_protocol::aggregation::messages::consistency_message;
 use kith_protocol::aggregation::messages::{
-    AbortReason, AggRequest, AggResponse, NoiseDeclaration, SealedShare, SignedAdvertisement,
-    SurvivorSignature,
+    AbortReason, Advertisement, AggRequest, AggResponse, NoiseDeclaration, SealedShare,
+    SignedAdvertisement, SurvivorSignature,
 };
 use kith_protocol::aggregation::responder::{AggResponder, AskTerms, ResponderSettings};
 
@@ -101,12 +101,21 @@ fn setup_with(n: usize, circle: usize, epsilon: Option<u32>) -> Cohort {
 }
 
 impl Cohort {
+    /// The session key that names member `m` in the session (spec §9.7.1).
+    fn key(&self, m: &NodeId) -> NodeId {
+        self.sessions[m].advertisement().verify().unwrap().member
+    }
+
+    /// What signs for member `m`: a test playing a colluder uses it (spec §11.13).
+    fn signer(&self, m: &NodeId) -> &Identity {
+        self.sessions[m].dangerous_session_identity()
+    }
+
     fn send(&mut self, to: &NodeId, r: AggRequest) -> AggResponse {
-        let id = &self.ids[to];
         self.sessions
             .get_mut(to)
             .unwrap()
-            .handle(id, r, &mut OsRng, self.now)
+            .handle(r, &mut OsRng, self.now)
     }
 
     fn share_keys(&self, to: &NodeId) -> AggRequest {
@@ -332,9 +341,9 @@ fn split_survivor_lists_reveal_nothing_of_both_kinds() {
         // The asker tells one half the victim survived, the other half that it dropped.
         let (group_a, group_b) = honest.split_at(honest.len() / 2);
         let sign_as = |c: &Cohort, m: &NodeId, list: &[NodeId]| SurvivorSignature {
-            member: *m,
+            member: c.key(m),
             noise: NO_NOISE,
-            signature: c.ids[m].sign(
+            signature: c.signer(m).sign(
                 SigningLabel::SecAggConsistency,
                 &consistency_message(&qid, &asker, &c.plan.digest(), &c.bits(list), &NO_NOISE),
             ),
@@ -350,7 +359,7 @@ fn split_survivor_lists_reveal_nothing_of_both_kinds() {
                 },
             ) {
                 sigs_a.push(SurvivorSignature {
-                    member: *m,
+                    member: c.key(m),
                     noise,
                     signature,
                 });
@@ -365,7 +374,7 @@ fn split_survivor_lists_reveal_nothing_of_both_kinds() {
                 },
             ) {
                 sigs_b.push(SurvivorSignature {
-                    member: *m,
+                    member: c.key(m),
                     noise,
                     signature,
                 });
@@ -444,7 +453,7 @@ fn consistency_signatures_do_not_carry_over_to_another_session() {
             },
         ) {
             old_sigs.push(SurvivorSignature {
-                member: *m,
+                member: first.key(m),
                 noise,
                 signature,
             });
@@ -533,6 +542,7 @@ fn split_survivor_lists_in_a_sparse_graph_stay_below_the_threshold() {
         let t = c.share_and_mask();
         let (qid, asker) = (c.ctx.query_id, c.ctx.asker);
         let victim = c.plan.members[0].0;
+        let victim_key = c.key(&victim);
         let neighbours = c.plan.neighbours(0);
         let (bad_neighbours, honest) = neighbours.split_at(colluders);
         let (group_a, group_b) = honest.split_at(honest.len() / 2);
@@ -553,7 +563,7 @@ fn split_survivor_lists_in_a_sparse_graph_stay_below_the_threshold() {
             let message = consistency_message(&qid, &asker, &digest, bits, &NO_NOISE);
             (
                 NO_NOISE,
-                c.ids[m].sign(SigningLabel::SecAggConsistency, &message),
+                c.signer(m).sign(SigningLabel::SecAggConsistency, &message),
             )
         };
         let mut sigs_with: BTreeMap<NodeId, _> =
@@ -585,7 +595,7 @@ fn split_survivor_lists_in_a_sparse_graph_stay_below_the_threshold() {
                     .filter_map(|v| {
                         let (noise, signature) = *sigs.get(v)?;
                         Some(SurvivorSignature {
-                            member: *v,
+                            member: c.key(v),
                             noise,
                             signature,
                         })
@@ -596,8 +606,8 @@ fn split_survivor_lists_in_a_sparse_graph_stay_below_the_threshold() {
                     signatures,
                 };
                 if let AggResponse::Unmasked(u) = c.send(m, request) {
-                    self_shares += u.self_seed_shares.iter().any(|x| x.0 == victim) as u32;
-                    key_shares += u.mask_seed_shares.iter().any(|x| x.0 == victim) as u32;
+                    self_shares += u.self_seed_shares.iter().any(|x| x.0 == victim_key) as u32;
+                    key_shares += u.mask_seed_shares.iter().any(|x| x.0 == victim_key) as u32;
                 }
             }
         }
@@ -707,7 +717,7 @@ fn a_bitmap_signed_by_fewer_than_the_own_threshold_counts_nobody() {
             panic!("{r:?}")
         };
         on_full.push(SurvivorSignature {
-            member: *m,
+            member: c.key(m),
             noise,
             signature,
         });
@@ -789,7 +799,6 @@ fn an_asker_in_its_own_cohort_is_refused() {
     let plan = plan_at(&sessions, Some(1000));
     let to = plan.position(&victim.node_id()).unwrap();
     let reply = sessions.get_mut(&victim.node_id()).unwrap().handle(
-        &victim,
         plan.share_keys(ctx.query_id, to),
         &mut OsRng,
         now,
@@ -867,7 +876,7 @@ fn per_region_round_4(own_region_only: bool) -> AggResponse {
         };
         if !(own_region_only && contacts.contains(m)) {
             signatures.push(SurvivorSignature {
-                member: *m,
+                member: c.key(m),
                 noise,
                 signature,
             });
@@ -881,4 +890,74 @@ fn per_region_round_4(own_region_only: bool) -> AggResponse {
             signatures,
         },
     )
+}
+
+/// What a member learns of the asker's other contacts (spec §9.7.1, §11.13): in a complete
+/// graph every advertisement reaches every member, yet no member's node id travels in any
+/// request to another member — each is named by a fresh session key — and a member still
+/// recognises exactly its own contacts (it counts them in its noise declaration).
+#[test]
+fn members_see_session_keys_not_node_ids_and_recognise_their_contacts() {
+    let n = 7;
+    let mut c = setup_with(n, n, Some(1000));
+    let qid = c.ctx.query_id;
+    let members: Vec<NodeId> = c.ids.keys().copied().collect();
+    for m in &members {
+        let bytes = kith_protocol::wire::encode_value(&c.share_keys(m));
+        for other in &members {
+            let id = other.as_bytes();
+            assert!(
+                !bytes.windows(32).any(|w| w == id),
+                "a node id reached another member in round 1"
+            );
+        }
+    }
+    c.share_and_mask();
+    for m in &members {
+        let r = c.send(
+            m,
+            AggRequest::Consistency {
+                query_id: qid,
+                survivors: c.bits(&members),
+            },
+        );
+        let AggResponse::Consistent { noise, .. } = r else {
+            panic!("{r:?}")
+        };
+        // Itself and its n − 1 neighbours, all recognised as contacts.
+        assert_eq!(noise.base_divisor, n as u32);
+    }
+}
+
+/// A Sybil that copies a contact's tag and identity proof onto its own session key is
+/// caught: the proof binds the contact's own session key (spec §9.7.1, §9.8.3).
+#[test]
+fn a_sybil_wearing_a_contacts_tag_is_refused() {
+    let c = setup_with(5, 5, Some(1000));
+    let members: Vec<NodeId> = c.ids.keys().copied().collect();
+    let (victim, friend) = (members[0], members[1]);
+    let genuine = c.sessions[&friend].advertisement().verify().unwrap();
+    let sybil = Identity::generate(&mut OsRng);
+    let forged = Advertisement {
+        member: sybil.node_id(),
+        ..genuine
+    }
+    .sign(&sybil);
+    let mut entries: Vec<(NodeId, SignedAdvertisement)> = c
+        .sessions
+        .iter()
+        .map(|(k, s)| (*k, s.advertisement().clone()))
+        .collect();
+    for e in entries.iter_mut().filter(|e| e.0 == friend) {
+        e.1 = forged.clone();
+    }
+    let plan = Plan::new(entries, Params::choose(5, 3, Some(1000))).unwrap();
+    let to = plan.position(&victim).unwrap();
+    let mut sessions = c.sessions;
+    let reply = sessions.get_mut(&victim).unwrap().handle(
+        plan.share_keys(c.ctx.query_id, to),
+        &mut OsRng,
+        c.now,
+    );
+    assert_eq!(reply, AggResponse::Abort(AbortReason::Inconsistent));
 }

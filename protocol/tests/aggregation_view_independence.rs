@@ -59,7 +59,7 @@ fn masked_owners_cell(ids: &[Identity], victim_owns: bool, round: u32) -> u32 {
     let mut replies = BTreeMap::new();
     for (s, id) in sessions.iter_mut().zip(ids) {
         let p = plan.position(&id.node_id()).unwrap();
-        let r = s.handle(id, plan.share_keys(ctx.query_id, p), &mut OsRng, now);
+        let r = s.handle(plan.share_keys(ctx.query_id, p), &mut OsRng, now);
         let AggResponse::Shares { pairs: sh, .. } = r else {
             panic!("{r:?}")
         };
@@ -70,7 +70,6 @@ fn masked_owners_cell(ids: &[Identity], victim_owns: bool, round: u32) -> u32 {
         .remove(&ids[0].node_id())
         .unwrap();
     let r = sessions[0].handle(
-        &ids[0],
         AggRequest::MaskInput {
             query_id: ctx.query_id,
             shares: mine,

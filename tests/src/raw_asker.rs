@@ -308,7 +308,7 @@ pub async fn ask_with_sybils(
                             }
                         }
                         other => match session.as_mut() {
-                            Some(s) => s.handle(id, other, &mut OsRng, Instant::now()),
+                            Some(s) => s.handle(other, &mut OsRng, Instant::now()),
                             None => continue,
                         },
                     };

@@ -225,7 +225,7 @@ fn respond(state: &State, asker: kith_protocol::NodeId, request: AggRequest) -> 
             }
         }
         other => match session.as_mut() {
-            Some(s) => s.handle(&state.identity, other, &mut OsRng, now),
+            Some(s) => s.handle(other, &mut OsRng, now),
             None => AggResponse::Abort(
                 kith_protocol::aggregation::messages::AbortReason::UnexpectedRound,
             ),

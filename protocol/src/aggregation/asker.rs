@@ -139,9 +139,14 @@ pub struct AggAsker {
     answered: u32,
     named: Vec<Named>,
     failures: Vec<(NodeId, u8, MemberFailure)>,
+    /// Round-0 advertisements, by the node id that sent them.
     adverts: BTreeMap<NodeId, (SignedAdvertisement, Advertisement)>,
     cohort: Option<Cohort>,
-    /// Members by roster position.
+    /// From round 1 on, members are named by their session keys (spec §9.7.1); requests
+    /// go to, and replies come from, their node ids.
+    node_of: BTreeMap<NodeId, NodeId>,
+    member_of: BTreeMap<NodeId, NodeId>,
+    /// Members (session keys) by roster position.
     ids: Vec<NodeId>,
     /// Round-1 shares: sender → recipient → sealed pair.
     shares: BTreeMap<NodeId, BTreeMap<NodeId, Vec<u8>>>,
@@ -203,6 +208,8 @@ impl AggAsker {
             failures: Vec::new(),
             adverts: BTreeMap::new(),
             cohort: None,
+            node_of: BTreeMap::new(),
+            member_of: BTreeMap::new(),
             ids: Vec::new(),
             shares: BTreeMap::new(),
             thresholds: BTreeMap::new(),
@@ -276,6 +283,8 @@ impl AggAsker {
                 )
             }
         };
+        // After round 0 the session names the member by its session key.
+        let member = self.member_of.get(&from).copied().unwrap_or(from);
         let result = match (self.phase, response) {
             (_, AggResponse::Abort(reason)) => Err(MemberFailure::Aborted(reason)),
             (
@@ -290,13 +299,13 @@ impl AggAsker {
                     advertisement.verify(),
                 ) {
                     (Ok(named), Ok(ad))
-                        if ad.responder == from
-                            && ad.query_id == self.ctx.query_id
+                        if ad.query_id == self.ctx.query_id
                             && ad.asker == self.ctx.asker
                             // An out-of-range ε or a small-order key would make every
                             // honest member abort: leave such a member out of U1.
                             && ad.epsilon.is_none_or(|e| EPSILON_RANGE.contains(&e))
-                            && ad.keys_usable() =>
+                            && ad.keys_usable()
+                            && ad.is_from(&from) =>
                     {
                         self.answered += 1;
                         self.named.extend(named);
@@ -310,7 +319,7 @@ impl AggAsker {
             (Phase::Share, AggResponse::Shares { threshold, pairs }) => {
                 // One sealed pair per neighbour, in the neighbours' roster order, and an own
                 // threshold between the session's and the member's holders (spec §9.6.2).
-                let expected = self.neighbours_in_order(&from);
+                let expected = self.neighbours_in_order(&member);
                 // An honest member never needs all its holders unless the session does
                 // (spec §9.6.2): one member must not make every dropout fatal.
                 let session = self.params().threshold;
@@ -324,16 +333,16 @@ impl AggAsker {
                     && pairs.iter().all(|c| c.len() == SEALED_PAIR_LEN)
                     && (session..=highest).contains(&threshold)
                 {
-                    self.thresholds.insert(from, threshold);
+                    self.thresholds.insert(member, threshold);
                     self.shares
-                        .insert(from, expected.into_iter().zip(pairs).collect());
+                        .insert(member, expected.into_iter().zip(pairs).collect());
                     Ok(())
                 } else {
                     Err(misbehaved("bad share list"))
                 }
             }
             (Phase::Mask, AggResponse::Masked(y)) if y.len() == VECTOR_LEN => {
-                self.masked.insert(from, y);
+                self.masked.insert(member, y);
                 Ok(())
             }
             (Phase::Consistency, AggResponse::Consistent { noise, signature }) => {
@@ -345,21 +354,21 @@ impl AggAsker {
                     &self.survivor_bits,
                     &noise,
                 );
-                match from.verify(
+                match member.verify(
                     SigningLabel::SecAggConsistency,
                     &message,
                     &signature,
                     "consistency",
                 ) {
                     Ok(()) => {
-                        self.signatures.insert(from, (noise, signature));
+                        self.signatures.insert(member, (noise, signature));
                         Ok(())
                     }
                     Err(_) => Err(misbehaved("bad consistency signature")),
                 }
             }
             (Phase::Unmask, AggResponse::Unmasked(u)) => {
-                self.unmaskings.insert(from, u);
+                self.unmaskings.insert(member, u);
                 Ok(())
             }
             _ => Err(misbehaved("reply for another round")),
@@ -407,7 +416,8 @@ impl AggAsker {
     ) {
         self.phase = phase;
         self.deadline = now + self.params.round_timeout;
-        for (to, r) in members {
+        for (member, r) in members {
+            let to = self.node_of.get(&member).copied().unwrap_or(member);
             self.waiting.insert(to);
             self.transmits.push_back(Transmit {
                 to,
@@ -476,12 +486,18 @@ impl AggAsker {
     /// After round 0: fix U1, its roster, graph and parameters (spec §9.8.4).
     fn start_sharing(&mut self, now: Instant) {
         // Beyond MAX_COHORT, the first members by node id are kept.
-        let mut chosen: Vec<(SignedAdvertisement, Advertisement)> =
-            self.adverts.values().cloned().collect();
-        for (_, ad) in chosen.drain(MAX_COHORT.min(chosen.len())..) {
+        let mut chosen: Vec<(NodeId, (SignedAdvertisement, Advertisement))> =
+            std::mem::take(&mut self.adverts).into_iter().collect();
+        for (node, _) in chosen.drain(MAX_COHORT.min(chosen.len())..) {
             self.failures
-                .push((ad.responder, 0, MemberFailure::LeftOut("cohort full")));
+                .push((node, 0, MemberFailure::LeftOut("cohort full")));
         }
+        for (node, (_, ad)) in &chosen {
+            self.node_of.insert(ad.member, *node);
+            self.member_of.insert(*node, ad.member);
+        }
+        let chosen: Vec<(SignedAdvertisement, Advertisement)> =
+            chosen.into_iter().map(|(_, a)| a).collect();
         let n = chosen.len();
         if n == 0 || self.params.min_cohort as usize > n {
             return self.withhold(Withheld::CohortTooSmall {
@@ -500,14 +516,11 @@ impl AggAsker {
             detail: self.params.detail,
             ..Params::with_degree(n, degree, self.params.min_cohort, epsilon)
         };
-        let signed = chosen
-            .iter()
-            .map(|(s, a)| (a.responder, s.clone()))
-            .collect();
+        let signed = chosen.iter().map(|(s, a)| (a.member, s.clone())).collect();
         let plan = Plan::new(signed, params).expect("1 ≤ n ≤ MAX_COHORT, verified members");
         self.ids = plan.members.iter().map(|m| m.0).collect();
         let by_id: BTreeMap<NodeId, Advertisement> =
-            chosen.into_iter().map(|(_, a)| (a.responder, a)).collect();
+            chosen.into_iter().map(|(_, a)| (a.member, a)).collect();
         let members = self
             .ids
             .iter()

@@ -9,8 +9,9 @@
 //! | 3 consistency | [`AggRequest::Consistency`]: survivors U3 as a bitmap | [`AggResponse::Consistent`]: noise declaration and signature over U3 and it |
 //! | 4 unmask | [`AggRequest::Unmask`]: the neighbours' signatures over U3 (≥ t) | [`AggResponse::Unmasked`]: self-mask shares of U3, key shares of U2∖U3, noise released |
 //!
-//! Advertisements and consistency signatures are signed by the responder's identity,
-//! because the asker relays them to the other responders; everything else travels only
+//! Advertisements and consistency signatures are signed by the member's session key (its
+//! node identity signs only that key's binding), because the asker relays them to the
+//! other responders; everything else travels only
 //! between the responder and the asker on their authenticated connection, or sealed
 //! responder-to-responder.
 
@@ -114,12 +115,23 @@ pub enum AbortReason {
 pub const ADVERTISEMENT_VERSION: u16 = 2;
 
 /// Keys a responder advertises in round 0 (spec §9.7.1).
+///
+/// A member is named in the session by a fresh Ed25519 key, `member`, not by its node id:
+/// co-members learn only which of them are their own contacts (through `contact_tag` and
+/// `identity_proof`), never the node ids of the others (spec §9.8.1, §11.13).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Advertisement {
     pub version: u16,
     pub query_id: QueryId,
     pub asker: NodeId,
-    pub responder: NodeId,
+    /// The member's session key: an Ed25519 public key drawn for this session only, which
+    /// signs the advertisement and the member's consistency signature, and stands for the
+    /// member wherever the key schedule names one (spec §9.3).
+    pub member: NodeId,
+    /// [`contact_tag`] of the member's node id: whoever knows that id recognises it.
+    pub contact_tag: [u8; 32],
+    /// The node's identity signature over [`member_binding`]: the session key is its own.
+    pub identity_proof: Signature,
     /// X25519 public key `C_u` for share encryption (its secret is `c_u`).
     pub share_key: [u8; 32],
     /// X25519 public key `S_u` for pairwise masks (its secret is `s_u`).
@@ -138,23 +150,62 @@ pub struct SignedAdvertisement {
     pub signature: Signature,
 }
 
+/// The tag by which a member's contacts recognise it among their neighbours (spec §9.7.1):
+/// `SHA-256("kith/v1/secagg/contact-tag" || 0x00 || qid || asker || node)`. It depends only
+/// on the session and the node id, so a member computes its contacts' tags once and looks
+/// each neighbour's up; to anyone who does not know the node id it is a random string.
+pub fn contact_tag(query_id: &QueryId, asker: &NodeId, node: &NodeId) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"kith/v1/secagg/contact-tag\0");
+    h.update(query_id.0);
+    h.update(asker.as_bytes());
+    h.update(node.as_bytes());
+    h.finalize().into()
+}
+
+/// What a node's identity signs to own its session key `member` (spec §9.7.1):
+/// `qid || asker || member` (16 + 32 + 32 bytes).
+pub fn member_binding(query_id: &QueryId, asker: &NodeId, member: &NodeId) -> Vec<u8> {
+    let mut m = Vec::with_capacity(80);
+    m.extend_from_slice(&query_id.0);
+    m.extend_from_slice(asker.as_bytes());
+    m.extend_from_slice(member.as_bytes());
+    m
+}
+
 impl Advertisement {
-    /// Sign this advertisement with the responder's identity key (spec §9.7.1, §2.3).
-    pub fn sign(&self, identity: &Identity) -> SignedAdvertisement {
+    /// Sign this advertisement with the member's session key (spec §9.7.1, §2.3).
+    pub fn sign(&self, session: &Identity) -> SignedAdvertisement {
         let body = encode_value(self);
-        let signature = identity.sign(SigningLabel::SecAggAdvertise, &body);
+        let signature = session.sign(SigningLabel::SecAggAdvertise, &body);
         SignedAdvertisement { body, signature }
+    }
+
+    /// Whether this advertisement is `node`'s: its tag is `node`'s and `node`'s identity
+    /// signed its session key (spec §9.7.1).
+    pub fn is_from(&self, node: &NodeId) -> bool {
+        self.contact_tag == contact_tag(&self.query_id, &self.asker, node)
+            && node
+                .verify(
+                    SigningLabel::SecAggMember,
+                    &member_binding(&self.query_id, &self.asker, &self.member),
+                    &self.identity_proof,
+                    "session key binding",
+                )
+                .is_ok()
     }
 }
 
 impl SignedAdvertisement {
-    /// Decode and check the signature by the responder named inside (spec §9.7.1).
+    /// Decode and check the signature by the session key named inside (spec §9.7.1). Whose
+    /// node it is, is checked by [`Advertisement::is_from`].
     pub fn verify(&self) -> Result<Advertisement, PeerMisbehaved> {
         let ad: Advertisement = decode_exact(&self.body)?;
         if ad.version != ADVERTISEMENT_VERSION {
             return Err(PeerMisbehaved::Malformed("unknown advertisement version"));
         }
-        ad.responder.verify(
+        ad.member.verify(
             SigningLabel::SecAggAdvertise,
             &self.body,
             &self.signature,

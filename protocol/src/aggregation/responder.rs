@@ -33,9 +33,9 @@ use super::cohort::{
 use super::input::{Contribution, VECTOR_LEN};
 use super::keys::Context;
 use super::messages::{
-    consistency_message, AbortReason, Advertisement, AggRequest, AggResponse, MilliEpsilon,
-    NoiseDeclaration, NoiseRelease, SealedShare, SharePair, SignedAdvertisement, SurvivorSignature,
-    Unmasking, ADVERTISEMENT_VERSION,
+    consistency_message, contact_tag, member_binding, AbortReason, Advertisement, AggRequest,
+    AggResponse, MilliEpsilon, NoiseDeclaration, NoiseRelease, SealedShare, SharePair,
+    SignedAdvertisement, SurvivorSignature, Unmasking, ADVERTISEMENT_VERSION,
 };
 use super::noise::NoiseDraw;
 use super::sizing::{holder_union, may_count, NoiseView};
@@ -131,7 +131,7 @@ fn share_aad(ctx: &Context, from: &NodeId, to: &NodeId) -> Vec<u8> {
     aad
 }
 
-/// Check one relayed advertisement: signed by the member it names, for this query and
+/// Check one relayed advertisement: signed by the session key it names, for this query and
 /// asker, with a valid ε, and not the asker's own: the asker is every member's contact, so a
 /// member would vouch for it (spec §9.6.2, §9.8.3).
 pub(crate) fn check_advert(
@@ -140,7 +140,7 @@ pub(crate) fn check_advert(
 ) -> Result<Advertisement, AbortReason> {
     let ad = signed.verify().map_err(|_| AbortReason::Inconsistent)?;
     let bad_epsilon = ad.epsilon.is_some_and(|e| !EPSILON_RANGE.contains(&e));
-    let asker_itself = ad.responder == ctx.asker;
+    let asker_itself = ad.contact_tag == contact_tag(&ctx.query_id, &ctx.asker, &ctx.asker);
     if ad.query_id != ctx.query_id || ad.asker != ctx.asker || bad_epsilon || asker_itself {
         return Err(AbortReason::Inconsistent);
     }
@@ -204,12 +204,14 @@ enum State {
 /// One responder's part in one aggregation (spec §9.8.2, §9.8.3).
 pub struct AggResponder {
     ctx: Context,
+    /// The session key that names this member in the session (spec §9.7.1).
+    session: Identity,
     me: NodeId,
     settings: ResponderSettings,
     terms: AskTerms,
-    /// The owner's contacts, until round 1 picks the neighbours among them.
-    contacts: BTreeSet<NodeId>,
-    /// Neighbours that are its contacts (fixed in round 1).
+    /// The owner's contacts by contact tag, until round 1 picks the neighbours among them.
+    contacts: BTreeMap<[u8; 32], NodeId>,
+    /// Neighbours that are its contacts, by session key (fixed in round 1).
     vouched: BTreeSet<NodeId>,
     noise: Option<Noise>,
     /// Modified software in attack tests: adds no noise at all.
@@ -264,7 +266,8 @@ impl AggResponder {
         rng: &mut impl CryptoRngCore,
         deadline: Instant,
     ) -> Self {
-        let me = identity.node_id();
+        let session = Identity::generate(rng);
+        let me = session.node_id();
         let mut c = [0u8; 32];
         rng.fill_bytes(&mut c);
         let share_secret = x25519_dalek::StaticSecret::from(c);
@@ -276,15 +279,25 @@ impl AggResponder {
             version: ADVERTISEMENT_VERSION,
             query_id: ctx.query_id,
             asker: ctx.asker,
-            responder: me,
+            member: me,
+            contact_tag: contact_tag(&ctx.query_id, &ctx.asker, &identity.node_id()),
+            identity_proof: identity.sign(
+                SigningLabel::SecAggMember,
+                &member_binding(&ctx.query_id, &ctx.asker, &me),
+            ),
             share_key: x25519_dalek::PublicKey::from(&share_secret).to_bytes(),
             mask_key: x25519_dalek::PublicKey::from(&mask_secret).to_bytes(),
             epsilon: settings.epsilon,
             min_cohort: settings.min_cohort,
         };
-        let advertisement = own_ad.sign(identity);
+        let advertisement = own_ad.sign(&session);
+        let contacts = contacts
+            .into_iter()
+            .map(|c| (contact_tag(&ctx.query_id, &ctx.asker, &c), c))
+            .collect();
         AggResponder {
             ctx,
+            session,
             me,
             settings,
             terms,
@@ -303,8 +316,8 @@ impl AggResponder {
             held: BTreeMap::new(),
             opening_keys: BTreeMap::new(),
             work: CryptoWork {
-                key_generations: 2,
-                signatures: 1,
+                key_generations: 3,
+                signatures: 2,
                 ..CryptoWork::default()
             },
             deadline,
@@ -327,6 +340,13 @@ impl AggResponder {
     pub fn dangerous_declare_base(mut self, divisor: u32) -> Self {
         self.declared_base = Some(divisor);
         self
+    }
+
+    /// Modified software for attack tests: the session key, so that a test can play a
+    /// colluding member that signs whatever the asker wants (spec §11.13).
+    #[cfg(feature = "testing")]
+    pub fn dangerous_session_identity(&self) -> &Identity {
+        &self.session
     }
 
     /// The signed keys to send in round 0 (spec §9.7.1).
@@ -368,7 +388,6 @@ impl AggResponder {
     /// Handle the asker's request for the next round (spec §9.8.3).
     pub fn handle(
         &mut self,
-        identity: &Identity,
         request: AggRequest,
         rng: &mut impl CryptoRngCore,
         now: Instant,
@@ -405,7 +424,7 @@ impl AggResponder {
                     query_id,
                     survivors,
                 },
-            ) if query_id == self.ctx.query_id => self.consistency(identity, cohort, u2, survivors),
+            ) if query_id == self.ctx.query_id => self.consistency(cohort, u2, survivors),
             (
                 State::Signed {
                     cohort,
@@ -467,12 +486,26 @@ impl AggResponder {
             self.work.verifications += 1;
             let ad = check_advert(&self.ctx, signed)?;
             if members
-                .insert(ad.responder, Member { position: p, ad })
+                .insert(ad.member, Member { position: p, ad })
                 .is_some()
             {
                 return Err(AbortReason::Inconsistent);
             }
         }
+        // Which neighbours are its contacts: a known tag must come with that node's proof
+        // (else the asker relayed a forgery), and no contact appears twice.
+        let contacts = std::mem::take(&mut self.contacts);
+        let mut seen_contacts = BTreeSet::new();
+        for (v, m) in members.iter().filter(|(v, _)| **v != self.me) {
+            if let Some(node) = contacts.get(&m.ad.contact_tag) {
+                self.work.verifications += 1;
+                if !m.ad.is_from(node) || !seen_contacts.insert(*node) {
+                    return Err(AbortReason::Inconsistent);
+                }
+                self.vouched.insert(*v);
+            }
+        }
+        drop(contacts);
         params_acceptable(&params, n, members.len())?;
         let seen = members.values().map(|m| &m.ad);
         if !epsilon_acceptable(&params, self.terms.epsilon, seen)
@@ -480,13 +513,6 @@ impl AggResponder {
         {
             return Err(AbortReason::Inconsistent);
         }
-        // The contact list is needed only here: keep just the neighbours it vouches for.
-        let contacts = std::mem::take(&mut self.contacts);
-        self.vouched = members
-            .keys()
-            .filter(|v| **v != self.me && **v != self.ctx.asker && contacts.contains(v))
-            .copied()
-            .collect();
         let cohort = Cohort::new(roster, graph, params, members);
         let mut holders: Vec<(&NodeId, &Member)> = cohort.members.iter().collect();
         holders.sort_by_key(|(_, m)| m.position);
@@ -589,7 +615,6 @@ impl AggResponder {
 
     fn consistency(
         &mut self,
-        identity: &Identity,
         cohort: Cohort,
         u2: BTreeSet<NodeId>,
         survivors: Vec<u8>,
@@ -616,7 +641,7 @@ impl AggResponder {
             &survivors,
             &noise,
         );
-        let signature = identity.sign(SigningLabel::SecAggConsistency, &message);
+        let signature = self.session.sign(SigningLabel::SecAggConsistency, &message);
         self.work.signatures += 1;
         Ok((
             AggResponse::Consistent { noise, signature },

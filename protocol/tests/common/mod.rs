@@ -179,11 +179,7 @@ pub fn run_ask(
                     }
                 }
                 other => {
-                    let r = m
-                        .session
-                        .as_mut()
-                        .unwrap()
-                        .handle(&m.identity, other, rng, now);
+                    let r = m.session.as_mut().unwrap().handle(other, rng, now);
                     if round == 2 && matches!(r, AggResponse::Masked(_)) {
                         masked.insert(t.to);
                     }

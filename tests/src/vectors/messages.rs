@@ -6,9 +6,9 @@
 use kith_protocol::aggregation::cohort::{advert_digest, bitmap, cohort_digest, Params};
 use kith_protocol::aggregation::estimate::AggregateSum;
 use kith_protocol::aggregation::messages::{
-    consistency_message, AbortReason, Advertisement, AggRequest, AggResponse, NoiseDeclaration,
-    NoiseRelease, SealedShare, SignedAdvertisement, SurvivorSignature, Unmasking,
-    ADVERTISEMENT_VERSION, SEALED_PAIR_LEN,
+    consistency_message, contact_tag, member_binding, AbortReason, Advertisement, AggRequest,
+    AggResponse, NoiseDeclaration, NoiseRelease, SealedShare, SignedAdvertisement,
+    SurvivorSignature, Unmasking, ADVERTISEMENT_VERSION, SEALED_PAIR_LEN,
 };
 use kith_protocol::app::{
     AnswerUpdate, AppError, AppErrorCode, AppInfo, AppRequest, AppResponse, AppScope, AskResult,
@@ -194,23 +194,31 @@ pub(super) fn messages() -> Value {
 
     // Aggregation messages: real signatures and digests; the sealed pairs' and shares'
     // bytes are arbitrary here (aggregation.json has them computed).
-    let advert = |who: &Identity, epsilon| {
+    // Each member's session key (spec §9.7.1), drawn like every other key here.
+    let sessions: Vec<Identity> = (0..3).map(|_| Identity::generate(&mut rng)).collect();
+    let advert = |who: &Identity, session: &Identity, epsilon| {
+        let member = session.node_id();
         Advertisement {
             version: ADVERTISEMENT_VERSION,
             query_id: qid,
             asker: ana.node_id(),
-            responder: who.node_id(),
+            member,
+            contact_tag: contact_tag(&qid, &ana.node_id(), &who.node_id()),
+            identity_proof: who.sign(
+                kith_protocol::identity::SigningLabel::SecAggMember,
+                &member_binding(&qid, &ana.node_id(), &member),
+            ),
             share_key: [0x55; 32],
             mask_key: [0x66; 32],
             epsilon,
             min_cohort: 3,
         }
-        .sign(who)
+        .sign(session)
     };
     let adverts: Vec<SignedAdvertisement> = vec![
-        advert(&chloe, Some(1000)),
-        advert(&bob, None),
-        advert(&ana, Some(500)),
+        advert(&chloe, &sessions[0], Some(1000)),
+        advert(&bob, &sessions[1], None),
+        advert(&ana, &sessions[2], Some(500)),
     ];
     let mut roster: Vec<[u8; 32]> = adverts.iter().map(advert_digest).collect();
     roster.sort();
@@ -226,7 +234,7 @@ pub(super) fn messages() -> Value {
         threshold: 3,
     };
     let survivors = bitmap::from_positions(3, [0, 1, 2]);
-    let consistency = chloe.sign(
+    let consistency = sessions[0].sign(
         kith_protocol::identity::SigningLabel::SecAggConsistency,
         &consistency_message(
             &qid,
@@ -304,7 +312,7 @@ pub(super) fn messages() -> Value {
             PeerRequest::Aggregate(AggRequest::Unmask {
                 query_id: qid,
                 signatures: vec![SurvivorSignature {
-                    member: chloe.node_id(),
+                    member: sessions[0].node_id(),
                     noise: declared,
                     signature: consistency,
                 }],

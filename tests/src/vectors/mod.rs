@@ -856,7 +856,7 @@ fn aggregation() -> Value {
         query_id: qid,
         survivors: vec![0b111],
     };
-    let early = replay.handle(first, early_request.clone(), &mut fresh_rng, start);
+    let early = replay.handle(early_request.clone(), &mut fresh_rng, start);
     let mut low_rng = VectorRng::new("kith-vectors/secagg/low-threshold");
     let mut low = AggResponder::start(
         first,
@@ -879,7 +879,7 @@ fn aggregation() -> Value {
         plan
     };
     let too_low_request = low_plan.share_keys(qid, low_plan.position(&u).expect("member"));
-    let too_low = low.handle(first, too_low_request.clone(), &mut low_rng, start);
+    let too_low = low.handle(too_low_request.clone(), &mut low_rng, start);
     // What both fresh sessions answered in round 0, and how they were set up (§9.8.2).
     let fresh_setup = json!({
         "member_settings": {"epsilon": null, "min_cohort": 2},
@@ -1180,7 +1180,7 @@ fn run_aggregation(
                 }
                 other => {
                     let (s, rng) = sessions.get_mut(&t.to).expect("session");
-                    s.handle(id, other, rng, start)
+                    s.handle(other, rng, start)
                 }
             };
             let reply = encode_message(&PeerResponse::Aggregate(response));
