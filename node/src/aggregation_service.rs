@@ -26,12 +26,14 @@ pub const SESSION_LIFETIME: Duration = Duration::from_secs(60);
 /// Most aggregations one asker may have open here at once.
 const MAX_OPEN_PER_ASKER: usize = 4;
 
-/// One responder session and its last exchange, so that a duplicated request (a retry, or
-/// the stale-connection race of §4.5) gets the same reply instead of aborting the session.
+/// One responder session and every exchange it answered (at most one per round), so that
+/// a duplicated request — a retry, or the stale-connection race of §4.5, whose first copy
+/// may arrive after the asker moved on to the next round — gets the same reply instead of
+/// aborting the session (spec §9.8.1).
 #[derive(Debug)]
 struct Session {
     responder: AggResponder,
-    last: Option<(Vec<u8>, AggResponse)>,
+    exchanges: Vec<(Vec<u8>, AggResponse)>,
 }
 
 /// How long a (asker, query id) pair stays used: a second Advertise for it is refused.
@@ -212,10 +214,8 @@ fn continue_session(
         // Its admission failed: the copy that opened it got the real answer.
         return abort(AbortReason::UnexpectedRound);
     };
-    if let Some((last_request, last_response)) = &session.last {
-        if *last_request == encoded {
-            return PeerResponse::Aggregate(last_response.clone());
-        }
+    if let Some((_, answered)) = session.exchanges.iter().find(|(r, _)| *r == encoded) {
+        return PeerResponse::Aggregate(answered.clone());
     }
     if session.responder.deadline() <= now {
         shared.agg_sessions.remove(&key);
@@ -234,7 +234,7 @@ fn continue_session(
     if matches!(response, AggResponse::Abort(_)) {
         shared.agg_sessions.remove(&key);
     } else {
-        session.last = Some((encoded, response.clone()));
+        session.exchanges.push((encoded, response.clone()));
     }
     PeerResponse::Aggregate(response)
 }
@@ -381,7 +381,7 @@ fn admit(
     });
     let session = Session {
         responder,
-        last: Some((encoded.to_vec(), response.clone())),
+        exchanges: vec![(encoded.to_vec(), response.clone())],
     };
     let after: AfterAdmission = Box::new(move |shared| {
         crate::approvals::record_after_reply(shared, asker, contact.name, query, disclosure)

@@ -103,7 +103,11 @@ fn setup_with(n: usize, circle: usize, epsilon: Option<u32>) -> Cohort {
 impl Cohort {
     /// The session key that names member `m` in the session (spec §9.7.1).
     fn key(&self, m: &NodeId) -> NodeId {
-        self.sessions[m].advertisement().verify().unwrap().member
+        self.sessions[m]
+            .advertisement()
+            .verify(&self.ctx.query_id, &self.ctx.asker)
+            .unwrap()
+            .member
     }
 
     /// What signs for member `m`: a test playing a colluder uses it (spec §11.13).
@@ -936,13 +940,17 @@ fn a_sybil_wearing_a_contacts_tag_is_refused() {
     let c = setup_with(5, 5, Some(1000));
     let members: Vec<NodeId> = c.ids.keys().copied().collect();
     let (victim, friend) = (members[0], members[1]);
-    let genuine = c.sessions[&friend].advertisement().verify().unwrap();
+    let (qid, asker) = (c.ctx.query_id, c.ctx.asker);
+    let genuine = c.sessions[&friend]
+        .advertisement()
+        .verify(&qid, &asker)
+        .unwrap();
     let sybil = Identity::generate(&mut OsRng);
     let forged = Advertisement {
         member: sybil.node_id(),
         ..genuine
     }
-    .sign(&sybil);
+    .sign(&sybil, &qid, &asker);
     let mut entries: Vec<(NodeId, SignedAdvertisement)> = c
         .sessions
         .iter()

@@ -22,21 +22,10 @@ use kith_protocol::{Identity, NodeId, QueryId};
 use rand_core::RngCore;
 
 mod common;
-use common::{asker_params, know_each_other, owns, run_ask, SimMember, SimRng};
+use common::{allowed, asker_params, dp_bound, know_each_other, owns, run_ask, SimMember, SimRng};
 
 /// ε of every member in these tests.
 const EPSILON: f64 = 1.0;
-
-/// The ε-DP bound on guessing a bit: `e^ε / (1 + e^ε)`.
-fn dp_bound(epsilon: f64) -> f64 {
-    epsilon.exp() / (1.0 + epsilon.exp())
-}
-
-/// The bound plus three standard errors of an accuracy measured over `trials`.
-fn allowed(epsilon: f64, trials: usize) -> f64 {
-    let p = dp_bound(epsilon);
-    p + 3.0 * (p * (1.0 - p) / trials as f64).sqrt()
-}
 
 /// One cohort for one trial: the members, which of them is the victim, and the members
 /// the attack singles out.

@@ -209,8 +209,8 @@ async fn an_asker_duplicating_members_is_refused() {
     assert_eq!(ask.outcome.aggregate, Ok(sum(3, 3)));
 }
 
-/// Replays. Within a session, an exact copy of the last request is a retry: it gets the
-/// stored reply and costs the member no new work; any other old message aborts it. Across
+/// Replays. Within a session, an exact copy of any request it answered is a retry: it gets
+/// the stored reply and costs the member no new work; any other old message aborts it. Across
 /// sessions, old messages name a query that is over, and signatures from one session do
 /// not verify in another (they bind the query id and the cohort digest).
 #[tokio::test]
@@ -225,15 +225,61 @@ async fn replayed_round_messages_are_refused() {
     let unmask = request_to(&first, &f0, 4);
     assert_eq!(first.send(&f0, &unmask).await, reply_of(&first, &f0, 4));
     assert_eq!(friends[0].node().aggregation_work(), work);
-    // Older rounds of the finished session, and its Advertise again.
-    for round in [1, 2, 3, 0] {
+    // Exact copies of older rounds are retries too (a first copy delayed past the asker's
+    // retry arrives after the next round, §4.5): each gets the reply it got then, and
+    // nothing changes.
+    for round in [1, 2, 3] {
         let old = request_to(&first, &f0, round);
         assert_eq!(
             first.send(&f0, &old).await,
-            aborted(AbortReason::UnexpectedRound),
-            "round {round} replayed"
+            reply_of(&first, &f0, round),
+            "round {round} copied"
         );
     }
+    assert_eq!(friends[0].node().aggregation_work(), work);
+    // Its Advertise again: an Advertise first drops finished sessions, and the query id is
+    // used.
+    assert_eq!(
+        first.send(&f0, &request_to(&first, &f0, 0)).await,
+        aborted(AbortReason::UnexpectedRound)
+    );
+    // Anything else old aborts a session: round 3's request with another bitmap, to a
+    // session stopped after round 3.
+    let stopped = raw_ask(&ana, &friends, 7, |_, _, r| match r {
+        AggRequest::Unmask { .. } => Intercept::Hold,
+        _ => Intercept::Send,
+    })
+    .await;
+    let mut other = decode_message::<PeerRequest>(&request_to(&stopped, &f0, 3)).unwrap();
+    if let PeerRequest::Aggregate(AggRequest::Consistency { survivors, .. }) = &mut other {
+        survivors[0] ^= 1;
+    }
+    assert_eq!(
+        stopped.send(&f0, &encode_message(&other)).await,
+        aborted(AbortReason::UnexpectedRound)
+    );
+
+    // A copy of round 0 delayed until the member is in round 2 (the stale-connection race
+    // under load): the member answers it as before and its session goes on.
+    let paused = raw_ask(&ana, &friends, 6, |_, _, r| match r {
+        AggRequest::MaskInput { .. } => Intercept::Hold,
+        _ => Intercept::Send,
+    })
+    .await;
+    let round_0 = request_to(&paused, &f0, 0);
+    assert_eq!(paused.send(&f0, &round_0).await, reply_of(&paused, &f0, 0));
+    let mask_input = paused
+        .held
+        .iter()
+        .find(|t| t.to == f0)
+        .expect("round 2 held")
+        .payload
+        .clone();
+    let reply = paused.send(&f0, &mask_input).await;
+    assert!(
+        matches!(reply, Ok(PeerResponse::Aggregate(AggResponse::Masked(_)))),
+        "{reply:?}"
+    );
 
     // A second session, stopped before round 4; the first session's round-4 signatures
     // replayed into it, as they were and under the new query id.

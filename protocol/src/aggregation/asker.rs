@@ -46,7 +46,7 @@ pub struct AggregationParams {
     /// How long each round may wait for replies.
     pub round_timeout: Duration,
     /// Cohorts up to this size use the complete graph, larger ones the sparse graph
-    /// (spec §9.8.1); the reference uses [`super::cohort::DENSE_MAX`]. Above about 265
+    /// (spec §9.8.1); the reference uses [`super::cohort::DENSE_MAX`]. Above about 220
     /// members a complete graph's `ShareKeys` no longer fits a peer frame (spec §9.7), so
     /// larger values only make sense in one process (benchmarks).
     pub dense_max: usize,
@@ -296,16 +296,16 @@ impl AggAsker {
             ) => {
                 match (
                     verify_answer(&self.ctx.asker, &self.query, &from, answer),
-                    advertisement.verify(),
+                    advertisement.verify(&self.ctx.query_id, &self.ctx.asker),
                 ) {
                     (Ok(named), Ok(ad))
-                        if ad.query_id == self.ctx.query_id
-                            && ad.asker == self.ctx.asker
+                        // A session key already taken would name two members alike.
+                        if !self.adverts.values().any(|(_, a)| a.member == ad.member)
                             // An out-of-range ε or a small-order key would make every
                             // honest member abort: leave such a member out of U1.
                             && ad.epsilon.is_none_or(|e| EPSILON_RANGE.contains(&e))
                             && ad.keys_usable()
-                            && ad.is_from(&from) =>
+                            && ad.is_from(&from, &self.ctx.query_id, &self.ctx.asker) =>
                     {
                         self.answered += 1;
                         self.named.extend(named);

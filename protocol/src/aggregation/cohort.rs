@@ -523,6 +523,40 @@ impl Cohort {
 mod tests {
     use super::*;
 
+    /// The largest round-1 request fits one peer frame: `MAX_COHORT` members in the sparse
+    /// graph, every advertisement as long as its fields allow (spec §9.7, §9.8.1).
+    #[test]
+    fn the_largest_share_keys_request_fits_a_peer_frame() {
+        use crate::aggregation::messages::{Advertisement, ADVERTISEMENT_VERSION};
+        use crate::identity::{Identity, Signature};
+        let session = Identity::from_secret_bytes(&[7u8; 64]).unwrap();
+        let (qid, asker) = (QueryId([1; 16]), NodeId([2; 32]));
+        let longest = Advertisement {
+            version: ADVERTISEMENT_VERSION,
+            member: session.node_id(),
+            contact_tag: [0xff; 32],
+            identity_proof: Signature([0xff; 64]),
+            share_key: [0xff; 32],
+            mask_key: [0xff; 32],
+            epsilon: Some(u32::MAX),
+            min_cohort: u32::MAX,
+        }
+        .sign(&session, &qid, &asker);
+        let k = sparse_degree(MAX_COHORT).unwrap();
+        let request = AggRequest::ShareKeys {
+            query_id: qid,
+            roster: vec![[0xff; 32]; MAX_COHORT],
+            params: Params::with_degree(MAX_COHORT, k, u32::MAX, Some(u32::MAX)),
+            neighbours: vec![longest; k],
+        };
+        let bytes =
+            crate::wire::encode_message(&crate::message::PeerRequest::Aggregate(request)).len();
+        assert!(
+            bytes <= crate::frame::MAX_PEER_FRAME as usize,
+            "{bytes} bytes"
+        );
+    }
+
     #[test]
     fn degrees_cover_every_admissible_cohort() {
         assert_eq!(reference_degree(0), None);

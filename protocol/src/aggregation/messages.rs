@@ -118,12 +118,12 @@ pub const ADVERTISEMENT_VERSION: u16 = 2;
 ///
 /// A member is named in the session by a fresh Ed25519 key, `member`, not by its node id:
 /// co-members learn only which of them are their own contacts (through `contact_tag` and
-/// `identity_proof`), never the node ids of the others (spec §9.8.1, §11.13).
+/// `identity_proof`), never the node ids of the others (spec §9.8.1, §11.13). The session
+/// (query id and asker) is not carried but signed: every signature over an advertisement
+/// covers it (see [`advert_signing_message`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Advertisement {
     pub version: u16,
-    pub query_id: QueryId,
-    pub asker: NodeId,
     /// The member's session key: an Ed25519 public key drawn for this session only, which
     /// signs the advertisement and the member's consistency signature, and stands for the
     /// member wherever the key schedule names one (spec §9.3).
@@ -174,22 +174,41 @@ pub fn member_binding(query_id: &QueryId, asker: &NodeId, member: &NodeId) -> Ve
     m
 }
 
+/// What the session key signs (after the label, spec §2.3): `qid || asker || body`, so that
+/// an advertisement is valid for one session only without carrying it.
+pub fn advert_signing_message(query_id: &QueryId, asker: &NodeId, body: &[u8]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(48 + body.len());
+    m.extend_from_slice(&query_id.0);
+    m.extend_from_slice(asker.as_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
 impl Advertisement {
-    /// Sign this advertisement with the member's session key (spec §9.7.1, §2.3).
-    pub fn sign(&self, session: &Identity) -> SignedAdvertisement {
+    /// Sign this advertisement for session (`query_id`, `asker`) with the member's session
+    /// key (spec §9.7.1, §2.3).
+    pub fn sign(
+        &self,
+        session: &Identity,
+        query_id: &QueryId,
+        asker: &NodeId,
+    ) -> SignedAdvertisement {
         let body = encode_value(self);
-        let signature = session.sign(SigningLabel::SecAggAdvertise, &body);
+        let signature = session.sign(
+            SigningLabel::SecAggAdvertise,
+            &advert_signing_message(query_id, asker, &body),
+        );
         SignedAdvertisement { body, signature }
     }
 
-    /// Whether this advertisement is `node`'s: its tag is `node`'s and `node`'s identity
-    /// signed its session key (spec §9.7.1).
-    pub fn is_from(&self, node: &NodeId) -> bool {
-        self.contact_tag == contact_tag(&self.query_id, &self.asker, node)
+    /// Whether this advertisement is `node`'s in session (`query_id`, `asker`): its tag is
+    /// `node`'s and `node`'s identity signed its session key (spec §9.7.1).
+    pub fn is_from(&self, node: &NodeId, query_id: &QueryId, asker: &NodeId) -> bool {
+        self.contact_tag == contact_tag(query_id, asker, node)
             && node
                 .verify(
                     SigningLabel::SecAggMember,
-                    &member_binding(&self.query_id, &self.asker, &self.member),
+                    &member_binding(query_id, asker, &self.member),
                     &self.identity_proof,
                     "session key binding",
                 )
@@ -198,16 +217,21 @@ impl Advertisement {
 }
 
 impl SignedAdvertisement {
-    /// Decode and check the signature by the session key named inside (spec §9.7.1). Whose
-    /// node it is, is checked by [`Advertisement::is_from`].
-    pub fn verify(&self) -> Result<Advertisement, PeerMisbehaved> {
+    /// Decode and check the signature by the session key named inside, for session
+    /// (`query_id`, `asker`) (spec §9.7.1). Whose node it is, is checked by
+    /// [`Advertisement::is_from`].
+    pub fn verify(
+        &self,
+        query_id: &QueryId,
+        asker: &NodeId,
+    ) -> Result<Advertisement, PeerMisbehaved> {
         let ad: Advertisement = decode_exact(&self.body)?;
         if ad.version != ADVERTISEMENT_VERSION {
             return Err(PeerMisbehaved::Malformed("unknown advertisement version"));
         }
         ad.member.verify(
             SigningLabel::SecAggAdvertise,
-            &self.body,
+            &advert_signing_message(query_id, asker, &self.body),
             &self.signature,
             "advertisement",
         )?;

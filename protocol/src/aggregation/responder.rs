@@ -138,10 +138,12 @@ pub(crate) fn check_advert(
     ctx: &Context,
     signed: &SignedAdvertisement,
 ) -> Result<Advertisement, AbortReason> {
-    let ad = signed.verify().map_err(|_| AbortReason::Inconsistent)?;
+    let ad = signed
+        .verify(&ctx.query_id, &ctx.asker)
+        .map_err(|_| AbortReason::Inconsistent)?;
     let bad_epsilon = ad.epsilon.is_some_and(|e| !EPSILON_RANGE.contains(&e));
     let asker_itself = ad.contact_tag == contact_tag(&ctx.query_id, &ctx.asker, &ctx.asker);
-    if ad.query_id != ctx.query_id || ad.asker != ctx.asker || bad_epsilon || asker_itself {
+    if bad_epsilon || asker_itself {
         return Err(AbortReason::Inconsistent);
     }
     Ok(ad)
@@ -277,8 +279,6 @@ impl AggResponder {
         let self_seed = shamir::random_scalar(rng);
         let own_ad = Advertisement {
             version: ADVERTISEMENT_VERSION,
-            query_id: ctx.query_id,
-            asker: ctx.asker,
             member: me,
             contact_tag: contact_tag(&ctx.query_id, &ctx.asker, &identity.node_id()),
             identity_proof: identity.sign(
@@ -290,7 +290,7 @@ impl AggResponder {
             epsilon: settings.epsilon,
             min_cohort: settings.min_cohort,
         };
-        let advertisement = own_ad.sign(&session);
+        let advertisement = own_ad.sign(&session, &ctx.query_id, &ctx.asker);
         let contacts = contacts
             .into_iter()
             .map(|c| (contact_tag(&ctx.query_id, &ctx.asker, &c), c))
@@ -499,7 +499,8 @@ impl AggResponder {
         for (v, m) in members.iter().filter(|(v, _)| **v != self.me) {
             if let Some(node) = contacts.get(&m.ad.contact_tag) {
                 self.work.verifications += 1;
-                if !m.ad.is_from(node) || !seen_contacts.insert(*node) {
+                let own = m.ad.is_from(node, &self.ctx.query_id, &self.ctx.asker);
+                if !own || !seen_contacts.insert(*node) {
                     return Err(AbortReason::Inconsistent);
                 }
                 self.vouched.insert(*v);

@@ -34,6 +34,10 @@ pub struct SimMember {
     pub noiseless: bool,
     /// Modified software: the base divisor it declares, whatever it added.
     pub declares: Option<u32>,
+    /// Draw the session's keys from `SimRng(seed)`, so that the same query id gives the
+    /// same advertisement in every ask (an attacker's precomputed roster); else from the
+    /// run's RNG.
+    pub key_seed: Option<u64>,
     session: Option<AggResponder>,
 }
 
@@ -51,9 +55,21 @@ impl SimMember {
             drops_at: None,
             noiseless: false,
             declares: None,
+            key_seed: None,
             session: None,
         }
     }
+}
+
+/// The ε-DP bound on guessing a bit: `e^ε / (1 + e^ε)`.
+pub fn dp_bound(epsilon: f64) -> f64 {
+    epsilon.exp() / (1.0 + epsilon.exp())
+}
+
+/// The bound plus three standard errors of an accuracy measured over `trials`.
+pub fn allowed(epsilon: f64, trials: usize) -> f64 {
+    let p = dp_bound(epsilon);
+    p + 3.0 * (p * (1.0 - p) / trials as f64).sqrt()
 }
 
 /// A count-only contribution: owns one or not.
@@ -152,6 +168,7 @@ pub fn run_ask(
                         query_id,
                         asker: asker.node_id(),
                     };
+                    let mut own_keys = m.key_seed.map(SimRng);
                     let mut s = AggResponder::start(
                         &m.identity,
                         ctx,
@@ -159,7 +176,7 @@ pub fn run_ask(
                         m.settings,
                         AskTerms { epsilon, detail },
                         m.contacts.clone(),
-                        rng,
+                        own_keys.as_mut().unwrap_or(rng),
                         start + Duration::from_secs(60),
                     );
                     if m.noiseless {

@@ -200,8 +200,6 @@ pub(super) fn messages() -> Value {
         let member = session.node_id();
         Advertisement {
             version: ADVERTISEMENT_VERSION,
-            query_id: qid,
-            asker: ana.node_id(),
             member,
             contact_tag: contact_tag(&qid, &ana.node_id(), &who.node_id()),
             identity_proof: who.sign(
@@ -213,7 +211,7 @@ pub(super) fn messages() -> Value {
             epsilon,
             min_cohort: 3,
         }
-        .sign(session)
+        .sign(session, &qid, &ana.node_id())
     };
     let adverts: Vec<SignedAdvertisement> = vec![
         advert(&chloe, &sessions[0], Some(1000)),
@@ -368,8 +366,8 @@ pub(super) fn messages() -> Value {
                     kept: 333_334,
                     removed: vec![3, 0, 0, 0, 0, 0, 0],
                 },
-                self_seed_shares: vec![(chloe.node_id(), share_of(0x77))],
-                mask_seed_shares: vec![(bob.node_id(), share_of(0x88))],
+                self_seed_shares: vec![(sessions[0].node_id(), share_of(0x77))],
+                mask_seed_shares: vec![(sessions[1].node_id(), share_of(0x88))],
             })),
         ),
         peer_response("PeerResponse 4 Received", PeerResponse::Received),

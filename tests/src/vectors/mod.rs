@@ -833,7 +833,7 @@ fn aggregation() -> Value {
     };
     forged.signature.0[0] ^= 1;
     let forged_result = forged
-        .verify()
+        .verify(&ctx.query_id, &ctx.asker)
         .err()
         .map(|e| e.to_string())
         .unwrap_or_else(|| "ok".into());
