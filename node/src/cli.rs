@@ -11,6 +11,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use kith_client::{count_phrase, Client, ClientError};
 use kith_node::{DataDir, Node};
+
+use crate::cmd;
 use kith_protocol::app::{AppInfo, AppScope, PolicyEntry, SubjectRef};
 use kith_protocol::{ItemKey, ItemPattern, Share, Subject};
 use serde_json::json;
@@ -56,6 +58,8 @@ enum Command {
     },
     /// Show whether the node is running; exits 0 only if it answers.
     Status,
+    /// Stop the node running on this data directory, and wait until it has.
+    Stop,
     /// Make a one-time invite code (valid 7 days) and print only the code.
     Invite {
         /// Circle the new contact joins.
@@ -256,6 +260,7 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<cmd::Reported>() => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("kith: {}", one_line(&e));
             ExitCode::FAILURE
@@ -273,6 +278,15 @@ fn data_dir(cli: &Cli) -> Result<DataDir> {
         None => dirs::data_dir()
             .map(|d| DataDir::new(d.join("kith")))
             .ok_or_else(|| anyhow!("no platform data directory; pass --data-dir DIR")),
+    }
+}
+
+/// [`connect`] for the commands in `cmd/`.
+struct Connector<'a>(&'a Cli);
+
+impl cmd::status::AsyncConnect for Connector<'_> {
+    async fn connect(self) -> Result<Client> {
+        connect(self.0).await
     }
 }
 
@@ -332,24 +346,15 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Run { listen } => run_daemon(&cli, *listen).await?,
         Command::Status => {
-            let client = connect(&cli).await?;
-            let s = client.status().await?;
-            if cli.json {
-                print_json(json!({
-                    "running": true, "name": s.name, "node_id": s.node_id.to_hex(),
-                    "peer_addr": s.peer_addr, "api_addr": s.api_addr, "contacts": s.contacts,
-                    "endorsements": s.endorsements, "software": s.software, "uptime_secs": s.uptime_secs,
-                }));
-            } else {
-                println!("{} is running ({})", s.name, s.software);
-                println!("  node id    {}", s.node_id);
-                println!("  peers at   {}", s.peer_addr);
-                println!("  apps at    {}", s.api_addr);
-                println!("  contacts   {}", s.contacts);
-                println!("  endorsements {}", s.endorsements);
-                println!("  up for     {} s", s.uptime_secs);
+            let status = cmd::status::run(&data_dir(&cli)?, Connector(&cli)).await?;
+            cmd::emit(cli.json, &status);
+            if !status.running {
+                return Err(cmd::Reported.into());
             }
-            client.close().await;
+        }
+        Command::Stop => {
+            let stopped = cmd::stop::run(&data_dir(&cli)?).await?;
+            cmd::emit(cli.json, &stopped);
         }
         Command::Invite { circle } => {
             let client = connect(&cli).await?;

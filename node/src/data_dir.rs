@@ -6,6 +6,7 @@
 //!   owner.credential   the owner's app-API credential, mode 0600
 //!   kith.db            SQLite store (WAL), mode 0600
 //!   api.addr           the running daemon's API address (removed at clean shutdown)
+//!   node.lock          held (exclusively locked) by the running daemon; holds its pid
 //! ```
 
 use std::fs;
@@ -44,6 +45,9 @@ impl DataDir {
     pub fn api_addr_file(&self) -> PathBuf {
         self.root.join("api.addr")
     }
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join("node.lock")
+    }
     pub fn is_initialized(&self) -> bool {
         self.identity_key().exists()
     }
@@ -70,6 +74,63 @@ impl DataDir {
         check_private(&path)?;
         Credential::load_local(&path).map_err(|e| NodeError::Config(e.to_string()))
     }
+}
+
+/// The running daemon's exclusive hold on its data directory: one daemon per directory.
+/// Released when dropped, or by the operating system when the process dies.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: fs::File,
+}
+
+impl DataDir {
+    fn open_lock_file(&self) -> Result<fs::File, NodeError> {
+        let path = self.lock_file();
+        let mut options = fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options.open(&path).map_err(|e| NodeError::io(&path, e))
+    }
+
+    /// Take the directory for this process, or say which process has it.
+    pub fn lock(&self) -> Result<DirLock, NodeError> {
+        use std::io::Write;
+        let mut file = self.open_lock_file()?;
+        match file.try_lock() {
+            Ok(()) => {
+                let path = self.lock_file();
+                file.set_len(0).map_err(|e| NodeError::io(&path, e))?;
+                write!(file, "{}", std::process::id()).map_err(|e| NodeError::io(&path, e))?;
+                Ok(DirLock { _file: file })
+            }
+            Err(fs::TryLockError::WouldBlock) => Err(NodeError::AlreadyRunning {
+                dir: self.root.clone(),
+                pid: read_pid(&mut file),
+            }),
+            Err(fs::TryLockError::Error(e)) => Err(NodeError::io(&self.lock_file(), e)),
+        }
+    }
+
+    /// The pid of the daemon running on this directory, if one is.
+    pub fn running_pid(&self) -> Option<u32> {
+        if !self.lock_file().exists() {
+            return None;
+        }
+        let mut file = self.open_lock_file().ok()?;
+        match file.try_lock() {
+            Ok(()) => None, // nobody holds it; our hold ends as `file` drops
+            Err(_) => read_pid(&mut file),
+        }
+    }
+}
+
+fn read_pid(file: &mut fs::File) -> Option<u32> {
+    use std::io::{Read, Seek};
+    let mut text = String::new();
+    file.seek(std::io::SeekFrom::Start(0)).ok()?;
+    file.read_to_string(&mut text).ok()?;
+    text.trim().parse().ok()
 }
 
 /// Write a secret file atomically with mode 0600 (see [`kith_client::credential::write_private`]).

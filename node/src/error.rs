@@ -11,6 +11,9 @@ pub enum NodeError {
     /// `init` on a directory that already has a node.
     #[error("{0} already holds a kith node")]
     AlreadyInitialized(PathBuf),
+    /// Another daemon holds the data directory.
+    #[error("a kith node is already running on {dir}{}; stop it with `kith stop`", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    AlreadyRunning { dir: PathBuf, pid: Option<u32> },
     /// A setting or file has a bad value.
     #[error("{0}")]
     Config(String),

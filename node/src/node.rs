@@ -100,6 +100,8 @@ pub struct Node {
     accept: JoinHandle<()>,
     sweeper: JoinHandle<()>,
     data_dir: DataDir,
+    /// Held while the node runs: a second daemon on the directory is refused.
+    lock: Option<crate::data_dir::DirLock>,
 }
 
 impl Drop for Node {
@@ -128,6 +130,7 @@ impl Node {
         options: NodeOptions,
     ) -> Result<Node, NodeError> {
         let identity = dir.load_identity()?;
+        let lock = dir.lock()?;
         let store = Store::open(&dir.database())?;
         let name = store
             .setting("name")?
@@ -216,6 +219,7 @@ impl Node {
             accept,
             sweeper,
             data_dir: dir.clone(),
+            lock: Some(lock),
         })
     }
 
@@ -279,7 +283,7 @@ impl Node {
 
     /// Close every connection and stop. Committed data is already on disk. When this
     /// returns the UDP port is free again (bounded wait), so a restart can bind it.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.accept.abort();
         self.sweeper.abort();
         self.shared
@@ -294,12 +298,16 @@ impl Node {
         }
         let addr = self.shared.peer_addr;
         let api_addr_file = self.data_dir.api_addr_file();
+        // The directory stays ours until the socket is gone and api.addr removed, so that a
+        // daemon started meanwhile cannot have its api.addr deleted by us.
+        let lock = self.lock.take();
         drop(self);
         // quinn's endpoint driver closes the socket on its next poll.
         while std::net::UdpSocket::bind(addr).is_err() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let _ = std::fs::remove_file(api_addr_file);
+        drop(lock);
         tracing::info!("node stopped");
     }
 }

@@ -1,72 +1,11 @@
 //! The CLI story with five separate `kith run` processes on loopback: an asker,
 //! three contacts and a stranger, driven only through the `kith` command.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const KITH: &str = env!("CARGO_BIN_EXE_kith");
-
-struct Daemon {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn kith(dir: &Path, args: &[&str]) -> Output {
-    Command::new(KITH)
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run kith")
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = kith(dir, args);
-    assert!(
-        out.status.success(),
-        "kith {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn json(dir: &Path, args: &[&str]) -> serde_json::Value {
-    let mut a = args.to_vec();
-    a.push("--json");
-    serde_json::from_str(&ok(dir, &a)).expect("valid JSON")
-}
-
-fn start(root: &Path, name: &str) -> Daemon {
-    let dir = root.join(name);
-    ok(&dir, &["init", "--name", name, "--listen", "127.0.0.1:0"]);
-    let child = Command::new(KITH)
-        .arg("--data-dir")
-        .arg(&dir)
-        .arg("run")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn kith run");
-    let daemon = Daemon { child, dir };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if kith(&daemon.dir, &["status"]).status.success() {
-            return daemon;
-        }
-        assert!(Instant::now() < deadline, "{name} did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+mod common;
+use common::*;
 
 #[test]
 fn five_processes_tell_the_story() {

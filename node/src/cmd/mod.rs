@@ -1,0 +1,35 @@
+//! One file per command: its arguments, what it does, and its output as a `Serialize`
+//! value with a `Display` for people (JSON is derived, never built by hand). Commands not
+//! moved here yet live in `cli.rs`.
+
+use std::fmt::Display;
+
+use serde::Serialize;
+
+pub mod status;
+pub mod stop;
+
+/// Print a command's output: JSON for scripts with `--json`, text for people otherwise.
+pub fn emit<T: Serialize + Display>(json: bool, out: &T) {
+    if json {
+        match serde_json::to_string_pretty(out) {
+            Ok(text) => println!("{text}"),
+            Err(e) => eprintln!("kith: cannot encode the output as JSON: {e}"),
+        }
+    } else {
+        println!("{out}");
+    }
+}
+
+/// An outcome already reported on standard output that must still exit non-zero (for
+/// example `status` of a node that is not running).
+#[derive(Debug)]
+pub struct Reported;
+
+impl Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("reported")
+    }
+}
+
+impl std::error::Error for Reported {}

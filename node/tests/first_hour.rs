@@ -1,0 +1,80 @@
+//! The first hour of a new owner, with real `kith` processes: each test is one item of the
+//! issue "The first hour: a node that explains itself and that its owner cannot break", and
+//! fails without its fix.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+mod common;
+use common::*;
+
+/// Safety bug 1: a second daemon on the same data directory used to start, overwrite
+/// `api.addr` and delete it when it stopped, leaving the first unreachable from the CLI.
+/// Now the directory is locked: the second says who holds it, the first keeps serving,
+/// `status` shows its pid, and `kith stop` stops it.
+#[test]
+fn one_daemon_per_data_directory_and_kith_stop() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut ana = start(tmp.path(), "Ana");
+    let pid = ana.child.id();
+    let status = json(&ana.dir, &["status"]);
+    assert_eq!(status["running"], true);
+    assert_eq!(status["pid"], pid);
+    assert!(ok(&ana.dir, &["status"]).contains(&format!("pid        {pid}")));
+    let api_addr = std::fs::read_to_string(ana.dir.join("api.addr")).unwrap();
+
+    // A second daemon on another port: refused at once, naming the first.
+    let mut second = Command::new(KITH)
+        .arg("--data-dir")
+        .arg(&ana.dir)
+        .args(["run", "--listen", "127.0.0.1:0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let exit = loop {
+        if let Some(exit) = second.try_wait().unwrap() {
+            break Some(exit);
+        }
+        if Instant::now() > deadline {
+            let _ = second.kill();
+            let _ = second.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let exit = exit.expect("a second `kith run` on the same directory must refuse to start");
+    assert!(!exit.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains("already running") && stderr.contains(&format!("pid {pid}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("kith stop"), "{stderr}");
+    // The first is untouched and still answers.
+    assert_eq!(
+        std::fs::read_to_string(ana.dir.join("api.addr")).unwrap(),
+        api_addr
+    );
+    assert_eq!(json(&ana.dir, &["status"])["running"], true);
+
+    // `kith stop` stops it cleanly; then status says so, in JSON too, and exits 1.
+    let stopped = json(&ana.dir, &["stop"]);
+    assert_eq!(stopped["was_running"], true);
+    assert_eq!(stopped["pid"], pid);
+    let exit = ana.child.wait().unwrap();
+    assert!(exit.success(), "SIGTERM is a clean shutdown: {exit:?}");
+    assert!(!ana.dir.join("api.addr").exists());
+    let out = kith(&ana.dir, &["status", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v, serde_json::json!({"running": false}));
+    let out = kith(&ana.dir, &["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not running"));
+    // Stopping a stopped node is not an error.
+    assert!(ok(&ana.dir, &["stop"]).contains("not running"));
+}
