@@ -178,7 +178,7 @@ fn normalise_isbn(value: &str) -> Result<String, ItemError> {
                         }
                 })
                 .sum();
-            if sum % 11 != 0 {
+            if !sum.is_multiple_of(11) {
                 return Err(ItemError::BadIsbn("ISBN-10 check digit does not match"));
             }
             let body = format!("978{}", &d[..9]);

@@ -264,7 +264,7 @@ fn honest_circle_gets_a_narrow_interval_that_covers() {
         let mut members = BTreeMap::new();
         let mut truth = 0u32;
         for _ in 0..n {
-            let b = rng.next_u32() % 3 == 0;
+            let b = rng.next_u32().is_multiple_of(3);
             truth += b as u32;
             let m = SimMember::new(Identity::generate(&mut rng), owns(b));
             members.insert(m.identity.node_id(), m);

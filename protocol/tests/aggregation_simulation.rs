@@ -29,11 +29,11 @@ fn run(
     let mut members: BTreeMap<NodeId, SimMember> = BTreeMap::new();
     for _ in 0..n {
         let identity = Identity::generate(&mut rng);
-        let owns = rng.next_u32() % 3 == 0;
+        let owns = rng.next_u32().is_multiple_of(3);
         let contribution = Contribution {
             owns,
             units: if owns { 1 + rng.next_u32() % 12 } else { 0 },
-            best_rating: if owns && rng.next_u32() % 2 == 0 {
+            best_rating: if owns && rng.next_u32().is_multiple_of(2) {
                 Some(1 + (rng.next_u32() % 5) as u8)
             } else {
                 None

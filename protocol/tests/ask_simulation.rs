@@ -70,7 +70,7 @@ fn run(seed: u64) {
             let identity = Identity::generate(&mut rng);
             let mut endorsements = Vec::new();
             for s in catalogue {
-                if rng.next_u32() % 2 == 0 {
+                if rng.next_u32().is_multiple_of(2) {
                     let count = 1 + rng.next_u32() % 3;
                     endorsements.push(Endorsement::new(item(s), count, Some(5), None, 1).unwrap());
                 }

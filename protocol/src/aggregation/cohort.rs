@@ -332,7 +332,7 @@ pub mod bitmap {
     /// Whether `bits` is a well-formed bitmap for `n` members (spec §9.7.3).
     pub fn is_valid(bits: &[u8], n: usize) -> bool {
         bits.len() == n.div_ceil(8)
-            && (n % 8 == 0 || bits.last().is_none_or(|last| last >> (n % 8) == 0))
+            && (n.is_multiple_of(8) || bits.last().is_none_or(|last| last >> (n % 8) == 0))
     }
 
     /// How many bits are set: the number of survivors named (spec §9.7.3).
@@ -575,7 +575,7 @@ mod tests {
         assert!(!degree_admissible(0, 0) && !degree_admissible(1001, 116));
         for n in SPARSE_FROM..=MAX_COHORT {
             let k = sparse_degree(n).unwrap();
-            assert!(k % 2 == 0 && k + 1 < n, "n = {n}");
+            assert!(k.is_multiple_of(2) && k + 1 < n, "n = {n}");
             assert_eq!(
                 reference_degree(n).unwrap(),
                 if n <= DENSE_MAX { n - 1 } else { k }

@@ -49,7 +49,7 @@ pub struct Federation {
 /// A fifth share by name, a fifth count-only, a fifth own but share `none`, the rest own
 /// nothing; counts and ratings vary.
 fn seed(i: usize) -> Option<(u32, Option<u8>, Share)> {
-    let rating = (i % 3 != 0).then_some(1 + (i / 5 % 5) as u8);
+    let rating = (!i.is_multiple_of(3)).then_some(1 + (i / 5 % 5) as u8);
     match i % 5 {
         0 => Some((1 + (i % 3) as u32, rating, Share::Name)),
         1 => Some((2 + (i % 11) as u32, rating, Share::Count)),
