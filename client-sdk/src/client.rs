@@ -450,9 +450,34 @@ impl Client {
     }
 
     /// Close the connection politely.
+    /// A handle that closes this client's connection to the node, usable on every path
+    /// out of a program, even after the client was dropped by an error: a connection left
+    /// open counts against the credential's connections at the node until it times out.
+    pub fn closer(&self) -> Closer {
+        Closer {
+            endpoint: self.endpoint.clone(),
+        }
+    }
+
     pub async fn close(self) {
         self.conn
             .into_inner()
+            .close(transport::CLOSE_SHUTDOWN.into(), b"bye");
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
+    }
+}
+
+/// Closes a [`Client`]'s connection; see [`Client::closer`].
+#[derive(Debug, Clone)]
+pub struct Closer {
+    endpoint: quinn::Endpoint,
+}
+
+impl Closer {
+    /// Close every connection of the client and wait (at most a second) until the node
+    /// has been told.
+    pub async fn close(self) {
+        self.endpoint
             .close(transport::CLOSE_SHUTDOWN.into(), b"bye");
         let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
     }

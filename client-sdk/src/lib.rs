@@ -86,7 +86,7 @@ pub mod sentence;
 pub mod transport;
 pub mod updates;
 
-pub use client::{Answer, Client, Query};
+pub use client::{Answer, Client, Closer, Query};
 pub use credential::Credential;
 pub use error::ClientError;
 pub use kith_protocol::app::{AskResult, NamedEndorsement};

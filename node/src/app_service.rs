@@ -46,7 +46,11 @@ pub(crate) async fn serve(
         },
     };
     tracing::debug!(app = principal.name(), "app connected");
-    if !shared.app_connections.add(key, conn.clone()) {
+    // The owner's newest connection replaces its oldest: a CLI that died without closing
+    // (a broken pipe, a kill) must not lock its owner out. Apps keep a hard limit.
+    if matches!(principal, Principal::Owner { .. }) {
+        shared.app_connections.add_closing_oldest(key, conn.clone());
+    } else if !shared.app_connections.add(key, conn.clone()) {
         conn.close(
             CLOSE_SHUTDOWN.into(),
             b"too many connections for this credential",

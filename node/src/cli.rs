@@ -258,7 +258,23 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    // Writing to a closed pipe (`kith audit | head`) ends the process quietly, as it does
+    // for other command-line tools, instead of a panic in `println!`.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let outcome = runtime.block_on(async {
+        let outcome = run(cli).await;
+        // Close every connection on every path, errors included (see `connect`).
+        let closers = std::mem::take(&mut *OPEN.lock().unwrap_or_else(|p| p.into_inner()));
+        for c in closers {
+            c.close().await;
+        }
+        outcome
+    });
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is::<cmd::Reported>() => ExitCode::FAILURE,
         Err(e) => {
@@ -290,7 +306,18 @@ impl cmd::status::AsyncConnect for Connector<'_> {
     }
 }
 
+/// Connections this process opened, closed when it ends whatever happened.
+static OPEN: std::sync::Mutex<Vec<kith_client::Closer>> = std::sync::Mutex::new(Vec::new());
+
 async fn connect(cli: &Cli) -> Result<Client> {
+    let client = connect_once(cli).await?;
+    OPEN.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(client.closer());
+    Ok(client)
+}
+
+async fn connect_once(cli: &Cli) -> Result<Client> {
     let dir = data_dir(cli)?;
     let cred = dir.load_owner_credential()?;
     // A running daemon always has api.addr (removed at clean shutdown): answer at once

@@ -78,3 +78,38 @@ fn one_daemon_per_data_directory_and_kith_stop() {
     // Stopping a stopped node is not an error.
     assert!(ok(&ana.dir, &["stop"]).contains("not running"));
 }
+
+/// Safety bug 2: commands that fail inside the node, and a CLI killed by a broken pipe,
+/// used to leave their connections open; after about 8 the owner was refused ("too many
+/// connections for this credential") for up to a minute. Now every path closes, a broken
+/// pipe ends the CLI quietly, and the owner's newest connection replaces its oldest.
+#[test]
+fn the_owner_cannot_lock_themself_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ana = start(tmp.path(), "Ana");
+    for _ in 0..12 {
+        let out = kith(&ana.dir, &["approve", "999"]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("too many connections"), "{err}");
+    }
+    for _ in 0..12 {
+        // Standard output closed before the CLI writes: a broken pipe.
+        let mut child = Command::new(KITH)
+            .arg("--data-dir")
+            .arg(&ana.dir)
+            .arg("status")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(101), "a panic: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let status = json(&ana.dir, &["status"]);
+    assert_eq!(status["running"], true);
+}

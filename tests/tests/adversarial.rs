@@ -225,31 +225,31 @@ async fn replayed_round_messages_are_refused() {
     let unmask = request_to(&first, &f0, 4);
     assert_eq!(first.send(&f0, &unmask).await, reply_of(&first, &f0, 4));
     assert_eq!(friends[0].node().aggregation_work(), work);
-    // Exact copies of older rounds are retries too (a first copy delayed past the asker's
-    // retry arrives after the next round, §4.5): each gets the reply it got then, and
-    // nothing changes.
-    for round in [1, 2, 3] {
-        let old = request_to(&first, &f0, round);
-        assert_eq!(
-            first.send(&f0, &old).await,
-            reply_of(&first, &f0, round),
-            "round {round} copied"
-        );
-    }
-    assert_eq!(friends[0].node().aggregation_work(), work);
     // Its Advertise again: an Advertise first drops finished sessions, and the query id is
     // used.
     assert_eq!(
         first.send(&f0, &request_to(&first, &f0, 0)).await,
         aborted(AbortReason::UnexpectedRound)
     );
-    // Anything else old aborts a session: round 3's request with another bitmap, to a
-    // session stopped after round 3.
+    // In a session still open (stopped before round 4), exact copies of every earlier
+    // request are retries too (a first copy delayed past the asker's retry arrives after
+    // the next round, §4.5): each gets the reply it got then, and nothing changes.
     let stopped = raw_ask(&ana, &friends, 7, |_, _, r| match r {
         AggRequest::Unmask { .. } => Intercept::Hold,
         _ => Intercept::Send,
     })
     .await;
+    let work = friends[0].node().aggregation_work();
+    for round in [0, 1, 2, 3] {
+        let old = request_to(&stopped, &f0, round);
+        assert_eq!(
+            stopped.send(&f0, &old).await,
+            reply_of(&stopped, &f0, round),
+            "round {round} copied"
+        );
+    }
+    assert_eq!(friends[0].node().aggregation_work(), work);
+    // Anything else old aborts it: round 3's request with another bitmap.
     let mut other = decode_message::<PeerRequest>(&request_to(&stopped, &f0, 3)).unwrap();
     if let PeerRequest::Aggregate(AggRequest::Consistency { survivors, .. }) = &mut other {
         survivors[0] ^= 1;
