@@ -141,6 +141,8 @@ pub struct AggAsker {
     failures: Vec<(NodeId, u8, MemberFailure)>,
     /// Round-0 advertisements, by the node id that sent them.
     adverts: BTreeMap<NodeId, (SignedAdvertisement, Advertisement)>,
+    /// Their session keys, each taken once.
+    session_keys: BTreeSet<NodeId>,
     cohort: Option<Cohort>,
     /// From round 1 on, members are named by their session keys (spec §9.7.1); requests
     /// go to, and replies come from, their node ids.
@@ -207,6 +209,7 @@ impl AggAsker {
             named: Vec::new(),
             failures: Vec::new(),
             adverts: BTreeMap::new(),
+            session_keys: BTreeSet::new(),
             cohort: None,
             node_of: BTreeMap::new(),
             member_of: BTreeMap::new(),
@@ -300,7 +303,7 @@ impl AggAsker {
                 ) {
                     (Ok(named), Ok(ad))
                         // A session key already taken would name two members alike.
-                        if !self.adverts.values().any(|(_, a)| a.member == ad.member)
+                        if !self.session_keys.contains(&ad.member)
                             // An out-of-range ε or a small-order key would make every
                             // honest member abort: leave such a member out of U1.
                             && ad.epsilon.is_none_or(|e| EPSILON_RANGE.contains(&e))
@@ -309,6 +312,7 @@ impl AggAsker {
                     {
                         self.answered += 1;
                         self.named.extend(named);
+                        self.session_keys.insert(ad.member);
                         self.adverts.insert(from, (advertisement, ad));
                         Ok(())
                     }
@@ -792,7 +796,7 @@ impl AggAsker {
                 .cohort
                 .as_ref()
                 .map(|c| c.n() as u32)
-                .unwrap_or(self.adverts.len() as u32),
+                .unwrap_or(self.session_keys.len() as u32),
             survivors: self.survivors.len() as u32,
             threshold: self.cohort.as_ref().map_or(0, |c| c.params.threshold),
             epsilon: self.cohort.as_ref().and_then(|c| c.params.epsilon),

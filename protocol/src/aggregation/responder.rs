@@ -371,6 +371,7 @@ impl AggResponder {
     }
 
     fn wipe(&mut self) {
+        self.contacts.clear();
         self.mask_seed.zeroize();
         self.self_seed.zeroize();
         self.input.zeroize();
@@ -492,21 +493,26 @@ impl AggResponder {
                 return Err(AbortReason::Inconsistent);
             }
         }
-        // Which neighbours are its contacts: a known tag must come with that node's proof
-        // (else the asker relayed a forgery), and no contact appears twice.
+        // Which neighbours are its contacts: a known tag counts only with that node's proof,
+        // and a contact shown twice counts for neither. Anything else is a stranger, as if
+        // it carried no tag: aborting on a forged tag would tell the asker that the tag's
+        // node is this member's contact, for any node id it likes to try (spec §9.8.3).
         let contacts = std::mem::take(&mut self.contacts);
-        let mut seen_contacts = BTreeSet::new();
+        let mut proven: BTreeMap<NodeId, Vec<NodeId>> = BTreeMap::new();
         for (v, m) in members.iter().filter(|(v, _)| **v != self.me) {
             if let Some(node) = contacts.get(&m.ad.contact_tag) {
                 self.work.verifications += 1;
-                let own = m.ad.is_from(node, &self.ctx.query_id, &self.ctx.asker);
-                if !own || !seen_contacts.insert(*node) {
-                    return Err(AbortReason::Inconsistent);
+                if m.ad.is_from(node, &self.ctx.query_id, &self.ctx.asker) {
+                    proven.entry(*node).or_default().push(*v);
                 }
-                self.vouched.insert(*v);
             }
         }
         drop(contacts);
+        self.vouched = proven
+            .into_values()
+            .filter(|keys| keys.len() == 1)
+            .flatten()
+            .collect();
         params_acceptable(&params, n, members.len())?;
         let seen = members.values().map(|m| &m.ad);
         if !epsilon_acceptable(&params, self.terms.epsilon, seen)
