@@ -169,6 +169,49 @@ fn restrict(_: &Path, _: u32) -> Result<(), NodeError> {
     Ok(())
 }
 
+/// The setting that binds a database to the node id it was made for.
+const NODE_ID_SETTING: &str = "node_id";
+
+impl DataDir {
+    /// Check that the database in this directory belongs to `identity`, so that a damaged
+    /// or replaced `identity.key` (any 64 bytes are a valid key) never starts the node as
+    /// someone else. A database made before the binding existed is bound now.
+    pub(crate) fn check_binding(
+        &self,
+        store: &Store,
+        identity: &Identity,
+    ) -> Result<(), NodeError> {
+        let id = identity.node_id();
+        match store.setting(NODE_ID_SETTING)? {
+            Some(bound) if bound == id.to_hex() => Ok(()),
+            Some(bound) => Err(NodeError::Config(format!(
+                "{} is not the key of the node in {}: the database belongs to node {}, the key \
+                 is node {}. Restore the identity.key made with this database from a backup (a \
+                 damaged key cannot be repaired), or move kith.db away to start a new node",
+                self.identity_key().display(),
+                self.database().display(),
+                bound.get(..8).unwrap_or(&bound),
+                id.short(),
+            ))),
+            None => Ok(store.set_setting(NODE_ID_SETTING, &id.to_hex())?),
+        }
+    }
+
+    /// Refuse to run with a secret readable by others: the owner credential and the
+    /// database (with its write-ahead log), like the identity key.
+    pub(crate) fn check_secret_modes(&self) -> Result<(), NodeError> {
+        let db = self.database();
+        let wal = self.root.join("kith.db-wal");
+        let shm = self.root.join("kith.db-shm");
+        for path in [self.owner_credential(), db, wal, shm] {
+            if path.exists() {
+                check_private(&path)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// What `kith init` made.
 #[derive(Debug, Clone)]
 pub struct InitReport {
@@ -213,6 +256,15 @@ pub fn init(
     if dir.is_initialized() {
         return Err(NodeError::AlreadyInitialized(dir.root.clone()));
     }
+    if dir.database().exists() {
+        // A database without its key: making a new identity here would start someone else
+        // against this node's contacts and endorsements.
+        return Err(NodeError::Config(format!(
+            "{} holds a kith database (kith.db) but no identity.key: restore identity.key from \
+             a backup, or move kith.db away to make a new node there",
+            dir.root.display()
+        )));
+    }
     fs::create_dir_all(&dir.root).map_err(|e| NodeError::io(&dir.root, e))?;
     restrict(&dir.root, 0o700)?;
     let identity = Identity::generate(&mut OsRng);
@@ -221,6 +273,7 @@ pub fn init(
 
     let store = Store::open(&dir.database())?;
     restrict(&dir.database(), 0o600)?;
+    store.set_setting(NODE_ID_SETTING, &identity.node_id().to_hex())?;
     store.set_setting("name", &name)?;
     store.set_setting("listen", &listen.to_string())?;
     store.set_setting("advertise", &advertise.join(","))?;

@@ -131,7 +131,9 @@ impl Node {
     ) -> Result<Node, NodeError> {
         let identity = dir.load_identity()?;
         let lock = dir.lock()?;
+        dir.check_secret_modes()?;
         let store = Store::open(&dir.database())?;
+        dir.check_binding(&store, &identity)?;
         let name = store
             .setting("name")?
             .ok_or_else(|| NodeError::Config("node has no name".into()))?;

@@ -113,3 +113,89 @@ fn the_owner_cannot_lock_themself_out() {
     let status = json(&ana.dir, &["status"]);
     assert_eq!(status["running"], true);
 }
+
+/// `kith run` once, expecting it to refuse to start; returns its standard error.
+fn refused_run(dir: &std::path::Path) -> String {
+    let mut child = Command::new(KITH)
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("run")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            assert!(!exit.success());
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            return err;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`kith run` started where it must refuse");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Safety bug 3: any 64 bytes are a valid key, so a flipped bit in `identity.key` used to
+/// start the node under a new node id against the old database, and after a deleted key
+/// `init` made a new identity next to the old database. The database is now bound to its
+/// node id, and `init` refuses a directory that holds a database.
+#[test]
+fn a_damaged_or_missing_identity_key_never_changes_who_the_node_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ana");
+    ok(&dir, &["init", "--name", "Ana", "--listen", "127.0.0.1:0"]);
+    let key = dir.join("identity.key");
+    let good = std::fs::read(&key).unwrap();
+    let mut flipped = good.clone();
+    flipped[3] ^= 0x10;
+    std::fs::write(&key, &flipped).unwrap();
+    let err = refused_run(&dir);
+    assert!(
+        err.contains("not the key of the node") && err.contains("backup"),
+        "{err}"
+    );
+    // The right key back: it runs.
+    std::fs::write(&key, &good).unwrap();
+    {
+        let _ana = start_existing(&dir);
+    }
+    // A deleted key: init refuses to make a new identity beside the old database.
+    std::fs::remove_file(&key).unwrap();
+    let out = kith(&dir, &["init", "--name", "Ana", "--listen", "127.0.0.1:0"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("kith.db") && err.contains("identity.key"),
+        "{err}"
+    );
+    assert!(!key.exists(), "no new identity was written");
+}
+
+/// Safety bug 4: only `identity.key` had its mode checked; an owner credential or a
+/// database readable by others ran without a word. Each is refused, with the fix.
+#[cfg(unix)]
+#[test]
+fn secrets_readable_by_others_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ana");
+    ok(&dir, &["init", "--name", "Ana", "--listen", "127.0.0.1:0"]);
+    for (file, mode) in [("owner.credential", 0o644), ("kith.db", 0o666)] {
+        let path = dir.join(file);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let err = refused_run(&dir);
+        assert!(
+            err.contains(file) && err.contains("chmod 600"),
+            "{file}: {err}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let _ana = start_existing(&dir);
+}

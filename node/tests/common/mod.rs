@@ -49,22 +49,30 @@ pub fn json(dir: &Path, args: &[&str]) -> serde_json::Value {
 pub fn start(root: &Path, name: &str) -> Daemon {
     let dir = root.join(name);
     ok(&dir, &["init", "--name", name, "--listen", "127.0.0.1:0"]);
+    start_existing(&dir)
+}
+
+/// Run the node already made in `dir`, and wait until it answers.
+pub fn start_existing(dir: &Path) -> Daemon {
     let child = Command::new(KITH)
         .arg("--data-dir")
-        .arg(&dir)
+        .arg(dir)
         .arg("run")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn kith run");
-    let daemon = Daemon { child, dir };
+    let daemon = Daemon {
+        child,
+        dir: dir.to_path_buf(),
+    };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if kith(&daemon.dir, &["status"]).status.success() {
             return daemon;
         }
-        assert!(Instant::now() < deadline, "{name} did not start");
+        assert!(Instant::now() < deadline, "{} did not start", dir.display());
         std::thread::sleep(Duration::from_millis(50));
     }
 }
