@@ -49,12 +49,19 @@ enum Command {
         /// Address contacts should use to reach you (repeatable); default: the listen address.
         #[arg(long, value_name = "HOST:PORT")]
         advertise: Vec<String>,
+        /// Where the owner and apps reach the node's API; default: 127.0.0.1 on the port
+        /// after --listen's (a port chosen at the first start if --listen's is 0).
+        #[arg(long, value_name = "ADDR")]
+        api: Option<SocketAddr>,
     },
     /// Run the node in the foreground until SIGINT or SIGTERM.
     Run {
         /// Listen here instead of the address given at init.
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
+        /// Serve the owner/app API here instead of the address given at init.
+        #[arg(long, value_name = "ADDR")]
+        api: Option<SocketAddr>,
     },
     /// Show whether the node is running; exits 0 only if it answers.
     Status,
@@ -350,13 +357,16 @@ async fn run(cli: Cli) -> Result<()> {
             name,
             listen,
             advertise,
+            api,
         } => {
             let dir = data_dir(&cli)?;
-            let r = kith_node::init(&dir, name, *listen, advertise.clone())?;
+            let r =
+                kith_node::data_dir::init_with_api(&dir, name, *listen, advertise.clone(), *api)?;
             if cli.json {
                 print_json(json!({
                     "node_id": r.node_id.to_hex(), "name": r.name, "listen": r.listen.to_string(),
-                    "advertise": r.advertise, "data_dir": r.data_dir.display().to_string(),
+                    "advertise": r.advertise, "api": r.api.to_string(),
+                    "data_dir": r.data_dir.display().to_string(),
                 }));
             } else {
                 println!(
@@ -366,12 +376,27 @@ async fn run(cli: Cli) -> Result<()> {
                     r.data_dir.display()
                 );
                 println!(
+                    "  invites will tell contacts to reach it at {}",
+                    r.advertise.join(", ")
+                );
+                if r.api.port() == 0 {
+                    println!(
+                        "  you and your apps reach it on {} (a port chosen at its first start)",
+                        r.api.ip()
+                    );
+                } else {
+                    println!(
+                        "  you and your apps reach it at {} (this machine only)",
+                        r.api
+                    );
+                }
+                println!(
                     "Start it with: kith --data-dir {} run",
                     r.data_dir.display()
                 );
             }
         }
-        Command::Run { listen } => run_daemon(&cli, *listen).await?,
+        Command::Run { listen, api } => run_daemon(&cli, *listen, *api).await?,
         Command::Status => {
             let status = cmd::status::run(&data_dir(&cli)?, Connector(&cli)).await?;
             cmd::emit(cli.json, &status);
@@ -800,7 +825,7 @@ async fn run(cli: Cli) -> Result<()> {
     Ok(())
 }
 
-async fn run_daemon(cli: &Cli, listen: Option<SocketAddr>) -> Result<()> {
+async fn run_daemon(cli: &Cli, listen: Option<SocketAddr>, api: Option<SocketAddr>) -> Result<()> {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("KITH_LOG").unwrap_or_else(|_| "info".into());
     let _ = tracing_subscriber::fmt()
@@ -809,7 +834,11 @@ async fn run_daemon(cli: &Cli, listen: Option<SocketAddr>) -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let dir = data_dir(cli)?;
-    let node = Node::start(&dir, listen).await?;
+    let options = kith_node::NodeOptions {
+        api,
+        ..Default::default()
+    };
+    let node = Node::start_with(&dir, listen, options).await?;
     eprintln!(
         "kith: node {} ({}) running; peers at {}, apps at {}. Ctrl-C stops it.",
         node.name(),

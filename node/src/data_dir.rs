@@ -169,6 +169,9 @@ fn restrict(_: &Path, _: u32) -> Result<(), NodeError> {
     Ok(())
 }
 
+/// The setting holding the owner/app API's listen address.
+pub(crate) const API_SETTING: &str = "api";
+
 /// The setting that binds a database to the node id it was made for.
 const NODE_ID_SETTING: &str = "node_id";
 
@@ -219,10 +222,28 @@ pub struct InitReport {
     pub name: String,
     pub listen: SocketAddr,
     pub advertise: Vec<String>,
+    /// Where the owner/app API listens (port 0: chosen at the first start).
+    pub api: SocketAddr,
     pub data_dir: PathBuf,
 }
 
-/// The address apps on this machine use when the node listens on `listen`.
+/// Where the owner/app API listens unless told otherwise: this machine only (127.0.0.1, or
+/// ::1 for an IPv6 peer address), on the port after the peer port — or, when the peer port
+/// is chosen at start (0), on a port chosen at the first start and kept from then on.
+pub fn default_api_addr(listen: SocketAddr) -> SocketAddr {
+    let ip: std::net::IpAddr = if listen.is_ipv6() {
+        std::net::Ipv6Addr::LOCALHOST.into()
+    } else {
+        std::net::Ipv4Addr::LOCALHOST.into()
+    };
+    let port = match listen.port() {
+        0 | u16::MAX => 0,
+        p => p + 1,
+    };
+    SocketAddr::new(ip, port)
+}
+
+/// `listen` as reached from this machine: a wildcard address becomes loopback.
 pub fn local_api_addr(listen: SocketAddr) -> SocketAddr {
     let mut a = listen;
     if a.ip().is_unspecified() {
@@ -242,12 +263,33 @@ pub fn init(
     listen: SocketAddr,
     advertise: Vec<String>,
 ) -> Result<InitReport, NodeError> {
+    init_with_api(dir, name, listen, advertise, None)
+}
+
+/// [`init`] with the owner/app API at `api` instead of [`default_api_addr`].
+pub fn init_with_api(
+    dir: &DataDir,
+    name: &str,
+    listen: SocketAddr,
+    advertise: Vec<String>,
+    api: Option<SocketAddr>,
+) -> Result<InitReport, NodeError> {
+    let api = api.unwrap_or_else(|| default_api_addr(listen));
     let name = validate_name(name).map_err(|e| NodeError::Config(e.to_string()))?;
     for a in &advertise {
         validate_address(a).map_err(|e| NodeError::Config(e.to_string()))?;
     }
-    // Default: the listen address as seen from this machine. A port of 0 there is replaced
-    // by the bound port each time the node starts.
+    // A wildcard listen address says nothing about where contacts can reach this node:
+    // guessing 127.0.0.1 made invites that only work on this machine.
+    if advertise.is_empty() && listen.ip().is_unspecified() {
+        return Err(NodeError::Config(format!(
+            "--listen {listen} listens on every interface; say where contacts reach you with \
+             --advertise HOST:PORT (your LAN or public address and port {})",
+            listen.port()
+        )));
+    }
+    // Default: the listen address. A port of 0 there is replaced by the bound port each
+    // time the node starts.
     let advertise = if advertise.is_empty() {
         vec![local_api_addr(listen).to_string()]
     } else {
@@ -277,11 +319,12 @@ pub fn init(
     store.set_setting("name", &name)?;
     store.set_setting("listen", &listen.to_string())?;
     store.set_setting("advertise", &advertise.join(","))?;
+    store.set_setting(API_SETTING, &api.to_string())?;
     store.add_owner_credential(&owner.node_id(), "owner", now)?;
 
     let cred = Credential {
         node: identity.node_id(),
-        api_addr: local_api_addr(listen),
+        api_addr: local_api_addr(api),
         identity: owner,
     };
     write_private(&dir.owner_credential(), cred.to_text().as_bytes())?;
@@ -292,6 +335,7 @@ pub fn init(
         name,
         listen,
         advertise,
+        api,
         data_dir: dir.root.clone(),
     })
 }

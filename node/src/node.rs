@@ -11,7 +11,7 @@ use kith_protocol::card::DEFAULT_CARD_LIFETIME;
 use kith_protocol::{ContactCard, Identity, NodeId, SignedCard, ALPN_APP, ALPN_PEER};
 use tokio::task::JoinHandle;
 
-use crate::data_dir::{local_api_addr, DataDir};
+use crate::data_dir::{default_api_addr, local_api_addr, DataDir, API_SETTING};
 use crate::error::NodeError;
 use crate::store::{AuditEvent, Store};
 use crate::{app_service, peer_service, unix_now};
@@ -23,7 +23,10 @@ pub(crate) struct Shared {
     pub name: String,
     pub card: SignedCard,
     pub store: Store,
+    /// The peer endpoint: contacts and strangers, and this node's own outgoing connections.
     pub endpoint: quinn::Endpoint,
+    /// The owner/app API's endpoint (spec §10.1).
+    pub app_endpoint: quinn::Endpoint,
     pub peer_addr: SocketAddr,
     pub api_addr: SocketAddr,
     pub started: Instant,
@@ -57,6 +60,8 @@ pub type PeerExtension = Arc<dyn Fn(NodeId, &[u8]) -> Option<Vec<u8>> + Send + S
 pub struct NodeOptions {
     /// How long a responder keeps an aggregation's secrets after round 0 (spec §9.8.2).
     pub session_lifetime: Duration,
+    /// Serve the owner/app API here instead of where `init` said (`kith run --api`).
+    pub api: Option<SocketAddr>,
     /// Consulted first for every request frame from a contact; none in `kith`. Benchmarks
     /// use it to compare kith with a protocol without privacy on the same connections.
     pub peer_extension: Option<PeerExtension>,
@@ -66,6 +71,7 @@ impl Default for NodeOptions {
     fn default() -> Self {
         NodeOptions {
             session_lifetime: crate::aggregation_service::SESSION_LIFETIME,
+            api: None,
             peer_extension: None,
         }
     }
@@ -75,6 +81,7 @@ impl std::fmt::Debug for NodeOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NodeOptions")
             .field("session_lifetime", &self.session_lifetime)
+            .field("api", &self.api)
             .field("peer_extension", &self.peer_extension.is_some())
             .finish()
     }
@@ -98,6 +105,7 @@ pub const MAX_CONNECTIONS: usize = 512;
 pub struct Node {
     shared: Arc<Shared>,
     accept: JoinHandle<()>,
+    app_accept: JoinHandle<()>,
     sweeper: JoinHandle<()>,
     data_dir: DataDir,
     /// Held while the node runs: a second daemon on the directory is refused.
@@ -107,6 +115,7 @@ pub struct Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.accept.abort();
+        self.app_accept.abort();
         self.sweeper.abort();
     }
 }
@@ -145,11 +154,32 @@ impl Node {
                 .parse()
                 .map_err(|_| NodeError::Config("stored listen address is invalid".into()))?,
         };
-        let server = transport::server_config(&identity, &[ALPN_PEER, ALPN_APP])?;
+        let server = transport::server_config(&identity, &[ALPN_PEER])?;
         let endpoint = bind_endpoint(&identity, server, listen)?;
         let bound = endpoint
             .local_addr()
             .map_err(|e| NodeError::io(std::path::Path::new("endpoint"), e))?;
+        // The owner/app API has an endpoint of its own, on this machine unless told
+        // otherwise, so that a public peer address never exposes it (spec §10.1).
+        let stored_api = match store.setting(API_SETTING)? {
+            Some(a) => Some(a.parse::<SocketAddr>().map_err(|_| {
+                NodeError::Config(format!("the stored API address {a:?} is invalid"))
+            })?),
+            None => None,
+        };
+        let api_listen = options
+            .api
+            .or(stored_api)
+            .unwrap_or_else(|| default_api_addr(bound));
+        let app_server = transport::server_config(&identity, &[ALPN_APP])?;
+        let app_endpoint = bind_endpoint(&identity, app_server, api_listen)?;
+        let api_bound = app_endpoint
+            .local_addr()
+            .map_err(|e| NodeError::io(std::path::Path::new("endpoint"), e))?;
+        if options.api.is_none() && stored_api.is_none_or(|a| a.port() == 0) {
+            // Chosen now: keep it, so that paired apps find the API after a restart.
+            store.set_setting(API_SETTING, &api_bound.to_string())?;
+        }
         // Advertise what init recorded; a port of 0 there means "whatever we bound".
         let mut advertise: Vec<String> = store
             .setting("advertise")?
@@ -176,13 +206,14 @@ impl Node {
         )
         .map_err(|e| NodeError::Config(e.to_string()))?
         .sign(&identity);
-        let api_addr = local_api_addr(bound);
+        let api_addr = local_api_addr(api_bound);
         let shared = Arc::new(Shared {
             identity,
             name,
             card,
             store,
             endpoint: endpoint.clone(),
+            app_endpoint: app_endpoint.clone(),
             peer_addr: bound,
             api_addr,
             started: Instant::now(),
@@ -200,7 +231,8 @@ impl Node {
         });
         // Tell local clients where the API is, in case the port was chosen at bind time.
         crate::data_dir::write_private(&dir.api_addr_file(), api_addr.to_string().as_bytes())?;
-        let accept = tokio::spawn(accept_loop(shared.clone()));
+        let accept = tokio::spawn(accept_loop(shared.clone(), shared.endpoint.clone()));
+        let app_accept = tokio::spawn(accept_loop(shared.clone(), shared.app_endpoint.clone()));
         let weak = Arc::downgrade(&shared);
         let sweeper = tokio::spawn(async move {
             let mut tick = tokio::time::interval(SWEEP_EVERY);
@@ -219,6 +251,7 @@ impl Node {
         Ok(Node {
             shared,
             accept,
+            app_accept,
             sweeper,
             data_dir: dir.clone(),
             lock: Some(lock),
@@ -287,26 +320,38 @@ impl Node {
     /// returns the UDP port is free again (bounded wait), so a restart can bind it.
     pub async fn shutdown(mut self) {
         self.accept.abort();
+        self.app_accept.abort();
         self.sweeper.abort();
-        self.shared
-            .endpoint
-            .close(CLOSE_SHUTDOWN.into(), b"shutdown");
-        let _ =
-            tokio::time::timeout(Duration::from_secs(2), self.shared.endpoint.wait_idle()).await;
+        let endpoints = [
+            self.shared.endpoint.clone(),
+            self.shared.app_endpoint.clone(),
+        ];
+        for e in &endpoints {
+            e.close(CLOSE_SHUTDOWN.into(), b"shutdown");
+        }
+        for e in &endpoints {
+            let _ = tokio::time::timeout(Duration::from_secs(2), e.wait_idle()).await;
+        }
         // Connection tasks hold the shared state, and so the socket, until they see the close.
         let deadline = Instant::now() + Duration::from_secs(2);
         while Arc::strong_count(&self.shared) > 1 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        let addr = self.shared.peer_addr;
+        let sockets: Vec<SocketAddr> = endpoints
+            .iter()
+            .filter_map(|e| e.local_addr().ok())
+            .collect();
+        drop(endpoints);
         let api_addr_file = self.data_dir.api_addr_file();
-        // The directory stays ours until the socket is gone and api.addr removed, so that a
-        // daemon started meanwhile cannot have its api.addr deleted by us.
+        // The directory stays ours until the sockets are gone and api.addr removed, so that
+        // a daemon started meanwhile cannot have its api.addr deleted by us.
         let lock = self.lock.take();
         drop(self);
-        // quinn's endpoint driver closes the socket on its next poll.
-        while std::net::UdpSocket::bind(addr).is_err() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        // quinn's endpoint driver closes each socket on its next poll.
+        for addr in sockets {
+            while std::net::UdpSocket::bind(addr).is_err() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
         }
         let _ = std::fs::remove_file(api_addr_file);
         drop(lock);
@@ -337,9 +382,11 @@ fn bind_endpoint(
     quinn::Endpoint::new(config, Some(server), socket, runtime).map_err(io_err)
 }
 
-async fn accept_loop(shared: Arc<Shared>) {
+/// Accept connections on `endpoint`: the peer endpoint offers only `kith/peer/2`, the app
+/// endpoint only `kith/app/2` (each endpoint's TLS configuration refuses the other ALPN).
+async fn accept_loop(shared: Arc<Shared>, endpoint: quinn::Endpoint) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    while let Some(incoming) = shared.endpoint.accept().await {
+    while let Some(incoming) = endpoint.accept().await {
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tracing::warn!(
                 "connection limit reached; refusing {}",

@@ -199,3 +199,102 @@ fn secrets_readable_by_others_are_refused() {
     }
     let _ana = start_existing(&dir);
 }
+
+/// Safety bug 5: the owner/app API used to share the peer endpoint, so `--listen
+/// 0.0.0.0:7400` exposed it on the public port. It now has its own endpoint, on 127.0.0.1
+/// by default, kept across restarts; `status` shows both.
+#[test]
+fn the_api_listens_on_this_machine_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ana");
+    let init = json(
+        &dir,
+        &[
+            "init",
+            "--name",
+            "Ana",
+            "--listen",
+            "0.0.0.0:0",
+            "--advertise",
+            "192.0.2.10:7400",
+        ],
+    );
+    assert_eq!(init["api"], "127.0.0.1:0");
+    let api_of = |status: &serde_json::Value| -> std::net::SocketAddr {
+        status["api_addr"].as_str().unwrap().parse().unwrap()
+    };
+    let peer_of = |status: &serde_json::Value| -> std::net::SocketAddr {
+        status["peer_addr"].as_str().unwrap().parse().unwrap()
+    };
+    let first = {
+        let _ana = start_existing(&dir);
+        let status = json(&dir, &["status"]);
+        let (api, peer) = (api_of(&status), peer_of(&status));
+        assert!(api.ip().is_loopback(), "{status}");
+        assert!(peer.ip().is_unspecified(), "{status}");
+        assert_ne!(api.port(), peer.port(), "{status}");
+        assert!(ok(&dir, &["status"]).contains(&format!("apps at    {api}")));
+        ok(&dir, &["stop"]);
+        api
+    };
+    // Restarted, the API is where paired apps expect it.
+    let _ana = start_existing(&dir);
+    assert_eq!(api_of(&json(&dir, &["status"])), first);
+    // `--api` moves it.
+    ok(&dir, &["stop"]);
+    let moved = {
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap()
+    };
+    let mut child = Command::new(KITH)
+        .arg("--data-dir")
+        .arg(&dir)
+        .args(["run", "--api", &moved.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let out = kith(&dir, &["status", "--json"]);
+        if out.status.success() {
+            break serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap();
+        }
+        assert!(Instant::now() < deadline, "did not start with --api");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(api_of(&status), moved);
+    ok(&dir, &["stop"]);
+    let _ = child.wait();
+}
+
+/// Safety bug 6: with a wildcard `--listen` and no `--advertise`, invites silently carried
+/// 127.0.0.1. `init` now asks where contacts reach the node, and says what invites carry.
+#[test]
+fn a_wildcard_listen_needs_an_advertised_address() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ana");
+    let out = kith(&dir, &["init", "--name", "Ana", "--listen", "0.0.0.0:7400"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--advertise"), "{err}");
+    assert!(!dir.join("identity.key").exists());
+    let text = ok(
+        &dir,
+        &[
+            "init",
+            "--name",
+            "Ana",
+            "--listen",
+            "0.0.0.0:7400",
+            "--advertise",
+            "192.0.2.10:7400",
+        ],
+    );
+    assert!(
+        text.contains("invites will tell contacts to reach it at 192.0.2.10:7400"),
+        "{text}"
+    );
+    assert!(text.contains("127.0.0.1:7401"), "{text}");
+}

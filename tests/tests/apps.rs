@@ -272,3 +272,20 @@ async fn concurrent_asks_cannot_overrun_the_daily_limit() {
         .count();
     assert_eq!((passed, limited), (2, 4), "{all:?}");
 }
+
+/// The peer endpoint does not serve the owner/app API (spec §10.1): the owner's own
+/// credential, pointed at the peer address, is refused there; at the API address it works.
+#[tokio::test]
+async fn the_peer_address_does_not_serve_the_api() {
+    let ana = TestNode::start("Ana").await;
+    let mut credential = ana.dir.load_owner_credential().unwrap();
+    assert_ne!(credential.api_addr, ana.peer_addr());
+    assert!(credential.api_addr.ip().is_loopback());
+    credential.api_addr = ana.peer_addr();
+    let refused = match Client::connect_with(&credential).await {
+        Ok(c) => c.status().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    assert!(refused.is_err(), "the API answered on the peer port");
+    assert!(ana.client.status().await.is_ok());
+}

@@ -202,6 +202,7 @@ async fn start_responder(root: &Path, i: usize, rt: &Handle) -> Result<(Responde
     let options = NodeOptions {
         session_lifetime: SESSION_LIFETIME,
         peer_extension: Some(direct::extension(store, drop.clone())),
+        ..NodeOptions::default()
     };
     let d = dir.clone();
     let node = rt
