@@ -449,7 +449,6 @@ impl Client {
             .and_then(|c| transport::peer_key(&c))
     }
 
-    /// Close the connection politely.
     /// A handle that closes this client's connection to the node, usable on every path
     /// out of a program, even after the client was dropped by an error: a connection left
     /// open counts against the credential's connections at the node until it times out.
@@ -459,6 +458,7 @@ impl Client {
         }
     }
 
+    /// Close the connection politely.
     pub async fn close(self) {
         self.conn
             .into_inner()

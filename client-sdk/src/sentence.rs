@@ -122,9 +122,10 @@ mod tests {
                 units: None,
                 ratings: None,
             }),
-            withheld: owners
-                .is_none()
-                .then(|| "cohort of 3 is below the minimum of 5".into()),
+            withheld: owners.is_none().then(|| {
+                "only 3 took part, fewer than your minimum cohort of 5 (setting min-cohort)".into()
+            }),
+            declined: vec![],
             epsilon: Some(1000),
         }
     }

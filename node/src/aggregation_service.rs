@@ -139,7 +139,8 @@ fn query_id(r: &AggRequest) -> QueryId {
         | AggRequest::ShareKeys { query_id, .. }
         | AggRequest::MaskInput { query_id, .. }
         | AggRequest::Consistency { query_id, .. }
-        | AggRequest::Unmask { query_id, .. } => *query_id,
+        | AggRequest::Unmask { query_id, .. }
+        | AggRequest::Close { query_id } => *query_id,
     }
 }
 
@@ -152,6 +153,12 @@ pub(crate) fn handle(shared: &Arc<Shared>, asker: NodeId, request: AggRequest) -
     let now = Instant::now();
     let key = (asker, query_id(&request));
     let encoded = encode_value(&request);
+    if matches!(request, AggRequest::Close { .. }) {
+        // The asker is done: drop the session now (its secrets are wiped when the last
+        // reference goes), so that it no longer counts among the asker's open sessions.
+        shared.agg_sessions.remove(&key);
+        return PeerResponse::Aggregate(AggResponse::Closed);
+    }
     let is_advertise = matches!(request, AggRequest::Advertise { .. });
     if is_advertise {
         shared.agg_sessions.sweep(now);
@@ -323,11 +330,16 @@ fn admit(
         Ok(_) => None,
     };
     if let Some(why) = why {
+        let reason = match &admitted {
+            Err(OverBudget::Privacy { .. }) => AbortReason::PrivacyBudget,
+            Err(_) => AbortReason::RateLimited,
+            Ok(_) => AbortReason::TooManyOpen,
+        };
         drop(admitted);
         shared
             .budget
             .declined(shared, asker, &contact.name, item.to_string(), &why);
-        return Admission::Declined(abort(AbortReason::RateLimited));
+        return Admission::Declined(abort(reason));
     }
     let query = Query {
         query_id,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use kith_protocol::aggregation::asker::{AggAsker, AggregationParams};
 use kith_protocol::aggregation::cohort::DENSE_MAX;
 use kith_protocol::aggregation::messages::MilliEpsilon;
-use kith_protocol::app::{AskResult, NamedEndorsement};
+use kith_protocol::app::{AskResult, Declined, NamedEndorsement};
 use kith_protocol::{ContactFailure, ItemKey, NodeId, QueryId};
 use rand_core::{OsRng, RngCore};
 use tokio::sync::mpsc;
@@ -20,6 +20,10 @@ use crate::{peers, settings};
 
 /// Rounds in an aggregate ask; the ask's timeout is shared among them.
 const ROUNDS: u32 = 5;
+
+/// How long an ask waits for its closing requests to be answered: the sessions of members
+/// that do not answer in time expire anyway.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Ask every contact about `item`, with an aggregate at the strictest of `epsilon` and the
 /// cohort's settings. The whole ask takes at most about `timeout`.
@@ -61,7 +65,8 @@ pub(crate) async fn ask(
 
     let (tx, mut rx) = mpsc::channel::<(NodeId, Result<Vec<u8>, String>)>(contacts.len().max(1));
     let mut tasks = JoinSet::new();
-    loop {
+    // Until the ask is done; what it sends then (its closing requests) is sent below.
+    while !agg.is_done() {
         while let Some(t) = agg.poll_transmit() {
             let (shared, tx) = (shared.clone(), tx.clone());
             let addrs = addresses.get(&t.to).cloned().unwrap_or_default();
@@ -83,6 +88,22 @@ pub(crate) async fn ask(
         }
     }
     tasks.abort_all();
+    // The ask is over: tell the members still holding a session, so that it stops
+    // counting among this node's open asks there before the next ask can arrive. Their
+    // replies say nothing; a member that does not answer in time expires the session.
+    let mut closing = JoinSet::new();
+    while let Some(t) = agg.poll_transmit() {
+        let shared = shared.clone();
+        let addrs = addresses.get(&t.to).cloned().unwrap_or_default();
+        closing.spawn(async move {
+            let _ = peers::request(&shared, t.to, &addrs, &t.payload).await;
+        });
+    }
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, async {
+        while closing.join_next().await.is_some() {}
+    })
+    .await;
+    closing.abort_all();
 
     let outcome = agg.outcome();
     for (peer, round, failure) in &outcome.failures {
@@ -100,6 +121,23 @@ pub(crate) async fn ask(
             node: n.from,
             endorsement: n.statement.endorsement.clone(),
             signed: n.signed.clone(),
+        })
+        .collect();
+    let name_of = |id: &NodeId| {
+        contacts
+            .iter()
+            .find(|c| c.node_id == *id)
+            .map(|c| c.name.clone())
+            .unwrap_or_default()
+    };
+    let declined: Vec<Declined> = outcome
+        .failures
+        .iter()
+        .map(|(peer, round, failure)| Declined {
+            contact: *peer,
+            name: name_of(peer),
+            round: *round,
+            reason: failure.reason(),
         })
         .collect();
     let (aggregate, withheld) = match &outcome.aggregate {
@@ -134,5 +172,6 @@ pub(crate) async fn ask(
         aggregate,
         withheld,
         epsilon: outcome.epsilon,
+        declined,
     })
 }

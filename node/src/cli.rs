@@ -597,6 +597,10 @@ async fn run(cli: Cli) -> Result<()> {
                     })),
                     "withheld": r.withheld, "epsilon": eps,
                     "query_id": r.query_id.to_hex(), "elapsed_ms": r.elapsed_ms,
+                    "declined": r.declined.iter().map(|d| json!({
+                        "contact": d.name, "node": d.contact.to_hex(),
+                        "reason": d.reason.as_str(), "round": d.round,
+                    })).collect::<Vec<_>>(),
                 }));
             } else {
                 println!(
@@ -630,8 +634,24 @@ async fn run(cli: Cli) -> Result<()> {
                             );
                         }
                     }
-                    (None, Some(w)) => println!("Aggregate withheld: {w}."),
+                    (None, Some(w)) => {
+                        println!("Aggregate withheld: {w}.");
+                        if w.contains("min-cohort") {
+                            println!("  For a small test network: kith settings set min-cohort 2");
+                        }
+                    }
                     (None, None) => {}
+                }
+                if !r.declined.is_empty() {
+                    println!("Not counted:");
+                    for d in &r.declined {
+                        let who = if d.name.is_empty() {
+                            d.contact.short()
+                        } else {
+                            d.name.clone()
+                        };
+                        println!("  {who}: {}", d.reason.explain());
+                    }
                 }
                 if r.named.is_empty() {
                     println!("Nobody who answered shares an endorsement of it by name.");

@@ -177,8 +177,16 @@ impl Node {
             .local_addr()
             .map_err(|e| NodeError::io(std::path::Path::new("endpoint"), e))?;
         if options.api.is_none() && stored_api.is_none_or(|a| a.port() == 0) {
-            // Chosen now: keep it, so that paired apps find the API after a restart.
+            // Chosen now: keep it, so that paired apps find the API after a restart, and
+            // put it in the owner's credential, which init wrote without a port.
             store.set_setting(API_SETTING, &api_bound.to_string())?;
+            let path = dir.owner_credential();
+            if let Ok(mut owner) = kith_client::Credential::load(&path) {
+                owner.api_addr = local_api_addr(api_bound);
+                owner
+                    .save(&path)
+                    .map_err(|e| NodeError::Config(e.to_string()))?;
+            }
         }
         // Advertise what init recorded; a port of 0 there means "whatever we bound".
         let mut advertise: Vec<String> = store

@@ -128,6 +128,32 @@ fn five_processes_tell_the_story() {
     let text = ok(&ana.dir, &["ask", "tag:vehicle/subaru"]);
     assert!(text.contains("of your 3 contacts"), "{text}");
 
+    // A friend whose privacy budget Ana used up says so, by name, in JSON and in text; the
+    // aggregate is withheld below Ana's minimum cohort, and says why.
+    ok(&dev.dir, &["settings", "set", "epsilon-per-day", "0"]);
+    let dev_id = json(&dev.dir, &["status"])["node_id"].clone();
+    let declined = json(&ana.dir, &["ask", "tag:vehicle/subaru"]);
+    assert_eq!(
+        declined["declined"],
+        serde_json::json!([{
+            "contact": "Dev", "node": dev_id, "reason": "privacy-budget", "round": 0,
+        }]),
+        "{declined}"
+    );
+    assert_eq!(declined["cohort"], 2);
+    let text = ok(&ana.dir, &["ask", "tag:vehicle/subaru"]);
+    assert!(
+        text.contains("Not counted:")
+            && text.contains("Dev: you used up the privacy budget it allows you per day"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fewer than your minimum cohort of 3")
+            && text.contains("kith settings set min-cohort 2"),
+        "{text}"
+    );
+    ok(&dev.dir, &["settings", "set", "epsilon-per-day", "10"]);
+
     // The stranger is nobody's contact: its ask reaches no one and names no one.
     let lonely = json(
         &stranger.dir,

@@ -230,6 +230,79 @@ pub struct AskResult {
     pub withheld: Option<String>,
     /// The effective ε in thousandths; `None` means no noise was required (exact).
     pub epsilon: Option<u32>,
+    /// Every asked contact that is not in the aggregate, and why (spec §10.3).
+    pub declined: Vec<Declined>,
+}
+
+/// A contact that did not count in an ask (spec §10.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Declined {
+    pub contact: NodeId,
+    /// Its name in the asker's contact list.
+    pub name: String,
+    /// The round (0–4, spec §9.7) in which it stopped counting.
+    pub round: u8,
+    pub reason: DeclineReason,
+}
+
+/// Why a contact did not count (spec §10.3). The variants are numbered as on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DeclineReason {
+    /// 0: no connection could be made, or it broke.
+    Unreachable,
+    /// 1: no reply before the round's deadline.
+    TimedOut,
+    /// 2: the asker used up the contact's `asks-per-day`.
+    DailyBudget,
+    /// 3: the ask would take the asker past the contact's `epsilon-per-day`.
+    PrivacyBudget,
+    /// 4: the asker already has as many asks open with the contact as it allows.
+    TooManyOpenAsks,
+    /// 5: the contact does not have the asker as a contact (any more).
+    NotAContact,
+    /// 6: the contact refused for another reason (internal error, version).
+    Refused,
+    /// 7: the contact left the aggregation: it found the asker's messages inconsistent,
+    ///    the cohort too small for the session's parameters, or its session expired.
+    Aborted,
+    /// 8: its reply was malformed or forged, and was ignored.
+    Misbehaved,
+    /// 9: left out: the cohort was full (spec §9.8.4).
+    CohortFull,
+}
+
+impl DeclineReason {
+    /// A short stable name, for JSON and logs (spec §10.3).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeclineReason::Unreachable => "unreachable",
+            DeclineReason::TimedOut => "timed-out",
+            DeclineReason::DailyBudget => "daily-budget",
+            DeclineReason::PrivacyBudget => "privacy-budget",
+            DeclineReason::TooManyOpenAsks => "too-many-open-asks",
+            DeclineReason::NotAContact => "not-a-contact",
+            DeclineReason::Refused => "refused",
+            DeclineReason::Aborted => "aborted",
+            DeclineReason::Misbehaved => "misbehaved",
+            DeclineReason::CohortFull => "cohort-full",
+        }
+    }
+
+    /// What it means, for people (spec §10.3).
+    pub fn explain(self) -> &'static str {
+        match self {
+            DeclineReason::Unreachable => "unreachable",
+            DeclineReason::TimedOut => "did not answer in time",
+            DeclineReason::DailyBudget => "you used up the asks it allows you per day",
+            DeclineReason::PrivacyBudget => "you used up the privacy budget it allows you per day",
+            DeclineReason::TooManyOpenAsks => "too many of your asks are still open there",
+            DeclineReason::NotAContact => "no longer has you as a contact",
+            DeclineReason::Refused => "refused the ask",
+            DeclineReason::Aborted => "left the aggregate",
+            DeclineReason::Misbehaved => "sent an invalid reply",
+            DeclineReason::CohortFull => "left out: the cohort was full",
+        }
+    }
 }
 
 /// An endorsement disclosed by name, with the endorser's signature so that anyone can

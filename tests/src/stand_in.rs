@@ -36,7 +36,7 @@ pub enum Death {
     Silence,
 }
 
-/// The aggregation round (0..=4) of a request.
+/// The aggregation round (0..=4) of a request; 5 for the asker's closing request.
 pub fn round_of(request: &AggRequest) -> u8 {
     match request {
         AggRequest::Advertise { .. } => 0,
@@ -44,6 +44,7 @@ pub fn round_of(request: &AggRequest) -> u8 {
         AggRequest::MaskInput { .. } => 2,
         AggRequest::Consistency { .. } => 3,
         AggRequest::Unmask { .. } => 4,
+        AggRequest::Close { .. } => 5,
     }
 }
 

@@ -128,6 +128,10 @@ async fn an_asker_lying_about_survivors_learns_nothing_more() {
     let (ana, friends) = seven().await;
     let (f0, f6) = (friends[0].id(), friends[6].id());
     let ask = raw_ask(&ana, &friends, 1, |seen, to, r| {
+        if matches!(r, AggRequest::Close { .. }) {
+            // Keep F0's session open, to show it below the round-4 request it never got.
+            return Intercept::Hold;
+        }
         if let AggRequest::Consistency { survivors, .. } = r {
             if *to == f0 {
                 let p = seen.position_of(&f6).expect("F6 in the roster");
@@ -352,7 +356,8 @@ async fn an_asker_over_its_budget_is_declined() {
         decode_message::<PeerResponse>(&send_raw(&conn, &frame).await.unwrap()).unwrap(),
         PeerResponse::Refused(Refusal::RateLimited)
     );
-    // F1 (20 a day): four sessions open, the fifth declined until one ends.
+    // F1 (20 a day): four sessions open, the fifth declined until one ends — or until the
+    // asker closes one.
     for q in 10..14 {
         assert_eq!(
             reply(send_raw(&conn1, &advertise(q)).await.unwrap()),
@@ -361,7 +366,22 @@ async fn an_asker_over_its_budget_is_declined() {
     }
     assert_eq!(
         reply(send_raw(&conn1, &advertise(14)).await.unwrap()),
-        Err(AbortReason::RateLimited)
+        Err(AbortReason::TooManyOpen)
+    );
+    let close = encode_frame(
+        &encode_message(&PeerRequest::Aggregate(AggRequest::Close {
+            query_id: QueryId([10; 16]),
+        })),
+        MAX_PEER_FRAME,
+    )
+    .unwrap();
+    assert_eq!(
+        decode_message::<PeerResponse>(&send_raw(&conn1, &close).await.unwrap()).unwrap(),
+        PeerResponse::Aggregate(AggResponse::Closed)
+    );
+    assert_eq!(
+        reply(send_raw(&conn1, &advertise(15)).await.unwrap()),
+        Ok(())
     );
     // One audit entry each: later declines within 10 minutes are counted in the next one,
     // so that a flood cannot fill the log.

@@ -67,9 +67,11 @@ pub enum Withheld {
 impl core::fmt::Display for Withheld {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Withheld::CohortTooSmall { cohort, needed } => {
-                write!(f, "cohort of {cohort} is below the minimum of {needed}")
-            }
+            Withheld::CohortTooSmall { cohort, needed } => write!(
+                f,
+                "only {cohort} took part, fewer than your minimum cohort of {needed} (setting \
+                 min-cohort)"
+            ),
             Withheld::TooFewSurvivors {
                 round,
                 have,
@@ -92,6 +94,30 @@ pub enum MemberFailure {
     Aborted(AbortReason),
     /// Left out of the cohort after round 0 (spec §9.8.4): beyond [`MAX_COHORT`].
     LeftOut(&'static str),
+}
+
+impl MemberFailure {
+    /// Why, as the app API reports it (spec §10.3).
+    pub fn reason(&self) -> crate::app::DeclineReason {
+        use crate::app::DeclineReason as R;
+        match self {
+            MemberFailure::Contact(ContactFailure::Unreachable(_)) => R::Unreachable,
+            MemberFailure::Contact(ContactFailure::TimedOut) => R::TimedOut,
+            MemberFailure::Contact(ContactFailure::Refused(crate::Refusal::NotAContact)) => {
+                R::NotAContact
+            }
+            MemberFailure::Contact(ContactFailure::Refused(crate::Refusal::RateLimited)) => {
+                R::DailyBudget
+            }
+            MemberFailure::Contact(ContactFailure::Refused(_)) => R::Refused,
+            MemberFailure::Contact(ContactFailure::Misbehaved(_)) => R::Misbehaved,
+            MemberFailure::Aborted(AbortReason::RateLimited) => R::DailyBudget,
+            MemberFailure::Aborted(AbortReason::PrivacyBudget) => R::PrivacyBudget,
+            MemberFailure::Aborted(AbortReason::TooManyOpen) => R::TooManyOpenAsks,
+            MemberFailure::Aborted(_) => R::Aborted,
+            MemberFailure::LeftOut(_) => R::CohortFull,
+        }
+    }
 }
 
 /// Everything the asker learns (spec §9.8.4, §10.3).
@@ -143,6 +169,8 @@ pub struct AggAsker {
     adverts: BTreeMap<NodeId, (SignedAdvertisement, Advertisement)>,
     /// Their session keys, each taken once.
     session_keys: BTreeSet<NodeId>,
+    /// Node ids whose advertisement was accepted: members that may hold a session.
+    advertised: BTreeSet<NodeId>,
     cohort: Option<Cohort>,
     /// From round 1 on, members are named by their session keys (spec §9.7.1); requests
     /// go to, and replies come from, their node ids.
@@ -210,6 +238,7 @@ impl AggAsker {
             failures: Vec::new(),
             adverts: BTreeMap::new(),
             session_keys: BTreeSet::new(),
+            advertised: BTreeSet::new(),
             cohort: None,
             node_of: BTreeMap::new(),
             member_of: BTreeMap::new(),
@@ -313,6 +342,7 @@ impl AggAsker {
                         self.answered += 1;
                         self.named.extend(named);
                         self.session_keys.insert(ad.member);
+                        self.advertised.insert(from);
                         self.adverts.insert(from, (advertisement, ad));
                         Ok(())
                     }
@@ -410,6 +440,27 @@ impl AggAsker {
         self.phase = Phase::Done;
         self.transmits.clear();
         self.waiting.clear();
+        self.close_sessions();
+    }
+
+    /// Tell every member that may still hold a session that the ask is over (spec
+    /// §9.8.4): all that advertised, but those whose round-4 reply finished theirs.
+    /// Their replies are not awaited.
+    fn close_sessions(&mut self) {
+        let finished: BTreeSet<NodeId> = self
+            .unmaskings
+            .keys()
+            .filter_map(|m| self.node_of.get(m).copied())
+            .collect();
+        let payload = request(AggRequest::Close {
+            query_id: self.ctx.query_id,
+        });
+        for to in self.advertised.difference(&finished) {
+            self.transmits.push_back(Transmit {
+                to: *to,
+                payload: payload.clone(),
+            });
+        }
     }
 
     fn next_round(
@@ -443,6 +494,7 @@ impl AggAsker {
                 let result = self.reconstruct().map(|raw| self.release(raw));
                 self.aggregate = Some(result);
                 self.phase = Phase::Done;
+                self.close_sessions();
             }
             Phase::Done => {}
         }

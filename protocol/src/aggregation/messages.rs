@@ -59,12 +59,16 @@ pub enum AggRequest {
         survivors: Vec<u8>,
     },
     /// 4: the consistency signatures of the members of U3 among the recipient and its
-    /// neighbours, each with the noise declaration it covers, in ascending node-id order:
+    /// neighbours, each with the noise declaration it covers, in ascending member order:
     /// every one the asker has, at least t (spec §9.8.4).
     Unmask {
         query_id: QueryId,
         signatures: Vec<SurvivorSignature>,
     },
+    /// After the last round, or once the aggregate is withheld: the asker is done with
+    /// this session, and the member may drop it now rather than when it expires (spec
+    /// §9.8.2): an ask that ends frees its place among the asker's open sessions at once.
+    Close { query_id: QueryId },
 }
 
 /// A responder's reply (spec §9.7).
@@ -91,6 +95,8 @@ pub enum AggResponse {
     Unmasked(Unmasking),
     /// The responder stops taking part in this query.
     Abort(AbortReason),
+    /// The reply to [`AggRequest::Close`]: the session is gone.
+    Closed,
 }
 
 /// Why a responder left a round (spec §9.9).
@@ -104,11 +110,16 @@ pub enum AbortReason {
     CohortTooSmall,
     /// 2: a signature, share or list failed its checks; the asker lied or relayed forgeries.
     Inconsistent,
-    /// 3: the asker exceeded this responder's per-day budget of asks, or has too many
-    ///    aggregations open with it at once.
+    /// 3: the asker exceeded this responder's `asks-per-day`.
     RateLimited,
     /// 4: the query's time is up and its state was dropped.
     Expired,
+    /// 5: this ask would take the asker past this responder's `epsilon-per-day` (spec
+    ///    §9.10); `RateLimited` is then only for `asks-per-day`.
+    PrivacyBudget,
+    /// 6: the asker already has as many aggregations open with this responder as it
+    ///    allows at once (spec §9.10).
+    TooManyOpen,
 }
 
 /// The version every [`Advertisement`] carries (spec §9.7.1).

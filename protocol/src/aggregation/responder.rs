@@ -403,6 +403,14 @@ impl AggResponder {
         {
             return self.abort(AbortReason::Inconsistent);
         }
+        if let AggRequest::Close { query_id } = request {
+            if query_id != self.ctx.query_id {
+                return self.abort(AbortReason::UnexpectedRound);
+            }
+            // The asker is done with this session: nothing more will be revealed.
+            self.wipe();
+            return AggResponse::Closed;
+        }
         let state = std::mem::replace(&mut self.state, State::Finished);
         let result = match (state, request) {
             (

@@ -107,6 +107,7 @@ pub fn round_of(r: &AggRequest) -> u8 {
         AggRequest::MaskInput { .. } => 2,
         AggRequest::Consistency { .. } => 3,
         AggRequest::Unmask { .. } => 4,
+        AggRequest::Close { .. } => 5,
     }
 }
 
@@ -217,5 +218,22 @@ pub fn run_ask(
         }
     }
     assert!(agg.is_done(), "finished within bounded steps");
+    // The asker closes every session that may still be open (spec §9.8.4); a member that
+    // is still there drops it and says so.
+    while let Some(t) = agg.poll_transmit() {
+        let Ok(PeerRequest::Aggregate(req @ AggRequest::Close { .. })) =
+            decode_message::<PeerRequest>(&t.payload)
+        else {
+            panic!("only closing requests after the end")
+        };
+        let m = members.get_mut(&t.to).unwrap();
+        if m.drops_at.is_some() {
+            continue;
+        }
+        if let Some(s) = m.session.as_mut() {
+            assert_eq!(s.handle(req, rng, now), AggResponse::Closed);
+            assert!(s.is_finished());
+        }
+    }
     (agg.outcome(), masked)
 }

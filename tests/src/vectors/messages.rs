@@ -12,8 +12,8 @@ use kith_protocol::aggregation::messages::{
 };
 use kith_protocol::app::{
     AnswerUpdate, AppError, AppErrorCode, AppInfo, AppRequest, AppResponse, AppScope, AskResult,
-    AuditEntry, ContactInfo, InviteCode, InviteCreated, NamedEndorsement, NodeStatus,
-    PairingCreated, PendingRequest, PolicyEntry, SubjectRef,
+    AuditEntry, ContactInfo, DeclineReason, Declined, InviteCode, InviteCreated, NamedEndorsement,
+    NodeStatus, PairingCreated, PendingRequest, PolicyEntry, SubjectRef,
 };
 use kith_protocol::consent::{Share, Subject};
 use kith_protocol::frame::{encode_frame, MAX_APP_FRAME, MAX_PEER_FRAME};
@@ -317,6 +317,10 @@ pub(super) fn messages() -> Value {
             }),
         ),
         peer_request(
+            "PeerRequest 2 Aggregate / AggRequest 5 Close",
+            PeerRequest::Aggregate(AggRequest::Close { query_id: qid }),
+        ),
+        peer_request(
             "PeerRequest 3 Deliver",
             PeerRequest::Deliver(signed.clone()),
         ),
@@ -370,6 +374,10 @@ pub(super) fn messages() -> Value {
                 mask_seed_shares: vec![(sessions[1].node_id(), share_of(0x88))],
             })),
         ),
+        peer_response(
+            "PeerResponse 3 Aggregate / AggResponse 6 Closed",
+            PeerResponse::Aggregate(AggResponse::Closed),
+        ),
         peer_response("PeerResponse 4 Received", PeerResponse::Received),
     ];
     for code in [
@@ -392,6 +400,8 @@ pub(super) fn messages() -> Value {
         AbortReason::Inconsistent,
         AbortReason::RateLimited,
         AbortReason::Expired,
+        AbortReason::PrivacyBudget,
+        AbortReason::TooManyOpen,
     ] {
         let name = format!(
             "PeerResponse 3 Aggregate / AggResponse 5 Abort / AbortReason {} {reason:?}",
@@ -476,6 +486,28 @@ pub(super) fn messages() -> Value {
         }),
         withheld: None,
         epsilon: Some(1000),
+        // One contact per reason, to show every encoding (spec §10.3).
+        declined: [
+            DeclineReason::Unreachable,
+            DeclineReason::TimedOut,
+            DeclineReason::DailyBudget,
+            DeclineReason::PrivacyBudget,
+            DeclineReason::TooManyOpenAsks,
+            DeclineReason::NotAContact,
+            DeclineReason::Refused,
+            DeclineReason::Aborted,
+            DeclineReason::Misbehaved,
+            DeclineReason::CohortFull,
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, reason)| Declined {
+            contact: bob.node_id(),
+            name: "Bob".into(),
+            round: (i % 5) as u8,
+            reason,
+        })
+        .collect(),
     };
     let responses = [
         AppResponse::Status(NodeStatus {
