@@ -13,7 +13,9 @@ use kith_protocol::aggregation::responder::{
 };
 use kith_protocol::aggregation::CryptoWork;
 use kith_protocol::wire::encode_value;
-use kith_protocol::{answer_query, NodeId, PeerResponse, Query, QueryId, Refusal};
+use kith_protocol::{
+    answer_query, Disclosure, NodeId, PeerResponse, Query, QueryId, Refusal, Share,
+};
 use rand_core::OsRng;
 
 use crate::budget::OverBudget;
@@ -34,6 +36,9 @@ const MAX_OPEN_PER_ASKER: usize = 4;
 struct Session {
     responder: AggResponder,
     exchanges: Vec<(Vec<u8>, AggResponse)>,
+    /// For the audit entry written when the input is counted: the asker's name, the item.
+    asker_name: String,
+    item: String,
 }
 
 /// How long a (asker, query id) pair stays used: a second Advertise for it is refused.
@@ -144,6 +149,28 @@ fn query_id(r: &AggRequest) -> QueryId {
     }
 }
 
+/// What the `answered` audit entry says about the aggregate: what this node will add to
+/// it, and that it is counted only if the asker releases one (a `counted` entry follows).
+fn aggregate_part(contribution: &Contribution, disclosure: &Disclosure) -> String {
+    let what = if contribution.owns {
+        "as owning it"
+    } else {
+        "as not owning it"
+    };
+    let none = disclosure
+        .withheld
+        .iter()
+        .any(|(_, share)| *share == Share::None);
+    format!(
+        "taking part in an aggregate, {what}, counted only if the asker releases one{}",
+        if none {
+            " (items shared as none are left out of it)"
+        } else {
+            ""
+        }
+    )
+}
+
 fn abort(reason: AbortReason) -> PeerResponse {
     PeerResponse::Aggregate(AggResponse::Abort(reason))
 }
@@ -241,6 +268,18 @@ fn continue_session(
     if matches!(response, AggResponse::Abort(_)) {
         shared.agg_sessions.remove(&key);
     } else {
+        if matches!(response, AggResponse::Unmasked(_)) {
+            // Only now is it certain that this node's input is in a released sum.
+            shared.audit(AuditEvent {
+                event: "counted",
+                peer: Some(key.0),
+                peer_name: Some(&session.asker_name),
+                item: Some(session.item.clone()),
+                detail:
+                    "this node's answer is in the sum the asker can now release, with its noise"
+                        .into(),
+            });
+        }
         session.exchanges.push((encoded, response.clone()));
     }
     PeerResponse::Aggregate(response)
@@ -389,11 +428,17 @@ fn admit(
         peer: Some(asker),
         peer_name: Some(&contact.name),
         item: Some(item.to_string()),
-        detail: format!("{}; counted in an aggregate", disclosure.describe()),
+        detail: format!(
+            "{}; {}",
+            disclosure.describe(),
+            aggregate_part(&contribution, &disclosure)
+        ),
     });
     let session = Session {
         responder,
         exchanges: vec![(encoded.to_vec(), response.clone())],
+        asker_name: contact.name.clone(),
+        item: item.to_string(),
     };
     let after: AfterAdmission = Box::new(move |shared| {
         crate::approvals::record_after_reply(shared, asker, contact.name, query, disclosure)

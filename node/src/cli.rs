@@ -627,6 +627,12 @@ async fn run(cli: Cli) -> Result<()> {
                             }
                             None => println!("Counted privately: {phrase} own one (exact)."),
                         }
+                        if r.survivors < r.cohort {
+                            println!(
+                                "  counted over the {} of the {} who took part; the others dropped out",
+                                r.survivors, r.cohort
+                            );
+                        }
                         if let (Some(units), Some(ratings)) = (a.units, a.ratings) {
                             println!(
                                 "  about {units} units; ratings 1–5 stars: {}",

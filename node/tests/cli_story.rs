@@ -172,6 +172,15 @@ fn five_processes_tell_the_story() {
         .expect("audited");
     assert_eq!(answered["peer_name"], "Ana");
     assert_eq!(answered["item"], "tag:vehicle/subaru");
+    // Counted, in so many words, only where the aggregate was released.
+    assert!(
+        audit["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "counted" && e["peer_name"] == "Ana"),
+        "{audit}"
+    );
 
     // Bad input: one line, non-zero exit, no panic.
     for bad in [

@@ -325,5 +325,13 @@ async fn asks_free_their_sessions_and_say_who_did_not_count() {
             "{} still holds a session",
             f.name
         );
+        // The audit says it took part, and never that it was counted: nothing was released.
+        let audit = f.client.audit(50).await.unwrap();
+        assert!(audit.iter().all(|e| e.event != "counted"), "{audit:#?}");
+        assert!(
+            audit.iter().any(|e| e.event == "answered"
+                && e.detail.contains("counted only if the asker releases one")),
+            "{audit:#?}"
+        );
     }
 }

@@ -548,7 +548,7 @@ pub(super) fn messages() -> Value {
             peer: Some(ana.node_id()),
             peer_name: Some("Ana".into()),
             item: Some("tag:vehicle/subaru".into()),
-            detail: "nothing (owns nothing matching); counted in an aggregate".into(),
+            detail: "nothing (owns nothing matching); taking part in an aggregate, as not owning it, counted only if the asker releases one".into(),
         }]),
         AppResponse::Error(AppError {
             code: AppErrorCode::BadRequest,
