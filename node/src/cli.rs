@@ -75,6 +75,8 @@ enum Command {
     },
     /// Accept an invite code ("-" reads it from standard input).
     Accept {
+        /// The code your contact's `kith invite` printed (KITH1…), or - to read it from
+        /// standard input.
         code: String,
         /// Circle the inviter joins.
         #[arg(long)]
@@ -86,32 +88,39 @@ enum Command {
     Endorse {
         /// isbn:..., gtin:..., wikidata:Q..., or tag:path/to/thing
         item: String,
-        /// Units owned.
-        #[arg(long, default_value_t = 1)]
+        /// Units owned, 1 to 1 000 000.
+        #[arg(long, default_value_t = 1, allow_negative_numbers = true,
+              value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
         count: u32,
-        /// 1 to 5 stars.
-        #[arg(long)]
+        /// Your rating, 1 to 5 stars.
+        #[arg(long, allow_negative_numbers = true,
+              value_parser = clap::value_parser!(u8).range(1..=5))]
         rating: Option<u8>,
-        /// A short note (shared only with those you name it to).
+        /// A short note, at most 280 characters (shared only with those you name it to).
         #[arg(long)]
         note: Option<String>,
     },
     /// List your endorsements.
     Endorsements,
     /// Remove an endorsement.
-    Unendorse { item: String },
+    Unendorse {
+        /// The item, exactly as endorsed (see `kith endorsements`).
+        item: String,
+    },
     /// Consent rules: who may learn what.
     #[command(subcommand)]
     Policy(PolicyCommand),
     /// Ask your contacts whether they own an item.
     Ask {
+        /// The item or a pattern: isbn:..., gtin:..., wikidata:Q..., tag:path (a tag
+        /// covers everything below it).
         item: String,
-        /// Seconds to wait for the whole ask.
-        #[arg(long, default_value_t = 5.0)]
+        /// Seconds to wait for the whole ask, more than 0 and at most 60.
+        #[arg(long, default_value_t = 5.0, allow_negative_numbers = true)]
         timeout: f64,
-        /// Noise at least this strict (smaller is more private); the effective ε is the
-        /// strictest of this and every contact's setting.
-        #[arg(long)]
+        /// Noise at least this strict, 0.01 to 10 (smaller is more private); the effective
+        /// ε is the strictest of this and every contact's setting.
+        #[arg(long, allow_negative_numbers = true)]
         epsilon: Option<f64>,
         /// Also count units owned and the ratings given, from the same ε: every count,
         /// owners too, gets about three times noisier.
@@ -124,9 +133,15 @@ enum Command {
     /// Requests waiting for your approval (items whose consent is `ask`).
     Pending,
     /// Approve a pending request: the asker receives your named endorsement.
-    Approve { id: u64 },
+    Approve {
+        /// The request's number, from `kith pending`.
+        id: u64,
+    },
     /// Deny a pending request: nothing is sent.
-    Deny { id: u64 },
+    Deny {
+        /// The request's number, from `kith pending`.
+        id: u64,
+    },
     /// Named endorsements your contacts approved after your ask finished.
     Updates {
         /// Only this ask (the query_id printed by `kith ask --json`).
@@ -134,7 +149,9 @@ enum Command {
     },
     /// Show the audit log: who asked what and what was disclosed.
     Audit {
-        #[arg(long, default_value_t = 50)]
+        /// Entries to show, newest first, 1 to 1000.
+        #[arg(long, default_value_t = 50, allow_negative_numbers = true,
+              value_parser = clap::value_parser!(u32).range(1..=1000))]
         limit: u32,
     },
     /// Apps paired with this node: pair, list, revoke.
@@ -142,16 +159,30 @@ enum Command {
     Apps(AppsCommand),
     /// Run a throwaway federation on 127.0.0.1 and ask it a question.
     Demo {
-        /// Number of nodes, including the asker.
-        #[arg(long, default_value_t = 12)]
-        nodes: usize,
+        /// Number of nodes, including the asker: 4 to 200.
+        #[arg(long, default_value_t = 12, allow_negative_numbers = true,
+              value_parser = clap::value_parser!(u16).range(4..=200))]
+        nodes: u16,
+    },
+    /// Print a completion script for your shell.
+    ///
+    /// For example: `kith completions bash > ~/.local/share/bash-completion/completions/kith`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
 }
 
 #[derive(Debug, Subcommand)]
 enum SettingsCommand {
     /// Change a setting.
-    Set { key: String, value: String },
+    Set {
+        /// min-cohort (2 to 10000), epsilon (0.01 to 10, or off), asks-per-day (0 to
+        /// 100000) or epsilon-per-day (0 to 1000).
+        key: String,
+        /// The new value.
+        value: String,
+    },
     /// Show every setting.
     List,
 }
@@ -163,7 +194,10 @@ enum AppsCommand {
     /// Show each app, its scope, its use and when it was last used.
     List,
     /// Cut an app off at once (its open connections are closed).
-    Revoke { name: String },
+    Revoke {
+        /// The app's name, as `kith apps list` shows it.
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -236,22 +270,19 @@ pub fn main() -> ExitCode {
         Err(e)
             if matches!(
                 e.kind(),
-                clap::error::ErrorKind::DisplayHelp
-                    | clap::error::ErrorKind::DisplayVersion
-                    | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
             ) =>
         {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // `kith` alone, or `kith policy` alone: the help, but it is not a success.
+            eprint!("{}", e.render());
+            return ExitCode::from(2);
+        }
         Err(e) => {
-            let text = e.to_string();
-            let first = text
-                .lines()
-                .next()
-                .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
-            eprintln!("kith: {first} (see kith --help)");
+            eprintln!("kith: {}", usage_error(&e, std::env::args().skip(1)));
             return ExitCode::from(2);
         }
     };
@@ -289,6 +320,63 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// One line for a command-line mistake: what is wrong, by name, a suggestion if clap has
+/// one, and where the help for that command is.
+fn usage_error(e: &clap::Error, args: impl Iterator<Item = String>) -> String {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let strings = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => vec![s.clone()],
+        Some(ContextValue::Strings(v)) => v.clone(),
+        _ => Vec::new(),
+    };
+    let mut text = match e.kind() {
+        ErrorKind::MissingRequiredArgument => {
+            let missing = strings(ContextKind::InvalidArg);
+            let verb = if missing.len() == 1 { "is" } else { "are" };
+            format!("{} {verb} required", missing.join(" and "))
+        }
+        _ => {
+            // clap's own first line, without its "error: " and usage block.
+            let rendered = e.render().to_string();
+            rendered
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ")
+                .to_string()
+        }
+    };
+    for (kind, what) in [
+        (ContextKind::SuggestedArg, "did you mean"),
+        (ContextKind::SuggestedSubcommand, "did you mean"),
+    ] {
+        let suggested = strings(kind);
+        if !suggested.is_empty() {
+            text.push_str(&format!("; {what} {}?", suggested.join(" or ")));
+        }
+    }
+    // The help of the (sub)command the mistake is in.
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let mut path = vec!["kith".to_string()];
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        if arg == "--data-dir" {
+            args.next(); // its value
+            continue;
+        }
+        match command.find_subcommand(&arg) {
+            Some(sub) => {
+                path.push(arg.clone());
+                command = sub.clone();
+            }
+            None if arg.starts_with('-') => continue,
+            None => break,
+        }
+    }
+    format!("{text}; see `{} --help`", path.join(" "))
 }
 
 fn one_line(e: &anyhow::Error) -> String {
@@ -846,7 +934,11 @@ async fn run(cli: Cli) -> Result<()> {
             }
             client.close().await;
         }
-        Command::Demo { nodes } => crate::demo::run(*nodes).await?,
+        Command::Demo { nodes } => crate::demo::run(usize::from(*nodes)).await?,
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(*shell, &mut command, "kith", &mut std::io::stdout());
+        }
     }
     Ok(())
 }

@@ -298,3 +298,50 @@ fn a_wildcard_listen_needs_an_advertised_address() {
     );
     assert!(text.contains("127.0.0.1:7401"), "{text}");
 }
+
+/// Item 11: the command line's own mistakes name the argument, suggest the near miss, give
+/// ranges, and point at the right help; `kith` alone is not a success; completions exist.
+#[test]
+fn command_line_mistakes_are_explained() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("nobody");
+    let err_of = |args: &[&str]| {
+        let out = kith(&dir, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+        err
+    };
+    let err = err_of(&["init", "--listen", "127.0.0.1:0"]);
+    assert!(
+        err.contains("--name <NAME> is required") && err.contains("see `kith init --help`"),
+        "{err}"
+    );
+    let err = err_of(&["endorse", "tag:x", "--cont", "3"]);
+    assert!(err.contains("did you mean --count?"), "{err}");
+    let err = err_of(&["endorse", "tag:x", "--count", "-1"]);
+    assert!(err.contains("-1 is not in 1..=1000000"), "{err}");
+    let err = err_of(&["endorse", "tag:x", "--rating", "7"]);
+    assert!(err.contains("7 is not in 1..=5"), "{err}");
+    let err = err_of(&["polcy", "list"]);
+    assert!(err.contains("did you mean policy?"), "{err}");
+    // `kith` alone prints the help, and fails; with only a data directory, says so.
+    let out = Command::new(KITH).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Usage: kith"));
+    let err = err_of(&[]);
+    assert!(err.contains("requires a subcommand"), "{err}");
+    // Every argument says what it is and its limits.
+    let help = ok(&dir, &["endorse", "--help"]);
+    assert!(
+        help.contains("1 to 1 000 000") && help.contains("280 characters"),
+        "{help}"
+    );
+    assert!(help.contains("1 to 5 stars"), "{help}");
+    // Completions.
+    let bash = ok(&dir, &["completions", "bash"]);
+    assert!(
+        bash.contains("complete") && bash.contains("endorse"),
+        "{bash}"
+    );
+}
