@@ -507,9 +507,18 @@ async fn dial(
         .map_err(|e| unreachable(e.to_string()))?;
     match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
         Err(_) => Err(unreachable("no answer (is `kith run` running?)".into())),
+        Ok(Err(e)) if pinned_key_mismatch(&e) => Err(ClientError::WrongNode {
+            addr: addr.to_string(),
+        }),
         Ok(Err(e)) => Err(unreachable(e.to_string())),
         Ok(Ok(c)) => Ok(c),
     }
+}
+
+/// Whether a handshake failed because the server's key is not the pinned one (our own
+/// verifier's verdict, `transport::PinnedServerKey`).
+fn pinned_key_mismatch(e: &quinn::ConnectionError) -> bool {
+    e.to_string().contains("ApplicationVerificationFailure")
 }
 
 /// The error for a connection the node closed because of the credential (spec §10.1):

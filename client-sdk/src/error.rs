@@ -10,6 +10,11 @@ pub enum ClientError {
     /// The node could not be reached (not running, wrong address, network down).
     #[error("node unreachable at {addr}: {reason}")]
     NodeUnreachable { addr: String, reason: String },
+    /// Something answers at the address, but not the node the credential pins: another
+    /// node (or another program's TLS) uses the address, e.g. after a restart on a port
+    /// another node took.
+    #[error("the node at {addr} is not yours: its key is not the one your credential pins (is another node using that address?)")]
+    WrongNode { addr: String },
     /// The credential may not make this request (an owner-only request from an app).
     #[error("this credential may not do that (owner only)")]
     Unauthorized,

@@ -281,7 +281,9 @@ pub(crate) fn filter(
                 .add_app_query(key, &r.query_id)
                 .map_err(internal)?;
             if !scope.named {
+                // Counts only: no names, and so no list of who did not count either.
                 r.named.clear();
+                r.declined.clear();
             }
             AppResponse::AskResult(r)
         }

@@ -52,10 +52,26 @@ impl DataDir {
         self.identity_key().exists()
     }
 
+    /// Whether `path` exists; an unreadable directory is its own error, not "no node".
+    fn present(&self, path: &Path) -> Result<bool, NodeError> {
+        match fs::metadata(path) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                Err(NodeError::Config(format!(
+                    "cannot read {}: permission denied; run kith as the user who owns it, or \
+                     use another --data-dir",
+                    self.root.display()
+                )))
+            }
+            Err(e) => Err(NodeError::io(path, e)),
+        }
+    }
+
     /// Load the node's identity key.
     pub fn load_identity(&self) -> Result<Identity, NodeError> {
         let path = self.identity_key();
-        if !path.exists() {
+        if !self.present(&path)? {
             return Err(NodeError::NotInitialized(self.root.clone()));
         }
         check_private(&path)?;
@@ -68,7 +84,7 @@ impl DataDir {
     /// Load the owner credential, with the API address of the running daemon if known.
     pub fn load_owner_credential(&self) -> Result<Credential, NodeError> {
         let path = self.owner_credential();
-        if !path.exists() {
+        if !self.present(&path)? {
             return Err(NodeError::NotInitialized(self.root.clone()));
         }
         check_private(&path)?;

@@ -18,10 +18,11 @@ pub enum NodeError {
     #[error("{0}")]
     Config(String),
     /// A file or socket operation failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         path: String,
-        source: std::io::Error,
+        /// Not a `source`: the message already says it, and chained errors would say it twice.
+        error: std::io::Error,
     },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -30,10 +31,10 @@ pub enum NodeError {
 }
 
 impl NodeError {
-    pub fn io(path: &Path, source: std::io::Error) -> Self {
+    pub fn io(path: &Path, error: std::io::Error) -> Self {
         NodeError::Io {
             path: path.display().to_string(),
-            source,
+            error,
         }
     }
 }

@@ -155,7 +155,7 @@ impl Node {
                 .map_err(|_| NodeError::Config("stored listen address is invalid".into()))?,
         };
         let server = transport::server_config(&identity, &[ALPN_PEER])?;
-        let endpoint = bind_endpoint(&identity, server, listen)?;
+        let endpoint = bind_endpoint(&identity, server, listen, "--listen")?;
         let bound = endpoint
             .local_addr()
             .map_err(|e| NodeError::io(std::path::Path::new("endpoint"), e))?;
@@ -172,7 +172,7 @@ impl Node {
             .or(stored_api)
             .unwrap_or_else(|| default_api_addr(bound));
         let app_server = transport::server_config(&identity, &[ALPN_APP])?;
-        let app_endpoint = bind_endpoint(&identity, app_server, api_listen)?;
+        let app_endpoint = bind_endpoint(&identity, app_server, api_listen, "--api")?;
         let api_bound = app_endpoint
             .local_addr()
             .map_err(|e| NodeError::io(std::path::Path::new("endpoint"), e))?;
@@ -377,8 +377,19 @@ fn bind_endpoint(
     identity: &Identity,
     server: quinn::ServerConfig,
     listen: SocketAddr,
+    flag: &str,
 ) -> Result<quinn::Endpoint, NodeError> {
-    let io_err = |e| NodeError::io(std::path::Path::new(&listen.to_string()), e);
+    let io_err = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::AddrInUse => NodeError::Config(format!(
+            "{listen} is already in use (by another kith node or program); choose another \
+             address with `kith run {flag} ADDR`"
+        )),
+        std::io::ErrorKind::AddrNotAvailable => NodeError::Config(format!(
+            "{listen} is not an address of this machine; choose another with `kith run {flag} \
+             ADDR`"
+        )),
+        _ => NodeError::io(std::path::Path::new(&listen.to_string()), e),
+    };
     let reset_key = ring::hmac::Key::new(
         ring::hmac::HMAC_SHA256,
         identity.derive_key(STATELESS_RESET_LABEL).as_ref(),

@@ -345,3 +345,27 @@ fn command_line_mistakes_are_explained() {
         "{bash}"
     );
 }
+
+/// Item 13: errors name their cause once. A port in use is said once, with the flag that
+/// changes it; a data directory whose `api.addr` leads to another node says that the node
+/// there is not yours, rather than "not running".
+#[test]
+fn errors_name_their_cause_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ana = start(tmp.path(), "Ana");
+    let status = json(&ana.dir, &["status"]);
+    let peer = status["peer_addr"].as_str().unwrap().to_string();
+    let bo = tmp.path().join("bo");
+    ok(&bo, &["init", "--name", "Bo", "--listen", &peer]);
+    let err = refused_run(&bo);
+    assert_eq!(err.matches("already in use").count(), 1, "{err}");
+    assert!(err.contains("--listen"), "{err}");
+    assert!(!err.contains("os error"), "{err}");
+
+    // Bo's directory pointing at Ana's API.
+    std::fs::copy(ana.dir.join("api.addr"), bo.join("api.addr")).unwrap();
+    let out = kith(&bo, &["contacts"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not yours"), "{err}");
+}

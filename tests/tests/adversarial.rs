@@ -678,7 +678,7 @@ async fn unknown_mispinned_and_revoked_app_credentials_are_refused() {
     wrong.node = Identity::generate(&mut OsRng).node_id();
     assert!(matches!(
         kith_client::Client::connect_with(&wrong).await,
-        Err(ClientError::NodeUnreachable { .. })
+        Err(ClientError::WrongNode { .. })
     ));
     // A revoked app: refused on the app port, and a stranger on the peer port.
     let scope = kith_protocol::pairing::AppScope {

@@ -169,8 +169,8 @@ pub struct AggAsker {
     adverts: BTreeMap<NodeId, (SignedAdvertisement, Advertisement)>,
     /// Their session keys, each taken once.
     session_keys: BTreeSet<NodeId>,
-    /// Node ids whose advertisement was accepted: members that may hold a session.
-    advertised: BTreeSet<NodeId>,
+    /// Every contact asked.
+    asked_ids: BTreeSet<NodeId>,
     cohort: Option<Cohort>,
     /// From round 1 on, members are named by their session keys (spec §9.7.1); requests
     /// go to, and replies come from, their node ids.
@@ -224,6 +224,7 @@ impl AggAsker {
                 payload: payload.clone(),
             })
             .collect();
+        let asked_ids = waiting.clone();
         AggAsker {
             ctx,
             query: Query { query_id, item },
@@ -238,7 +239,7 @@ impl AggAsker {
             failures: Vec::new(),
             adverts: BTreeMap::new(),
             session_keys: BTreeSet::new(),
-            advertised: BTreeSet::new(),
+            asked_ids,
             cohort: None,
             node_of: BTreeMap::new(),
             member_of: BTreeMap::new(),
@@ -342,7 +343,6 @@ impl AggAsker {
                         self.answered += 1;
                         self.named.extend(named);
                         self.session_keys.insert(ad.member);
-                        self.advertised.insert(from);
                         self.adverts.insert(from, (advertisement, ad));
                         Ok(())
                     }
@@ -443,19 +443,29 @@ impl AggAsker {
         self.close_sessions();
     }
 
-    /// Tell every member that may still hold a session that the ask is over (spec
-    /// §9.8.4): all that advertised, but those whose round-4 reply finished theirs.
-    /// Their replies are not awaited.
+    /// Tell every contact that may still hold a session that the ask is over (spec
+    /// §9.8.4): every asked contact, but those whose round-4 reply finished theirs and
+    /// those that surely hold none (unreachable, refused or aborted in round 0). Late and
+    /// rejected round-0 replies may have opened one. Their replies are not awaited.
     fn close_sessions(&mut self) {
-        let finished: BTreeSet<NodeId> = self
+        let mut finished: BTreeSet<NodeId> = self
             .unmaskings
             .keys()
             .filter_map(|m| self.node_of.get(m).copied())
             .collect();
+        finished.extend(self.failures.iter().filter_map(|(who, round, why)| {
+            let none = matches!(
+                why,
+                MemberFailure::Contact(ContactFailure::Unreachable(_))
+                    | MemberFailure::Contact(ContactFailure::Refused(_))
+                    | MemberFailure::Aborted(_)
+            );
+            (*round == 0 && none).then_some(*who)
+        }));
         let payload = request(AggRequest::Close {
             query_id: self.ctx.query_id,
         });
-        for to in self.advertised.difference(&finished) {
+        for to in self.asked_ids.difference(&finished) {
             self.transmits.push_back(Transmit {
                 to: *to,
                 payload: payload.clone(),

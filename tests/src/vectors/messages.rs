@@ -660,13 +660,26 @@ fn decoding_failures() -> Vec<Value> {
         req("failure: unknown AppRequest variant 21", &[0x02, 0x15]),
         resp("failure: unknown AppResponse variant 19", &[0x02, 0x13]),
         peer_resp("failure: unknown PeerResponse variant 5", &[0x02, 0x05]),
-        peer_req("failure: unknown AggRequest variant 5", &[0x02, 0x02, 0x05]),
+        // The first unknown index, counted from the decoder, so that a new variant moves it.
+        peer_req(
+            &format!(
+                "failure: unknown AggRequest variant {}",
+                count::<AggRequest>()
+            ),
+            &[0x02, 0x02, count::<AggRequest>() as u8],
+        ),
         peer_resp(
-            "failure: unknown AggResponse variant 6",
-            &[0x02, 0x03, 0x06],
+            &format!(
+                "failure: unknown AggResponse variant {}",
+                count::<AggResponse>()
+            ),
+            &[0x02, 0x03, count::<AggResponse>() as u8],
         ),
         peer_resp("failure: unknown Refusal code 9", &[0x02, 0x02, 0x09]),
-        peer_resp("failure: unknown AbortReason 5", &[0x02, 0x03, 0x05, 0x05]),
+        peer_resp(
+            &format!("failure: unknown AbortReason {}", count::<AbortReason>()),
+            &[0x02, 0x03, 0x05, count::<AbortReason>() as u8],
+        ),
         resp(
             "failure: unknown AppErrorCode 13",
             &[0x02, 0x0b, 0x0d, 0x00],
