@@ -62,6 +62,10 @@ enum Command {
         /// Serve the owner/app API here instead of the address given at init.
         #[arg(long, value_name = "ADDR")]
         api: Option<SocketAddr>,
+        /// Start the node in the background and return once it answers; its log goes to
+        /// kith.log in the data directory. Stop it with `kith stop`.
+        #[arg(long)]
+        background: bool,
     },
     /// Show whether the node is running; exits 0 only if it answers.
     Status,
@@ -484,7 +488,15 @@ async fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
-        Command::Run { listen, api } => run_daemon(&cli, *listen, *api).await?,
+        Command::Run {
+            listen,
+            api,
+            background: true,
+        } => {
+            let started = cmd::background::run(&data_dir(&cli)?, *listen, *api).await?;
+            cmd::emit(cli.json, &started);
+        }
+        Command::Run { listen, api, .. } => run_daemon(&cli, *listen, *api).await?,
         Command::Status => {
             let status = cmd::status::run(&data_dir(&cli)?, Connector(&cli)).await?;
             cmd::emit(cli.json, &status);

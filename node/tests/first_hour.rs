@@ -369,3 +369,23 @@ fn errors_name_their_cause_once() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is not yours"), "{err}");
 }
+
+/// Item 14: several nodes in one terminal: `kith run --background` returns once the node
+/// answers, and says why when it cannot start.
+#[test]
+fn run_in_the_background() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ana");
+    ok(&dir, &["init", "--name", "Ana", "--listen", "127.0.0.1:0"]);
+    let started = json(&dir, &["run", "--background"]);
+    let pid = started["pid"].as_u64().unwrap();
+    assert_eq!(json(&dir, &["status"])["pid"], pid);
+    // A second one is refused, naming the first.
+    let out = kith(&dir, &["run", "--background"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("pid {pid}")));
+    assert_eq!(json(&dir, &["stop"])["pid"], pid);
+    assert!(std::fs::read_to_string(dir.join("kith.log"))
+        .unwrap()
+        .contains("running"));
+}

@@ -6,6 +6,7 @@ use std::fmt::Display;
 
 use serde::Serialize;
 
+pub mod background;
 pub mod status;
 pub mod stop;
 
