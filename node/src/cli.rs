@@ -383,6 +383,28 @@ fn usage_error(e: &clap::Error, args: impl Iterator<Item = String>) -> String {
     format!("{text}; see `{} --help`", path.join(" "))
 }
 
+/// A warning: something the owner typed that works but probably does not do what they
+/// meant. On standard error, so that `--json` output stays clean.
+fn warn(text: &str) {
+    eprintln!("kith: warning: {text}");
+}
+
+/// Names carried by more than one node.
+fn duplicate_names<'a>(
+    people: impl Iterator<Item = (&'a String, kith_protocol::NodeId)>,
+) -> Vec<String> {
+    let mut by_name: std::collections::BTreeMap<&String, std::collections::BTreeSet<_>> =
+        Default::default();
+    for (name, id) in people {
+        by_name.entry(name).or_default().insert(id);
+    }
+    by_name
+        .into_iter()
+        .filter(|(_, ids)| ids.len() > 1)
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
 fn one_line(e: &anyhow::Error) -> String {
     format!("{e:#}").replace('\n', " ")
 }
@@ -543,6 +565,18 @@ async fn run(cli: Cli) -> Result<()> {
                     c.node_id.short()
                 );
             }
+            let others = client.contacts().await?;
+            if others
+                .iter()
+                .any(|o| o.name == c.name && o.node_id != c.node_id)
+            {
+                warn(&format!(
+                    "you now have more than one contact named {:?}; kith shows them with their \
+                     node ids ({} is the new one)",
+                    c.name,
+                    c.node_id.short()
+                ));
+            }
             client.close().await;
         }
         Command::Contacts => {
@@ -553,6 +587,11 @@ async fn run(cli: Cli) -> Result<()> {
             } else if cs.is_empty() {
                 println!("No contacts yet. Invite someone with `kith invite`.");
             } else {
+                for name in duplicate_names(cs.iter().map(|c| (&c.name, c.node_id))) {
+                    warn(&format!(
+                        "more than one contact is named {name:?}: tell them apart by NODE"
+                    ));
+                }
                 println!("{:<24} {:<12} {:<10} SINCE", "NAME", "CIRCLE", "NODE");
                 for c in &cs {
                     println!(
@@ -637,6 +676,23 @@ async fn run(cli: Cli) -> Result<()> {
                 print_json(policy_json(&e));
             } else {
                 println!("{}: {} → {}", subject_text(&e), e.items, e.share);
+            }
+            if let Some(circle) = &p.circle {
+                let contacts = client.contacts().await?;
+                if !contacts.iter().any(|c| &c.circle == circle) {
+                    let mut circles: Vec<&str> =
+                        contacts.iter().map(|c| c.circle.as_str()).collect();
+                    circles.sort_unstable();
+                    circles.dedup();
+                    warn(&format!(
+                        "no contact is in circle {circle:?}, so this rule applies to nobody yet{}",
+                        if circles.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" (your circles: {})", circles.join(", "))
+                        }
+                    ));
+                }
             }
             client.close().await;
         }
@@ -764,8 +820,13 @@ async fn run(cli: Cli) -> Result<()> {
                 } else {
                     println!("named: {}", plural(r.named.len() as u32, "endorsement"));
                 }
+                let twins = duplicate_names(r.named.iter().map(|n| (&n.name, n.node)));
                 for n in &r.named {
-                    println!("  {}", named_line(n));
+                    if twins.contains(&n.name) {
+                        println!("  {} ({})", named_line(n), n.node.short());
+                    } else {
+                        println!("  {}", named_line(n));
+                    }
                 }
             }
             client.close().await;
@@ -859,7 +920,16 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Settings(cmd) => {
             let client = connect(&cli).await?;
             let all = match cmd {
-                SettingsCommand::Set { key, value } => client.set_setting(key, value).await?,
+                SettingsCommand::Set { key, value } => {
+                    let all = client.set_setting(key, value).await?;
+                    if key == "epsilon" && value.trim().eq_ignore_ascii_case("off") {
+                        warn(
+                            "with epsilon off your node adds no noise: whoever asks learns your \
+                             count answers exactly, unless another member requires noise",
+                        );
+                    }
+                    all
+                }
                 SettingsCommand::List => client.settings().await?,
             };
             if cli.json {

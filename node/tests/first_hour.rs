@@ -389,3 +389,44 @@ fn run_in_the_background() {
         .unwrap()
         .contains("running"));
 }
+
+/// Item 12: warnings where a typo or a choice silently protects nothing: a rule for a
+/// circle nobody is in, two contacts with one name, and `epsilon off`.
+#[test]
+fn warnings_where_a_typo_protects_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ana = start(tmp.path(), "Ana");
+    // Two contacts who both call themselves Bo.
+    let twin_a = start(&tmp.path().join("a"), "Bo");
+    let twin_b = start(&tmp.path().join("b"), "Bo");
+    let mut warned = String::new();
+    for t in [&twin_a, &twin_b] {
+        let code = ok(&t.dir, &["invite"]);
+        let out = kith(&ana.dir, &["accept", code.trim()]);
+        assert!(out.status.success());
+        warned.push_str(&String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(
+        warned.contains("warning: you now have more than one contact named \"Bo\""),
+        "{warned}"
+    );
+    let out = kith(&ana.dir, &["contacts"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("more than one contact is named \"Bo\""));
+
+    let out = kith(
+        &ana.dir,
+        &[
+            "policy", "set", "--circle", "frends", "--items", "*", "--share", "name",
+        ],
+    );
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no contact is in circle \"frends\"") && err.contains("friends"),
+        "{err}"
+    );
+
+    let out = kith(&ana.dir, &["settings", "set", "epsilon", "off"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("adds no noise"));
+}
