@@ -88,22 +88,9 @@ enum Command {
     },
     /// List your contacts.
     Contacts,
-    /// Record that you own (or recommend) an item.
-    Endorse {
-        /// isbn:..., gtin:..., wikidata:Q..., or tag:path/to/thing
-        item: String,
-        /// Units owned, 1 to 1 000 000.
-        #[arg(long, default_value_t = 1, allow_negative_numbers = true,
-              value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
-        count: u32,
-        /// Your rating, 1 to 5 stars.
-        #[arg(long, allow_negative_numbers = true,
-              value_parser = clap::value_parser!(u8).range(1..=5))]
-        rating: Option<u8>,
-        /// A short note, at most 280 characters (shared only with those you name it to).
-        #[arg(long)]
-        note: Option<String>,
-    },
+    /// Record that you own (or recommend) an item; on one you endorse already, change only
+    /// what you give.
+    Endorse(cmd::endorse::Args),
     /// List your endorsements.
     Endorsements,
     /// Remove an endorsement.
@@ -605,20 +592,10 @@ async fn run(cli: Cli) -> Result<()> {
             }
             client.close().await;
         }
-        Command::Endorse {
-            item: text,
-            count,
-            rating,
-            note,
-        } => {
-            let key = item(text)?;
+        Command::Endorse(args) => {
             let client = connect(&cli).await?;
-            let e = client.endorse(key, *count, *rating, note.clone()).await?;
-            if cli.json {
-                print_json(endorsement_json(&e));
-            } else {
-                println!("Endorsed {} × {} {}", e.count, e.item, stars(e.rating));
-            }
+            let endorsed = cmd::endorse::run(&client, args).await?;
+            cmd::emit(cli.json, &endorsed);
             client.close().await;
         }
         Command::Endorsements => {

@@ -430,3 +430,40 @@ fn warnings_where_a_typo_protects_nothing() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("adds no noise"));
 }
+
+/// Item 10: `kith endorse` on an item already endorsed changes only the fields given, and
+/// says what it replaced (it used to reset the count to 1 and drop the note).
+#[test]
+fn endorse_changes_only_what_is_given() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ana = start(tmp.path(), "Ana");
+    ok(
+        &ana.dir,
+        &[
+            "endorse",
+            "tag:vehicle/subaru",
+            "--count",
+            "2",
+            "--note",
+            "snow",
+        ],
+    );
+    let text = ok(
+        &ana.dir,
+        &["endorse", "tag:vehicle/subaru", "--rating", "4"],
+    );
+    assert!(
+        text.contains("Updated tag:vehicle/subaru: rating none → ★★★★☆;"),
+        "{text}"
+    );
+    let e = json(&ana.dir, &["endorse", "tag:vehicle/subaru", "--clear-note"]);
+    assert_eq!(
+        (e["count"].clone(), e["rating"].clone(), e["note"].clone()),
+        (2.into(), 4.into(), serde_json::Value::Null),
+        "{e}"
+    );
+    assert_eq!(e["replaced"]["note"], "snow");
+    let fresh = json(&ana.dir, &["endorse", "isbn:9780441013593"]);
+    assert_eq!(fresh["count"], 1);
+    assert!(fresh["replaced"].is_null());
+}

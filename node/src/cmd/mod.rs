@@ -7,6 +7,7 @@ use std::fmt::Display;
 use serde::Serialize;
 
 pub mod background;
+pub mod endorse;
 pub mod status;
 pub mod stop;
 
