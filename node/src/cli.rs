@@ -121,18 +121,13 @@ enum Command {
     /// Node settings: min-cohort, epsilon, asks-per-day, epsilon-per-day.
     #[command(subcommand)]
     Settings(SettingsCommand),
-    /// Requests waiting for your approval (items whose consent is `ask`).
-    Pending,
-    /// Approve a pending request: the asker receives your named endorsement.
-    Approve {
-        /// The request's number, from `kith pending`.
-        id: u64,
-    },
-    /// Deny a pending request: nothing is sent.
-    Deny {
-        /// The request's number, from `kith pending`.
-        id: u64,
-    },
+    /// Requests waiting for your approval (items whose consent is `ask`), repeats grouped.
+    Pending(cmd::pending::ListArgs),
+    /// Approve a pending request (or all from one contact): the asker receives your named
+    /// endorsement.
+    Approve(cmd::pending::DecideArgs),
+    /// Deny a pending request (or all from one contact): nothing is sent.
+    Deny(cmd::pending::DecideArgs),
     /// Named endorsements your contacts approved after your ask finished.
     Updates {
         /// Only this ask (the query_id printed by `kith ask --json`).
@@ -808,45 +803,21 @@ async fn run(cli: Cli) -> Result<()> {
             }
             client.close().await;
         }
-        Command::Pending => {
+        Command::Pending(args) => {
             let client = connect(&cli).await?;
-            let list = client.pending().await?;
-            if cli.json {
-                print_json(json!({"pending": list.iter().map(pending_json).collect::<Vec<_>>()}));
-            } else if list.is_empty() {
-                println!("No requests.");
-            } else {
-                for p in &list {
-                    println!(
-                        "{:>5}  {:<9} {}  {} asked about {}; would learn {}",
-                        p.id,
-                        p.status,
-                        date_time(p.created_at),
-                        p.asker_name,
-                        p.asked,
-                        p.item
-                    );
-                }
-            }
+            let pending = cmd::pending::list(&client, args).await?;
+            cmd::emit(cli.json, &pending);
             client.close().await;
         }
-        Command::Approve { id } | Command::Deny { id } => {
+        Command::Approve(args) | Command::Deny(args) => {
             let client = connect(&cli).await?;
-            let approve = matches!(cli.command, Command::Approve { .. });
-            let p = if approve {
-                client.approve(*id).await?
+            let approve = matches!(cli.command, Command::Approve(_));
+            let decided = cmd::pending::decide(&client, args, approve).await?;
+            if cli.json && args.id.is_some() {
+                // One request: the object itself, as before.
+                print_json(serde_json::to_value(&decided.decided[0])?);
             } else {
-                client.deny(*id).await?
-            };
-            if cli.json {
-                print_json(pending_json(&p));
-            } else if approve {
-                println!(
-                    "Approved: {} now knows you endorse {}.",
-                    p.asker_name, p.item
-                );
-            } else {
-                println!("Denied: nothing was sent to {}.", p.asker_name);
+                cmd::emit(cli.json, &decided);
             }
             client.close().await;
         }
@@ -1077,11 +1048,6 @@ fn plural(n: u32, noun: &str) -> String {
     } else {
         format!("{n} {noun}s")
     }
-}
-
-fn pending_json(p: &kith_protocol::app::PendingRequest) -> serde_json::Value {
-    json!({"id": p.id, "status": p.status, "asker": p.asker.to_hex(), "asker_name": p.asker_name,
-        "query_id": p.query_id.to_hex(), "item": p.item.to_string(), "asked": p.asked.to_string(), "created_at": p.created_at})
 }
 
 fn scope_text(scope: &AppScope) -> String {

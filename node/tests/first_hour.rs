@@ -467,3 +467,39 @@ fn endorse_changes_only_what_is_given() {
     assert_eq!(fresh["count"], 1);
     assert!(fresh["replaced"].is_null());
 }
+
+/// Item 10: `kith pending` groups the repeats of one contact and item and hides decided
+/// requests; `kith approve --all-from NAME` decides them all.
+#[test]
+fn pending_requests_are_grouped_and_decided_together() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ana = start(tmp.path(), "Ana");
+    let bo = start(tmp.path(), "Bo");
+    let code = ok(&ana.dir, &["invite"]);
+    ok(&bo.dir, &["accept", code.trim()]);
+    ok(&bo.dir, &["endorse", "tag:vehicle/subaru"]);
+    ok(
+        &bo.dir,
+        &[
+            "policy", "set", "--circle", "friends", "--items", "*", "--share", "ask",
+        ],
+    );
+    for _ in 0..3 {
+        ok(&ana.dir, &["ask", "tag:vehicle", "--timeout", "2"]);
+    }
+    let pending = json(&bo.dir, &["pending"]);
+    let groups = pending["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{pending}");
+    assert_eq!(groups[0]["ids"].as_array().unwrap().len(), 3, "{pending}");
+    let text = ok(&bo.dir, &["pending"]);
+    assert_eq!(text.trim().lines().count(), 1, "{text}");
+    assert!(text.contains("(3 times"), "{text}");
+    let decided = json(&bo.dir, &["approve", "--all-from", "Ana"]);
+    assert_eq!(decided["decided"].as_array().unwrap().len(), 3, "{decided}");
+    assert!(ok(&bo.dir, &["pending"]).contains("No requests waiting"));
+    let all = json(&bo.dir, &["pending", "--all"]);
+    assert_eq!(all["groups"][0]["status"], "approved", "{all}");
+    let out = kith(&bo.dir, &["deny", "--all-from", "Nobody"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no request from \"Nobody\""));
+}

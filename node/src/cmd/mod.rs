@@ -8,6 +8,7 @@ use serde::Serialize;
 
 pub mod background;
 pub mod endorse;
+pub mod pending;
 pub mod status;
 pub mod stop;
 
