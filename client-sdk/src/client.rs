@@ -258,6 +258,53 @@ impl Client {
         }
     }
 
+    /// Remove the rule for exactly this subject and pattern; whether there was one (owner
+    /// only).
+    pub async fn remove_policy(
+        &self,
+        subject: SubjectRef,
+        items: ItemPattern,
+    ) -> Result<bool, ClientError> {
+        match self
+            .call_default(AppRequest::RemovePolicy { subject, items })
+            .await?
+        {
+            AppResponse::Removed(b) => Ok(b),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Forget a contact, named by display name or node id prefix (owner only); returns it.
+    pub async fn remove_contact(&self, contact: &str) -> Result<ContactInfo, ClientError> {
+        match self
+            .call_default(AppRequest::RemoveContact {
+                contact: contact.to_string(),
+            })
+            .await?
+        {
+            AppResponse::Contact(c) => Ok(c),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Call a contact by another name in this node (owner only); returns it renamed.
+    pub async fn rename_contact(
+        &self,
+        contact: &str,
+        name: &str,
+    ) -> Result<ContactInfo, ClientError> {
+        match self
+            .call_default(AppRequest::RenameContact {
+                contact: contact.to_string(),
+                name: name.to_string(),
+            })
+            .await?
+        {
+            AppResponse::Contact(c) => Ok(c),
+            other => Err(unexpected(other)),
+        }
+    }
+
     pub async fn set_policy(
         &self,
         subject: SubjectRef,

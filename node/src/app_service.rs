@@ -15,6 +15,7 @@ use kith_protocol::wire::{decode_message, encode_message};
 use kith_protocol::{Endorsement, NodeId, PolicyRule, Subject, WireError};
 
 use crate::node::Shared;
+use crate::store::AuditEvent;
 use crate::store::{Principal, StoredContact};
 use crate::{approvals, apps, asking, invites, settings, unix_now};
 
@@ -337,6 +338,30 @@ async fn handle(shared: &Arc<Shared>, req: AppRequest) -> Result<AppResponse, Ap
             store.set_setting(&key, &value).map_err(internal)?;
             AppResponse::Settings(settings::list(store).map_err(internal)?)
         }
+        AppRequest::RemovePolicy { subject, items } => {
+            let (subject, _) = resolve_subject(shared, subject)?;
+            AppResponse::Removed(store.remove_rule(&subject, &items).map_err(internal)?)
+        }
+        AppRequest::RemoveContact { contact } => {
+            let c = find_contact(shared, &contact)?;
+            store.remove_contact(&c.node_id).map_err(internal)?;
+            shared.audit(AuditEvent {
+                event: "contact-removed",
+                peer: Some(c.node_id),
+                peer_name: Some(&c.name),
+                item: None,
+                detail: "removed by the owner; its rules went with it".into(),
+            });
+            AppResponse::Contact(contact_info(&c))
+        }
+        AppRequest::RenameContact { contact, name } => {
+            let name = kith_protocol::card::validate_name(&name)
+                .map_err(|e| err(AppErrorCode::BadRequest, e))?;
+            let mut c = find_contact(shared, &contact)?;
+            store.rename_contact(&c.node_id, &name).map_err(internal)?;
+            c.name = name;
+            AppResponse::Contact(contact_info(&c))
+        }
         AppRequest::Audit { limit } => AppResponse::Audit(
             store
                 .audit_log(limit.min(MAX_AUDIT_LIMIT))
@@ -348,6 +373,18 @@ async fn handle(shared: &Arc<Shared>, req: AppRequest) -> Result<AppResponse, Ap
 /// A contact named by node-id hex prefix (at least 8 digits; tried first, since names are
 /// chosen by the contacts themselves and one could take another's id as its name) or by
 /// display name (case-insensitive); a circle by name.
+/// A contact named as [`resolve_subject`] names one.
+fn find_contact(shared: &Shared, name: &str) -> Result<StoredContact, AppError> {
+    match resolve_subject(shared, SubjectRef::Contact(name.to_string()))? {
+        (Subject::Contact(id), _) => shared
+            .store
+            .contact(&id)
+            .map_err(internal)?
+            .ok_or_else(|| err(AppErrorCode::NotFound, format!("no contact {name:?}"))),
+        (Subject::Circle(_), _) => Err(internal("a contact resolved to a circle")),
+    }
+}
+
 fn resolve_subject(shared: &Shared, s: SubjectRef) -> Result<(Subject, Option<String>), AppError> {
     match s {
         SubjectRef::Circle(c) => Ok((

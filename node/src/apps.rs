@@ -166,6 +166,9 @@ fn kind(req: &AppRequest) -> &'static str {
         AppRequest::Pair { .. } => "Pair",
         AppRequest::ListApps => "ListApps",
         AppRequest::RevokeApp { .. } => "RevokeApp",
+        AppRequest::RemovePolicy { .. } => "RemovePolicy",
+        AppRequest::RemoveContact { .. } => "RemoveContact",
+        AppRequest::RenameContact { .. } => "RenameContact",
     }
 }
 

@@ -86,8 +86,11 @@ enum Command {
         #[arg(long)]
         circle: Option<String>,
     },
-    /// List your contacts.
-    Contacts,
+    /// List your contacts; `contacts remove NAME`, `contacts rename NAME NEW`.
+    Contacts {
+        #[command(subcommand)]
+        action: Option<ContactsCommand>,
+    },
     /// Record that you own (or recommend) an item; on one you endorse already, change only
     /// what you give.
     Endorse(cmd::endorse::Args),
@@ -160,6 +163,23 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum ContactsCommand {
+    /// Forget a contact: it can no longer ask you anything, you no longer ask it, and your
+    /// rules naming it go. The audit log keeps what happened.
+    Remove {
+        /// The contact's name, or the start of its node id (8 hex digits or more).
+        contact: String,
+    },
+    /// Call a contact by another name (in your node only; it keeps its own).
+    Rename {
+        /// The contact's name, or the start of its node id (8 hex digits or more).
+        contact: String,
+        /// Its new name here.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum SettingsCommand {
     /// Change a setting.
     Set {
@@ -226,8 +246,23 @@ fn parse_scope(s: &str) -> std::result::Result<ItemPattern, String> {
 enum PolicyCommand {
     /// Add or replace a rule.
     Set(PolicySet),
+    /// Remove the rule for exactly this subject and pattern.
+    Remove(PolicyRemove),
     /// List the rules.
     List,
+}
+
+#[derive(Debug, Args)]
+struct PolicyRemove {
+    /// The rule's circle.
+    #[arg(long, conflicts_with = "contact", required_unless_present = "contact")]
+    circle: Option<String>,
+    /// The rule's contact (name or node id prefix).
+    #[arg(long)]
+    contact: Option<String>,
+    /// The rule's item pattern, exactly as `kith policy list` shows it.
+    #[arg(long)]
+    items: String,
 }
 
 #[derive(Debug, Args)]
@@ -561,7 +596,35 @@ async fn run(cli: Cli) -> Result<()> {
             }
             client.close().await;
         }
-        Command::Contacts => {
+        Command::Contacts {
+            action: Some(ContactsCommand::Remove { contact }),
+        } => {
+            let client = connect(&cli).await?;
+            let c = client.remove_contact(contact).await?;
+            if cli.json {
+                print_json(contact_json(&c));
+            } else {
+                println!(
+                    "{} ({}) is no longer a contact; rules naming it were removed.",
+                    c.name,
+                    c.node_id.short()
+                );
+            }
+            client.close().await;
+        }
+        Command::Contacts {
+            action: Some(ContactsCommand::Rename { contact, name }),
+        } => {
+            let client = connect(&cli).await?;
+            let c = client.rename_contact(contact, name).await?;
+            if cli.json {
+                print_json(contact_json(&c));
+            } else {
+                println!("{contact} is now called {} ({})", c.name, c.node_id.short());
+            }
+            client.close().await;
+        }
+        Command::Contacts { action: None } => {
             let client = connect(&cli).await?;
             let cs = client.contacts().await?;
             if cli.json {
@@ -667,6 +730,25 @@ async fn run(cli: Cli) -> Result<()> {
                 }
             }
             client.close().await;
+        }
+        Command::Policy(PolicyCommand::Remove(p)) => {
+            let subject = match (&p.circle, &p.contact) {
+                (Some(c), _) => SubjectRef::Circle(c.clone()),
+                (None, Some(c)) => SubjectRef::Contact(c.clone()),
+                (None, None) => bail!("give --circle C or --contact NAME"),
+            };
+            let items = ItemPattern::parse(&p.items)
+                .with_context(|| format!("invalid pattern {:?}", p.items))?;
+            let client = connect(&cli).await?;
+            let removed = client.remove_policy(subject, items).await?;
+            client.close().await;
+            if cli.json {
+                print_json(json!({"removed": removed}));
+            } else if removed {
+                println!("Removed the rule.");
+            } else {
+                bail!("no such rule (see `kith policy list`)");
+            }
         }
         Command::Policy(PolicyCommand::List) => {
             let client = connect(&cli).await?;

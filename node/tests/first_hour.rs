@@ -503,3 +503,54 @@ fn pending_requests_are_grouped_and_decided_together() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no request from \"Nobody\""));
 }
+
+/// Item 10: contacts can be renamed and removed, and rules removed.
+#[test]
+fn contacts_and_rules_can_be_renamed_and_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ana = start(tmp.path(), "Ana");
+    let bo = start(tmp.path(), "Bo");
+    let code = ok(&ana.dir, &["invite"]);
+    ok(&bo.dir, &["accept", code.trim()]);
+    let renamed = json(&ana.dir, &["contacts", "rename", "Bo", "Bobby"]);
+    assert_eq!(renamed["name"], "Bobby");
+    ok(
+        &ana.dir,
+        &[
+            "policy",
+            "set",
+            "--contact",
+            "Bobby",
+            "--items",
+            "tag:*",
+            "--share",
+            "name",
+        ],
+    );
+    let removed = json(
+        &ana.dir,
+        &["policy", "remove", "--contact", "Bobby", "--items", "tag:*"],
+    );
+    assert_eq!(removed["removed"], true);
+    let out = kith(
+        &ana.dir,
+        &["policy", "remove", "--contact", "Bobby", "--items", "tag:*"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no such rule"));
+    assert!(ok(&ana.dir, &["contacts", "remove", "Bobby"]).contains("no longer a contact"));
+    assert_eq!(
+        json(&ana.dir, &["contacts"])["contacts"],
+        serde_json::json!([])
+    );
+    // Ana no longer asks Bo, and Bo's asks reach no contact of Ana's.
+    assert_eq!(
+        json(&ana.dir, &["ask", "tag:x", "--timeout", "2"])["asked"],
+        0
+    );
+    let from_bo = json(&bo.dir, &["ask", "tag:x", "--timeout", "2"]);
+    assert_eq!(
+        from_bo["declined"][0]["reason"], "not-a-contact",
+        "{from_bo}"
+    );
+}

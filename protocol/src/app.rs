@@ -77,6 +77,17 @@ pub enum AppRequest {
     ListApps,
     /// 20 (owner): revoke an app at once; its open connections are closed.
     RevokeApp { name: String },
+    /// 21: remove the rule for exactly this subject and pattern (owner only; spec §10.2).
+    /// Answered `Removed(bool)`: whether there was one.
+    RemovePolicy {
+        subject: SubjectRef,
+        items: ItemPattern,
+    },
+    /// 22: forget a contact (owner only): it can no longer ask, is no longer asked, and
+    /// rules naming it go. Answered `Contact` with what was removed.
+    RemoveContact { contact: String },
+    /// 23: call a contact by another name in this node (owner only). Answered `Contact`.
+    RenameContact { contact: String, name: String },
 }
 
 /// How an app names a rule's subject: a circle, or a contact by display name or node id hex.

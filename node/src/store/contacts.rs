@@ -62,6 +62,29 @@ impl Store {
         upsert(&self.conn(), c, circle)
     }
 
+    /// Forget a contact: it can no longer ask this node anything (its requests are refused
+    /// as from a stranger) and is no longer asked. Rules naming it go too; the audit log
+    /// keeps what happened. True if it was a contact.
+    pub fn remove_contact(&self, id: &NodeId) -> Result<bool> {
+        let conn = self.conn();
+        conn.execute(
+            "DELETE FROM policy_rules WHERE subject_kind = 'contact' AND subject = ?1",
+            params![id.to_hex()],
+        )?;
+        Ok(conn.execute(
+            "DELETE FROM contacts WHERE node_id = ?1",
+            params![&id.0[..]],
+        )? > 0)
+    }
+
+    /// Call a contact by another name in this node (its card keeps its own).
+    pub fn rename_contact(&self, id: &NodeId, name: &str) -> Result<bool> {
+        Ok(self.conn().execute(
+            "UPDATE contacts SET name = ?2 WHERE node_id = ?1",
+            params![&id.0[..], name],
+        )? > 0)
+    }
+
     pub fn contact(&self, id: &NodeId) -> Result<Option<StoredContact>> {
         let conn = self.conn();
         let row = conn

@@ -20,6 +20,18 @@ impl Store {
         Ok(())
     }
 
+    /// Remove the rule for exactly this subject and pattern; true if there was one.
+    pub fn remove_rule(&self, subject: &Subject, items: &ItemPattern) -> Result<bool> {
+        let (kind, subject) = match subject {
+            Subject::Circle(c) => ("circle", c.clone()),
+            Subject::Contact(id) => ("contact", id.to_hex()),
+        };
+        Ok(self.conn().execute(
+            "DELETE FROM policy_rules WHERE subject_kind = ?1 AND subject = ?2 AND items = ?3",
+            params![kind, subject, items.to_string()],
+        )? > 0)
+    }
+
     pub fn policy(&self) -> Result<ConsentPolicy> {
         let conn = self.conn();
         let mut stmt =

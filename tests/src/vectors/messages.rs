@@ -463,6 +463,17 @@ pub(super) fn messages() -> Value {
         AppRequest::RevokeApp {
             name: "shop".into(),
         },
+        AppRequest::RemovePolicy {
+            subject: SubjectRef::Circle("friends".into()),
+            items: pattern("tag:vehicle/*"),
+        },
+        AppRequest::RemoveContact {
+            contact: "Chloe".into(),
+        },
+        AppRequest::RenameContact {
+            contact: "Chloe".into(),
+            name: "Chloé".into(),
+        },
     ];
     for r in requests {
         let name = format!("AppRequest {} {}", index(&r), variant_name(&r));
@@ -657,7 +668,13 @@ fn decoding_failures() -> Vec<Value> {
         "fails for the pattern only"
     );
     vec![
-        req("failure: unknown AppRequest variant 21", &[0x02, 0x15]),
+        req(
+            &format!(
+                "failure: unknown AppRequest variant {}",
+                count::<AppRequest>()
+            ),
+            &[0x02, count::<AppRequest>() as u8],
+        ),
         resp("failure: unknown AppResponse variant 19", &[0x02, 0x13]),
         peer_resp("failure: unknown PeerResponse variant 5", &[0x02, 0x05]),
         // The first unknown index, counted from the decoder, so that a new variant moves it.
