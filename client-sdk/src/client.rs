@@ -258,6 +258,29 @@ impl Client {
         }
     }
 
+    /// A page of the audit log, newest first (owner only): entries below id `before`,
+    /// about `contact` (name or node id prefix) and about `item` or below it, if given.
+    pub async fn audit_page(
+        &self,
+        before: Option<u64>,
+        contact: Option<String>,
+        item: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, ClientError> {
+        match self
+            .call_default(AppRequest::AuditPage {
+                before,
+                contact,
+                item,
+                limit,
+            })
+            .await?
+        {
+            AppResponse::Audit(a) => Ok(a),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Remove the rule for exactly this subject and pattern; whether there was one (owner
     /// only).
     pub async fn remove_policy(

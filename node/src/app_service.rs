@@ -344,7 +344,12 @@ async fn handle(shared: &Arc<Shared>, req: AppRequest) -> Result<AppResponse, Ap
         }
         AppRequest::RemoveContact { contact } => {
             let c = find_contact(shared, &contact)?;
-            store.remove_contact(&c.node_id).map_err(internal)?;
+            if !store.remove_contact(&c.node_id).map_err(internal)? {
+                return Err(err(
+                    AppErrorCode::NotFound,
+                    format!("no contact {contact:?}"),
+                ));
+            }
             shared.audit(AuditEvent {
                 event: "contact-removed",
                 peer: Some(c.node_id),
@@ -362,6 +367,35 @@ async fn handle(shared: &Arc<Shared>, req: AppRequest) -> Result<AppResponse, Ap
             c.name = name;
             AppResponse::Contact(contact_info(&c))
         }
+        AppRequest::AuditPage {
+            before,
+            contact,
+            item,
+            limit,
+        } => {
+            let peer = match &contact {
+                Some(name) => Some(find_contact(shared, name)?.node_id),
+                None => None,
+            };
+            let item = match &item {
+                Some(text) => Some(
+                    kith_protocol::ItemKey::parse(text)
+                        .map_err(|e| err(AppErrorCode::BadRequest, e))?
+                        .to_string(),
+                ),
+                None => None,
+            };
+            AppResponse::Audit(
+                store
+                    .audit_page(
+                        before,
+                        peer.as_ref(),
+                        item.as_deref(),
+                        limit.min(MAX_AUDIT_LIMIT),
+                    )
+                    .map_err(internal)?,
+            )
+        }
         AppRequest::Audit { limit } => AppResponse::Audit(
             store
                 .audit_log(limit.min(MAX_AUDIT_LIMIT))
@@ -370,9 +404,6 @@ async fn handle(shared: &Arc<Shared>, req: AppRequest) -> Result<AppResponse, Ap
     })
 }
 
-/// A contact named by node-id hex prefix (at least 8 digits; tried first, since names are
-/// chosen by the contacts themselves and one could take another's id as its name) or by
-/// display name (case-insensitive); a circle by name.
 /// A contact named as [`resolve_subject`] names one.
 fn find_contact(shared: &Shared, name: &str) -> Result<StoredContact, AppError> {
     match resolve_subject(shared, SubjectRef::Contact(name.to_string()))? {
@@ -385,6 +416,9 @@ fn find_contact(shared: &Shared, name: &str) -> Result<StoredContact, AppError> 
     }
 }
 
+/// A contact named by node-id hex prefix (at least 8 digits; tried first, since names are
+/// chosen by the contacts themselves and one could take another's id as its name) or by
+/// display name (case-insensitive); a circle by name.
 fn resolve_subject(shared: &Shared, s: SubjectRef) -> Result<(Subject, Option<String>), AppError> {
     match s {
         SubjectRef::Circle(c) => Ok((

@@ -169,6 +169,7 @@ fn kind(req: &AppRequest) -> &'static str {
         AppRequest::RemovePolicy { .. } => "RemovePolicy",
         AppRequest::RemoveContact { .. } => "RemoveContact",
         AppRequest::RenameContact { .. } => "RenameContact",
+        AppRequest::AuditPage { .. } => "AuditPage",
     }
 }
 

@@ -142,6 +142,17 @@ enum Command {
         #[arg(long, default_value_t = 50, allow_negative_numbers = true,
               value_parser = clap::value_parser!(u32).range(1..=1000))]
         limit: u32,
+        /// Only entries older than this entry id (the next page: the id the last page
+        /// ends with, as `kith audit` prints it).
+        #[arg(long, value_name = "ID")]
+        before: Option<u64>,
+        /// Only entries about this contact (name or the start of its node id).
+        #[arg(long, value_name = "NAME")]
+        contact: Option<String>,
+        /// Only entries about this item, or anything below it (tag:vehicle covers
+        /// tag:vehicle/subaru).
+        #[arg(long)]
+        item: Option<String>,
     },
     /// Apps paired with this node: pair, list, revoke.
     #[command(subcommand)]
@@ -973,27 +984,49 @@ async fn run(cli: Cli) -> Result<()> {
             }
             client.close().await;
         }
-        Command::Audit { limit } => {
+        Command::Audit {
+            limit,
+            before,
+            contact,
+            item,
+        } => {
             let client = connect(&cli).await?;
-            let entries = client.audit(*limit).await?;
+            let entries = client
+                .audit_page(*before, contact.clone(), item.clone(), *limit)
+                .await?;
+            // A full page may have more behind it.
+            let next = (entries.len() as u32 == *limit)
+                .then(|| entries.last().map(|a| a.id))
+                .flatten();
             if cli.json {
                 print_json(json!({"entries": entries.iter().map(|a| json!({
                     "id": a.id, "at": a.at, "event": a.event, "peer": a.peer.map(|p| p.to_hex()),
                     "peer_name": a.peer_name, "item": a.item, "detail": a.detail,
-                })).collect::<Vec<_>>()}));
+                })).collect::<Vec<_>>(), "next_before": next}));
             } else if entries.is_empty() {
-                println!("The audit log is empty.");
+                println!(
+                    "No audit entries{}.",
+                    if before.is_some() || contact.is_some() || item.is_some() {
+                        " match"
+                    } else {
+                        " yet"
+                    }
+                );
             } else {
                 for a in &entries {
                     let who = a.peer_name.clone().unwrap_or_else(|| "-".into());
                     println!(
-                        "{}  {:<14} {:<16} {:<28} {}",
+                        "{:>6}  {}  {:<14} {:<16} {:<28} {}",
+                        a.id,
                         date_time(a.at),
                         a.event,
                         who,
                         a.item.as_deref().unwrap_or("-"),
                         a.detail
                     );
+                }
+                if let Some(id) = next {
+                    println!("(more: kith audit --before {id})");
                 }
             }
             client.close().await;

@@ -554,3 +554,63 @@ fn contacts_and_rules_can_be_renamed_and_removed() {
         "{from_bo}"
     );
 }
+
+/// Item 10: `kith audit` pages instead of stopping silently at its limit, and filters by
+/// contact and item.
+#[test]
+fn the_audit_log_pages_and_filters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ana = start(tmp.path(), "Ana");
+    let bo = start(tmp.path(), "Bo");
+    let code = ok(&ana.dir, &["invite"]);
+    ok(&bo.dir, &["accept", code.trim()]);
+    for item in [
+        "tag:vehicle/subaru",
+        "tag:vehicle/volvo",
+        "isbn:9780441013593",
+    ] {
+        ok(&ana.dir, &["ask", item, "--timeout", "2"]);
+    }
+    // Bo's log: the contact added, and an answer per ask.
+    let first = json(&bo.dir, &["audit", "--limit", "2"]);
+    let next = first["next_before"]
+        .as_u64()
+        .expect("a full page says where to go on");
+    assert_eq!(first["entries"].as_array().unwrap().len(), 2);
+    let second = json(
+        &bo.dir,
+        &["audit", "--limit", "2", "--before", &next.to_string()],
+    );
+    let ids = |v: &serde_json::Value| -> Vec<u64> {
+        v["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_u64().unwrap())
+            .collect()
+    };
+    assert!(ids(&second).iter().all(|id| *id < next), "{second}");
+    let text = ok(&bo.dir, &["audit", "--limit", "2"]);
+    assert!(
+        text.contains(&format!("(more: kith audit --before {next})")),
+        "{text}"
+    );
+    let vehicles = json(&bo.dir, &["audit", "--item", "tag:vehicle"]);
+    let items: Vec<&str> = vehicles["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["item"].as_str().unwrap())
+        .collect();
+    assert_eq!(items.len(), 2, "{vehicles}");
+    assert!(
+        items.iter().all(|i| i.starts_with("tag:vehicle/")),
+        "{vehicles}"
+    );
+    let from_ana = json(&bo.dir, &["audit", "--contact", "Ana"]);
+    assert!(from_ana["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["peer_name"] == "Ana"));
+}

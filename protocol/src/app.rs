@@ -88,6 +88,16 @@ pub enum AppRequest {
     RemoveContact { contact: String },
     /// 23: call a contact by another name in this node (owner only). Answered `Contact`.
     RenameContact { contact: String, name: String },
+    /// 24: a page of the audit log, newest first (owner only; spec §10.2): entries with an
+    /// id below `before` (all if none), about `contact` (name or node id prefix) if given,
+    /// about `item` or anything below it if given, at most `limit` (capped at 1000).
+    /// Answered `Audit`.
+    AuditPage {
+        before: Option<u64>,
+        contact: Option<String>,
+        item: Option<String>,
+        limit: u32,
+    },
 }
 
 /// How an app names a rule's subject: a circle, or a contact by display name or node id hex.

@@ -47,9 +47,11 @@ pub async fn run(
     // The same checks as a foreground start would make, before anything is spawned.
     dir.load_identity()?;
     let log_path = dir.root.join("kith.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let log = options
         .open(&log_path)
         .with_context(|| format!("cannot open {}", log_path.display()))?;
     let mut command = Command::new(std::env::current_exe().context("finding the kith binary")?);

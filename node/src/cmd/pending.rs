@@ -176,13 +176,32 @@ pub async fn decide(client: &Client, args: &DecideArgs, approve: bool) -> Result
     let ids: Vec<u64> = match (&args.id, &args.all_from) {
         (Some(id), _) => vec![*id],
         (None, Some(who)) => {
+            // As contacts are named everywhere: a node id prefix of 8 hex digits or more,
+            // else a name, case-insensitively; more than one contact is an error.
+            let wanted = who.trim().to_lowercase();
+            if wanted.is_empty() {
+                bail!("--all-from needs a contact's name or node id");
+            }
+            let is_hex = wanted.len() >= 8 && wanted.bytes().all(|b| b.is_ascii_hexdigit());
             let waiting: Vec<PendingRequest> = client
                 .pending()
                 .await?
                 .into_iter()
                 .filter(|p| p.status == "pending")
-                .filter(|p| p.asker_name == *who || p.asker.to_hex().starts_with(who.as_str()))
+                .filter(|p| {
+                    (is_hex && p.asker.to_hex().starts_with(&wanted))
+                        || (!is_hex && p.asker_name.to_lowercase() == wanted)
+                })
                 .collect();
+            let askers: std::collections::BTreeSet<_> = waiting.iter().map(|p| p.asker).collect();
+            if askers.len() > 1 {
+                let ids: Vec<String> = askers.iter().map(|a| a.short()).collect();
+                bail!(
+                    "{who:?} names {} contacts ({}); use the start of one's node id",
+                    askers.len(),
+                    ids.join(", ")
+                );
+            }
             if waiting.is_empty() {
                 bail!("no request from {who:?} is waiting; see `kith pending`");
             }

@@ -70,8 +70,10 @@ impl fmt::Display for Status {
 /// The node's status; `running: false` (not an error) when no daemon holds the directory.
 pub async fn run(dir: &DataDir, connect: impl AsyncConnect) -> Result<Status> {
     let start_hint = format!("start it with `kith --data-dir {} run`", dir.root.display());
+    // The daemon holds its directory's lock while it runs: without a holder, an api.addr
+    // left behind (a killed daemon) says nothing.
     let pid = dir.running_pid();
-    if pid.is_none() && !dir.api_addr_file().exists() {
+    if pid.is_none() && (!dir.api_addr_file().exists() || dir.lock_file().exists()) {
         // Still report a directory that holds no node as the error it is.
         dir.load_owner_credential()?;
         return Ok(Status {

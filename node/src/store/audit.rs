@@ -57,12 +57,30 @@ impl Store {
 
     /// Newest first.
     pub fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
+        self.audit_page(None, None, None, limit)
+    }
+
+    /// Entries newest first: with an id below `before`, about `peer`, about `item` or a
+    /// tag below it; at most `limit`.
+    pub fn audit_page(
+        &self,
+        before: Option<u64>,
+        peer: Option<&NodeId>,
+        item: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT id, at, event, peer, peer_name, item, detail FROM audit ORDER BY id DESC LIMIT ?1",
+            "SELECT id, at, event, peer, peer_name, item, detail FROM audit
+             WHERE (?2 IS NULL OR id < ?2)
+               AND (?3 IS NULL OR peer = ?3)
+               AND (?4 IS NULL OR item = ?4 OR substr(item, 1, length(?4) + 1) = ?4 || '/')
+             ORDER BY id DESC LIMIT ?1",
         )?;
+        let before = before.map(|b| b.min(i64::MAX as u64) as i64);
+        let peer = peer.map(|p| p.0.to_vec());
         let rows = stmt
-            .query_map(params![limit], |r| {
+            .query_map(params![limit, before, peer, item], |r| {
                 let peer: Option<Vec<u8>> = r.get(3)?;
                 Ok(AuditEntry {
                     id: r.get::<_, i64>(0)? as u64,

@@ -67,14 +67,17 @@ impl Store {
     /// keeps what happened. True if it was a contact.
     pub fn remove_contact(&self, id: &NodeId) -> Result<bool> {
         let conn = self.conn();
-        conn.execute(
+        let tx = conn.unchecked_transaction()?;
+        tx.execute(
             "DELETE FROM policy_rules WHERE subject_kind = 'contact' AND subject = ?1",
             params![id.to_hex()],
         )?;
-        Ok(conn.execute(
+        let removed = tx.execute(
             "DELETE FROM contacts WHERE node_id = ?1",
             params![&id.0[..]],
-        )? > 0)
+        )? > 0;
+        tx.commit()?;
+        Ok(removed)
     }
 
     /// Call a contact by another name in this node (its card keeps its own).

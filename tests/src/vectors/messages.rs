@@ -474,6 +474,12 @@ pub(super) fn messages() -> Value {
             contact: "Chloe".into(),
             name: "Chloé".into(),
         },
+        AppRequest::AuditPage {
+            before: Some(120),
+            contact: Some("Chloe".into()),
+            item: Some("tag:vehicle".into()),
+            limit: 50,
+        },
     ];
     for r in requests {
         let name = format!("AppRequest {} {}", index(&r), variant_name(&r));
