@@ -258,6 +258,26 @@ impl Client {
         }
     }
 
+    /// The invites this node issued, newest first (owner only).
+    pub async fn invites(&self) -> Result<Vec<kith_protocol::app::InviteInfo>, ClientError> {
+        match self.call_default(AppRequest::ListInvites).await? {
+            AppResponse::Invites(list) => Ok(list),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Revoke the unused invite whose id starts with `id` (hex, 8 digits or more; owner
+    /// only); whether one was revoked.
+    pub async fn revoke_invite(&self, id: &str) -> Result<bool, ClientError> {
+        match self
+            .call_default(AppRequest::RevokeInvite { id: id.to_string() })
+            .await?
+        {
+            AppResponse::Removed(b) => Ok(b),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// A page of the audit log, newest first (owner only): entries below id `before`,
     /// about `contact` (name or node id prefix) and about `item` or below it, if given.
     pub async fn audit_page(

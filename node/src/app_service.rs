@@ -396,6 +396,22 @@ async fn handle(shared: &Arc<Shared>, req: AppRequest) -> Result<AppResponse, Ap
                     .map_err(internal)?,
             )
         }
+        AppRequest::ListInvites => AppResponse::Invites(store.invites().map_err(internal)?),
+        AppRequest::RevokeInvite { id } => {
+            let prefix = id.trim().to_lowercase();
+            if prefix.len() < 8 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(err(
+                    AppErrorCode::BadRequest,
+                    "name an invite by the start of its id: 8 hex digits or more (see kith invite list)",
+                ));
+            }
+            AppResponse::Removed(
+                store
+                    .revoke_invites(&prefix, unix_now())
+                    .map_err(internal)?
+                    > 0,
+            )
+        }
         AppRequest::Audit { limit } => AppResponse::Audit(
             store
                 .audit_log(limit.min(MAX_AUDIT_LIMIT))

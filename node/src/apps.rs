@@ -170,6 +170,8 @@ fn kind(req: &AppRequest) -> &'static str {
         AppRequest::RemoveContact { .. } => "RemoveContact",
         AppRequest::RenameContact { .. } => "RenameContact",
         AppRequest::AuditPage { .. } => "AuditPage",
+        AppRequest::ListInvites => "ListInvites",
+        AppRequest::RevokeInvite { .. } => "RevokeInvite",
     }
 }
 

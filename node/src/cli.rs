@@ -71,11 +71,15 @@ enum Command {
     Status,
     /// Stop the node running on this data directory, and wait until it has.
     Stop,
-    /// Make a one-time invite code (valid 7 days) and print only the code.
+    /// Make a one-time invite code (valid 7 days) and print only the code; `invite list`,
+    /// `invite revoke ID`.
+    #[command(args_conflicts_with_subcommands = true)]
     Invite {
         /// Circle the new contact joins.
         #[arg(long)]
         circle: Option<String>,
+        #[command(subcommand)]
+        action: Option<InviteCommand>,
     },
     /// Accept an invite code ("-" reads it from standard input).
     Accept {
@@ -170,6 +174,18 @@ enum Command {
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum InviteCommand {
+    /// The invites you made: id, circle, and whether each is open, used or expired (never
+    /// the code itself).
+    List,
+    /// Revoke an unused invite: its code no longer works.
+    Revoke {
+        /// The start of its id, as `kith invite list` shows it (8 hex digits or more).
+        id: String,
     },
 }
 
@@ -558,7 +574,68 @@ async fn run(cli: Cli) -> Result<()> {
             let stopped = cmd::stop::run(&data_dir(&cli)?).await?;
             cmd::emit(cli.json, &stopped);
         }
-        Command::Invite { circle } => {
+        Command::Invite {
+            action: Some(InviteCommand::List),
+            ..
+        } => {
+            let client = connect(&cli).await?;
+            let list = client.invites().await?;
+            let contacts = client.contacts().await?;
+            client.close().await;
+            let now = kith_node::unix_now();
+            let state = |i: &kith_protocol::app::InviteInfo| match (i.used_at, i.used_by) {
+                (Some(_), by) => format!(
+                    "used by {}",
+                    by.map(|b| contacts
+                        .iter()
+                        .find(|c| c.node_id == b)
+                        .map(|c| c.name.clone())
+                        .unwrap_or_else(|| b.short()))
+                        .unwrap_or_default()
+                ),
+                (None, _) if i.expires_at <= now => "expired or revoked".into(),
+                (None, _) => format!("open until {}", date_time(i.expires_at)),
+            };
+            let hex = |id: &[u8; 16]| id.iter().map(|b| format!("{b:02x}")).collect::<String>();
+            if cli.json {
+                print_json(json!({"invites": list.iter().map(|i| json!({
+                    "id": hex(&i.id), "circle": i.circle, "created_at": i.created_at,
+                    "expires_at": i.expires_at, "used_at": i.used_at,
+                    "used_by": i.used_by.map(|b| b.to_hex()), "state": state(i),
+                })).collect::<Vec<_>>()}));
+            } else if list.is_empty() {
+                println!("No invites yet. Make one with `kith invite`.");
+            } else {
+                for i in &list {
+                    println!(
+                        "{}  {:<12} made {}  {}",
+                        &hex(&i.id)[..8],
+                        i.circle,
+                        date_time(i.created_at),
+                        state(i)
+                    );
+                }
+            }
+        }
+        Command::Invite {
+            action: Some(InviteCommand::Revoke { id }),
+            ..
+        } => {
+            let client = connect(&cli).await?;
+            let revoked = client.revoke_invite(id).await?;
+            client.close().await;
+            if cli.json {
+                print_json(json!({"revoked": revoked}));
+            } else if revoked {
+                println!("Revoked: the code no longer works.");
+            } else {
+                bail!("no open invite starts with {id:?} (see `kith invite list`)");
+            }
+        }
+        Command::Invite {
+            circle,
+            action: None,
+        } => {
             let client = connect(&cli).await?;
             let inv = client.create_invite(circle.clone()).await?;
             if cli.json {

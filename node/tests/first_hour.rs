@@ -614,3 +614,33 @@ fn the_audit_log_pages_and_filters() {
         .iter()
         .all(|e| e["peer_name"] == "Ana"));
 }
+
+/// Item 10: the invites you made can be listed (never their codes) and revoked.
+#[test]
+fn invites_can_be_listed_and_revoked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ana = start(tmp.path(), "Ana");
+    let bo = start(tmp.path(), "Bo");
+    let used = ok(&ana.dir, &["invite"]);
+    ok(&bo.dir, &["accept", used.trim()]);
+    let open = ok(&ana.dir, &["invite", "--circle", "family"]);
+    let list = json(&ana.dir, &["invite", "list"]);
+    let invites = list["invites"].as_array().unwrap();
+    assert_eq!(invites.len(), 2, "{list}");
+    let family = invites.iter().find(|i| i["circle"] == "family").unwrap();
+    assert!(family["state"].as_str().unwrap().starts_with("open until"));
+    let friends = invites.iter().find(|i| i["circle"] == "friends").unwrap();
+    assert_eq!(friends["state"], "used by Bo");
+    assert!(
+        !list.to_string().contains(open.trim()),
+        "codes are never listed"
+    );
+    let id = family["id"].as_str().unwrap()[..8].to_string();
+    assert!(ok(&ana.dir, &["invite", "revoke", &id]).contains("Revoked"));
+    let cai = start(tmp.path(), "Cai");
+    let out = kith(&cai.dir, &["accept", open.trim()]);
+    assert!(!out.status.success(), "a revoked code no longer works");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expired"));
+    let out = kith(&ana.dir, &["invite", "revoke", &id]);
+    assert!(!out.status.success());
+}

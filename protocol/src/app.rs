@@ -98,6 +98,12 @@ pub enum AppRequest {
         item: Option<String>,
         limit: u32,
     },
+    /// 25: the invites this node issued, newest first (owner only). Answered `Invites`.
+    ListInvites,
+    /// 26: revoke an unused invite, named by the start of its id in hex (at least 8 digits;
+    /// owner only): it can no longer be redeemed. Answered `Removed(bool)`: whether an
+    /// unused invite was revoked.
+    RevokeInvite { id: String },
 }
 
 /// How an app names a rule's subject: a circle, or a contact by display name or node id hex.
@@ -149,6 +155,21 @@ pub enum AppResponse {
     App(AppInfo),
     /// 18
     Apps(Vec<AppInfo>),
+    /// 19: invites issued, newest first (spec §10.3).
+    Invites(Vec<InviteInfo>),
+}
+
+/// An invite as the owner lists it (spec §10.3): never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InviteInfo {
+    /// The invite id (16 bytes): what `RevokeInvite` names it by.
+    pub id: [u8; 16],
+    pub circle: String,
+    pub created_at: u64,
+    pub expires_at: u64,
+    /// When it was redeemed, and by whom.
+    pub used_at: Option<u64>,
+    pub used_by: Option<NodeId>,
 }
 
 /// A request waiting for (or past) the owner's decision (spec §8.5).

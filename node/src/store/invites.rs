@@ -33,6 +33,60 @@ impl Store {
         Ok(())
     }
 
+    /// Every invite issued, newest first: id, circle, times, who redeemed it.
+    pub fn invites(&self) -> Result<Vec<kith_protocol::app::InviteInfo>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, circle, created_at, expires_at, used_at, used_by FROM invites
+             ORDER BY created_at DESC, id",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<i64>>(4)?,
+                    r.get::<_, Option<Vec<u8>>>(5)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(id, circle, created, expires, used_at, used_by)| {
+                let id: [u8; 16] = id
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("invite id length".into()))?;
+                let used_by = match used_by {
+                    Some(b) => {
+                        Some(NodeId(b.try_into().map_err(|_| {
+                            StoreError::Corrupt("invite redeemer length".into())
+                        })?))
+                    }
+                    None => None,
+                };
+                Ok(kith_protocol::app::InviteInfo {
+                    id,
+                    circle,
+                    created_at: created as u64,
+                    expires_at: expires as u64,
+                    used_at: used_at.map(|t| t as u64),
+                    used_by,
+                })
+            })
+            .collect()
+    }
+
+    /// Revoke the unused, unexpired invites whose id starts with `prefix` (hex): they
+    /// expire now. How many were revoked.
+    pub fn revoke_invites(&self, prefix: &str, now: u64) -> Result<usize> {
+        Ok(self.conn().execute(
+            "UPDATE invites SET expires_at = ?2
+             WHERE used_at IS NULL AND expires_at > ?2 AND lower(hex(id)) LIKE ?1 || '%'",
+            params![prefix.to_lowercase(), now as i64],
+        )?)
+    }
+
     pub fn invite(&self, id: &InviteId) -> Result<Option<StoredInvite>> {
         let conn = self.conn();
         let row = conn

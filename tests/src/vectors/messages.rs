@@ -12,8 +12,8 @@ use kith_protocol::aggregation::messages::{
 };
 use kith_protocol::app::{
     AnswerUpdate, AppError, AppErrorCode, AppInfo, AppRequest, AppResponse, AppScope, AskResult,
-    AuditEntry, ContactInfo, DeclineReason, Declined, InviteCode, InviteCreated, NamedEndorsement,
-    NodeStatus, PairingCreated, PendingRequest, PolicyEntry, SubjectRef,
+    AuditEntry, ContactInfo, DeclineReason, Declined, InviteCode, InviteCreated, InviteInfo,
+    NamedEndorsement, NodeStatus, PairingCreated, PendingRequest, PolicyEntry, SubjectRef,
 };
 use kith_protocol::consent::{Share, Subject};
 use kith_protocol::frame::{encode_frame, MAX_APP_FRAME, MAX_PEER_FRAME};
@@ -480,6 +480,10 @@ pub(super) fn messages() -> Value {
             item: Some("tag:vehicle".into()),
             limit: 50,
         },
+        AppRequest::ListInvites,
+        AppRequest::RevokeInvite {
+            id: "0a1b2c3d".into(),
+        },
     ];
     for r in requests {
         let name = format!("AppRequest {} {}", index(&r), variant_name(&r));
@@ -608,6 +612,24 @@ pub(super) fn messages() -> Value {
                 ..app_info
             },
         ]),
+        AppResponse::Invites(vec![
+            InviteInfo {
+                id: [0x0a; 16],
+                circle: "friends".into(),
+                created_at: NOW - 3600,
+                expires_at: NOW + 7 * 86_400 - 3600,
+                used_at: None,
+                used_by: None,
+            },
+            InviteInfo {
+                id: [0x0b; 16],
+                circle: "family".into(),
+                created_at: NOW - 86_400,
+                expires_at: NOW + 6 * 86_400,
+                used_at: Some(NOW - 80_000),
+                used_by: Some(chloe.node_id()),
+            },
+        ]),
     ];
     for r in responses {
         let name = format!("AppResponse {} {}", index(&r), variant_name(&r));
@@ -681,7 +703,13 @@ fn decoding_failures() -> Vec<Value> {
             ),
             &[0x02, count::<AppRequest>() as u8],
         ),
-        resp("failure: unknown AppResponse variant 19", &[0x02, 0x13]),
+        resp(
+            &format!(
+                "failure: unknown AppResponse variant {}",
+                count::<AppResponse>()
+            ),
+            &[0x02, count::<AppResponse>() as u8],
+        ),
         peer_resp("failure: unknown PeerResponse variant 5", &[0x02, 0x05]),
         // The first unknown index, counted from the decoder, so that a new variant moves it.
         peer_req(
