@@ -258,6 +258,28 @@ impl Client {
         }
     }
 
+    /// Pairing codes not yet redeemed (owner only).
+    pub async fn pairings(&self) -> Result<Vec<kith_protocol::app::PairingInfo>, ClientError> {
+        match self.call_default(AppRequest::ListPairings).await? {
+            AppResponse::Pairings(list) => Ok(list),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Cancel the open pairing code for the app called `name` (owner only); whether there
+    /// was one.
+    pub async fn cancel_pairing(&self, name: &str) -> Result<bool, ClientError> {
+        match self
+            .call_default(AppRequest::CancelPairing {
+                name: name.to_string(),
+            })
+            .await?
+        {
+            AppResponse::Removed(b) => Ok(b),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// The invites this node issued, newest first (owner only).
     pub async fn invites(&self) -> Result<Vec<kith_protocol::app::InviteInfo>, ClientError> {
         match self.call_default(AppRequest::ListInvites).await? {

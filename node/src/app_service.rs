@@ -397,6 +397,12 @@ async fn handle(shared: &Arc<Shared>, req: AppRequest) -> Result<AppResponse, Ap
             )
         }
         AppRequest::ListInvites => AppResponse::Invites(store.invites().map_err(internal)?),
+        AppRequest::ListPairings => {
+            AppResponse::Pairings(store.open_pairings(unix_now()).map_err(internal)?)
+        }
+        AppRequest::CancelPairing { name } => {
+            AppResponse::Removed(store.cancel_pairing(&name, unix_now()).map_err(internal)?)
+        }
         AppRequest::RevokeInvite { id } => {
             let prefix = id.trim().to_lowercase();
             if prefix.len() < 8 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {

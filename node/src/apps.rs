@@ -172,6 +172,8 @@ fn kind(req: &AppRequest) -> &'static str {
         AppRequest::AuditPage { .. } => "AuditPage",
         AppRequest::ListInvites => "ListInvites",
         AppRequest::RevokeInvite { .. } => "RevokeInvite",
+        AppRequest::ListPairings => "ListPairings",
+        AppRequest::CancelPairing { .. } => "CancelPairing",
     }
 }
 

@@ -13,7 +13,7 @@ use kith_client::{count_phrase, Client, ClientError};
 use kith_node::{DataDir, Node};
 
 use crate::cmd;
-use kith_protocol::app::{AppInfo, AppScope, PolicyEntry, SubjectRef};
+use kith_protocol::app::{AppErrorCode, AppInfo, AppScope, PolicyEntry, SubjectRef};
 use kith_protocol::{ItemKey, ItemPattern, Share, Subject};
 use serde_json::json;
 
@@ -1135,22 +1135,55 @@ async fn run(cli: Cli) -> Result<()> {
                 }
                 AppsCommand::List => {
                     let apps = client.apps().await?;
+                    let waiting = client.pairings().await?;
                     if cli.json {
-                        print_json(json!({"apps": apps.iter().map(app_json).collect::<Vec<_>>()}));
-                    } else if apps.is_empty() {
+                        print_json(json!({
+                            "apps": apps.iter().map(app_json).collect::<Vec<_>>(),
+                            "pairing_codes": waiting.iter().map(|p| json!({
+                                "name": p.name, "scope": scope_text(&p.scope),
+                                "created_at": p.created_at, "expires_at": p.expires_at,
+                            })).collect::<Vec<_>>(),
+                        }));
+                    } else if apps.is_empty() && waiting.is_empty() {
                         println!("No apps are paired. Pair one with `kith apps pair`.");
                     } else {
                         for a in &apps {
                             println!("{}", app_line(a));
                         }
+                        for p in &waiting {
+                            println!(
+                                "{:<16} pairing code not yet used (until {}); {}; cancel: kith apps revoke {}",
+                                p.name,
+                                date_time(p.expires_at),
+                                scope_text(&p.scope),
+                                p.name
+                            );
+                        }
                     }
                 }
                 AppsCommand::Revoke { name } => {
-                    let a = client.revoke_app(name).await?;
-                    if cli.json {
-                        print_json(app_json(&a));
-                    } else {
-                        println!("Revoked {}; its connections are closed.", a.name);
+                    // A paired app, or else a pairing code not yet used.
+                    match client.revoke_app(name).await {
+                        Ok(a) => {
+                            if cli.json {
+                                print_json(app_json(&a));
+                            } else {
+                                println!("Revoked {}; its connections are closed.", a.name);
+                            }
+                        }
+                        Err(ClientError::Node {
+                            code: AppErrorCode::NotFound,
+                            ..
+                        }) if client.cancel_pairing(name).await? => {
+                            if cli.json {
+                                print_json(json!({"cancelled_pairing": name}));
+                            } else {
+                                println!(
+                                    "Cancelled the pairing code for {name}: it no longer works."
+                                );
+                            }
+                        }
+                        Err(e) => return Err(e.into()),
                     }
                 }
             }

@@ -644,3 +644,30 @@ fn invites_can_be_listed_and_revoked() {
     let out = kith(&ana.dir, &["invite", "revoke", &id]);
     assert!(!out.status.success());
 }
+
+/// Item 10: `kith apps list` shows pairing codes not yet used, and `kith apps revoke`
+/// cancels one.
+#[test]
+fn unused_pairing_codes_are_listed_and_cancelled() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ana = start(tmp.path(), "Ana");
+    ok(
+        &ana.dir,
+        &[
+            "apps",
+            "pair",
+            "--name",
+            "garage",
+            "--scope",
+            "ask:tag:vehicle/*",
+        ],
+    );
+    let list = json(&ana.dir, &["apps", "list"]);
+    assert_eq!(list["pairing_codes"][0]["name"], "garage", "{list}");
+    assert!(ok(&ana.dir, &["apps", "list"]).contains("pairing code not yet used"));
+    assert!(ok(&ana.dir, &["apps", "revoke", "garage"]).contains("Cancelled the pairing code"));
+    let list = json(&ana.dir, &["apps", "list"]);
+    assert_eq!(list["pairing_codes"], serde_json::json!([]), "{list}");
+    let out = kith(&ana.dir, &["apps", "revoke", "garage"]);
+    assert!(!out.status.success());
+}

@@ -104,6 +104,12 @@ pub enum AppRequest {
     /// owner only): it can no longer be redeemed. Answered `Removed(bool)`: whether an
     /// unused invite was revoked.
     RevokeInvite { id: String },
+    /// 27: the pairing codes made and not yet redeemed, expired or superseded (owner
+    /// only). Answered `Pairings`.
+    ListPairings,
+    /// 28: cancel the open pairing code for the app called `name` (owner only): it can no
+    /// longer be redeemed. Answered `Removed(bool)`: whether there was one.
+    CancelPairing { name: String },
 }
 
 /// How an app names a rule's subject: a circle, or a contact by display name or node id hex.
@@ -157,6 +163,18 @@ pub enum AppResponse {
     Apps(Vec<AppInfo>),
     /// 19: invites issued, newest first (spec §10.3).
     Invites(Vec<InviteInfo>),
+    /// 20: pairing codes waiting to be redeemed, newest first (spec §10.3).
+    Pairings(Vec<PairingInfo>),
+}
+
+/// A pairing code not yet redeemed, as the owner lists it (spec §10.3): never the code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairingInfo {
+    /// The name the app will have.
+    pub name: String,
+    pub scope: AppScope,
+    pub created_at: u64,
+    pub expires_at: u64,
 }
 
 /// An invite as the owner lists it (spec §10.3): never its secret.

@@ -214,6 +214,43 @@ impl Store {
             .collect()
     }
 
+    /// Pairing codes not yet used, expired or superseded, newest first.
+    pub fn open_pairings(&self, now: u64) -> Result<Vec<kith_protocol::app::PairingInfo>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT name, scope, created_at, expires_at FROM pairings
+             WHERE used_at IS NULL AND expires_at > ?1 ORDER BY created_at DESC, name",
+        )?;
+        let rows = stmt
+            .query_map(params![now as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(name, scope, created, expires)| {
+                Ok(kith_protocol::app::PairingInfo {
+                    name,
+                    scope: scope_of(&scope)?,
+                    created_at: created as u64,
+                    expires_at: expires as u64,
+                })
+            })
+            .collect()
+    }
+
+    /// Cancel the open pairing code for `name`; whether there was one.
+    pub fn cancel_pairing(&self, name: &str, now: u64) -> Result<bool> {
+        Ok(self.conn().execute(
+            "UPDATE pairings SET used_at = ?2 WHERE name = ?1 AND used_at IS NULL AND expires_at > ?2",
+            params![name, now as i64],
+        )? > 0)
+    }
+
     /// Revoke the live app named `name`; its key, if there was one.
     pub fn revoke_app(&self, name: &str, now: u64) -> Result<Option<NodeId>> {
         let conn = self.conn();

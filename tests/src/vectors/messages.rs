@@ -13,7 +13,8 @@ use kith_protocol::aggregation::messages::{
 use kith_protocol::app::{
     AnswerUpdate, AppError, AppErrorCode, AppInfo, AppRequest, AppResponse, AppScope, AskResult,
     AuditEntry, ContactInfo, DeclineReason, Declined, InviteCode, InviteCreated, InviteInfo,
-    NamedEndorsement, NodeStatus, PairingCreated, PendingRequest, PolicyEntry, SubjectRef,
+    NamedEndorsement, NodeStatus, PairingCreated, PairingInfo, PendingRequest, PolicyEntry,
+    SubjectRef,
 };
 use kith_protocol::consent::{Share, Subject};
 use kith_protocol::frame::{encode_frame, MAX_APP_FRAME, MAX_PEER_FRAME};
@@ -484,6 +485,10 @@ pub(super) fn messages() -> Value {
         AppRequest::RevokeInvite {
             id: "0a1b2c3d".into(),
         },
+        AppRequest::ListPairings,
+        AppRequest::CancelPairing {
+            name: "shop".into(),
+        },
     ];
     for r in requests {
         let name = format!("AppRequest {} {}", index(&r), variant_name(&r));
@@ -609,7 +614,7 @@ pub(super) fn messages() -> Value {
                 name: "old".into(),
                 revoked_at: Some(NOW - 10),
                 last_used_at: None,
-                ..app_info
+                ..app_info.clone()
             },
         ]),
         AppResponse::Invites(vec![
@@ -630,6 +635,12 @@ pub(super) fn messages() -> Value {
                 used_by: Some(chloe.node_id()),
             },
         ]),
+        AppResponse::Pairings(vec![PairingInfo {
+            name: "garage".into(),
+            scope: app_info.scope.clone(),
+            created_at: NOW - 60,
+            expires_at: NOW + 540,
+        }]),
     ];
     for r in responses {
         let name = format!("AppResponse {} {}", index(&r), variant_name(&r));
