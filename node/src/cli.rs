@@ -427,6 +427,21 @@ fn usage_error(e: &clap::Error, args: impl Iterator<Item = String>) -> String {
     format!("{text}; see `{} --help`", path.join(" "))
 }
 
+/// A rule's subject and pattern as `policy set` and `policy remove` take them.
+fn rule_target(
+    circle: &Option<String>,
+    contact: &Option<String>,
+    items: &str,
+) -> Result<(SubjectRef, ItemPattern)> {
+    let subject = match (circle, contact) {
+        (Some(c), _) => SubjectRef::Circle(c.clone()),
+        (None, Some(c)) => SubjectRef::Contact(c.clone()),
+        (None, None) => bail!("give --circle C or --contact NAME"),
+    };
+    let items = ItemPattern::parse(items).with_context(|| format!("invalid pattern {items:?}"))?;
+    Ok((subject, items))
+}
+
 /// A warning: something the owner typed that works but probably does not do what they
 /// meant. On standard error, so that `--json` output stays clean.
 fn warn(text: &str) {
@@ -786,13 +801,7 @@ async fn run(cli: Cli) -> Result<()> {
             client.close().await;
         }
         Command::Policy(PolicyCommand::Set(p)) => {
-            let subject = match (&p.circle, &p.contact) {
-                (Some(c), _) => SubjectRef::Circle(c.clone()),
-                (None, Some(c)) => SubjectRef::Contact(c.clone()),
-                (None, None) => bail!("give --circle C or --contact NAME"),
-            };
-            let items = ItemPattern::parse(&p.items)
-                .with_context(|| format!("invalid pattern {:?}", p.items))?;
+            let (subject, items) = rule_target(&p.circle, &p.contact, &p.items)?;
             let client = connect(&cli).await?;
             let e = client.set_policy(subject, items, p.share).await?;
             if cli.json {
@@ -820,13 +829,7 @@ async fn run(cli: Cli) -> Result<()> {
             client.close().await;
         }
         Command::Policy(PolicyCommand::Remove(p)) => {
-            let subject = match (&p.circle, &p.contact) {
-                (Some(c), _) => SubjectRef::Circle(c.clone()),
-                (None, Some(c)) => SubjectRef::Contact(c.clone()),
-                (None, None) => bail!("give --circle C or --contact NAME"),
-            };
-            let items = ItemPattern::parse(&p.items)
-                .with_context(|| format!("invalid pattern {:?}", p.items))?;
+            let (subject, items) = rule_target(&p.circle, &p.contact, &p.items)?;
             let client = connect(&cli).await?;
             let removed = client.remove_policy(subject, items).await?;
             client.close().await;

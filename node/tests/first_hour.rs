@@ -114,6 +114,15 @@ fn the_owner_cannot_lock_themself_out() {
     assert_eq!(status["running"], true);
 }
 
+/// Ana and Bo running, Bo a contact of Ana's (and Ana of Bo's) through an invite.
+fn ana_and_bo(root: &std::path::Path) -> (Daemon, Daemon) {
+    let ana = start(root, "Ana");
+    let bo = start(root, "Bo");
+    let code = ok(&ana.dir, &["invite"]);
+    ok(&bo.dir, &["accept", code.trim()]);
+    (ana, bo)
+}
+
 /// `kith run` once, expecting it to refuse to start; returns its standard error.
 fn refused_run(dir: &std::path::Path) -> String {
     let mut child = Command::new(KITH)
@@ -473,10 +482,7 @@ fn endorse_changes_only_what_is_given() {
 #[test]
 fn pending_requests_are_grouped_and_decided_together() {
     let tmp = tempfile::tempdir().unwrap();
-    let ana = start(tmp.path(), "Ana");
-    let bo = start(tmp.path(), "Bo");
-    let code = ok(&ana.dir, &["invite"]);
-    ok(&bo.dir, &["accept", code.trim()]);
+    let (ana, bo) = ana_and_bo(tmp.path());
     ok(&bo.dir, &["endorse", "tag:vehicle/subaru"]);
     ok(
         &bo.dir,
@@ -508,10 +514,7 @@ fn pending_requests_are_grouped_and_decided_together() {
 #[test]
 fn contacts_and_rules_can_be_renamed_and_removed() {
     let tmp = tempfile::tempdir().unwrap();
-    let ana = start(tmp.path(), "Ana");
-    let bo = start(tmp.path(), "Bo");
-    let code = ok(&ana.dir, &["invite"]);
-    ok(&bo.dir, &["accept", code.trim()]);
+    let (ana, bo) = ana_and_bo(tmp.path());
     let renamed = json(&ana.dir, &["contacts", "rename", "Bo", "Bobby"]);
     assert_eq!(renamed["name"], "Bobby");
     ok(
@@ -560,10 +563,7 @@ fn contacts_and_rules_can_be_renamed_and_removed() {
 #[test]
 fn the_audit_log_pages_and_filters() {
     let tmp = tempfile::tempdir().unwrap();
-    let ana = start(tmp.path(), "Ana");
-    let bo = start(tmp.path(), "Bo");
-    let code = ok(&ana.dir, &["invite"]);
-    ok(&bo.dir, &["accept", code.trim()]);
+    let (ana, bo) = ana_and_bo(tmp.path());
     for item in [
         "tag:vehicle/subaru",
         "tag:vehicle/volvo",
