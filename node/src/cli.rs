@@ -5,11 +5,10 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
-use kith_client::{count_phrase, Client, ClientError};
+use kith_client::{Client, ClientError};
 use kith_node::{DataDir, Node};
 
 use crate::cmd;
@@ -17,7 +16,7 @@ use kith_protocol::app::{AppErrorCode, AppInfo, AppScope, PolicyEntry, SubjectRe
 use kith_protocol::{ItemKey, ItemPattern, Share, Subject};
 use serde_json::json;
 
-use crate::output::{date, date_time, named_json, named_line, stars};
+use crate::output::{date, date_time, duplicate_names, named_json, named_line, stars};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -109,22 +108,7 @@ enum Command {
     #[command(subcommand)]
     Policy(PolicyCommand),
     /// Ask your contacts whether they own an item.
-    Ask {
-        /// The item or a pattern: isbn:..., gtin:..., wikidata:Q..., tag:path (a tag
-        /// covers everything below it).
-        item: String,
-        /// Seconds to wait for the whole ask, more than 0 and at most 60.
-        #[arg(long, default_value_t = 5.0, allow_negative_numbers = true)]
-        timeout: f64,
-        /// Noise at least this strict, 0.01 to 10 (smaller is more private); the effective
-        /// ε is the strictest of this and every contact's setting.
-        #[arg(long, allow_negative_numbers = true)]
-        epsilon: Option<f64>,
-        /// Also count units owned and the ratings given, from the same ε: every count,
-        /// owners too, gets about three times noisier.
-        #[arg(long)]
-        detail: bool,
-    },
+    Ask(cmd::ask::Args),
     /// Node settings: min-cohort, epsilon, asks-per-day, epsilon-per-day.
     #[command(subcommand)]
     Settings(SettingsCommand),
@@ -446,22 +430,6 @@ fn rule_target(
 /// meant. On standard error, so that `--json` output stays clean.
 fn warn(text: &str) {
     eprintln!("kith: warning: {text}");
-}
-
-/// Names carried by more than one node.
-fn duplicate_names<'a>(
-    people: impl Iterator<Item = (&'a String, kith_protocol::NodeId)>,
-) -> Vec<String> {
-    let mut by_name: std::collections::BTreeMap<&String, std::collections::BTreeSet<_>> =
-        Default::default();
-    for (name, id) in people {
-        by_name.entry(name).or_default().insert(id);
-    }
-    by_name
-        .into_iter()
-        .filter(|(_, ids)| ids.len() > 1)
-        .map(|(name, _)| name.clone())
-        .collect()
 }
 
 fn one_line(e: &anyhow::Error) -> String {
@@ -861,119 +829,10 @@ async fn run(cli: Cli) -> Result<()> {
             }
             client.close().await;
         }
-        Command::Ask {
-            item: text,
-            timeout,
-            epsilon,
-            detail,
-        } => {
-            let key = item(text)?;
-            if !timeout.is_finite() || *timeout <= 0.0 || *timeout > 60.0 {
-                bail!("--timeout must be between 0 and 60 seconds");
-            }
-            if let Some(e) = epsilon {
-                if !e.is_finite() || *e < 0.01 || *e > 10.0 {
-                    bail!("--epsilon must be between 0.01 and 10");
-                }
-            }
+        Command::Ask(args) => {
             let client = connect(&cli).await?;
-            let mut query = kith_client::Query::new(key).timeout(Duration::from_secs_f64(*timeout));
-            query.epsilon = *epsilon;
-            query.detail = *detail;
-            let r = client.ask(query).await?;
-            for n in &r.named {
-                n.verify().map_err(|e| {
-                    anyhow!("the node returned an endorsement that does not verify: {e}")
-                })?;
-            }
-            let eps = r.epsilon.map(|m| m as f64 / 1000.0);
-            if cli.json {
-                print_json(json!({
-                    "item": r.item.to_string(), "asked": r.asked, "answered": r.answered,
-                    "named": r.named.iter().map(named_json).collect::<Vec<_>>(),
-                    "cohort": r.cohort, "survivors": r.survivors,
-                    "aggregate": r.aggregate.map(|a| json!({
-                        "owners": a.owners, "owners_low": a.owners_low, "owners_high": a.owners_high,
-                        "units": a.units, "ratings": a.ratings,
-                    })),
-                    "withheld": r.withheld, "epsilon": eps,
-                    "query_id": r.query_id.to_hex(), "elapsed_ms": r.elapsed_ms,
-                    "declined": r.declined.iter().map(|d| json!({
-                        "contact": d.name, "node": d.contact.to_hex(),
-                        "reason": d.reason.as_str(), "round": d.round,
-                    })).collect::<Vec<_>>(),
-                }));
-            } else {
-                println!(
-                    "Asked {} about {}; {} answered in {} ms.",
-                    plural(r.asked, "contact"),
-                    r.item,
-                    r.answered,
-                    r.elapsed_ms
-                );
-                match (&r.aggregate, &r.withheld) {
-                    (Some(a), _) => {
-                        let phrase = count_phrase(a, r.survivors, eps.is_none(), "contacts");
-                        match eps {
-                            Some(e) => {
-                                println!(
-                                    "Counted privately: {phrase} own one (90 % range; ε = {e})."
-                                );
-                                if a.owners_low == 0 && a.owners_high >= r.survivors {
-                                    println!(
-                                        "  Too much noise to say more: each contact adds noise for itself unless it knows \
-                                         others in the count (see the README, \"What `count` protects\")."
-                                    );
-                                }
-                            }
-                            None => println!("Counted privately: {phrase} own one (exact)."),
-                        }
-                        if r.survivors < r.cohort {
-                            println!(
-                                "  counted over the {} of the {} who took part; the others dropped out",
-                                r.survivors, r.cohort
-                            );
-                        }
-                        if let (Some(units), Some(ratings)) = (a.units, a.ratings) {
-                            println!(
-                                "  about {units} units; ratings 1–5 stars: {}",
-                                ratings.map(|r| r.to_string()).join(" / ")
-                            );
-                        }
-                    }
-                    (None, Some(w)) => {
-                        println!("Aggregate withheld: {w}.");
-                        if w.contains("min-cohort") {
-                            println!("  For a small test network: kith settings set min-cohort 2");
-                        }
-                    }
-                    (None, None) => {}
-                }
-                if !r.declined.is_empty() {
-                    println!("Not counted:");
-                    for d in &r.declined {
-                        let who = if d.name.is_empty() {
-                            d.contact.short()
-                        } else {
-                            d.name.clone()
-                        };
-                        println!("  {who}: {}", d.reason.explain());
-                    }
-                }
-                if r.named.is_empty() {
-                    println!("Nobody who answered shares an endorsement of it by name.");
-                } else {
-                    println!("named: {}", plural(r.named.len() as u32, "endorsement"));
-                }
-                let twins = duplicate_names(r.named.iter().map(|n| (&n.name, n.node)));
-                for n in &r.named {
-                    if twins.contains(&n.name) {
-                        println!("  {} ({})", named_line(n), n.node.short());
-                    } else {
-                        println!("  {}", named_line(n));
-                    }
-                }
-            }
+            let asked = cmd::ask::run(&client, args).await?;
+            cmd::emit(cli.json, &asked);
             client.close().await;
         }
         Command::Pending(args) => {
@@ -1268,14 +1127,6 @@ fn policy_json(e: &PolicyEntry) -> serde_json::Value {
         Subject::Contact(id) => ("contact", id.to_hex()),
     };
     json!({"subject": kind, kind: value, "contact_name": e.contact_name, "items": e.items.to_string(), "share": e.share.as_str()})
-}
-
-fn plural(n: u32, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
 }
 
 fn scope_text(scope: &AppScope) -> String {

@@ -49,6 +49,31 @@ pub fn named_line(n: &NamedEndorsement) -> String {
     s
 }
 
+/// "1 contact", "2 contacts".
+pub fn plural(n: u32, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// Names carried by more than one node.
+pub fn duplicate_names<'a>(
+    people: impl Iterator<Item = (&'a String, kith_protocol::NodeId)>,
+) -> Vec<String> {
+    let mut by_name: std::collections::BTreeMap<&String, std::collections::BTreeSet<_>> =
+        Default::default();
+    for (name, id) in people {
+        by_name.entry(name).or_default().insert(id);
+    }
+    by_name
+        .into_iter()
+        .filter(|(_, ids)| ids.len() > 1)
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
 /// The JSON object for a named endorsement, as `kith ask --json` prints it.
 pub fn named_json(n: &NamedEndorsement) -> serde_json::Value {
     serde_json::json!({

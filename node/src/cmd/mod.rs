@@ -6,6 +6,7 @@ use std::fmt::Display;
 
 use serde::Serialize;
 
+pub mod ask;
 pub mod background;
 pub mod endorse;
 pub mod pending;
