@@ -24,27 +24,35 @@ fn allowed(epsilon: f64, trials: usize) -> f64 {
     p + 4.0 * (p * (1.0 - p) / trials as f64).sqrt()
 }
 
-async fn sybil_attack(sybils: usize, trials: usize) -> f64 {
-    let (ana, friends) = kith_tests::federation(1, NodeOptions::default()).await;
-    let victim = &friends[0];
-    // The victim's own settings: ε 1 (the default the federation turned off), and budgets
-    // wide enough for the trials (the budget is tested on its own).
+/// A member's own settings for these runs: ε 1 (the default the federation turned off),
+/// and budgets wide enough for the trials (the budget is tested on its own).
+async fn wide_budgets(node: &kith_tests::TestNode) {
     for (k, v) in [
         ("epsilon", "1"),
         ("asks-per-day", "100000"),
         ("epsilon-per-day", "1000"),
     ] {
-        victim.client.set_setting(k, v).await.unwrap();
+        node.client.set_setting(k, v).await.unwrap();
     }
-    let item = ItemKey::parse(ITEM).unwrap();
-    // The asker's lowest parameters: minimum cohort 2, no ε of its own.
-    let params = AggregationParams {
+}
+
+/// The asker's lowest parameters: minimum cohort 2, no ε of its own.
+fn lowest_params() -> AggregationParams {
+    AggregationParams {
         epsilon: None,
         min_cohort: 2,
         round_timeout: Duration::from_secs(5),
         dense_max: DENSE_MAX,
         detail: false,
-    };
+    }
+}
+
+async fn sybil_attack(sybils: usize, trials: usize) -> f64 {
+    let (ana, friends) = kith_tests::federation(1, NodeOptions::default()).await;
+    let victim = &friends[0];
+    wide_budgets(victim).await;
+    let item = ItemKey::parse(ITEM).unwrap();
+    let params = lowest_params();
     let mut right = 0;
     for trial in 0..trials {
         let owns = OsRng.next_u32() % 2 == 1;
@@ -117,25 +125,13 @@ async fn differencing_on_fresh_nodes(trials: usize) -> usize {
     const INCLUDES: usize = 6;
     let (ana, friends) = kith_tests::federation(2, NodeOptions::default()).await;
     let (victim, friend) = (&friends[0], &friends[1]);
-    for (k, v) in [("epsilon", "1"), ("asks-per-day", "100000")] {
-        victim.client.set_setting(k, v).await.unwrap();
-        friend.client.set_setting(k, v).await.unwrap();
-    }
-    friend
-        .client
-        .set_setting("epsilon-per-day", "1000")
-        .await
-        .unwrap();
+    // The victim's `epsilon-per-day` is set for each trial below.
+    wide_budgets(victim).await;
+    wide_budgets(friend).await;
     // The friend owns the item; the attacker does not know it.
     friend.endorse(ITEM, 1, None, None).await;
     let item = ItemKey::parse(ITEM).unwrap();
-    let params = AggregationParams {
-        epsilon: None,
-        min_cohort: 2,
-        round_timeout: Duration::from_secs(5),
-        dense_max: DENSE_MAX,
-        detail: false,
-    };
+    let params = lowest_params();
     let mut right = 0;
     for trial in 0..trials {
         let budget = 4 * (trial + 1);
