@@ -280,6 +280,22 @@ impl Client {
         }
     }
 
+    /// Advertise `addresses` (`host:port`, 1 to 4) from now on (owner only, spec §8.6): new
+    /// invites carry them, and every contact is sent the node's new card. Returns which
+    /// contacts acknowledged it; the node keeps trying the others every 10 minutes.
+    pub async fn set_advertise(
+        &self,
+        addresses: &[String],
+    ) -> Result<kith_protocol::app::CardUpdateReport, ClientError> {
+        let request = AppRequest::SetAdvertise {
+            addresses: addresses.to_vec(),
+        };
+        match self.call_default(request).await? {
+            AppResponse::CardUpdate(r) => Ok(r),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// The invites this node issued, newest first (owner only).
     pub async fn invites(&self) -> Result<Vec<kith_protocol::app::InviteInfo>, ClientError> {
         match self.call_default(AppRequest::ListInvites).await? {

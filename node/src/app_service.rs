@@ -332,6 +332,13 @@ async fn handle(shared: &Arc<Shared>, req: AppRequest) -> Result<AppResponse, Ap
         AppRequest::ListApps => AppResponse::Apps(store.apps(unix_now()).map_err(internal)?),
         AppRequest::RevokeApp { name } => AppResponse::App(apps::revoke(shared, &name)?),
         AppRequest::ListSettings => AppResponse::Settings(settings::list(store).map_err(internal)?),
+        AppRequest::SetSetting { key, value } if key == crate::settings::ADVERTISE => {
+            crate::card_updates::set_advertise(shared, &[value]).await?;
+            AppResponse::Settings(settings::list(store).map_err(internal)?)
+        }
+        AppRequest::SetAdvertise { addresses } => {
+            AppResponse::CardUpdate(crate::card_updates::set_advertise(shared, &addresses).await?)
+        }
         AppRequest::SetSetting { key, value } => {
             let value =
                 settings::validate(&key, &value).map_err(|e| err(AppErrorCode::BadRequest, e))?;

@@ -174,6 +174,7 @@ fn kind(req: &AppRequest) -> &'static str {
         AppRequest::RevokeInvite { .. } => "RevokeInvite",
         AppRequest::ListPairings => "ListPairings",
         AppRequest::CancelPairing { .. } => "CancelPairing",
+        AppRequest::SetAdvertise { .. } => "SetAdvertise",
     }
 }
 

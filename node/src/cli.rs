@@ -109,9 +109,9 @@ enum Command {
     Policy(PolicyCommand),
     /// Ask your contacts whether they own an item.
     Ask(cmd::ask::Args),
-    /// Node settings: min-cohort, epsilon, asks-per-day, epsilon-per-day.
+    /// Node settings: min-cohort, epsilon, asks-per-day, epsilon-per-day, advertise.
     #[command(subcommand)]
-    Settings(SettingsCommand),
+    Settings(cmd::settings::Command),
     /// Requests waiting for your approval (items whose consent is `ask`), repeats grouped.
     Pending(cmd::pending::ListArgs),
     /// Approve a pending request (or all from one contact): the asker receives your named
@@ -188,20 +188,6 @@ enum ContactsCommand {
         /// Its new name here.
         name: String,
     },
-}
-
-#[derive(Debug, Subcommand)]
-enum SettingsCommand {
-    /// Change a setting.
-    Set {
-        /// min-cohort (2 to 10000), epsilon (0.01 to 10, or off), asks-per-day (0 to
-        /// 100000) or epsilon-per-day (0 to 1000).
-        key: String,
-        /// The new value.
-        value: String,
-    },
-    /// Show every setting.
-    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -429,7 +415,7 @@ fn rule_target(
 /// A warning: something the owner typed that works but probably does not do what they
 /// meant. On standard error, so that `--json` output stays clean.
 fn warn(text: &str) {
-    eprintln!("kith: warning: {text}");
+    cmd::warn(text)
 }
 
 fn one_line(e: &anyhow::Error) -> String {
@@ -897,30 +883,10 @@ async fn run(cli: Cli) -> Result<()> {
             }
             client.close().await;
         }
-        Command::Settings(cmd) => {
+        Command::Settings(command) => {
             let client = connect(&cli).await?;
-            let all = match cmd {
-                SettingsCommand::Set { key, value } => {
-                    let all = client.set_setting(key, value).await?;
-                    if key == "epsilon" && value.trim().eq_ignore_ascii_case("off") {
-                        warn(
-                            "with epsilon off your node adds no noise: whoever asks learns your \
-                             count answers exactly, unless another member requires noise",
-                        );
-                    }
-                    all
-                }
-                SettingsCommand::List => client.settings().await?,
-            };
-            if cli.json {
-                print_json(serde_json::Value::Object(
-                    all.iter().map(|(k, v)| (k.clone(), json!(v))).collect(),
-                ));
-            } else {
-                for (k, v) in &all {
-                    println!("{k:<16} {v}");
-                }
-            }
+            let out = cmd::settings::run(&client, command).await?;
+            cmd::emit(cli.json, &out);
             client.close().await;
         }
         Command::Audit {

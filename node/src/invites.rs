@@ -27,7 +27,7 @@ pub(crate) fn create(shared: &Shared, circle: Option<String>) -> Result<InviteCr
     let now = unix_now();
     let invite = Invite::generate(
         &mut OsRng,
-        shared.card.clone(),
+        shared.current_card(),
         now,
         DEFAULT_INVITE_LIFETIME,
     );
@@ -81,7 +81,7 @@ pub(crate) async fn accept(
         proof: checked
             .invite
             .redemption_proof(&inviter.node_id, &shared.identity.node_id()),
-        card: shared.card.clone(),
+        card: shared.current_card(),
     });
     let payload = encode_message(&request);
     let exchange = peers::request(shared, inviter.node_id, &inviter.addresses, &payload);

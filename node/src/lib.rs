@@ -21,6 +21,7 @@ mod approvals;
 mod apps;
 mod asking;
 mod budget;
+mod card_updates;
 mod connections;
 pub mod data_dir;
 pub mod error;

@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kith_client::transport::{self, CLOSE_SHUTDOWN, CLOSE_UNAUTHORIZED};
-use kith_protocol::card::DEFAULT_CARD_LIFETIME;
-use kith_protocol::{ContactCard, Identity, NodeId, SignedCard, ALPN_APP, ALPN_PEER};
+use kith_protocol::{Identity, NodeId, SignedCard, ALPN_APP, ALPN_PEER};
 use tokio::task::JoinHandle;
 
 use crate::data_dir::{default_api_addr, local_api_addr, DataDir, API_SETTING};
@@ -21,7 +20,8 @@ use crate::{app_service, peer_service, unix_now};
 pub(crate) struct Shared {
     pub identity: Identity,
     pub name: String,
-    pub card: SignedCard,
+    /// This node's current card: what invites and card updates carry (spec §3.1, §8.6).
+    pub card: std::sync::RwLock<SignedCard>,
     pub store: Store,
     /// The peer endpoint: contacts and strangers, and this node's own outgoing connections.
     pub endpoint: quinn::Endpoint,
@@ -107,6 +107,8 @@ pub struct Node {
     accept: JoinHandle<()>,
     app_accept: JoinHandle<()>,
     sweeper: JoinHandle<()>,
+    /// Sends the current card to contacts that have not acknowledged it (spec §8.6).
+    announcer: JoinHandle<()>,
     data_dir: DataDir,
     /// Held while the node runs: a second daemon on the directory is refused.
     lock: Option<crate::data_dir::DirLock>,
@@ -117,11 +119,19 @@ impl Drop for Node {
         self.accept.abort();
         self.app_accept.abort();
         self.sweeper.abort();
+        self.announcer.abort();
     }
 }
 
 /// How often expired responder sessions are wiped even when no request comes.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+impl Shared {
+    /// This node's current signed card (spec §3.1).
+    pub fn current_card(&self) -> SignedCard {
+        self.card.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
 
 impl Node {
     /// Start the node stored in `dir`, listening where `init` said (or on `listen_override`).
@@ -188,37 +198,20 @@ impl Node {
                     .map_err(|e| NodeError::Config(e.to_string()))?;
             }
         }
-        // Advertise what init recorded; a port of 0 there means "whatever we bound".
-        let mut advertise: Vec<String> = store
-            .setting("advertise")?
-            .unwrap_or_default()
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(|a| match a.parse::<SocketAddr>() {
-                Ok(mut sa) if sa.port() == 0 || listen_override.is_some() => {
-                    sa.set_port(bound.port());
-                    sa.to_string()
-                }
-                _ => a.to_string(),
-            })
-            .collect();
-        if advertise.is_empty() {
-            advertise.push(local_api_addr(bound).to_string());
-        }
-        let card = ContactCard::new(
-            &identity,
-            &name,
-            advertise,
-            unix_now(),
-            DEFAULT_CARD_LIFETIME,
-        )
-        .map_err(|e| NodeError::Config(e.to_string()))?
-        .sign(&identity);
+        // Advertise what init recorded; a port of 0 there means "whatever we bound". If that
+        // differs from what contacts were last told, they are sent the new card (spec §8.6).
+        let advertise = crate::card_updates::advertised(
+            &store.setting("advertise")?.unwrap_or_default(),
+            bound,
+            listen_override.is_some(),
+        );
+        store.announce_addresses(None, &advertise.join(","))?;
+        let card = crate::card_updates::sign_card(&identity, &name, advertise)?;
         let api_addr = local_api_addr(api_bound);
         let shared = Arc::new(Shared {
             identity,
             name,
-            card,
+            card: std::sync::RwLock::new(card),
             store,
             endpoint: endpoint.clone(),
             app_endpoint: app_endpoint.clone(),
@@ -255,12 +248,28 @@ impl Node {
                 }
             }
         });
+        let weak = Arc::downgrade(&shared);
+        let announcer = tokio::spawn(async move {
+            loop {
+                let Some(shared) = weak.upgrade() else { return };
+                let report = crate::card_updates::push(&shared).await;
+                drop(shared);
+                if !report.unreached.is_empty() {
+                    tracing::info!(
+                        waiting = report.unreached.len(),
+                        "card update not yet acknowledged; trying again in 10 minutes"
+                    );
+                }
+                tokio::time::sleep(crate::card_updates::RETRY_EVERY).await;
+            }
+        });
         tracing::info!(node = %shared.identity.node_id().short(), %bound, "node listening");
         Ok(Node {
             shared,
             accept,
             app_accept,
             sweeper,
+            announcer,
             data_dir: dir.clone(),
             lock: Some(lock),
         })
@@ -330,6 +339,7 @@ impl Node {
         self.accept.abort();
         self.app_accept.abort();
         self.sweeper.abort();
+        self.announcer.abort();
         let endpoints = [
             self.shared.endpoint.clone(),
             self.shared.app_endpoint.clone(),

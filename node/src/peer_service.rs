@@ -123,6 +123,7 @@ async fn respond(
                 crate::approvals::receive(shared, key, signed)
             }
             Ok(PeerRequest::Deliver(_)) => PeerResponse::Refused(Refusal::NotAContact),
+            Ok(PeerRequest::UpdateCard(card)) => crate::card_updates::receive(shared, key, &card),
             Err(WireError::Incompatible(_)) => PeerResponse::Refused(Refusal::UnsupportedVersion),
             Err(WireError::PeerMisbehaved(e)) => {
                 tracing::debug!(peer = %key.short(), "malformed request: {e}");
@@ -235,7 +236,7 @@ fn redeem(
         // The same acceptor retrying after a lost response is welcomed again.
         if matches!(shared.store.invite_used_by(&invite.id), Ok(Some(by)) if by == acceptor) {
             peers::remember(shared, acceptor, conn.clone());
-            return PeerResponse::Welcome(shared.card.clone());
+            return PeerResponse::Welcome(shared.current_card());
         }
         return PeerResponse::Refused(Refusal::InviteUsed);
     }
@@ -263,11 +264,11 @@ fn redeem(
                 item: None,
                 detail: format!("redeemed our invite; circle {}", contact.circle),
             });
-            PeerResponse::Welcome(shared.card.clone())
+            PeerResponse::Welcome(shared.current_card())
         }
         // A concurrent retry by the same acceptor lost the race to itself: welcome it.
         Ok(RedeemOutcome::AlreadyUsed) => match shared.store.invite_used_by(&invite.id) {
-            Ok(Some(by)) if by == acceptor => PeerResponse::Welcome(shared.card.clone()),
+            Ok(Some(by)) if by == acceptor => PeerResponse::Welcome(shared.current_card()),
             _ => PeerResponse::Refused(Refusal::InviteUsed),
         },
         Err(e) => {

@@ -6,6 +6,7 @@
 //! | `epsilon` | 1.0 | the ε this node requires when it answers inside an aggregate; `off` = no noise required |
 //! | `asks-per-day` | 20 | asks (plain and aggregate) answered per asker per 24 h; more are declined visibly |
 //! | `epsilon-per-day` | 4 | privacy loss granted to each asker per 24 h: the ε of every aggregate answered is charged to it; over it, asks are declined like `asks-per-day` |
+//! | `advertise` | the listen address | the addresses (`host:port`, up to 4) in this node's card and invites: where contacts reach it; changing it sends contacts the new card (spec §8.6) |
 
 use kith_protocol::aggregation::messages::MilliEpsilon;
 
@@ -16,6 +17,9 @@ pub const DEFAULT_EPSILON: MilliEpsilon = 1000;
 pub const DEFAULT_ASKS_PER_DAY: u32 = 20;
 /// ε 4 per asker per day, in thousandths.
 pub const DEFAULT_EPSILON_PER_DAY: MilliEpsilon = 4000;
+/// The addresses invites and this node's card carry (spec §3.1, §8.6): set through
+/// [`kith_protocol::app::AppRequest::SetAdvertise`], listed with the other settings.
+pub const ADVERTISE: &str = "advertise";
 /// Every aggregation setting, for listing.
 pub const KEYS: [&str; 4] = ["min-cohort", "epsilon", "asks-per-day", "epsilon-per-day"];
 
@@ -57,7 +61,7 @@ pub fn validate(key: &str, value: &str) -> Result<String, String> {
             }
         }
         other => Err(format!(
-            "unknown setting {other:?} (known: {})",
+            "unknown setting {other:?} (known: {}, {ADVERTISE})",
             KEYS.join(", ")
         )),
     }
@@ -104,7 +108,9 @@ pub fn load(store: &Store) -> Result<AggSettings, StoreError> {
 /// Current values as (key, value) text, defaults included.
 pub fn list(store: &Store) -> Result<Vec<(String, String)>, StoreError> {
     let s = load(store)?;
+    let announced = store.setting("announced")?.unwrap_or_default();
     Ok(vec![
+        (ADVERTISE.into(), announced.replace(',', ", ")),
         ("min-cohort".into(), s.min_cohort.to_string()),
         ("epsilon".into(), format_epsilon(s.epsilon)),
         ("asks-per-day".into(), s.asks_per_day.to_string()),

@@ -671,3 +671,94 @@ fn unused_pairing_codes_are_listed_and_cancelled() {
     let out = kith(&ana.dir, &["apps", "revoke", "garage"]);
     assert!(!out.status.success());
 }
+
+/// Where `contact` (by name) is reached, according to the node in `dir`.
+fn addresses_of(dir: &std::path::Path, contact: &str) -> serde_json::Value {
+    let contacts = json(dir, &["contacts"]);
+    contacts["contacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == contact)
+        .unwrap_or_else(|| panic!("no contact {contact}: {contacts}"))["addresses"]
+        .clone()
+}
+
+/// Wait (bounded) until the node in `dir` reaches `contact` at `expected`.
+fn await_addresses(dir: &std::path::Path, contact: &str, expected: serde_json::Value) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = addresses_of(dir, contact);
+        if now == expected {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{contact} still at {now}, not {expected}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Safety bug 6, later part: the advertised address can change after `init`. New invites
+/// carry it, and contacts are sent the new card (spec §8.6) — at once, when the node starts
+/// somewhere else, and when a contact that was away comes back.
+#[test]
+fn contacts_follow_a_node_that_moves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ana, bo) = ana_and_bo(tmp.path());
+    // Ana restarts on another port (her listen address has port 0): Bo learns the new one,
+    // and can ask her. Before card updates Bo kept the old port and Ana was unreachable.
+    drop(ana);
+    let ana = start_existing(&tmp.path().join("Ana"));
+    let port = json(&ana.dir, &["status"])["peer_addr"]
+        .as_str()
+        .unwrap()
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .to_string();
+    await_addresses(
+        &bo.dir,
+        "Ana",
+        serde_json::json!([format!("127.0.0.1:{port}")]),
+    );
+    let asked = json(&bo.dir, &["ask", "tag:x", "--timeout", "5"]);
+    assert_eq!(asked["answered"], 1, "{asked}");
+    let moved = json(&bo.dir, &["audit", "--contact", "Ana"]);
+    assert!(moved.to_string().contains("contact-moved"), "{moved}");
+
+    // The owner changes the advertised address: the output says who has the new card.
+    let by_name = format!("localhost:{port}");
+    let set = json(&ana.dir, &["settings", "set", "advertise", &by_name]);
+    assert_eq!(set["addresses"], serde_json::json!([by_name]));
+    assert_eq!(set["delivered"], serde_json::json!(["Bo"]), "{set}");
+    assert_eq!(addresses_of(&bo.dir, "Ana"), serde_json::json!([by_name]));
+    assert_eq!(json(&ana.dir, &["settings", "list"])["advertise"], by_name);
+    // New invites carry it.
+    let cai = start(tmp.path(), "Cai");
+    let code = ok(&ana.dir, &["invite"]);
+    ok(&cai.dir, &["accept", code.trim()]);
+    assert_eq!(addresses_of(&cai.dir, "Ana"), serde_json::json!([by_name]));
+
+    // Addresses contacts cannot use are refused, with what to give instead.
+    for bad in ["0.0.0.0:7400", "nonsense", "192.0.2.7:99999", ""] {
+        let out = kith(&ana.dir, &["settings", "set", "advertise", bad]);
+        assert!(!out.status.success(), "{bad} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("HOST:PORT") || err.contains("reach"),
+            "{bad}: {err}"
+        );
+    }
+
+    // Bo is away when Ana changes it: the output says so, and Bo gets the card when he is
+    // back (his own restart on a new port tells Ana where he is, and she answers with hers).
+    drop(bo);
+    let back = format!("127.0.0.1:{port}");
+    let text = ok(&ana.dir, &["settings", "set", "advertise", &back]);
+    assert!(text.contains("Bo does not have it yet"), "{text}");
+    assert!(text.contains("Cai"), "{text}");
+    let bo = start_existing(&tmp.path().join("Bo"));
+    await_addresses(&bo.dir, "Ana", serde_json::json!([back]));
+}

@@ -110,6 +110,10 @@ pub enum AppRequest {
     /// 28: cancel the open pairing code for the app called `name` (owner only): it can no
     /// longer be redeemed. Answered `Removed(bool)`: whether there was one.
     CancelPairing { name: String },
+    /// 29: advertise these addresses (`host:port`, 1 to 4) from now on (owner only; spec
+    /// §8.6, §10.2): new invites carry them, and every contact is sent the new card at once
+    /// (and every 10 minutes until it acknowledges). Answered `CardUpdate`.
+    SetAdvertise { addresses: Vec<String> },
 }
 
 /// How an app names a rule's subject: a circle, or a contact by display name or node id hex.
@@ -165,6 +169,31 @@ pub enum AppResponse {
     Invites(Vec<InviteInfo>),
     /// 20: pairing codes waiting to be redeemed, newest first (spec §10.3).
     Pairings(Vec<PairingInfo>),
+    /// 21: the addresses now advertised, and which contacts acknowledged the new card
+    /// (spec §8.6).
+    CardUpdate(CardUpdateReport),
+}
+
+/// Where a card update stands right after the owner changed the advertised addresses
+/// (spec §8.6, §10.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardUpdateReport {
+    /// The addresses the card (and every new invite) now carries.
+    pub addresses: Vec<String>,
+    /// Names of the contacts that acknowledged the new card.
+    pub delivered: Vec<String>,
+    /// Contacts that did not; they are sent it again every 10 minutes.
+    pub unreached: Vec<CardUpdateUnreached>,
+}
+
+/// A contact that has not acknowledged the new card yet (spec §10.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CardUpdateUnreached {
+    pub contact: NodeId,
+    /// Its name in this node's contact list.
+    pub name: String,
+    /// Why, for a person: "no answer in time", "refused: not a contact", …
+    pub reason: String,
 }
 
 /// A pairing code not yet redeemed, as the owner lists it (spec §10.3): never the code.

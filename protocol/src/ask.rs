@@ -159,7 +159,10 @@ impl AskRound {
             match decode_message::<PeerResponse>(bytes).map_err(ContactFailure::Misbehaved)? {
                 PeerResponse::Answer(a) => a,
                 PeerResponse::Refused(r) => return Err(ContactFailure::Refused(r)),
-                PeerResponse::Welcome(_) | PeerResponse::Aggregate(_) | PeerResponse::Received => {
+                PeerResponse::Welcome(_)
+                | PeerResponse::Aggregate(_)
+                | PeerResponse::Received
+                | PeerResponse::CardUpdated => {
                     return Err(ContactFailure::Misbehaved(
                         crate::PeerMisbehaved::Unexpected("not an answer to a query").into(),
                     ))

@@ -178,6 +178,42 @@ impl SignedCard {
     }
 }
 
+/// What a node does with a contact's card update (spec §8.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CardUpdate {
+    /// Store this card in place of the one held.
+    Replace(VerifiedCard),
+    /// The card held was issued later than the one sent: keep it (a retry that lost a race).
+    KeepHeld,
+}
+
+/// Check a card update (spec §8.6) that arrived from `sender`, the key the connection
+/// authenticated, which is a contact whose stored card is `held`. The update must verify at
+/// `now`, belong to `sender`, and keep the sealing key of `held`: a node that changes that
+/// key is a new identity and needs a new invite. Any failure is the responder's
+/// `Refused(Malformed)`.
+pub fn check_update(
+    update: &SignedCard,
+    sender: NodeId,
+    held: &SignedCard,
+    now: u64,
+) -> Result<CardUpdate, PeerMisbehaved> {
+    let new = update.verify(now)?;
+    if new.node_id() != sender {
+        return Err(PeerMisbehaved::Malformed("card update for another node"));
+    }
+    let held: ContactCard = decode_exact(&held.body)?;
+    if new.card().sealing_key != held.sealing_key {
+        return Err(PeerMisbehaved::Malformed(
+            "card update changes the sealing key",
+        ));
+    }
+    if new.card().issued_at < held.issued_at {
+        return Ok(CardUpdate::KeepHeld);
+    }
+    Ok(CardUpdate::Replace(new))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,5 +266,35 @@ mod tests {
         assert!(ContactCard::new(&id, "ok", vec!["a b:7".into()], 0, 1).is_err());
         assert!(ContactCard::new(&id, "ok", vec!["host.example:65536".into()], 0, 1).is_err());
         assert!(ContactCard::new(&id, "evil\u{202E}", vec![], 0, 1).is_err());
+    }
+    #[test]
+    fn a_card_update_replaces_only_a_card_of_the_same_node_issued_no_earlier() {
+        let id = Identity::generate(&mut OsRng);
+        let other = Identity::generate(&mut OsRng);
+        let at = |t: u64, addr: &str| {
+            ContactCard::new(&id, "Chloe", vec![addr.into()], t, 100)
+                .unwrap()
+                .sign(&id)
+        };
+        let held = at(1000, "127.0.0.1:7400");
+        let moved = at(1010, "192.0.2.7:7400");
+        match check_update(&moved, id.node_id(), &held, 1020).unwrap() {
+            CardUpdate::Replace(v) => assert_eq!(v.card().addresses, ["192.0.2.7:7400"]),
+            other => panic!("{other:?}"),
+        }
+        // An older card (a retry overtaken by a later change) leaves the held one.
+        assert_eq!(
+            check_update(&held, id.node_id(), &moved, 1020).unwrap(),
+            CardUpdate::KeepHeld
+        );
+        // Sent by another node, expired, or with another sealing key: refused.
+        assert!(check_update(&moved, other.node_id(), &held, 1020).is_err());
+        assert_eq!(
+            check_update(&moved, id.node_id(), &held, 1110),
+            Err(PeerMisbehaved::CardExpired)
+        );
+        let mut card = ContactCard::new(&id, "Chloe", vec![], 1010, 100).unwrap();
+        card.sealing_key = other.sealing_public_key();
+        assert!(check_update(&card.sign(&id), id.node_id(), &held, 1020).is_err());
     }
 }

@@ -58,7 +58,7 @@ pub mod text_code;
 pub mod wire;
 
 pub use ask::{AskOutcome, AskRound, ContactFailure, Named, Transmit, DEFAULT_ASK_TIMEOUT};
-pub use card::{ContactCard, SignedCard, VerifiedCard};
+pub use card::{CardUpdate, ContactCard, SignedCard, VerifiedCard};
 pub use consent::{ConsentPolicy, PolicyRule, Share, Subject, DEFAULT_CIRCLE, DEFAULT_SHARE};
 pub use endorsement::{Endorsement, EndorsementStatement, SignedEndorsement};
 pub use envelope::{open, seal, SealedEnvelope};

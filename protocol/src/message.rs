@@ -41,6 +41,9 @@ pub enum PeerRequest {
     /// A named endorsement the endorser's owner approved after the ask (variant 3,
     /// spec §8.5): an update to the answer of the query it names.
     Deliver(crate::endorsement::SignedEndorsement),
+    /// The sender's new card, sent to each contact after its owner changed the addresses
+    /// it advertises (variant 4, spec §8.6).
+    UpdateCard(SignedCard),
 }
 
 /// Redeem an invite: sent by the acceptor to the inviter (spec §8.2).
@@ -73,6 +76,9 @@ pub enum PeerResponse {
     Aggregate(crate::aggregation::messages::AggResponse),
     /// A delivered endorsement was recorded (variant 4, spec §8.5).
     Received,
+    /// The card update was checked: the responder holds this card or a later one
+    /// (variant 5, spec §8.6).
+    CardUpdated,
 }
 
 /// The answer to a [`Query`] (spec §8.3).

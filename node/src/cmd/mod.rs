@@ -10,6 +10,7 @@ pub mod ask;
 pub mod background;
 pub mod endorse;
 pub mod pending;
+pub mod settings;
 pub mod status;
 pub mod stop;
 
@@ -23,6 +24,11 @@ pub fn emit<T: Serialize + Display>(json: bool, out: &T) {
     } else {
         println!("{out}");
     }
+}
+
+/// A warning for a person, on standard error so that `--json` output stays parseable.
+pub fn warn(text: &str) {
+    eprintln!("kith: warning: {text}");
 }
 
 /// An outcome already reported on standard output that must still exit non-zero (for

@@ -123,6 +123,67 @@ impl Store {
         Ok(ids)
     }
 
+    /// Replace a contact's card after a checked update (spec §8.6); name and circle stay.
+    pub fn replace_contact_card(&self, id: &NodeId, card: &SignedCard) -> Result<bool> {
+        Ok(self.conn().execute(
+            "UPDATE contacts SET card = ?2, signature = ?3 WHERE node_id = ?1",
+            params![&id.0[..], card.body, &card.signature.0[..]],
+        )? > 0)
+    }
+
+    /// Record that this node's card carries `announced` (comma-separated addresses; setting
+    /// `announced`) and, if `advertise` is given, the owner's new setting `advertise`. If
+    /// the card's addresses changed since contacts were last told, every contact now needs
+    /// the new card (spec §8.6). True if they changed.
+    pub fn announce_addresses(&self, advertise: Option<&str>, announced: &str) -> Result<bool> {
+        let conn = self.conn();
+        let tx = conn.unchecked_transaction()?;
+        let before: Option<String> = tx
+            .query_row(
+                "SELECT value FROM settings WHERE key = 'announced'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let changed = before.as_deref().is_some_and(|b| b != announced);
+        let advertise = advertise.map(|a| ("advertise", a));
+        for (key, value) in advertise.into_iter().chain([("announced", announced)]) {
+            tx.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )?;
+        }
+        if changed {
+            tx.execute("UPDATE contacts SET card_unsent = 1", [])?;
+        }
+        tx.commit()?;
+        Ok(changed)
+    }
+
+    /// Contacts that have not acknowledged this node's current card (spec §8.6).
+    pub fn contacts_without_current_card(&self) -> Result<Vec<StoredContact>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM contacts WHERE card_unsent = 1 ORDER BY name, node_id"
+        ))?;
+        let rows = stmt
+            .query_map([], from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(build).collect()
+    }
+
+    /// `id` acknowledged a card carrying `announced`: it has the current card unless the
+    /// addresses changed again meanwhile.
+    pub fn card_delivered(&self, id: &NodeId, announced: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE contacts SET card_unsent = 0 WHERE node_id = ?1
+             AND (SELECT value FROM settings WHERE key = 'announced') = ?2",
+            params![&id.0[..], announced],
+        )?;
+        Ok(())
+    }
+
     pub fn contact_count(&self) -> Result<u32> {
         Ok(self
             .conn()

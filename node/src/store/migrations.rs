@@ -154,6 +154,12 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX privacy_spend_by_asker ON privacy_spend (asker, at);
     ",
+    // v7: contacts that have not yet acknowledged this node's current card (spec §8.6),
+    // after its owner changed the addresses it advertises.
+    "
+    ALTER TABLE contacts ADD COLUMN card_unsent INTEGER NOT NULL DEFAULT 0
+        CHECK (card_unsent IN (0, 1));
+    ",
 ];
 
 /// Bring the schema up to date, one transaction per step.

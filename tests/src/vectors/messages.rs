@@ -12,9 +12,9 @@ use kith_protocol::aggregation::messages::{
 };
 use kith_protocol::app::{
     AnswerUpdate, AppError, AppErrorCode, AppInfo, AppRequest, AppResponse, AppScope, AskResult,
-    AuditEntry, ContactInfo, DeclineReason, Declined, InviteCode, InviteCreated, InviteInfo,
-    NamedEndorsement, NodeStatus, PairingCreated, PairingInfo, PendingRequest, PolicyEntry,
-    SubjectRef,
+    AuditEntry, CardUpdateReport, CardUpdateUnreached, ContactInfo, DeclineReason, Declined,
+    InviteCode, InviteCreated, InviteInfo, NamedEndorsement, NodeStatus, PairingCreated,
+    PairingInfo, PendingRequest, PolicyEntry, SubjectRef,
 };
 use kith_protocol::consent::{Share, Subject};
 use kith_protocol::frame::{encode_frame, MAX_APP_FRAME, MAX_PEER_FRAME};
@@ -325,6 +325,10 @@ pub(super) fn messages() -> Value {
             "PeerRequest 3 Deliver",
             PeerRequest::Deliver(signed.clone()),
         ),
+        peer_request(
+            "PeerRequest 4 UpdateCard",
+            PeerRequest::UpdateCard(card_of(&ana, "Ana", "192.0.2.10:7400").sign(&ana)),
+        ),
         peer_response(
             "PeerResponse 0 Welcome",
             PeerResponse::Welcome(card_of(&ana, "Ana", "127.0.0.1:7400").sign(&ana)),
@@ -380,6 +384,7 @@ pub(super) fn messages() -> Value {
             PeerResponse::Aggregate(AggResponse::Closed),
         ),
         peer_response("PeerResponse 4 Received", PeerResponse::Received),
+        peer_response("PeerResponse 5 CardUpdated", PeerResponse::CardUpdated),
     ];
     for code in [
         Refusal::NotAContact,
@@ -488,6 +493,9 @@ pub(super) fn messages() -> Value {
         AppRequest::ListPairings,
         AppRequest::CancelPairing {
             name: "shop".into(),
+        },
+        AppRequest::SetAdvertise {
+            addresses: vec!["192.0.2.10:7400".into(), "ana.example:7400".into()],
         },
     ];
     for r in requests {
@@ -641,6 +649,15 @@ pub(super) fn messages() -> Value {
             created_at: NOW - 60,
             expires_at: NOW + 540,
         }]),
+        AppResponse::CardUpdate(CardUpdateReport {
+            addresses: vec!["192.0.2.10:7400".into()],
+            delivered: vec!["Chloe".into()],
+            unreached: vec![CardUpdateUnreached {
+                contact: chloe.node_id(),
+                name: "Dee".into(),
+                reason: "no answer in time".into(),
+            }],
+        }),
     ];
     for r in responses {
         let name = format!("AppResponse {} {}", index(&r), variant_name(&r));
@@ -721,7 +738,20 @@ fn decoding_failures() -> Vec<Value> {
             ),
             &[0x02, count::<AppResponse>() as u8],
         ),
-        peer_resp("failure: unknown PeerResponse variant 5", &[0x02, 0x05]),
+        peer_req(
+            &format!(
+                "failure: unknown PeerRequest variant {}",
+                count::<PeerRequest>()
+            ),
+            &[0x02, count::<PeerRequest>() as u8],
+        ),
+        peer_resp(
+            &format!(
+                "failure: unknown PeerResponse variant {}",
+                count::<PeerResponse>()
+            ),
+            &[0x02, count::<PeerResponse>() as u8],
+        ),
         // The first unknown index, counted from the decoder, so that a new variant moves it.
         peer_req(
             &format!(
