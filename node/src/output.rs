@@ -74,19 +74,6 @@ pub fn duplicate_names<'a>(
         .collect()
 }
 
-/// The JSON object for a named endorsement, as `kith ask --json` prints it.
-pub fn named_json(n: &NamedEndorsement) -> serde_json::Value {
-    serde_json::json!({
-        "name": n.name,
-        "item": n.endorsement.item.to_string(),
-        "count": n.endorsement.count,
-        "rating": n.endorsement.rating,
-        "note": n.endorsement.note,
-        "node": n.node.to_hex(),
-        "since": n.endorsement.since,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -97,7 +97,7 @@ pub async fn run(client: &Client, args: &Args) -> Result<Asked> {
         item: r.item.to_string(),
         asked: r.asked,
         answered: r.answered,
-        named: r.named.iter().map(named).collect(),
+        named: r.named.iter().map(Named::from).collect(),
         cohort: r.cohort,
         survivors: r.survivors,
         aggregate: r.aggregate,
@@ -119,15 +119,17 @@ pub async fn run(client: &Client, args: &Args) -> Result<Asked> {
     })
 }
 
-fn named(n: &NamedEndorsement) -> Named {
-    Named {
-        name: n.name.clone(),
-        item: n.endorsement.item.to_string(),
-        count: n.endorsement.count,
-        rating: n.endorsement.rating,
-        note: n.endorsement.note.clone(),
-        node: n.node.to_hex(),
-        since: n.endorsement.since,
+impl From<&NamedEndorsement> for Named {
+    fn from(n: &NamedEndorsement) -> Self {
+        Named {
+            name: n.name.clone(),
+            item: n.endorsement.item.to_string(),
+            count: n.endorsement.count,
+            rating: n.endorsement.rating,
+            note: n.endorsement.note.clone(),
+            node: n.node.to_hex(),
+            since: n.endorsement.since,
+        }
     }
 }
 
