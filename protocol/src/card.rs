@@ -182,7 +182,7 @@ impl SignedCard {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CardUpdate {
     /// Store this card in place of the one held.
-    Replace(VerifiedCard),
+    Replace(Box<VerifiedCard>),
     /// The card held was issued later than the one sent: keep it (a retry that lost a race).
     KeepHeld,
 }
@@ -211,7 +211,7 @@ pub fn check_update(
     if new.card().issued_at < held.issued_at {
         return Ok(CardUpdate::KeepHeld);
     }
-    Ok(CardUpdate::Replace(new))
+    Ok(CardUpdate::Replace(Box::new(new)))
 }
 
 #[cfg(test)]
