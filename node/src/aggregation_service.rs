@@ -14,7 +14,7 @@ use kith_protocol::aggregation::responder::{
 use kith_protocol::aggregation::CryptoWork;
 use kith_protocol::wire::encode_value;
 use kith_protocol::{
-    answer_query, Disclosure, NodeId, PeerResponse, Query, QueryId, Refusal, Share,
+    answer_query, Disclosure, NodeId, PeerResponse, Query, QueryId, Refusal,
 };
 use rand_core::OsRng;
 
@@ -160,7 +160,7 @@ fn aggregate_part(contribution: &Contribution, disclosure: &Disclosure) -> Strin
     let none = disclosure
         .withheld
         .iter()
-        .any(|(_, share)| *share == Share::None);
+        .any(|(_, share)| !share.counts_in_aggregate());
     format!(
         "taking part in an aggregate, {what}, counted only if the asker releases one{}",
         if none {

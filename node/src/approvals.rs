@@ -9,7 +9,7 @@ use kith_protocol::app::{AnswerUpdate, AppError, AppErrorCode, NamedEndorsement,
 use kith_protocol::endorsement::STATEMENT_VERSION;
 use kith_protocol::wire::{decode_message, encode_message};
 use kith_protocol::{
-    Disclosure, EndorsementStatement, NodeId, PeerRequest, PeerResponse, Query, Refusal, Share,
+    Disclosure, EndorsementStatement, NodeId, PeerRequest, PeerResponse, Query, Refusal,
     SignedEndorsement,
 };
 
@@ -37,7 +37,7 @@ pub(crate) fn record_after_reply(
     if !disclosure
         .withheld
         .iter()
-        .any(|(_, share)| *share == Share::Ask)
+        .any(|(_, share)| share.asks_owner())
     {
         return;
     }
@@ -54,7 +54,7 @@ fn record(
     disclosure: &Disclosure,
 ) {
     for (item, share) in &disclosure.withheld {
-        if *share != Share::Ask {
+        if !share.asks_owner() {
             continue;
         }
         match shared

@@ -305,7 +305,28 @@ pub(crate) fn filter(
                     .collect(),
             )
         }
-        other => other,
+        // Everything else is answered unchanged: either an app may not make the request
+        // that yields it (`authorize` refused it), or it carries nothing to filter. Listed,
+        // so that a new response must be placed here.
+        same @ (AppResponse::Invite(_)
+        | AppResponse::Contact(_)
+        | AppResponse::Contacts(_)
+        | AppResponse::Endorsement(_)
+        | AppResponse::Endorsements(_)
+        | AppResponse::Removed(_)
+        | AppResponse::PolicyRule(_)
+        | AppResponse::Policy(_)
+        | AppResponse::Audit(_)
+        | AppResponse::Error(_)
+        | AppResponse::Settings(_)
+        | AppResponse::Pending(_)
+        | AppResponse::Decided(_)
+        | AppResponse::Pairing(_)
+        | AppResponse::App(_)
+        | AppResponse::Apps(_)
+        | AppResponse::Invites(_)
+        | AppResponse::Pairings(_)
+        | AppResponse::CardUpdate(_)) => same,
     })
 }
 

@@ -9,22 +9,74 @@ use crate::identity::NodeId;
 use crate::item::{ItemKey, ItemPattern};
 
 /// What a matching rule lets the asker learn (spec §6.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+///
+/// The discriminants are the wire codes (the postcard variant index, spec §10.3); a test
+/// checks that the encoding uses them. Nothing orders shares implicitly: what each one
+/// allows is asked of it by name ([`Share::counts_in_aggregate`], [`Share::names_to_asker`],
+/// [`Share::asks_owner`]) and the tie-break of §6.3 uses [`Share::disclosure_rank`], so a
+/// new level must say what it allows and where it ranks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(u8)]
 pub enum Share {
     /// Nothing: answer as if the item were not owned.
-    None,
+    None = 0,
     /// Only inside an anonymous aggregate (spec §9); by itself reveals nothing.
-    Count,
+    Count = 1,
     /// Ask the owner first; until approved, reveals no more than `Count`.
-    Ask,
+    Ask = 2,
     /// By name: a signed endorsement is sent to the asker.
-    Name,
+    Name = 3,
 }
 
 /// The share for a contact when no rule matches (spec §6.3).
 pub const DEFAULT_SHARE: Share = Share::Count;
 
 impl Share {
+    /// Every share, in wire-code order.
+    pub const ALL: [Share; 4] = [Share::None, Share::Count, Share::Ask, Share::Name];
+
+    /// The share's code on the wire (spec §10.3).
+    pub fn wire_code(self) -> u8 {
+        self as u8
+    }
+
+    /// Whether the item is counted in an aggregate the asker runs (spec §9.6): every share
+    /// but `none`.
+    pub fn counts_in_aggregate(self) -> bool {
+        match self {
+            Share::None => false,
+            Share::Count | Share::Ask | Share::Name => true,
+        }
+    }
+
+    /// Whether a signed endorsement naming the owner goes to the asker in the answer itself
+    /// (spec §8.3): `name` only.
+    pub fn names_to_asker(self) -> bool {
+        match self {
+            Share::Name => true,
+            Share::None | Share::Count | Share::Ask => false,
+        }
+    }
+
+    /// Whether a match waits for the owner's decision (spec §8.5): `ask` only.
+    pub fn asks_owner(self) -> bool {
+        match self {
+            Share::Ask => true,
+            Share::None | Share::Count | Share::Name => false,
+        }
+    }
+
+    /// How much the share reveals, for the tie-break of spec §6.3 (least revealing wins):
+    /// `none` < `count` < `ask` < `name`.
+    pub fn disclosure_rank(self) -> u8 {
+        match self {
+            Share::None => 0,
+            Share::Count => 1,
+            Share::Ask => 2,
+            Share::Name => 3,
+        }
+    }
+
     /// The share's name in text: `none`, `count`, `ask` or `name` (spec §6.3).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -128,7 +180,7 @@ impl ConsentPolicy {
                     (
                         subject_rank,
                         r.items.specificity(),
-                        core::cmp::Reverse(r.share),
+                        core::cmp::Reverse(r.share.disclosure_rank()),
                     ),
                     r.share,
                 )
@@ -207,5 +259,25 @@ mod tests {
         assert_eq!(validate_circle(" Friends ").unwrap(), "friends");
         assert!(validate_circle("").is_err());
         assert!(validate_circle("a b").is_err());
+    }
+
+    #[test]
+    fn shares_encode_as_their_wire_codes_and_say_what_they_allow() {
+        for share in Share::ALL {
+            assert_eq!(
+                crate::wire::encode_value(&share),
+                [share.wire_code()],
+                "{share}"
+            );
+            assert_eq!(Share::parse(share.as_str()), Some(share));
+        }
+        let allows = |s: Share| (s.counts_in_aggregate(), s.names_to_asker(), s.asks_owner());
+        assert_eq!(allows(Share::None), (false, false, false));
+        assert_eq!(allows(Share::Count), (true, false, false));
+        assert_eq!(allows(Share::Ask), (true, false, true));
+        assert_eq!(allows(Share::Name), (true, true, false));
+        let mut ranked = Share::ALL;
+        ranked.sort_by_key(|s| s.disclosure_rank());
+        assert_eq!(ranked, Share::ALL);
     }
 }

@@ -71,7 +71,7 @@ pub fn answer_query(
     matching.sort_by(|a, b| a.item.cmp(&b.item));
     for e in matching {
         match policy.evaluate(asker, circle, &e.item) {
-            Share::Name if named.len() < MAX_NAMED_PER_ANSWER => {
+            share if share.names_to_asker() && named.len() < MAX_NAMED_PER_ANSWER => {
                 let st = EndorsementStatement {
                     version: STATEMENT_VERSION,
                     endorser: identity.node_id(),

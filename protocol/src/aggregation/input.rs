@@ -10,7 +10,7 @@
 //! A responder whose share for every matching item is `none` contributes all zeros —
 //! exactly what a responder that owns nothing contributes.
 
-use crate::consent::{ConsentPolicy, Share};
+use crate::consent::ConsentPolicy;
 use crate::endorsement::Endorsement;
 use crate::identity::NodeId;
 use crate::item::ItemKey;
@@ -41,7 +41,7 @@ impl Contribution {
         let counted: Vec<&Endorsement> = endorsements
             .iter()
             .filter(|e| e.item.is_within(asked))
-            .filter(|e| policy.evaluate(asker, circle, &e.item) != Share::None)
+            .filter(|e| policy.evaluate(asker, circle, &e.item).counts_in_aggregate())
             .collect();
         Contribution {
             owns: !counted.is_empty(),
@@ -69,7 +69,7 @@ impl Contribution {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::consent::{PolicyRule, Subject};
+    use crate::consent::{PolicyRule, Share, Subject};
     use crate::item::ItemPattern;
 
     #[test]
