@@ -20,7 +20,7 @@ use rand_core::OsRng;
 
 use crate::budget::OverBudget;
 use crate::node::Shared;
-use crate::store::AuditEvent;
+use crate::store::{AuditEvent, Event};
 use crate::{settings, unix_now};
 
 /// How long a responder keeps an aggregation's state after round 0.
@@ -271,7 +271,7 @@ fn continue_session(
         if matches!(response, AggResponse::Unmasked(_)) {
             // Only now is it certain that this node's input is in a released sum.
             shared.audit(AuditEvent {
-                event: "counted",
+                event: Event::Counted,
                 peer: Some(key.0),
                 peer_name: Some(&session.asker_name),
                 item: Some(session.item.clone()),
@@ -424,7 +424,7 @@ fn admit(
         return Admission::Declined(PeerResponse::Refused(Refusal::Internal));
     }
     shared.audit(AuditEvent {
-        event: "answered",
+        event: Event::Answered,
         peer: Some(asker),
         peer_name: Some(&contact.name),
         item: Some(item.to_string()),

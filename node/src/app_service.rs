@@ -15,7 +15,7 @@ use kith_protocol::wire::{decode_message, encode_message};
 use kith_protocol::{Endorsement, NodeId, PolicyRule, Subject, WireError};
 
 use crate::node::Shared;
-use crate::store::AuditEvent;
+use crate::store::{AuditEvent, Event};
 use crate::store::{Principal, StoredContact};
 use crate::{approvals, apps, asking, invites, settings, unix_now};
 
@@ -358,7 +358,7 @@ async fn handle(shared: &Arc<Shared>, req: AppRequest) -> Result<AppResponse, Ap
                 ));
             }
             shared.audit(AuditEvent {
-                event: "contact-removed",
+                event: Event::ContactRemoved,
                 peer: Some(c.node_id),
                 peer_name: Some(&c.name),
                 item: None,

@@ -15,7 +15,7 @@ use kith_protocol::{
 
 use crate::app_service::err;
 use crate::node::Shared;
-use crate::store::AuditEvent;
+use crate::store::{AuditEvent, Event};
 use crate::{peers, unix_now};
 
 /// Longest an approval waits for the asker's node.
@@ -62,7 +62,7 @@ fn record(
             .add_pending(asker, &query.query_id, item, &query.item, unix_now())
         {
             Ok(true) => shared.audit(AuditEvent {
-                event: "pending",
+                event: Event::Pending,
                 peer: Some(*asker),
                 peer_name: Some(asker_name),
                 item: Some(item.to_string()),
@@ -153,7 +153,7 @@ pub(crate) async fn approve(shared: &Arc<Shared>, id: u64) -> Result<PendingRequ
         return Err(e);
     }
     shared.audit(AuditEvent {
-        event: "approved",
+        event: Event::Approved,
         peer: Some(p.asker),
         peer_name: Some(&contact.name),
         item: Some(p.item.to_string()),
@@ -218,7 +218,7 @@ pub(crate) fn deny(shared: &Shared, id: u64) -> Result<PendingRequest, AppError>
         ));
     }
     shared.audit(AuditEvent {
-        event: "denied",
+        event: Event::Denied,
         peer: Some(p.asker),
         peer_name: Some(&p.asker_name),
         item: Some(p.item.to_string()),
@@ -265,7 +265,7 @@ pub(crate) fn receive(shared: &Shared, from: NodeId, signed: SignedEndorsement) 
             if new {
                 let name = shared.store.contact(&from).ok().flatten().map(|c| c.name);
                 shared.audit(AuditEvent {
-                    event: "late-endorsement",
+                    event: Event::LateEndorsement,
                     peer: Some(from),
                     peer_name: name.as_deref(),
                     item: Some(statement.endorsement.item.to_string()),

@@ -17,7 +17,7 @@ use rand_core::{OsRng, RngCore};
 
 use crate::app_service::err;
 use crate::node::Shared;
-use crate::store::{AuditEvent, PairingRefused, Principal};
+use crate::store::{AuditEvent, Event, PairingRefused, Principal};
 use crate::unix_now;
 
 /// Longest app name.
@@ -60,7 +60,7 @@ pub(crate) fn create_pairing(
         .add_pairing(&code.secret_hash(), &name, &scope, now, expires_at)
         .map_err(internal)?;
     shared.audit(AuditEvent {
-        event: "app-pairing",
+        event: Event::AppPairing,
         peer: None,
         peer_name: Some(&name),
         item: None,
@@ -96,7 +96,7 @@ pub(crate) fn redeem(shared: &Shared, key: NodeId, code: &InviteCode) -> Result<
     match outcome {
         Ok(info) => {
             shared.audit(AuditEvent {
-                event: "app-paired",
+                event: Event::AppPaired,
                 peer: Some(key),
                 peer_name: Some(&info.name),
                 item: None,
@@ -127,7 +127,7 @@ pub(crate) fn revoke(shared: &Shared, name: &str) -> Result<AppInfo, AppError> {
         })?;
     shared.app_connections.close_all(&key, b"revoked");
     shared.audit(AuditEvent {
-        event: "app-revoked",
+        event: Event::AppRevoked,
         peer: Some(key),
         peer_name: Some(name),
         item: None,
@@ -195,7 +195,7 @@ pub(crate) fn authorize(
     }
     let denied = |code: AppErrorCode, why: String| {
         shared.audit(AuditEvent {
-            event: "app-denied",
+            event: Event::AppDenied,
             peer: Some(*key),
             peer_name: Some(name),
             item: match req {
@@ -217,7 +217,7 @@ pub(crate) fn authorize(
             }
             // Counted and charged in one transaction: concurrent asks cannot all pass.
             let ask = AuditEvent {
-                event: "app-ask",
+                event: Event::AppAsk,
                 peer: Some(*key),
                 peer_name: Some(name),
                 item: Some(item.to_string()),
@@ -258,7 +258,7 @@ pub(crate) fn authorize(
         }
     }
     shared.audit(AuditEvent {
-        event: "app-request",
+        event: Event::AppRequest,
         peer: Some(*key),
         peer_name: Some(name),
         item: None,

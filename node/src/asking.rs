@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::node::Shared;
-use crate::store::{AuditEvent, StoreError};
+use crate::store::{AuditEvent, Event, StoreError};
 use crate::{peers, settings};
 
 /// Rounds in an aggregate ask; the ask's timeout is shared among them.
@@ -145,7 +145,7 @@ pub(crate) async fn ask(
         Err(why) => (None, Some(why.to_string())),
     };
     shared.audit(AuditEvent {
-        event: "asked",
+        event: Event::Asked,
         peer: None,
         peer_name: None,
         item: Some(item.to_string()),

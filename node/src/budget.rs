@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use kith_protocol::NodeId;
 
 use crate::node::Shared;
-use crate::store::AuditEvent;
+use crate::store::{AuditEvent, Event};
 use crate::unix_now;
 
 /// At most one `rate-limited` audit entry per asker in this long; the next entry says how
@@ -73,7 +73,7 @@ impl Budget {
         let since = unix_now().saturating_sub(24 * 3600);
         let asked = shared
             .store
-            .count_audit_since("answered", asker, since)
+            .count_audit_since(Event::Answered, asker, since)
             .map_err(|e| {
                 tracing::error!("store: {e}");
                 OverBudget::Store
@@ -139,7 +139,7 @@ impl Budget {
             detail += &format!("; and {unlisted} more declined since the previous entry");
         }
         shared.audit(AuditEvent {
-            event: "rate-limited",
+            event: Event::RateLimited,
             peer: Some(asker),
             peer_name: Some(name),
             item: Some(item),

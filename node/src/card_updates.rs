@@ -15,7 +15,7 @@ use kith_protocol::{
 
 use crate::app_service::err;
 use crate::node::Shared;
-use crate::store::{AuditEvent, StoredContact};
+use crate::store::{AuditEvent, Event, StoredContact};
 use crate::{peers, unix_now, NodeError};
 
 /// How long one contact may take to acknowledge a card update.
@@ -226,7 +226,7 @@ fn check_and_store(shared: &Shared, key: NodeId, update: &SignedCard) -> PeerRes
             let after = &card.card().addresses;
             if &before != after {
                 shared.audit(AuditEvent {
-                    event: "contact-moved",
+                    event: Event::ContactMoved,
                     peer: Some(key),
                     peer_name: Some(&contact.name),
                     item: None,

@@ -14,7 +14,7 @@ use rand_core::OsRng;
 
 use crate::app_service::{contact_info, err};
 use crate::node::Shared;
-use crate::store::{AuditEvent, CircleOnConflict, StoredContact, StoredInvite};
+use crate::store::{AuditEvent, Event, CircleOnConflict, StoredContact, StoredInvite};
 use crate::{peers, unix_now};
 
 fn circle_or_default(circle: Option<String>) -> Result<String, AppError> {
@@ -154,7 +154,7 @@ pub(crate) async fn accept(
         .map_err(|e| err(AppErrorCode::Internal, e))?
         .unwrap_or(contact);
     shared.audit(AuditEvent {
-        event: "contact-added",
+        event: Event::ContactAdded,
         peer: Some(stored.node_id),
         peer_name: Some(&stored.name),
         item: None,

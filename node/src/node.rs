@@ -91,7 +91,7 @@ impl Shared {
     /// Record an audit event; a failure to audit is logged, never silently dropped.
     pub fn audit(&self, e: AuditEvent<'_>) {
         if let Err(err) = self.store.audit(unix_now(), &e) {
-            tracing::error!(event = e.event, "could not write audit log: {err}");
+            tracing::error!(event = e.event.as_str(), "could not write audit log: {err}");
         }
     }
 }

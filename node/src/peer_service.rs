@@ -13,7 +13,7 @@ use kith_protocol::{
 
 use crate::budget::OverBudget;
 use crate::node::Shared;
-use crate::store::{AuditEvent, RedeemOutcome, StoredContact};
+use crate::store::{AuditEvent, Event, RedeemOutcome, StoredContact};
 use crate::{peers, unix_now};
 
 /// How long a peer may take to send a whole request frame.
@@ -198,7 +198,7 @@ fn answer(shared: &Arc<Shared>, asker: NodeId, query: Query) -> PeerResponse {
         unix_now(),
     );
     shared.audit(AuditEvent {
-        event: "answered",
+        event: Event::Answered,
         peer: Some(asker),
         peer_name: Some(&contact.name),
         item: Some(query.item.to_string()),
@@ -258,7 +258,7 @@ fn redeem(
         Ok(RedeemOutcome::Redeemed) => {
             peers::remember(shared, acceptor, conn.clone());
             shared.audit(AuditEvent {
-                event: "contact-added",
+                event: Event::ContactAdded,
                 peer: Some(acceptor),
                 peer_name: Some(&contact.name),
                 item: None,

@@ -7,10 +7,86 @@ use rusqlite::params;
 
 use super::{Result, Store};
 
+/// What an audit entry records (spec §8.3.5, §10.5). Stored, and shown to the owner, as
+/// its name ([`Event::as_str`]); budgets count entries by it, so it is never spelled twice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// A contact's ask was answered (named, aggregate, or both); budgets count these.
+    Answered,
+    /// This node's input is in a sum the asker can release (round 4).
+    Counted,
+    /// This node asked its contacts.
+    Asked,
+    /// An ask was declined for a budget or a limit.
+    RateLimited,
+    ContactAdded,
+    ContactRemoved,
+    /// A contact sent a new card with other addresses (spec §8.6).
+    ContactMoved,
+    /// A request waits for the owner (share `ask`).
+    Pending,
+    Approved,
+    Denied,
+    /// A named endorsement arrived after the ask finished.
+    LateEndorsement,
+    AppPairing,
+    AppPaired,
+    /// An app's ask; apps' daily limits count these.
+    AppAsk,
+    AppRequest,
+    AppDenied,
+    AppRevoked,
+}
+
+impl Event {
+    pub const ALL: [Event; 17] = [
+        Event::Answered,
+        Event::Counted,
+        Event::Asked,
+        Event::RateLimited,
+        Event::ContactAdded,
+        Event::ContactRemoved,
+        Event::ContactMoved,
+        Event::Pending,
+        Event::Approved,
+        Event::Denied,
+        Event::LateEndorsement,
+        Event::AppPairing,
+        Event::AppPaired,
+        Event::AppAsk,
+        Event::AppRequest,
+        Event::AppDenied,
+        Event::AppRevoked,
+    ];
+
+    /// The event's name, as stored and shown (`kith audit`, spec §8.3.5).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::Answered => "answered",
+            Event::Counted => "counted",
+            Event::Asked => "asked",
+            Event::RateLimited => "rate-limited",
+            Event::ContactAdded => "contact-added",
+            Event::ContactRemoved => "contact-removed",
+            Event::ContactMoved => "contact-moved",
+            Event::Pending => "pending",
+            Event::Approved => "approved",
+            Event::Denied => "denied",
+            Event::LateEndorsement => "late-endorsement",
+            Event::AppPairing => "app-pairing",
+            Event::AppPaired => "app-paired",
+            Event::AppAsk => "app-ask",
+            Event::AppRequest => "app-request",
+            Event::AppDenied => "app-denied",
+            Event::AppRevoked => "app-revoked",
+        }
+    }
+}
+
 /// One event to record.
 #[derive(Debug, Clone)]
 pub struct AuditEvent<'a> {
-    pub event: &'a str,
+    pub event: Event,
     pub peer: Option<NodeId>,
     pub peer_name: Option<&'a str>,
     pub item: Option<String>,
@@ -21,7 +97,7 @@ impl Store {
     pub fn audit(&self, at: u64, e: &AuditEvent<'_>) -> Result<()> {
         self.conn().execute(
             "INSERT INTO audit (at, event, peer, peer_name, item, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![at as i64, e.event, e.peer.map(|p| p.0.to_vec()), e.peer_name, e.item, e.detail],
+            params![at as i64, e.event.as_str(), e.peer.map(|p| p.0.to_vec()), e.peer_name, e.item, e.detail],
         )?;
         Ok(())
     }
@@ -41,7 +117,7 @@ impl Store {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let used: u32 = tx.query_row(
             "SELECT count(*) FROM audit WHERE event = ?1 AND peer = ?2 AND at >= ?3",
-            params![e.event, e.peer.map(|p| p.0.to_vec()), since as i64],
+            params![e.event.as_str(), e.peer.map(|p| p.0.to_vec()), since as i64],
             |r| r.get(0),
         )?;
         if limit.is_some_and(|l| used >= l) {
@@ -49,7 +125,7 @@ impl Store {
         }
         tx.execute(
             "INSERT INTO audit (at, event, peer, peer_name, item, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![at as i64, e.event, e.peer.map(|p| p.0.to_vec()), e.peer_name, e.item, e.detail],
+            params![at as i64, e.event.as_str(), e.peer.map(|p| p.0.to_vec()), e.peer_name, e.item, e.detail],
         )?;
         tx.commit()?;
         Ok((used, true))
@@ -99,10 +175,10 @@ impl Store {
 
 impl Store {
     /// How many `event` entries about `peer` were recorded at or after `since`.
-    pub fn count_audit_since(&self, event: &str, peer: &NodeId, since: u64) -> Result<u32> {
+    pub fn count_audit_since(&self, event: Event, peer: &NodeId, since: u64) -> Result<u32> {
         Ok(self.conn().query_row(
             "SELECT count(*) FROM audit WHERE event = ?1 AND peer = ?2 AND at >= ?3",
-            params![event, &peer.0[..], since as i64],
+            params![event.as_str(), &peer.0[..], since as i64],
             |r| r.get(0),
         )?)
     }

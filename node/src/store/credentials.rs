@@ -183,11 +183,16 @@ impl Store {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT c.key, c.name, c.scope, c.created_at, c.last_used_at, c.revoked_at,
-                    (SELECT count(*) FROM audit a WHERE a.event = 'app-ask' AND a.peer = c.key AND a.at >= ?1)
+                    (SELECT count(*) FROM audit a WHERE a.event = ?2 AND a.peer = c.key AND a.at >= ?1)
              FROM credentials c WHERE c.role = 'app' ORDER BY c.created_at DESC, c.name",
         )?;
         let rows = stmt
-            .query_map(params![now.saturating_sub(24 * 3600) as i64], |r| {
+            .query_map(
+                params![
+                    now.saturating_sub(24 * 3600) as i64,
+                    super::Event::AppAsk.as_str()
+                ],
+                |r| {
                 Ok((
                     r.get::<_, Vec<u8>>(0)?,
                     r.get::<_, String>(1)?,
