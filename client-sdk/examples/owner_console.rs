@@ -18,7 +18,10 @@ async fn run(path: PathBuf) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     let pending = client.pending().await.map_err(|e| e.to_string())?;
-    let waiting: Vec<_> = pending.iter().filter(|p| p.status == "pending").collect();
+    let waiting: Vec<_> = pending
+        .iter()
+        .filter(|p| p.status == kith_protocol::app::PendingStatus::Pending)
+        .collect();
     println!("Waiting for your approval: {}", waiting.len());
     for p in waiting {
         println!(

@@ -13,9 +13,7 @@ use kith_protocol::aggregation::responder::{
 };
 use kith_protocol::aggregation::CryptoWork;
 use kith_protocol::wire::encode_value;
-use kith_protocol::{
-    answer_query, Disclosure, NodeId, PeerResponse, Query, QueryId, Refusal,
-};
+use kith_protocol::{answer_query, Disclosure, NodeId, PeerResponse, Query, QueryId, Refusal};
 use rand_core::OsRng;
 
 use crate::budget::OverBudget;

@@ -16,7 +16,7 @@ use kith_protocol::{Endorsement, NodeId, PolicyRule, Subject, WireError};
 
 use crate::node::Shared;
 use crate::store::{AuditEvent, Event};
-use crate::store::{Principal, StoredContact};
+use crate::store::{Principal, Setting, StoredContact};
 use crate::{approvals, apps, asking, invites, settings, unix_now};
 
 /// Longest ask an app may request.
@@ -332,17 +332,21 @@ async fn handle(shared: &Arc<Shared>, req: AppRequest) -> Result<AppResponse, Ap
         AppRequest::ListApps => AppResponse::Apps(store.apps(unix_now()).map_err(internal)?),
         AppRequest::RevokeApp { name } => AppResponse::App(apps::revoke(shared, &name)?),
         AppRequest::ListSettings => AppResponse::Settings(settings::list(store).map_err(internal)?),
-        AppRequest::SetSetting { key, value } if key == crate::settings::ADVERTISE => {
-            crate::card_updates::set_advertise(shared, &[value]).await?;
-            AppResponse::Settings(settings::list(store).map_err(internal)?)
-        }
+
         AppRequest::SetAdvertise { addresses } => {
             AppResponse::CardUpdate(crate::card_updates::set_advertise(shared, &addresses).await?)
         }
         AppRequest::SetSetting { key, value } => {
-            let value =
-                settings::validate(&key, &value).map_err(|e| err(AppErrorCode::BadRequest, e))?;
-            store.set_setting(&key, &value).map_err(internal)?;
+            let bad = |e| err(AppErrorCode::BadRequest, e);
+            match settings::owner_setting(&key).map_err(bad)? {
+                Setting::Advertise => {
+                    crate::card_updates::set_advertise(shared, &[value]).await?;
+                }
+                setting => {
+                    let value = settings::validate(setting, &value).map_err(bad)?;
+                    store.set_setting(setting, &value).map_err(internal)?;
+                }
+            }
             AppResponse::Settings(settings::list(store).map_err(internal)?)
         }
         AppRequest::RemovePolicy { subject, items } => {

@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use kith_protocol::app::{AnswerUpdate, AppError, AppErrorCode, NamedEndorsement, PendingRequest};
+use kith_protocol::app::{
+    AnswerUpdate, AppError, AppErrorCode, NamedEndorsement, PendingRequest, PendingStatus,
+};
 use kith_protocol::endorsement::STATEMENT_VERSION;
 use kith_protocol::wire::{decode_message, encode_message};
 use kith_protocol::{
@@ -97,7 +99,7 @@ fn pending(shared: &Shared, id: u64) -> Result<PendingRequest, AppError> {
         .pending_request(id)
         .map_err(internal)?
         .ok_or_else(|| err(AppErrorCode::NotFound, format!("no pending request {id}")))?;
-    if p.status != "pending" {
+    if p.status != PendingStatus::Pending {
         return Err(err(
             AppErrorCode::Conflict,
             format!("request {id} was already {}", p.status),
@@ -140,7 +142,7 @@ pub(crate) async fn approve(shared: &Arc<Shared>, id: u64) -> Result<PendingRequ
     // act; give it back if the delivery fails.
     if !shared
         .store
-        .decide_pending(id, "approved", unix_now())
+        .decide_pending(id, PendingStatus::Approved, unix_now())
         .map_err(internal)?
     {
         return Err(err(
@@ -209,7 +211,7 @@ pub(crate) fn deny(shared: &Shared, id: u64) -> Result<PendingRequest, AppError>
     // Approve that claimed it first wins, and this Deny is a conflict, not a second entry.
     if !shared
         .store
-        .decide_pending(id, "denied", unix_now())
+        .decide_pending(id, PendingStatus::Denied, unix_now())
         .map_err(internal)?
     {
         return Err(err(

@@ -22,6 +22,16 @@ use crate::{peers, unix_now, NodeError};
 const UPDATE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often contacts that have not acknowledged the current card are tried again.
 pub(crate) const RETRY_EVERY: Duration = Duration::from_secs(600);
+/// Most address changes accepted from one contact per 24 hours; each is an audit entry.
+pub(crate) const MAX_MOVES_PER_DAY: u32 = 24;
+
+/// Why a contact did not take the card.
+enum Undelivered {
+    /// Try again later: it was unreachable, busy or failed.
+    Retry(String),
+    /// It will never take it (it no longer has this node as a contact): stop sending.
+    GiveUp(String),
+}
 
 /// The addresses a card carries, from the `advertise` setting (comma-separated). A port of
 /// 0 there, or any port when `kith run --listen` overrides the stored address, means the
@@ -124,8 +134,20 @@ pub(crate) async fn set_advertise(
 }
 
 /// Send the current card to every contact that has not acknowledged it, at once, each
-/// bounded by [`UPDATE_TIMEOUT`].
+/// bounded by [`UPDATE_TIMEOUT`]. One push runs at a time.
 pub(crate) async fn push(shared: &Arc<Shared>) -> CardUpdateReport {
+    let _one = shared.card_push.lock().await;
+    push_now(shared).await
+}
+
+/// [`push`], unless one is running already (it sends the same card to the same contacts).
+async fn push_if_idle(shared: &Arc<Shared>) {
+    if let Ok(_one) = shared.card_push.try_lock() {
+        push_now(shared).await;
+    }
+}
+
+async fn push_now(shared: &Arc<Shared>) -> CardUpdateReport {
     let card = shared.current_card();
     let addresses = kith_protocol::wire::decode_exact::<ContactCard>(&card.body)
         .map(|c| c.addresses)
@@ -156,18 +178,23 @@ pub(crate) async fn push(shared: &Arc<Shared>) -> CardUpdateReport {
         let Ok((contact, result)) = joined else {
             continue;
         };
+        let stored = match &result {
+            Ok(()) => shared.store.card_delivered(&contact.node_id, &announced),
+            Err(Undelivered::GiveUp(_)) => shared.store.card_refused(&contact.node_id),
+            Err(Undelivered::Retry(_)) => Ok(()),
+        };
+        if let Err(e) = stored {
+            tracing::warn!("store: {e}");
+        }
         match result {
-            Ok(()) => {
-                if let Err(e) = shared.store.card_delivered(&contact.node_id, &announced) {
-                    tracing::warn!("store: {e}");
-                }
-                report.delivered.push(contact.name);
+            Ok(()) => report.delivered.push(contact.name),
+            Err(Undelivered::GiveUp(reason) | Undelivered::Retry(reason)) => {
+                report.unreached.push(CardUpdateUnreached {
+                    contact: contact.node_id,
+                    name: contact.name,
+                    reason,
+                })
             }
-            Err(reason) => report.unreached.push(CardUpdateUnreached {
-                contact: contact.node_id,
-                name: contact.name,
-                reason,
-            }),
         }
     }
     report.delivered.sort();
@@ -175,19 +202,34 @@ pub(crate) async fn push(shared: &Arc<Shared>) -> CardUpdateReport {
     report
 }
 
-async fn send(shared: &Arc<Shared>, contact: &StoredContact, payload: &[u8]) -> Result<(), String> {
+async fn send(
+    shared: &Arc<Shared>,
+    contact: &StoredContact,
+    payload: &[u8],
+) -> Result<(), Undelivered> {
     let addresses = peers::card_addresses(&contact.card.body);
     let exchange = peers::request(shared, contact.node_id, &addresses, payload);
     let reply = tokio::time::timeout(UPDATE_TIMEOUT, exchange)
         .await
-        .unwrap_or_else(|_| Err("no answer in time".into()))?;
+        .unwrap_or_else(|_| Err("no answer in time".into()))
+        .map_err(Undelivered::Retry)?;
+    let retry = |why: &str| Err(Undelivered::Retry(why.into()));
     match decode_message::<PeerResponse>(&reply) {
         Ok(PeerResponse::CardUpdated) => Ok(()),
-        Ok(PeerResponse::Refused(Refusal::UnsupportedVersion | Refusal::Malformed)) => {
-            Err("its node does not take card updates (older software)".into())
+        Ok(PeerResponse::Refused(Refusal::NotAContact)) => Err(Undelivered::GiveUp(
+            "it no longer has you as a contact; not sent again".into(),
+        )),
+        Ok(PeerResponse::Refused(Refusal::UnsupportedVersion)) => {
+            retry("its software is older than card updates")
         }
-        Ok(PeerResponse::Refused(r)) => Err(format!("refused: {r}")),
-        _ => Err("unexpected reply".into()),
+        Ok(PeerResponse::Refused(Refusal::Malformed)) => {
+            retry("it refused the card as malformed (its software may be older)")
+        }
+        Ok(PeerResponse::Refused(Refusal::RateLimited)) => {
+            retry("it takes no more address changes from you today")
+        }
+        Ok(PeerResponse::Refused(r)) => retry(&format!("refused: {r}")),
+        _ => retry("unexpected reply"),
     }
 }
 
@@ -201,7 +243,7 @@ pub(crate) fn receive(shared: &Arc<Shared>, key: NodeId, update: &SignedCard) ->
         && matches!(shared.store.contacts_without_current_card(), Ok(w) if !w.is_empty())
     {
         let shared = shared.clone();
-        tokio::spawn(async move { push(&shared).await });
+        tokio::spawn(async move { push_if_idle(&shared).await });
     }
     response
 }
@@ -218,20 +260,35 @@ fn check_and_store(shared: &Shared, key: NodeId, update: &SignedCard) -> PeerRes
     match check_update(update, key, &contact.card, unix_now()) {
         Ok(CardUpdate::KeepHeld) => PeerResponse::CardUpdated,
         Ok(CardUpdate::Replace(card)) => {
-            if let Err(e) = shared.store.replace_contact_card(&key, card.signed()) {
-                tracing::warn!("store: {e}");
-                return PeerResponse::Refused(Refusal::Internal);
-            }
             let before = peers::card_addresses(&contact.card.body);
             let after = &card.card().addresses;
             if &before != after {
-                shared.audit(AuditEvent {
+                // Each move is an audit entry: at most MAX_MOVES_PER_DAY a day, counted and
+                // written in one transaction.
+                let moved = AuditEvent {
                     event: Event::ContactMoved,
                     peer: Some(key),
                     peer_name: Some(&contact.name),
                     item: None,
                     detail: format!("now reached at {}", after.join(", ")),
-                });
+                };
+                let now = unix_now();
+                let since = now.saturating_sub(24 * 3600);
+                match shared
+                    .store
+                    .audit_within_limit(now, &moved, since, Some(MAX_MOVES_PER_DAY))
+                {
+                    Ok((_, true)) => {}
+                    Ok((_, false)) => return PeerResponse::Refused(Refusal::RateLimited),
+                    Err(e) => {
+                        tracing::warn!("store: {e}");
+                        return PeerResponse::Refused(Refusal::Internal);
+                    }
+                }
+            }
+            if let Err(e) = shared.store.replace_contact_card(&key, card.signed()) {
+                tracing::warn!("store: {e}");
+                return PeerResponse::Refused(Refusal::Internal);
             }
             PeerResponse::CardUpdated
         }

@@ -20,7 +20,7 @@ use rand_core::OsRng;
 use zeroize::Zeroizing;
 
 use crate::error::NodeError;
-use crate::store::Store;
+use crate::store::{Setting, Store};
 use crate::unix_now;
 
 /// Paths inside a data directory.
@@ -185,12 +185,6 @@ fn restrict(_: &Path, _: u32) -> Result<(), NodeError> {
     Ok(())
 }
 
-/// The setting holding the owner/app API's listen address.
-pub(crate) const API_SETTING: &str = "api";
-
-/// The setting that binds a database to the node id it was made for.
-const NODE_ID_SETTING: &str = "node_id";
-
 impl DataDir {
     /// Check that the database in this directory belongs to `identity`, so that a damaged
     /// or replaced `identity.key` (any 64 bytes are a valid key) never starts the node as
@@ -201,7 +195,7 @@ impl DataDir {
         identity: &Identity,
     ) -> Result<(), NodeError> {
         let id = identity.node_id();
-        match store.setting(NODE_ID_SETTING)? {
+        match store.setting(Setting::NodeId)? {
             Some(bound) if bound == id.to_hex() => Ok(()),
             Some(bound) => Err(NodeError::Config(format!(
                 "{} is not the key of the node in {}: the database belongs to node {}, the key \
@@ -212,7 +206,7 @@ impl DataDir {
                 bound.get(..8).unwrap_or(&bound),
                 id.short(),
             ))),
-            None => Ok(store.set_setting(NODE_ID_SETTING, &id.to_hex())?),
+            None => Ok(store.set_setting(Setting::NodeId, &id.to_hex())?),
         }
     }
 
@@ -331,11 +325,11 @@ pub fn init_with_api(
 
     let store = Store::open(&dir.database())?;
     restrict(&dir.database(), 0o600)?;
-    store.set_setting(NODE_ID_SETTING, &identity.node_id().to_hex())?;
-    store.set_setting("name", &name)?;
-    store.set_setting("listen", &listen.to_string())?;
-    store.set_setting("advertise", &advertise.join(","))?;
-    store.set_setting(API_SETTING, &api.to_string())?;
+    store.set_setting(Setting::NodeId, &identity.node_id().to_hex())?;
+    store.set_setting(Setting::Name, &name)?;
+    store.set_setting(Setting::Listen, &listen.to_string())?;
+    store.set_setting(Setting::Advertise, &advertise.join(","))?;
+    store.set_setting(Setting::Api, &api.to_string())?;
     store.add_owner_credential(&owner.node_id(), "owner", now)?;
 
     let cred = Credential {

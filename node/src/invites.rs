@@ -14,7 +14,7 @@ use rand_core::OsRng;
 
 use crate::app_service::{contact_info, err};
 use crate::node::Shared;
-use crate::store::{AuditEvent, Event, CircleOnConflict, StoredContact, StoredInvite};
+use crate::store::{AuditEvent, CircleOnConflict, Event, StoredContact, StoredInvite};
 use crate::{peers, unix_now};
 
 fn circle_or_default(circle: Option<String>) -> Result<String, AppError> {

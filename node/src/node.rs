@@ -10,9 +10,9 @@ use kith_client::transport::{self, CLOSE_SHUTDOWN, CLOSE_UNAUTHORIZED};
 use kith_protocol::{Identity, NodeId, SignedCard, ALPN_APP, ALPN_PEER};
 use tokio::task::JoinHandle;
 
-use crate::data_dir::{default_api_addr, local_api_addr, DataDir, API_SETTING};
+use crate::data_dir::{default_api_addr, local_api_addr, DataDir};
 use crate::error::NodeError;
-use crate::store::{AuditEvent, Store};
+use crate::store::{AuditEvent, Setting, Store};
 use crate::{app_service, peer_service, unix_now};
 
 /// State shared by the node's tasks.
@@ -22,6 +22,8 @@ pub(crate) struct Shared {
     pub name: String,
     /// This node's current card: what invites and card updates carry (spec §3.1, §8.6).
     pub card: std::sync::RwLock<SignedCard>,
+    /// Held while the card is being sent to contacts: one push at a time.
+    pub card_push: tokio::sync::Mutex<()>,
     pub store: Store,
     /// The peer endpoint: contacts and strangers, and this node's own outgoing connections.
     pub endpoint: quinn::Endpoint,
@@ -154,12 +156,12 @@ impl Node {
         let store = Store::open(&dir.database())?;
         dir.check_binding(&store, &identity)?;
         let name = store
-            .setting("name")?
+            .setting(Setting::Name)?
             .ok_or_else(|| NodeError::Config("node has no name".into()))?;
         let listen: SocketAddr = match listen_override {
             Some(a) => a,
             None => store
-                .setting("listen")?
+                .setting(Setting::Listen)?
                 .ok_or_else(|| NodeError::Config("node has no listen address".into()))?
                 .parse()
                 .map_err(|_| NodeError::Config("stored listen address is invalid".into()))?,
@@ -171,7 +173,7 @@ impl Node {
             .map_err(|e| NodeError::io(std::path::Path::new("endpoint"), e))?;
         // The owner/app API has an endpoint of its own, on this machine unless told
         // otherwise, so that a public peer address never exposes it (spec §10.1).
-        let stored_api = match store.setting(API_SETTING)? {
+        let stored_api = match store.setting(Setting::Api)? {
             Some(a) => Some(a.parse::<SocketAddr>().map_err(|_| {
                 NodeError::Config(format!("the stored API address {a:?} is invalid"))
             })?),
@@ -189,7 +191,7 @@ impl Node {
         if options.api.is_none() && stored_api.is_none_or(|a| a.port() == 0) {
             // Chosen now: keep it, so that paired apps find the API after a restart, and
             // put it in the owner's credential, which init wrote without a port.
-            store.set_setting(API_SETTING, &api_bound.to_string())?;
+            store.set_setting(Setting::Api, &api_bound.to_string())?;
             let path = dir.owner_credential();
             if let Ok(mut owner) = kith_client::Credential::load(&path) {
                 owner.api_addr = local_api_addr(api_bound);
@@ -201,7 +203,7 @@ impl Node {
         // Advertise what init recorded; a port of 0 there means "whatever we bound". If that
         // differs from what contacts were last told, they are sent the new card (spec §8.6).
         let advertise = crate::card_updates::advertised(
-            &store.setting("advertise")?.unwrap_or_default(),
+            &store.setting(Setting::Advertise)?.unwrap_or_default(),
             bound,
             listen_override.is_some(),
         );
@@ -212,6 +214,7 @@ impl Node {
             identity,
             name,
             card: std::sync::RwLock::new(card),
+            card_push: Default::default(),
             store,
             endpoint: endpoint.clone(),
             app_endpoint: app_endpoint.clone(),

@@ -10,18 +10,13 @@
 
 use kith_protocol::aggregation::messages::MilliEpsilon;
 
-use crate::store::{Store, StoreError};
+use crate::store::{Setting, Store, StoreError};
 
 pub const DEFAULT_MIN_COHORT: u32 = 5;
 pub const DEFAULT_EPSILON: MilliEpsilon = 1000;
 pub const DEFAULT_ASKS_PER_DAY: u32 = 20;
 /// ε 4 per asker per day, in thousandths.
 pub const DEFAULT_EPSILON_PER_DAY: MilliEpsilon = 4000;
-/// The addresses invites and this node's card carry (spec §3.1, §8.6): set through
-/// [`kith_protocol::app::AppRequest::SetAdvertise`], listed with the other settings.
-pub const ADVERTISE: &str = "advertise";
-/// Every aggregation setting, for listing.
-pub const KEYS: [&str; 4] = ["min-cohort", "epsilon", "asks-per-day", "epsilon-per-day"];
 
 /// The aggregation settings in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,25 +28,35 @@ pub struct AggSettings {
     pub epsilon_per_day: MilliEpsilon,
 }
 
-/// Check and normalise a value for `key`; the error is one line for a person.
-pub fn validate(key: &str, value: &str) -> Result<String, String> {
+/// The setting the owner named, or a line saying which exist.
+pub fn owner_setting(key: &str) -> Result<Setting, String> {
+    Setting::owner_key(key.trim()).ok_or_else(|| {
+        let known: Vec<&str> = Setting::OWNER.iter().map(|s| s.key()).collect();
+        format!("unknown setting {key:?} (known: {})", known.join(", "))
+    })
+}
+
+/// Check and normalise a value for an aggregation setting; the error is one line for a
+/// person. `advertise` has its own check ([`crate::card_updates`]); the node's own records
+/// are not the owner's to set.
+pub fn validate(setting: Setting, value: &str) -> Result<String, String> {
     let v = value.trim();
-    match key {
-        "min-cohort" => match v.parse::<u32>() {
+    match setting {
+        Setting::MinCohort => match v.parse::<u32>() {
             Ok(n) if (2..=10_000).contains(&n) => Ok(n.to_string()),
             _ => Err("min-cohort must be a whole number from 2 to 10000".into()),
         },
-        "asks-per-day" => match v.parse::<u32>() {
+        Setting::AsksPerDay => match v.parse::<u32>() {
             Ok(n) if n <= 100_000 => Ok(n.to_string()),
             _ => Err("asks-per-day must be a whole number from 0 to 100000".into()),
         },
-        "epsilon-per-day" => match v.parse::<f64>() {
+        Setting::EpsilonPerDay => match v.parse::<f64>() {
             Ok(e) if e.is_finite() && (0.0..=1000.0).contains(&e) => {
                 Ok(format_epsilon(Some((e * 1000.0).round() as MilliEpsilon)))
             }
             _ => Err("epsilon-per-day must be a number from 0 to 1000".into()),
         },
-        "epsilon" => {
+        Setting::Epsilon => {
             if v.eq_ignore_ascii_case("off") {
                 return Ok("off".into());
             }
@@ -60,10 +65,12 @@ pub fn validate(key: &str, value: &str) -> Result<String, String> {
                 None => Err("epsilon must be a number from 0.01 to 10, or off".into()),
             }
         }
-        other => Err(format!(
-            "unknown setting {other:?} (known: {}, {ADVERTISE})",
-            KEYS.join(", ")
-        )),
+        Setting::Advertise
+        | Setting::Announced
+        | Setting::Name
+        | Setting::Listen
+        | Setting::Api
+        | Setting::NodeId => Err(format!("{} is not an aggregation setting", setting.key())),
     }
 }
 
@@ -85,40 +92,49 @@ pub fn format_epsilon(e: Option<MilliEpsilon>) -> String {
 
 /// The settings in force, with defaults for anything unset.
 pub fn load(store: &Store) -> Result<AggSettings, StoreError> {
-    let get = |k: &str| store.setting(k);
+    let get = |k: Setting| store.setting(k);
     Ok(AggSettings {
-        min_cohort: get("min-cohort")?
+        min_cohort: get(Setting::MinCohort)?
             .and_then(|v| v.parse().ok())
             .unwrap_or(DEFAULT_MIN_COHORT),
-        epsilon: match get("epsilon")?.as_deref() {
+        epsilon: match get(Setting::Epsilon)?.as_deref() {
             Some("off") => None,
             Some(v) => parse_epsilon(v).or(Some(DEFAULT_EPSILON)),
             None => Some(DEFAULT_EPSILON),
         },
-        asks_per_day: get("asks-per-day")?
+        asks_per_day: get(Setting::AsksPerDay)?
             .and_then(|v| v.parse().ok())
             .unwrap_or(DEFAULT_ASKS_PER_DAY),
-        epsilon_per_day: get("epsilon-per-day")?
+        epsilon_per_day: get(Setting::EpsilonPerDay)?
             .and_then(|v| v.parse::<f64>().ok())
             .map(|e| (e * 1000.0).round() as MilliEpsilon)
             .unwrap_or(DEFAULT_EPSILON_PER_DAY),
     })
 }
 
-/// Current values as (key, value) text, defaults included.
+/// Current values of the owner's settings as (key, value) text, defaults included.
 pub fn list(store: &Store) -> Result<Vec<(String, String)>, StoreError> {
     let s = load(store)?;
-    let announced = store.setting("announced")?.unwrap_or_default();
-    Ok(vec![
-        (ADVERTISE.into(), announced.replace(',', ", ")),
-        ("min-cohort".into(), s.min_cohort.to_string()),
-        ("epsilon".into(), format_epsilon(s.epsilon)),
-        ("asks-per-day".into(), s.asks_per_day.to_string()),
-        (
-            "epsilon-per-day".into(),
-            format_epsilon(Some(s.epsilon_per_day)),
-        ),
-    ])
+    let mut all = Vec::with_capacity(Setting::OWNER.len());
+    for setting in Setting::OWNER {
+        let value = match setting {
+            Setting::Advertise => store
+                .setting(Setting::Announced)?
+                .unwrap_or_default()
+                .replace(',', ", "),
+            Setting::MinCohort => s.min_cohort.to_string(),
+            Setting::Epsilon => format_epsilon(s.epsilon),
+            Setting::AsksPerDay => s.asks_per_day.to_string(),
+            Setting::EpsilonPerDay => format_epsilon(Some(s.epsilon_per_day)),
+            Setting::Announced
+            | Setting::Name
+            | Setting::Listen
+            | Setting::Api
+            | Setting::NodeId => continue,
+        };
+        all.push((setting.key().to_string(), value));
+    }
+    Ok(all)
 }
 
 #[cfg(test)]
@@ -127,12 +143,15 @@ mod tests {
 
     #[test]
     fn values() {
-        assert_eq!(validate("epsilon", "0.5").unwrap(), "0.5");
-        assert_eq!(validate("epsilon", "OFF").unwrap(), "off");
-        assert!(validate("epsilon", "0").is_err());
-        assert!(validate("epsilon", "nan").is_err());
-        assert!(validate("min-cohort", "1").is_err());
-        assert!(validate("colour", "red").is_err());
+        assert_eq!(validate(Setting::Epsilon, "0.5").unwrap(), "0.5");
+        assert_eq!(validate(Setting::Epsilon, "OFF").unwrap(), "off");
+        assert!(validate(Setting::Epsilon, "0").is_err());
+        assert!(validate(Setting::Epsilon, "nan").is_err());
+        assert!(validate(Setting::MinCohort, "1").is_err());
+        assert!(validate(Setting::Name, "Eve").is_err());
+        assert!(owner_setting("colour").unwrap_err().contains("min-cohort"));
+        assert!(owner_setting("node_id").is_err());
+        assert_eq!(owner_setting("asks-per-day"), Ok(Setting::AsksPerDay));
         assert_eq!(format_epsilon(Some(1000)), "1");
         assert_eq!(format_epsilon(Some(250)), "0.25");
         let store = Store::open_in_memory().unwrap();
@@ -145,10 +164,10 @@ mod tests {
                 epsilon_per_day: 4000,
             }
         );
-        assert_eq!(validate("epsilon-per-day", "4").unwrap(), "4");
-        assert_eq!(validate("epsilon-per-day", "0.5").unwrap(), "0.5");
-        assert!(validate("epsilon-per-day", "-1").is_err());
-        store.set_setting("epsilon", "off").unwrap();
+        assert_eq!(validate(Setting::EpsilonPerDay, "4").unwrap(), "4");
+        assert_eq!(validate(Setting::EpsilonPerDay, "0.5").unwrap(), "0.5");
+        assert!(validate(Setting::EpsilonPerDay, "-1").is_err());
+        store.set_setting(Setting::Epsilon, "off").unwrap();
         assert_eq!(load(&store).unwrap().epsilon, None);
     }
 }

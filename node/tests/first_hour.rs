@@ -762,3 +762,54 @@ fn contacts_follow_a_node_that_moves() {
     let bo = start_existing(&tmp.path().join("Bo"));
     await_addresses(&bo.dir, "Ana", serde_json::json!([back]));
 }
+
+/// A contact that removed you is not sent your card again and again, and a contact cannot
+/// fill your audit log by moving: at most 24 address changes a day are taken from it.
+#[test]
+fn card_updates_stop_where_they_must() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ana, bo) = ana_and_bo(tmp.path());
+    let port = json(&ana.dir, &["status"])["peer_addr"]
+        .as_str()
+        .unwrap()
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .to_string();
+    let addresses = [format!("localhost:{port}"), format!("127.0.0.1:{port}")];
+    for n in 0..24 {
+        let set = json(
+            &ana.dir,
+            &["settings", "set", "advertise", &addresses[n % 2]],
+        );
+        assert_eq!(
+            set["delivered"],
+            serde_json::json!(["Bo"]),
+            "move {n}: {set}"
+        );
+    }
+    let over = json(&ana.dir, &["settings", "set", "advertise", &addresses[0]]);
+    assert_eq!(over["unreached"][0]["name"], "Bo", "{over}");
+    let reason = over["unreached"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("no more address changes"), "{reason}");
+    assert_eq!(
+        addresses_of(&bo.dir, "Ana"),
+        serde_json::json!([addresses[1]])
+    );
+    let moves = json(&bo.dir, &["audit", "--contact", "Ana", "--limit", "1000"]);
+    let count = moves["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "contact-moved")
+        .count();
+    assert_eq!(count, 24);
+
+    // Bo removes Ana: her next change tells her so, once.
+    ok(&bo.dir, &["contacts", "remove", "Ana"]);
+    let set = json(&ana.dir, &["settings", "set", "advertise", &addresses[1]]);
+    let reason = set["unreached"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("no longer has you as a contact"), "{set}");
+    let text = ok(&ana.dir, &["settings", "set", "advertise", &addresses[0]]);
+    assert!(!text.contains("Bo"), "{text}");
+}

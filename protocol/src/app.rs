@@ -231,8 +231,53 @@ pub struct PendingRequest {
     /// What the asker asked about.
     pub asked: ItemKey,
     pub created_at: u64,
-    /// `pending`, `approved`, `denied` or `expired` (spec §8.5.2).
-    pub status: String,
+    pub status: PendingStatus,
+}
+
+/// Where a pending request stands (spec §8.5.2). The discriminants are the wire codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum PendingStatus {
+    /// Waiting for the owner.
+    Pending = 0,
+    /// Approved: the named endorsement was delivered.
+    Approved = 1,
+    /// Denied: nothing was sent.
+    Denied = 2,
+    /// Not decided within 7 days: nothing will be sent.
+    Expired = 3,
+}
+
+impl PendingStatus {
+    /// Every status, in wire order (spec §10.3).
+    pub const ALL: [PendingStatus; 4] = [
+        PendingStatus::Pending,
+        PendingStatus::Approved,
+        PendingStatus::Denied,
+        PendingStatus::Expired,
+    ];
+
+    /// Its name, as stored and shown: `pending`, `approved`, `denied` or `expired`
+    /// (spec §10.3).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PendingStatus::Pending => "pending",
+            PendingStatus::Approved => "approved",
+            PendingStatus::Denied => "denied",
+            PendingStatus::Expired => "expired",
+        }
+    }
+
+    /// Read a name written by [`PendingStatus::as_str`] (spec §10.3).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+impl core::fmt::Display for PendingStatus {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A named endorsement that arrived after its ask finished (spec §10.3, §8.5.3).

@@ -32,10 +32,10 @@ pub enum Share {
 pub const DEFAULT_SHARE: Share = Share::Count;
 
 impl Share {
-    /// Every share, in wire-code order.
+    /// Every share, in wire-code order (spec §6.3).
     pub const ALL: [Share; 4] = [Share::None, Share::Count, Share::Ask, Share::Name];
 
-    /// The share's code on the wire (spec §10.3).
+    /// The share's code on the wire (spec §6.3, §10.3).
     pub fn wire_code(self) -> u8 {
         self as u8
     }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use kith_client::ClientError;
-use kith_protocol::app::AppErrorCode;
+use kith_protocol::app::{AppErrorCode, PendingStatus};
 use kith_protocol::endorsement::STATEMENT_VERSION;
 use kith_protocol::frame::{encode_frame, MAX_PEER_FRAME};
 use kith_protocol::wire::{decode_message, encode_message};
@@ -60,7 +60,7 @@ async fn approve_delivers_deny_does_not() {
     );
     assert_eq!(pending[0].query_id, asked.query_id);
     let approved = bob.client.approve(pending[0].id).await.unwrap();
-    assert_eq!(approved.status, "approved");
+    assert_eq!(approved.status, PendingStatus::Approved);
     match bob.client.approve(pending[0].id).await {
         Err(ClientError::Node {
             code: AppErrorCode::Conflict,
@@ -72,7 +72,7 @@ async fn approve_delivers_deny_does_not() {
     let cleo_req = pending_of(&cleo, 1).await;
     assert_eq!(
         cleo.client.deny(cleo_req[0].id).await.unwrap().status,
-        "denied"
+        PendingStatus::Denied
     );
 
     let updates = ana.client.updates(Some(asked.query_id)).await.unwrap();
@@ -144,6 +144,12 @@ async fn an_approval_that_cannot_be_delivered_stays_pending() {
         }) => {}
         other => panic!("expected Unreachable, got {other:?}"),
     }
-    assert_eq!(bob.client.pending().await.unwrap()[0].status, "pending");
-    assert_eq!(bob.client.deny(id).await.unwrap().status, "denied");
+    assert_eq!(
+        bob.client.pending().await.unwrap()[0].status,
+        PendingStatus::Pending
+    );
+    assert_eq!(
+        bob.client.deny(id).await.unwrap().status,
+        PendingStatus::Denied
+    );
 }

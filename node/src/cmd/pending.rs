@@ -7,7 +7,7 @@ use std::fmt;
 
 use anyhow::{bail, Result};
 use kith_client::Client;
-use kith_protocol::app::PendingRequest;
+use kith_protocol::app::{PendingRequest, PendingStatus};
 use serde::Serialize;
 
 use crate::output::date_time;
@@ -68,7 +68,7 @@ impl From<&PendingRequest> for Request {
     fn from(p: &PendingRequest) -> Self {
         Request {
             id: p.id,
-            status: p.status.clone(),
+            status: p.status.as_str().to_string(),
             asker: p.asker.to_hex(),
             asker_name: p.asker_name.clone(),
             query_id: p.query_id.to_hex(),
@@ -113,7 +113,7 @@ pub async fn list(client: &Client, args: &ListArgs) -> Result<Pending> {
         .pending()
         .await?
         .into_iter()
-        .filter(|p| args.all || p.status == "pending")
+        .filter(|p| args.all || p.status == PendingStatus::Pending)
         .collect();
     let mut groups: BTreeMap<(String, String, String, String), Group> = BTreeMap::new();
     for p in &shown {
@@ -121,14 +121,14 @@ pub async fn list(client: &Client, args: &ListArgs) -> Result<Pending> {
             p.asker.to_hex(),
             p.item.to_string(),
             p.asked.to_string(),
-            p.status.clone(),
+            p.status.as_str().to_string(),
         );
         let g = groups.entry(key).or_insert_with(|| Group {
             asker: p.asker.to_hex(),
             asker_name: p.asker_name.clone(),
             item: p.item.to_string(),
             asked: p.asked.to_string(),
-            status: p.status.clone(),
+            status: p.status.as_str().to_string(),
             ids: Vec::new(),
             first_at: p.created_at,
             last_at: p.created_at,
@@ -187,7 +187,7 @@ pub async fn decide(client: &Client, args: &DecideArgs, approve: bool) -> Result
                 .pending()
                 .await?
                 .into_iter()
-                .filter(|p| p.status == "pending")
+                .filter(|p| p.status == PendingStatus::Pending)
                 .filter(|p| {
                     (is_hex && p.asker.to_hex().starts_with(&wanted))
                         || (!is_hex && p.asker_name.to_lowercase() == wanted)

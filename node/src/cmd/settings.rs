@@ -52,11 +52,44 @@ impl fmt::Display for Settings {
 
 /// What `kith settings set advertise` did: the new addresses and who has the new card.
 #[derive(Debug, Serialize)]
-pub struct Advertised(pub CardUpdateReport);
+pub struct Advertised {
+    pub addresses: Vec<String>,
+    /// Names of the contacts that acknowledged the new card.
+    pub delivered: Vec<String>,
+    /// Contacts that did not, and why.
+    pub unreached: Vec<Unreached>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Unreached {
+    /// Its name.
+    pub name: String,
+    /// Its node id, in hex.
+    pub node: String,
+    pub reason: String,
+}
+
+impl From<CardUpdateReport> for Advertised {
+    fn from(r: CardUpdateReport) -> Self {
+        Advertised {
+            addresses: r.addresses,
+            delivered: r.delivered,
+            unreached: r
+                .unreached
+                .into_iter()
+                .map(|u| Unreached {
+                    name: u.name,
+                    node: u.contact.to_hex(),
+                    reason: u.reason,
+                })
+                .collect(),
+        }
+    }
+}
 
 impl fmt::Display for Advertised {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let r = &self.0;
+        let r = self;
         writeln!(f, "{:<16} {}", "advertise", r.addresses.join(", "))?;
         write!(f, "New invites carry {}.", r.addresses.join(", "))?;
         if r.delivered.is_empty() && r.unreached.is_empty() {
@@ -71,7 +104,7 @@ impl fmt::Display for Advertised {
         if !r.unreached.is_empty() {
             write!(
                 f,
-                "\nYour node sends it again every 10 minutes while it runs."
+                "\nYour node tries the others again every 10 minutes while it runs."
             )?;
         }
         Ok(())
@@ -100,9 +133,9 @@ pub async fn run(client: &Client, command: &Command) -> Result<Output> {
         Command::List => Ok(Output::Settings(Settings(client.settings().await?))),
         Command::Set { key, value } if key == "advertise" => {
             let addresses: Vec<String> = value.split(',').map(|a| a.trim().to_string()).collect();
-            Ok(Output::Advertised(Advertised(
-                client.set_advertise(&addresses).await?,
-            )))
+            Ok(Output::Advertised(
+                client.set_advertise(&addresses).await?.into(),
+            ))
         }
         Command::Set { key, value } => {
             let all = client.set_setting(key, value).await?;

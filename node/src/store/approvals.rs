@@ -1,7 +1,7 @@
 //! Consent `ask` (spec §8.5): the endorser's pending approvals, and the asker's record of
 //! its asks and of endorsements delivered after an ask finished.
 
-use kith_protocol::app::PendingRequest;
+use kith_protocol::app::{PendingRequest, PendingStatus};
 use kith_protocol::{ItemKey, NodeId, QueryId, Signature, SignedEndorsement};
 use rusqlite::{params, OptionalExtension, Row};
 
@@ -43,7 +43,7 @@ fn build(row: PendingRow) -> Result<PendingRequest> {
         item: ItemKey::parse(&item).map_err(|_| corrupt("item"))?,
         asked: ItemKey::parse(&asked).map_err(|_| corrupt("asked item"))?,
         created_at: created_at as u64,
-        status,
+        status: PendingStatus::parse(&status).ok_or_else(|| corrupt("status"))?,
     })
 }
 
@@ -64,13 +64,14 @@ impl Store {
     ) -> Result<bool> {
         Ok(self.conn().execute(
             "INSERT OR IGNORE INTO pending (asker, query_id, item, asked, created_at, status)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'pending')",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 &asker.0[..],
                 &query_id.0[..],
                 item.to_string(),
                 asked.to_string(),
-                now as i64
+                now as i64,
+                PendingStatus::Pending.as_str()
             ],
         )? > 0)
     }
@@ -98,27 +99,41 @@ impl Store {
     }
 
     /// Move a request from `pending` to `status`; false if it was already decided.
-    pub fn decide_pending(&self, id: u64, status: &str, now: u64) -> Result<bool> {
+    pub fn decide_pending(&self, id: u64, status: PendingStatus, now: u64) -> Result<bool> {
         Ok(self.conn().execute(
-            "UPDATE pending SET status = ?2, decided_at = ?3 WHERE id = ?1 AND status = 'pending'",
-            params![id as i64, status, now as i64],
+            "UPDATE pending SET status = ?2, decided_at = ?3 WHERE id = ?1 AND status = ?4",
+            params![
+                id as i64,
+                status.as_str(),
+                now as i64,
+                PendingStatus::Pending.as_str()
+            ],
         )? > 0)
     }
 
     /// Mark every request still pending that was created before `before` as `expired`.
     pub fn expire_pending(&self, before: u64, now: u64) -> Result<usize> {
         Ok(self.conn().execute(
-            "UPDATE pending SET status = 'expired', decided_at = ?2
-             WHERE status = 'pending' AND created_at < ?1",
-            params![before as i64, now as i64],
+            "UPDATE pending SET status = ?3, decided_at = ?2
+             WHERE status = ?4 AND created_at < ?1",
+            params![
+                before as i64,
+                now as i64,
+                PendingStatus::Expired.as_str(),
+                PendingStatus::Pending.as_str()
+            ],
         )?)
     }
 
     /// Put an approved request back to pending (its delivery failed).
     pub fn reopen_pending(&self, id: u64) -> Result<()> {
         self.conn().execute(
-            "UPDATE pending SET status = 'pending', decided_at = NULL WHERE id = ?1 AND status = 'approved'",
-            params![id as i64],
+            "UPDATE pending SET status = ?2, decided_at = NULL WHERE id = ?1 AND status = ?3",
+            params![
+                id as i64,
+                PendingStatus::Pending.as_str(),
+                PendingStatus::Approved.as_str()
+            ],
         )?;
         Ok(())
     }
@@ -260,15 +275,17 @@ mod tests {
             .add_pending(&asker, &QueryId([2; 16]), &item, &item, 200)
             .unwrap();
         assert_eq!(store.expire_pending(150, 300).unwrap(), 1);
-        let statuses: Vec<String> = store
+        let statuses: Vec<PendingStatus> = store
             .pending_requests()
             .unwrap()
             .into_iter()
             .map(|p| p.status)
             .collect();
-        assert_eq!(statuses, ["pending", "expired"]);
+        assert_eq!(statuses, [PendingStatus::Pending, PendingStatus::Expired]);
         assert!(
-            !store.decide_pending(1, "approved", 300).unwrap(),
+            !store
+                .decide_pending(1, PendingStatus::Approved, 300)
+                .unwrap(),
             "expired is decided"
         );
     }

@@ -3,7 +3,7 @@
 use kith_protocol::{NodeId, Signature, SignedCard};
 use rusqlite::{params, OptionalExtension, Row};
 
-use super::{blob32, Result, Store, StoreError};
+use super::{blob32, Result, Setting, Store, StoreError};
 
 /// A contact as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,14 +140,17 @@ impl Store {
         let tx = conn.unchecked_transaction()?;
         let before: Option<String> = tx
             .query_row(
-                "SELECT value FROM settings WHERE key = 'announced'",
-                [],
+                "SELECT value FROM settings WHERE key = ?1",
+                params![Setting::Announced.key()],
                 |r| r.get(0),
             )
             .optional()?;
         let changed = before.as_deref().is_some_and(|b| b != announced);
-        let advertise = advertise.map(|a| ("advertise", a));
-        for (key, value) in advertise.into_iter().chain([("announced", announced)]) {
+        let advertise = advertise.map(|a| (Setting::Advertise.key(), a));
+        for (key, value) in advertise
+            .into_iter()
+            .chain([(Setting::Announced.key(), announced)])
+        {
             tx.execute(
                 "INSERT INTO settings (key, value) VALUES (?1, ?2)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -155,7 +158,10 @@ impl Store {
             )?;
         }
         if changed {
-            tx.execute("UPDATE contacts SET card_unsent = 1", [])?;
+            tx.execute(
+                "UPDATE contacts SET card_unsent = 1 WHERE card_unsent = 0",
+                [],
+            )?;
         }
         tx.commit()?;
         Ok(changed)
@@ -177,9 +183,19 @@ impl Store {
     /// addresses changed again meanwhile.
     pub fn card_delivered(&self, id: &NodeId, announced: &str) -> Result<()> {
         self.conn().execute(
-            "UPDATE contacts SET card_unsent = 0 WHERE node_id = ?1
-             AND (SELECT value FROM settings WHERE key = 'announced') = ?2",
-            params![&id.0[..], announced],
+            "UPDATE contacts SET card_unsent = 0 WHERE node_id = ?1 AND card_unsent = 1
+             AND (SELECT value FROM settings WHERE key = ?3) = ?2",
+            params![&id.0[..], announced, Setting::Announced.key()],
+        )?;
+        Ok(())
+    }
+
+    /// `id` answered that this node is not its contact: it is not sent cards any more,
+    /// until it is stored again (a new invite).
+    pub fn card_refused(&self, id: &NodeId) -> Result<()> {
+        self.conn().execute(
+            "UPDATE contacts SET card_unsent = 2 WHERE node_id = ?1",
+            params![&id.0[..]],
         )?;
         Ok(())
     }
@@ -211,7 +227,8 @@ pub(super) fn upsert(
          ON CONFLICT (node_id) DO UPDATE SET
             name = excluded.name,
             circle = CASE WHEN ?7 THEN excluded.circle ELSE contacts.circle END,
-            card = excluded.card, signature = excluded.signature",
+            card = excluded.card, signature = excluded.signature,
+            card_unsent = CASE WHEN contacts.card_unsent = 2 THEN 0 ELSE contacts.card_unsent END",
         params![
             &c.node_id.0[..],
             c.name,

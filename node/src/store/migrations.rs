@@ -154,11 +154,12 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX privacy_spend_by_asker ON privacy_spend (asker, at);
     ",
-    // v7: contacts that have not yet acknowledged this node's current card (spec §8.6),
-    // after its owner changed the addresses it advertises.
+    // v7: whether each contact has this node's current card (spec §8.6): 0 it has, 1 it
+    // is to be sent it (the owner changed the addresses this node advertises), 2 it said
+    // this node is not its contact (never sent again, until it is stored anew).
     "
     ALTER TABLE contacts ADD COLUMN card_unsent INTEGER NOT NULL DEFAULT 0
-        CHECK (card_unsent IN (0, 1));
+        CHECK (card_unsent IN (0, 1, 2));
     ",
 ];
 

@@ -23,6 +23,7 @@ pub use audit::{AuditEvent, Event};
 pub use contacts::{CircleOnConflict, StoredContact};
 pub use credentials::{PairingRefused, Principal};
 pub use invites::{RedeemOutcome, StoredInvite};
+pub use settings::Setting;
 
 /// Storage failure. Always the local node's problem, never a peer's.
 #[derive(Debug, thiserror::Error)]

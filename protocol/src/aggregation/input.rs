@@ -41,7 +41,11 @@ impl Contribution {
         let counted: Vec<&Endorsement> = endorsements
             .iter()
             .filter(|e| e.item.is_within(asked))
-            .filter(|e| policy.evaluate(asker, circle, &e.item).counts_in_aggregate())
+            .filter(|e| {
+                policy
+                    .evaluate(asker, circle, &e.item)
+                    .counts_in_aggregate()
+            })
             .collect();
         Contribution {
             owns: !counted.is_empty(),

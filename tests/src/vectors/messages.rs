@@ -14,7 +14,7 @@ use kith_protocol::app::{
     AnswerUpdate, AppError, AppErrorCode, AppInfo, AppRequest, AppResponse, AppScope, AskResult,
     AuditEntry, CardUpdateReport, CardUpdateUnreached, ContactInfo, DeclineReason, Declined,
     InviteCode, InviteCreated, InviteInfo, NamedEndorsement, NodeStatus, PairingCreated,
-    PairingInfo, PendingRequest, PolicyEntry, SubjectRef,
+    PairingInfo, PendingRequest, PendingStatus, PolicyEntry, SubjectRef,
 };
 use kith_protocol::consent::{Share, Subject};
 use kith_protocol::frame::{encode_frame, MAX_APP_FRAME, MAX_PEER_FRAME};
@@ -190,7 +190,7 @@ pub(super) fn messages() -> Value {
         item: item("tag:vehicle/subaru/outback"),
         asked: subaru.clone(),
         created_at: NOW - 600,
-        status: "pending".into(),
+        status: PendingStatus::Pending,
     };
 
     // Aggregation messages: real signatures and digests; the sealed pairs' and shares'
@@ -589,6 +589,7 @@ pub(super) fn messages() -> Value {
             message: "no such contact".into(),
         }),
         AppResponse::Settings(vec![
+            ("advertise".into(), "192.0.2.10:7400".into()),
             ("min-cohort".into(), "5".into()),
             ("epsilon".into(), "1".into()),
             ("asks-per-day".into(), "20".into()),
@@ -596,7 +597,7 @@ pub(super) fn messages() -> Value {
         ]),
         AppResponse::Pending(vec![pending.clone()]),
         AppResponse::Decided(PendingRequest {
-            status: "approved".into(),
+            status: PendingStatus::Approved,
             ..pending
         }),
         AppResponse::Updates(vec![AnswerUpdate {

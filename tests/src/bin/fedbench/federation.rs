@@ -96,8 +96,8 @@ fn seed_store(store: &Store, i: usize) -> Result<()> {
             share,
         })?;
     }
-    store.set_setting("epsilon", "off")?;
-    store.set_setting("asks-per-day", "100000")?;
+    store.set_setting(kith_node::store::Setting::Epsilon, "off")?;
+    store.set_setting(kith_node::store::Setting::AsksPerDay, "100000")?;
     Ok(())
 }
 
