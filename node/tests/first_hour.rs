@@ -813,3 +813,48 @@ fn card_updates_stop_where_they_must() {
     let text = ok(&ana.dir, &["settings", "set", "advertise", &addresses[0]]);
     assert!(!text.contains("Bo"), "{text}");
 }
+
+/// Item 13: a data directory the user cannot read is "permission denied", with what to do,
+/// not "no kith node". As root (CI), the command runs as `nobody` through `setpriv`;
+/// otherwise the directory is made unreadable.
+#[test]
+fn an_unreadable_data_directory_is_permission_denied() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ana");
+    ok(&dir, &["init", "--name", "Ana", "--listen", "127.0.0.1:0"]);
+    let root = unsafe { libc::geteuid() } == 0;
+    let run = |args: &[&str]| -> std::process::Output {
+        if root {
+            Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", KITH])
+                .arg("--data-dir")
+                .arg(&dir)
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run setpriv")
+        } else {
+            kith(&dir, args)
+        }
+    };
+    if root {
+        if Command::new("setpriv").arg("--version").output().is_err() {
+            eprintln!("skipped: needs setpriv (util-linux) to run as another user");
+            return;
+        }
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o000)).unwrap();
+    }
+    for args in [&["status"][..], &["contacts"][..], &["run"][..]] {
+        let out = run(args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.matches("permission denied").count(), 1, "{args:?}: {err}");
+        assert!(!err.contains("not running"), "{args:?}: {err}");
+    }
+    if !root {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+}
