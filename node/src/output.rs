@@ -58,6 +58,15 @@ pub fn plural(n: u32, noun: &str) -> String {
     }
 }
 
+/// "Bo", "Bo and Cai", "Bo, Cai and Dee".
+pub fn and_list(names: &[String]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
 /// Names carried by more than one node.
 pub fn duplicate_names<'a>(
     people: impl Iterator<Item = (&'a String, kith_protocol::NodeId)>,
@@ -83,5 +92,8 @@ mod tests {
         assert_eq!(date(0), "1970-01-01");
         assert_eq!(date(951_782_400), "2000-02-29");
         assert_eq!(date_time(1_795_478_400 + 3_660), "2026-11-24 01:01");
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(and_list(&names(&["Bo"])), "Bo");
+        assert_eq!(and_list(&names(&["Bo", "Cai", "Dee"])), "Bo, Cai and Dee");
     }
 }

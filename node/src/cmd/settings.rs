@@ -9,6 +9,8 @@ use kith_protocol::app::CardUpdateReport;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
+use crate::output::and_list;
+
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Change a setting.
@@ -96,7 +98,7 @@ impl fmt::Display for Advertised {
             return write!(f, " Your contacts already have this card.");
         }
         if !r.delivered.is_empty() {
-            write!(f, " Your new card reached {}.", r.delivered.join(", "))?;
+            write!(f, " Your new card reached {}.", and_list(&r.delivered))?;
         }
         for u in &r.unreached {
             write!(f, "\n{} does not have it yet ({})", u.name, u.reason)?;
