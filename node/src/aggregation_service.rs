@@ -16,10 +16,10 @@ use kith_protocol::wire::encode_value;
 use kith_protocol::{answer_query, Disclosure, NodeId, PeerResponse, Query, QueryId, Refusal};
 use rand_core::OsRng;
 
-use crate::budget::OverBudget;
 use crate::node::Shared;
 use crate::store::{AuditEvent, Event};
 use crate::{settings, unix_now};
+use kith_protocol::budget::OverBudget;
 
 /// How long a responder keeps an aggregation's state after round 0.
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(60);
@@ -340,15 +340,29 @@ fn admit(
         .flatten()
         .min()
         .unwrap_or(0);
-    let admitted = shared
-        .budget
-        .admit(shared, &asker, mine.asks_per_day)
-        .and_then(|guard| {
-            shared
-                .budget
-                .check_privacy(shared, &asker, cost, mine.epsilon_per_day)
-                .map(|()| guard)
-        });
+    let limits = crate::budget::limits(&mine);
+    let decline = |why: String, reason: AbortReason| {
+        shared
+            .budget
+            .declined(shared, asker, &contact.name, item.to_string(), &why);
+        Admission::Declined(abort(reason))
+    };
+    let over = |over: OverBudget| {
+        let reason = match over {
+            OverBudget::Privacy { .. } => AbortReason::PrivacyBudget,
+            OverBudget::Daily { .. } => AbortReason::RateLimited,
+        };
+        decline(over.to_string(), reason)
+    };
+    // Checked before the keys are made, and again when the ask is recorded.
+    match crate::budget::precheck(shared, &asker, limits, cost) {
+        Ok(Ok(())) => {}
+        Ok(Err(o)) => return over(o),
+        Err(e) => {
+            tracing::error!("store: {e}");
+            return Admission::Declined(PeerResponse::Refused(Refusal::Internal));
+        }
+    }
     // Sessions open for this asker, other than the one being admitted.
     let open_for_asker = shared
         .agg_sessions
@@ -356,27 +370,11 @@ fn admit(
         .keys()
         .filter(|(a, q)| *a == asker && *q != query_id)
         .count();
-    let why = match &admitted {
-        Err(OverBudget::Store) => {
-            return Admission::Declined(PeerResponse::Refused(Refusal::Internal))
-        }
-        Err(over) => Some(over.to_string()),
-        Ok(_) if open_for_asker >= MAX_OPEN_PER_ASKER => Some(format!(
-            "{open_for_asker} aggregations already open (limit {MAX_OPEN_PER_ASKER})"
-        )),
-        Ok(_) => None,
-    };
-    if let Some(why) = why {
-        let reason = match &admitted {
-            Err(OverBudget::Privacy { .. }) => AbortReason::PrivacyBudget,
-            Err(_) => AbortReason::RateLimited,
-            Ok(_) => AbortReason::TooManyOpen,
-        };
-        drop(admitted);
-        shared
-            .budget
-            .declined(shared, asker, &contact.name, item.to_string(), &why);
-        return Admission::Declined(abort(reason));
+    if open_for_asker >= MAX_OPEN_PER_ASKER {
+        return decline(
+            format!("{open_for_asker} aggregations already open (limit {MAX_OPEN_PER_ASKER})"),
+            AbortReason::TooManyOpen,
+        );
     }
     let query = Query {
         query_id,
@@ -415,13 +413,9 @@ fn admit(
         answer,
         advertisement: responder.advertisement().clone(),
     };
-    // The `answered` entry and the privacy charge are written before the admission lock is
-    // released, so the next budget check counts them.
-    if let Err(e) = shared.store.record_privacy_spend(&asker, unix_now(), cost) {
-        tracing::error!("store: {e}");
-        return Admission::Declined(PeerResponse::Refused(Refusal::Internal));
-    }
-    shared.audit(AuditEvent {
+    // The `answered` entry and the ε charged, in one transaction with the budget check: an
+    // ask that cannot be recorded is not answered (the budget fails closed).
+    let answered = AuditEvent {
         event: Event::Answered,
         peer: Some(asker),
         peer_name: Some(&contact.name),
@@ -431,7 +425,18 @@ fn admit(
             disclosure.describe(),
             aggregate_part(&contribution, &disclosure)
         ),
-    });
+    };
+    match shared
+        .store
+        .charge_answer(unix_now(), &answered, limits, cost)
+    {
+        Ok(Ok(())) => {}
+        Ok(Err(o)) => return over(o),
+        Err(e) => {
+            tracing::error!("store: could not record an answer: {e}");
+            return Admission::Declined(PeerResponse::Refused(Refusal::Internal));
+        }
+    }
     let session = Session {
         responder,
         exchanges: vec![(encoded.to_vec(), response.clone())],

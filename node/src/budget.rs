@@ -3,9 +3,10 @@
 //! flooding contact cannot grow without bound.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use kith_protocol::budget::{self, Limits, OverBudget};
 use kith_protocol::NodeId;
 
 use crate::node::Shared;
@@ -16,98 +17,38 @@ use crate::unix_now;
 /// many declines it stands for.
 pub const DECLINE_AUDIT_INTERVAL: Duration = Duration::from_secs(600);
 
-/// The budget lock and the decline tallies.
+/// The tally of declines. The budget itself is counted in the store, and checked and
+/// recorded with each answered ask in one transaction ([`crate::store::Store::charge_answer`]).
 #[derive(Debug, Default)]
 pub(crate) struct Budget {
-    /// Held from the budget check to the `answered` audit entry that counts the ask, so
-    /// that concurrent asks cannot all pass the check before any of them is counted.
-    admission: Mutex<()>,
     /// Per asker: when its last `rate-limited` entry was written, and declines since. One
     /// entry per contact ever declined, so bounded by the contact list.
     declines: Mutex<HashMap<NodeId, (Instant, u64)>>,
 }
 
-/// Why an ask is over budget, or that the store could not say.
-pub(crate) enum OverBudget {
-    /// `asked` answered asks in the last 24 h, at or over `limit`.
-    Daily {
-        asked: u32,
-        limit: u32,
-    },
-    /// The ε charged to the asker in the last 24 h plus this ask's `cost` would pass its
-    /// daily privacy budget (all in thousandths; spec §9.10).
-    Privacy {
-        spent: u64,
-        cost: u32,
-        limit: u32,
-    },
-    Store,
+/// The settings' limits, as the budget rule takes them.
+pub(crate) fn limits(settings: &crate::settings::AggSettings) -> Limits {
+    Limits {
+        asks_per_day: settings.asks_per_day,
+        epsilon_per_day: settings.epsilon_per_day,
+    }
 }
 
-impl std::fmt::Display for OverBudget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            OverBudget::Daily { asked, limit } => write!(f, "{asked} asks in 24 h (limit {limit})"),
-            OverBudget::Privacy { spent, cost, limit } => write!(
-                f,
-                "privacy budget: ε {} used in 24 h of {}, this ask needs {}",
-                crate::settings::format_epsilon(Some(*spent as u32)),
-                crate::settings::format_epsilon(Some(*limit)),
-                crate::settings::format_epsilon(Some(*cost)),
-            ),
-            OverBudget::Store => f.write_str("store unreadable"),
-        }
-    }
+/// Whether an ask of `asker` costing `cost` would fit, read without recording anything:
+/// a cheap check before the work of answering (signatures, keys). Recording checks again.
+pub(crate) fn precheck(
+    shared: &Shared,
+    asker: &NodeId,
+    limits: Limits,
+    cost: u32,
+) -> Result<Result<(), OverBudget>, crate::store::StoreError> {
+    let used = shared
+        .store
+        .budget_usage(asker, budget::window_start(unix_now()))?;
+    Ok(budget::check(used, limits, cost))
 }
 
 impl Budget {
-    /// Take the budget lock and check `asker`'s answered asks of the last 24 h against
-    /// `limit`. The caller writes the `answered` entry before dropping the guard.
-    pub(crate) fn admit<'a>(
-        &'a self,
-        shared: &Shared,
-        asker: &NodeId,
-        limit: u32,
-    ) -> Result<MutexGuard<'a, ()>, OverBudget> {
-        let guard = self.admission.lock().unwrap_or_else(|p| p.into_inner());
-        let since = unix_now().saturating_sub(24 * 3600);
-        let asked = shared
-            .store
-            .count_audit_since(Event::Answered, asker, since)
-            .map_err(|e| {
-                tracing::error!("store: {e}");
-                OverBudget::Store
-            })?;
-        if asked >= limit {
-            return Err(OverBudget::Daily { asked, limit });
-        }
-        Ok(guard)
-    }
-
-    /// With the budget lock held (the guard of [`Budget::admit`]): whether an aggregate
-    /// costing `cost` thousandths of ε fits `asker`'s daily privacy budget `limit`
-    /// (spec §9.10). The caller records the charge before dropping the guard.
-    pub(crate) fn check_privacy(
-        &self,
-        shared: &Shared,
-        asker: &NodeId,
-        cost: u32,
-        limit: u32,
-    ) -> Result<(), OverBudget> {
-        let since = unix_now().saturating_sub(24 * 3600);
-        let spent = shared
-            .store
-            .privacy_spent_since(asker, since)
-            .map_err(|e| {
-                tracing::error!("store: {e}");
-                OverBudget::Store
-            })?;
-        if spent + cost as u64 > limit as u64 {
-            return Err(OverBudget::Privacy { spent, cost, limit });
-        }
-        Ok(())
-    }
-
     /// Record that an ask of `asker` (contact `name`) about `item` was declined for `why`:
     /// an audit entry at most every [`DECLINE_AUDIT_INTERVAL`] per asker, which counts the
     /// declines since the previous one.

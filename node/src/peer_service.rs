@@ -11,10 +11,10 @@ use kith_protocol::{
     answer_query, InviteRedemption, NodeId, PeerRequest, PeerResponse, Query, Refusal, WireError,
 };
 
-use crate::budget::OverBudget;
 use crate::node::Shared;
 use crate::store::{AuditEvent, Event, RedeemOutcome, StoredContact};
 use crate::{peers, unix_now};
+use kith_protocol::budget::OverBudget;
 
 /// How long a peer may take to send a whole request frame.
 pub const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -175,19 +175,24 @@ fn answer(shared: &Arc<Shared>, asker: NodeId, query: Query) -> PeerResponse {
         (Ok(e), Ok(p), Ok(s)) => (e, p, s),
         _ => return PeerResponse::Refused(Refusal::Internal),
     };
-    // The same daily budget as aggregations (spec §9.10), held until `answered` is written.
-    let _admitted = match shared.budget.admit(shared, &asker, mine.asks_per_day) {
-        Ok(guard) => guard,
-        Err(OverBudget::Store) => return PeerResponse::Refused(Refusal::Internal),
-        Err(over) => {
-            let why = over.to_string();
-            let item = query.item.to_string();
-            shared
-                .budget
-                .declined(shared, asker, &contact.name, item, &why);
-            return PeerResponse::Refused(Refusal::RateLimited);
-        }
+    // The same daily budget as aggregations (spec §9.10): checked before the signatures,
+    // then again when the answer is recorded, in one transaction with the count.
+    let limits = crate::budget::limits(&mine);
+    let decline = |over: OverBudget| {
+        let item = query.item.to_string();
+        shared
+            .budget
+            .declined(shared, asker, &contact.name, item, &over.to_string());
+        PeerResponse::Refused(Refusal::RateLimited)
     };
+    match crate::budget::precheck(shared, &asker, limits, 0) {
+        Ok(Ok(())) => {}
+        Ok(Err(over)) => return decline(over),
+        Err(e) => {
+            tracing::error!("store: {e}");
+            return PeerResponse::Refused(Refusal::Internal);
+        }
+    }
     let (answer, disclosure) = answer_query(
         &shared.identity,
         &endorsements,
@@ -197,13 +202,22 @@ fn answer(shared: &Arc<Shared>, asker: NodeId, query: Query) -> PeerResponse {
         &query,
         unix_now(),
     );
-    shared.audit(AuditEvent {
+    let answered = AuditEvent {
         event: Event::Answered,
         peer: Some(asker),
         peer_name: Some(&contact.name),
         item: Some(query.item.to_string()),
         detail: disclosure.describe(),
-    });
+    };
+    // An ask that cannot be counted is not answered: the budget fails closed.
+    match shared.store.charge_answer(unix_now(), &answered, limits, 0) {
+        Ok(Ok(())) => {}
+        Ok(Err(over)) => return decline(over),
+        Err(e) => {
+            tracing::error!("store: could not record an answer: {e}");
+            return PeerResponse::Refused(Refusal::Internal);
+        }
+    }
     crate::approvals::record_after_reply(shared, asker, contact.name, query, disclosure);
     PeerResponse::Answer(answer)
 }

@@ -850,7 +850,11 @@ fn an_unreadable_data_directory_is_permission_denied() {
         let out = run(args);
         assert!(!out.status.success(), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.matches("permission denied").count(), 1, "{args:?}: {err}");
+        assert_eq!(
+            err.matches("permission denied").count(),
+            1,
+            "{args:?}: {err}"
+        );
         assert!(!err.contains("not running"), "{args:?}: {err}");
     }
     if !root {

@@ -39,6 +39,7 @@
 pub mod aggregation;
 pub mod app;
 pub mod ask;
+pub mod budget;
 pub mod card;
 pub mod consent;
 pub mod display_text;

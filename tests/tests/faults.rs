@@ -321,3 +321,58 @@ fn a_node_killed_while_writing_loses_nothing() {
         node.shutdown().await;
     });
 }
+
+/// An answer that cannot be recorded (a full disk, here a trigger that fails the insert) is
+/// not given: the budget counts `answered` entries, so an answer given without one would
+/// not be counted and the budget would fail open. Both paths: the named `Ask` and an
+/// aggregation's `Advertise`.
+#[tokio::test]
+async fn an_answer_that_cannot_be_recorded_is_not_given() {
+    let ana = TestNode::start("Ana").await;
+    let mut bo = TestNode::start("Bo").await;
+    kith_tests::link(&ana, &bo).await;
+    bo.endorse("tag:x", 1, None, None).await;
+    bo.share_with_friends("*", Share::Name).await;
+    let listen = bo.peer_addr();
+    bo.stop().await;
+    rusqlite::Connection::open(bo.dir.database())
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER disk_full BEFORE INSERT ON audit WHEN NEW.event = 'answered'
+             BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
+        )
+        .unwrap();
+    bo.restart(listen).await;
+
+    let (_endpoint, conn) = raw_peer(&bo, &ana.identity()).await;
+    let ask = kith_protocol::PeerRequest::Ask(kith_protocol::Query {
+        query_id: QueryId([7; 16]),
+        item: item("tag:x"),
+    });
+    let frame =
+        kith_protocol::encode_frame(&kith_protocol::encode_message(&ask), MAX_PEER_FRAME).unwrap();
+    let reply = kith_tests::send_raw(&conn, &frame).await.unwrap();
+    assert_eq!(
+        decode_message::<PeerResponse>(&reply).unwrap(),
+        PeerResponse::Refused(kith_protocol::Refusal::Internal)
+    );
+
+    let asked = ana
+        .client
+        .ask_with_epsilon(item("tag:x"), Duration::from_secs(5), None)
+        .await
+        .unwrap();
+    assert!(asked.named.is_empty(), "{asked:?}");
+    assert_eq!(asked.declined.len(), 1, "{asked:?}");
+    assert_eq!(
+        asked.declined[0].reason,
+        kith_protocol::app::DeclineReason::Refused
+    );
+    assert!(bo
+        .client
+        .audit(100)
+        .await
+        .unwrap()
+        .iter()
+        .all(|e| e.event != "answered"));
+}

@@ -2,10 +2,29 @@
 //! Entries never contain note text or keys other than public node ids.
 
 use kith_protocol::app::AuditEntry;
+use kith_protocol::budget::{self, Limits, OverBudget, Usage};
 use kith_protocol::NodeId;
 use rusqlite::params;
 
-use super::{Result, Store};
+use super::{Result, Store, StoreError};
+
+/// Answered asks and ε charged since `since`: what the budget rule counts (spec §9.10).
+fn usage(conn: &rusqlite::Connection, asker: &NodeId, since: u64) -> Result<Usage> {
+    let answered: u32 = conn.query_row(
+        "SELECT count(*) FROM audit WHERE event = ?1 AND peer = ?2 AND at >= ?3",
+        params![Event::Answered.as_str(), &asker.0[..], since as i64],
+        |r| r.get(0),
+    )?;
+    let spent: i64 = conn.query_row(
+        "SELECT coalesce(sum(milli_epsilon), 0) FROM privacy_spend WHERE asker = ?1 AND at >= ?2",
+        params![&asker.0[..], since as i64],
+        |r| r.get(0),
+    )?;
+    Ok(Usage {
+        answered,
+        spent: spent.max(0) as u64,
+    })
+}
 
 /// What an audit entry records (spec §8.3.5, §10.5). Stored, and shown to the owner, as
 /// its name ([`Event::as_str`]); budgets count entries by it, so it is never spelled twice.
@@ -174,30 +193,43 @@ impl Store {
 }
 
 impl Store {
-    /// How many `event` entries about `peer` were recorded at or after `since`.
-    pub fn count_audit_since(&self, event: Event, peer: &NodeId, since: u64) -> Result<u32> {
-        Ok(self.conn().query_row(
-            "SELECT count(*) FROM audit WHERE event = ?1 AND peer = ?2 AND at >= ?3",
-            params![event.as_str(), &peer.0[..], since as i64],
-            |r| r.get(0),
-        )?)
+    /// What `asker` used of its daily budget since `since` (spec §9.10).
+    pub fn budget_usage(&self, asker: &NodeId, since: u64) -> Result<Usage> {
+        usage(&self.conn(), asker, since)
     }
 
-    /// The ε (thousandths) charged to `asker` since `since` (spec §9.10).
-    pub fn privacy_spent_since(&self, asker: &NodeId, since: u64) -> Result<u64> {
-        Ok(self.conn().query_row(
-            "SELECT coalesce(sum(milli_epsilon), 0) FROM privacy_spend WHERE asker = ?1 AND at >= ?2",
-            params![&asker.0[..], since as i64],
-            |r| r.get::<_, i64>(0),
-        )? as u64)
-    }
-
-    /// Charge `milli_epsilon` to `asker` at `at` (spec §9.10).
-    pub fn record_privacy_spend(&self, asker: &NodeId, at: u64, milli_epsilon: u32) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO privacy_spend (asker, at, milli_epsilon) VALUES (?1, ?2, ?3)",
-            params![&asker.0[..], at as i64, milli_epsilon],
+    /// Answer an ask of `entry.peer` only if it fits its budget (spec §9.10): in one
+    /// transaction, count what the window used, check one more ask costing `cost`
+    /// thousandths of ε, and record it — the `answered` entry and the ε charged. `Ok(Err)`
+    /// if it does not fit, and nothing is written; `Err` if it could not be recorded, in
+    /// which case the ask must not be answered (the budget fails closed).
+    pub fn charge_answer(
+        &self,
+        at: u64,
+        entry: &AuditEvent<'_>,
+        limits: Limits,
+        cost: u32,
+    ) -> Result<std::result::Result<(), OverBudget>> {
+        let asker = entry
+            .peer
+            .ok_or_else(|| StoreError::Corrupt("an answered ask names no asker".into()))?;
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let used = usage(&tx, &asker, budget::window_start(at))?;
+        if let Err(over) = budget::check(used, limits, cost) {
+            return Ok(Err(over));
+        }
+        tx.execute(
+            "INSERT INTO audit (at, event, peer, peer_name, item, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![at as i64, entry.event.as_str(), &asker.0[..], entry.peer_name, entry.item, entry.detail],
         )?;
-        Ok(())
+        if cost > 0 {
+            tx.execute(
+                "INSERT INTO privacy_spend (asker, at, milli_epsilon) VALUES (?1, ?2, ?3)",
+                params![&asker.0[..], at as i64, cost],
+            )?;
+        }
+        tx.commit()?;
+        Ok(Ok(()))
     }
 }
