@@ -47,14 +47,14 @@ pub mod endorsement;
 pub mod envelope;
 pub mod error;
 pub mod frame;
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod identity;
 pub mod invite;
 pub mod item;
 pub mod message;
 pub mod pairing;
 pub mod responder;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod text_code;
 pub mod wire;
 

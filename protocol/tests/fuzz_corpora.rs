@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use kith_protocol::app::{AppRequest, AppResponse};
-use kith_protocol::fuzzing;
+use kith_protocol::testing::fuzz as fuzzing;
 use kith_protocol::wire::encode_message;
 use kith_protocol::*;
 use rand_core::RngCore;

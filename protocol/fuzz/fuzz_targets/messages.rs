@@ -1,3 +1,3 @@
 #![no_main]
-//! See `kith_protocol::fuzzing::messages`.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| kith_protocol::fuzzing::messages(data));
+//! See `kith_protocol::testing::fuzz::messages`.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| kith_protocol::testing::fuzz::messages(data));

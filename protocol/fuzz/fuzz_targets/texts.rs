@@ -1,3 +1,3 @@
 #![no_main]
-//! See `kith_protocol::fuzzing::texts`.
-libfuzzer_sys::fuzz_target!(|data: &[u8]| kith_protocol::fuzzing::texts(data));
+//! See `kith_protocol::testing::fuzz::texts`.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| kith_protocol::testing::fuzz::texts(data));

@@ -288,7 +288,7 @@ mod tests {
     use super::*;
 
     /// SplitMix64, for reproducible statistics.
-    use crate::fuzzing::SimRng as Seeded;
+    use crate::testing::SimRng as Seeded;
 
     fn mean_var(xs: &[f64]) -> (f64, f64) {
         let n = xs.len() as f64;

@@ -27,6 +27,8 @@ use crate::message::{PeerRequest, PeerResponse, QueryId};
 use crate::pairing::PairingCode;
 use crate::wire::{decode_message, encode_message};
 
+use super::SimRng;
+
 /// Feed `data` to a frame decoder in chunks whose sizes come from the data itself; every
 /// frame decoded must re-encode to the bytes it came from.
 /// Test support for the framing of §5.1; not part of the protocol.
@@ -91,37 +93,6 @@ pub fn texts(data: &[u8]) {
         );
     }
 }
-
-/// SplitMix64: deterministic randomness for fuzzing, simulations and seeded statistical
-/// tests, so every seed replays the same run. Not secure.
-/// Test support for the simulations of §9.8; not part of the protocol.
-#[derive(Debug, Clone)]
-pub struct SimRng(pub u64);
-
-impl rand_core::RngCore for SimRng {
-    fn next_u32(&mut self) -> u32 {
-        self.next_u64() as u32
-    }
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        for chunk in dest.chunks_mut(8) {
-            let v = self.next_u64().to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
-
-impl rand_core::CryptoRng for SimRng {}
 
 /// A responder in an aggregation, fed a sequence of round requests from `data` (each
 /// prefixed by a one-byte length unit): whatever arrives, it answers without panicking.

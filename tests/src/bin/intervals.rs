@@ -16,7 +16,7 @@ use kith_protocol::aggregation::estimate::{AggregateSum, NoiseLeft};
 use kith_protocol::aggregation::input::VECTOR_LEN;
 use kith_protocol::aggregation::noise::{NoiseDraw, WHOLE_MASS};
 use kith_protocol::aggregation::sizing::{holder_union, may_count, NoiseView};
-use kith_protocol::fuzzing::SimRng;
+use kith_protocol::testing::SimRng;
 use rand_core::RngCore;
 
 const EPSILON: f64 = 1.0;
