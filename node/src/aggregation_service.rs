@@ -1,7 +1,7 @@
 //! Taking part in other nodes' aggregate asks (spec §9.8): one [`AggResponder`] per
 //! (asker, query), kept until it finishes, aborts or its deadline passes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,7 @@ use kith_protocol::aggregation::messages::{AbortReason, AggRequest, AggResponse}
 use kith_protocol::aggregation::responder::{
     AggResponder, AskTerms, ResponderSettings, EPSILON_RANGE,
 };
+use kith_protocol::aggregation::session::{ResponderSession, SessionKey, Step, UsedQueries};
 use kith_protocol::aggregation::CryptoWork;
 use kith_protocol::wire::encode_value;
 use kith_protocol::{answer_query, Disclosure, NodeId, PeerResponse, Query, QueryId, Refusal};
@@ -25,24 +26,18 @@ use kith_protocol::budget::OverBudget;
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(60);
 /// Most aggregations one asker may have open here at once.
 const MAX_OPEN_PER_ASKER: usize = 4;
+/// Longest wait for a free crypto slot (one per core) before a round is refused as busy.
+const CRYPTO_WAIT: Duration = Duration::from_secs(10);
 
-/// One responder session and every exchange it answered (at most one per round), so that
-/// a duplicated request — a retry, or the stale-connection race of §4.5, whose first copy
-/// may arrive after the asker moved on to the next round — gets the same reply instead of
-/// aborting the session (spec §9.8.1).
+/// What the node keeps with a session: for the audit entry written when its input is
+/// counted, the asker's name and the item.
 #[derive(Debug)]
-struct Session {
-    responder: AggResponder,
-    exchanges: Vec<(Vec<u8>, AggResponse)>,
-    /// For the audit entry written when the input is counted: the asker's name, the item.
+struct Audited {
     asker_name: String,
     item: String,
 }
 
-/// How long a (asker, query id) pair stays used: a second Advertise for it is refused.
-const QUERY_ID_MEMORY: Duration = Duration::from_secs(24 * 3600);
-/// Most remembered query ids; the oldest are forgotten first.
-const MAX_REMEMBERED: usize = 100_000;
+type Session = ResponderSession<Audited>;
 
 /// A session behind its own lock: the round's crypto runs under it, not under the map's,
 /// so sessions of different asks proceed in parallel, and a duplicate of a request waits
@@ -57,67 +52,74 @@ fn lock_session(s: &SharedSession) -> std::sync::MutexGuard<'_, Option<Session>>
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Query ids whose session was admitted, forgotten oldest first: O(1) per admission.
-#[derive(Debug, Default)]
-struct UsedIds {
-    at: HashMap<(NodeId, QueryId), Instant>,
-    order: VecDeque<((NodeId, QueryId), Instant)>,
-}
-
-impl UsedIds {
-    fn prune(&mut self, now: Instant) {
-        while let Some((key, at)) = self.order.front().copied() {
-            if now.duration_since(at) < QUERY_ID_MEMORY && self.order.len() <= MAX_REMEMBERED {
-                break;
-            }
-            self.order.pop_front();
-            self.at.remove(&key);
-        }
-    }
-
-    fn contains(&mut self, key: &(NodeId, QueryId), now: Instant) -> bool {
-        self.prune(now);
-        self.at.contains_key(key)
-    }
-
-    fn insert(&mut self, key: (NodeId, QueryId), now: Instant) {
-        self.at.insert(key, now);
-        self.order.push_back((key, now));
-        self.prune(now);
-    }
-}
-
-/// Open responder sessions, and the query ids already used by each asker.
+/// Open responder sessions, the query ids already used by each asker, and one admission
+/// at a time per asker.
 #[derive(Debug, Default)]
 pub(crate) struct Sessions {
-    open: Mutex<HashMap<(NodeId, QueryId), SharedSession>>,
-    used: Mutex<UsedIds>,
+    open: Mutex<HashMap<SessionKey, SharedSession>>,
+    used: Mutex<UsedQueries>,
+    /// Per asker (contacts only): held while one of its `Advertise`s is admitted, so that
+    /// its open sessions are counted without counting reservations that may still fail.
+    admitting: Mutex<HashMap<NodeId, Arc<Mutex<()>>>>,
     /// Public-key operations done as a responder since the node started.
     work: Mutex<CryptoWork>,
 }
 
 impl Sessions {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(NodeId, QueryId), SharedSession>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionKey, SharedSession>> {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn used(&self) -> std::sync::MutexGuard<'_, UsedIds> {
+    fn used(&self) -> std::sync::MutexGuard<'_, UsedQueries> {
         self.used.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Drop every session past its deadline, finished, or whose admission failed (secrets
-    /// are wiped on drop). A session busy with a round stays until the next sweep.
+    /// Remember the pairs used before a restart (oldest first, with their Unix times).
+    pub(crate) fn load_used(&self, pairs: Vec<(NodeId, QueryId, u64)>) {
+        let (now, unix) = (Instant::now(), unix_now());
+        let mut used = self.used();
+        for (asker, qid, at) in pairs {
+            let age = Duration::from_secs(unix.saturating_sub(at));
+            let at = now.checked_sub(age).unwrap_or(now);
+            used.insert((asker, qid), at, now);
+        }
+    }
+
+    /// The lock under which `asker`'s `Advertise`s are admitted, one at a time.
+    fn admission_lock(&self, asker: NodeId) -> Arc<Mutex<()>> {
+        self.admitting
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(asker)
+            .or_default()
+            .clone()
+    }
+
+    /// Drop every session past its deadline or whose admission failed (secrets are wiped
+    /// on drop). A finished session stays until its deadline, so that a copy of its last
+    /// request still gets its reply. A session busy with a round stays until the next sweep.
     pub(crate) fn sweep(&self, now: Instant) {
         self.lock().retain(|_, s| match s.try_lock() {
-            Ok(s) => s
-                .as_ref()
-                .is_some_and(|s| s.responder.deadline() > now && !s.responder.is_finished()),
+            Ok(s) => s.as_ref().is_some_and(|s| s.keep(now)),
             Err(_) => true,
         });
     }
 
-    fn remove(&self, key: &(NodeId, QueryId)) {
+    fn remove(&self, key: &SessionKey) {
         self.lock().remove(key);
+    }
+
+    /// Sessions of `asker` that count as open (spec §9.10), other than `except`:
+    /// admitted, not finished, not expired. A session busy with a round is open.
+    fn open_for(&self, asker: &NodeId, except: &QueryId, now: Instant) -> usize {
+        self.lock()
+            .iter()
+            .filter(|((a, q), _)| a == asker && q != except)
+            .filter(|(_, s)| match s.try_lock() {
+                Ok(s) => s.as_ref().is_some_and(|s| s.is_open(now)),
+                Err(_) => true,
+            })
+            .count()
     }
 
     /// Add what a session just did to the node's total.
@@ -130,9 +132,17 @@ impl Sessions {
         *self.work.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Responder sessions currently held (their secrets included).
+    /// Responder sessions holding secrets: admitted and not finished (a finished session
+    /// keeps only the replies it sent, for their copies, until its deadline). Sessions
+    /// being admitted or busy with a round count.
     pub(crate) fn open_count(&self) -> usize {
-        self.lock().len()
+        self.lock()
+            .values()
+            .filter(|s| match s.try_lock() {
+                Ok(s) => s.as_ref().is_some_and(|s| !s.responder().is_finished()),
+                Err(_) => true,
+            })
+            .count()
     }
 }
 
@@ -173,17 +183,58 @@ fn abort(reason: AbortReason) -> PeerResponse {
     PeerResponse::Aggregate(AggResponse::Abort(reason))
 }
 
-/// Answer one aggregation request from `asker`, a contact.
-pub(crate) fn handle(shared: &Arc<Shared>, asker: NodeId, request: AggRequest) -> PeerResponse {
-    let now = Instant::now();
+/// Answer one aggregation request from `asker`, a contact. `Close` and copies of requests
+/// already answered are answered at once; anything else waits (at most [`CRYPTO_WAIT`]) for
+/// one of the node's crypto slots and runs off the async workers.
+pub(crate) async fn serve(
+    shared: &Arc<Shared>,
+    asker: NodeId,
+    request: AggRequest,
+) -> PeerResponse {
     let key = (asker, query_id(&request));
-    let encoded = encode_value(&request);
     if matches!(request, AggRequest::Close { .. }) {
         // The asker is done: drop the session now (its secrets are wiped when the last
         // reference goes), so that it no longer counts among the asker's open sessions.
         shared.agg_sessions.remove(&key);
         return PeerResponse::Aggregate(AggResponse::Closed);
     }
+    let encoded = encode_value(&request);
+    if let Some(reply) = replay(shared, &key, &encoded) {
+        return reply;
+    }
+    let slots = shared.round_slots.clone();
+    let slot = match tokio::time::timeout(CRYPTO_WAIT, slots.acquire_owned()).await {
+        Ok(Ok(slot)) => slot,
+        _ => {
+            tracing::warn!(peer = %asker.short(), "aggregation round refused: node busy");
+            return PeerResponse::Refused(Refusal::Internal);
+        }
+    };
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        handle(&shared, key, request, encoded)
+    })
+    .await
+    .unwrap_or(PeerResponse::Refused(Refusal::Internal))
+}
+
+/// The stored reply to a copy of a request its session already answered, if the session
+/// is not busy (a busy one is waited for in [`handle`]).
+fn replay(shared: &Shared, key: &SessionKey, encoded: &[u8]) -> Option<PeerResponse> {
+    let session = shared.agg_sessions.lock().get(key)?.clone();
+    let guard = session.try_lock().ok()?;
+    guard.as_ref()?.replay(encoded).map(PeerResponse::Aggregate)
+}
+
+/// A request that needs the session's lock, and perhaps its crypto.
+fn handle(
+    shared: &Arc<Shared>,
+    key: SessionKey,
+    request: AggRequest,
+    encoded: Vec<u8>,
+) -> PeerResponse {
+    let now = Instant::now();
     let is_advertise = matches!(request, AggRequest::Advertise { .. });
     if is_advertise {
         shared.agg_sessions.sweep(now);
@@ -213,14 +264,17 @@ pub(crate) fn handle(shared: &Arc<Shared>, asker: NodeId, request: AggRequest) -
         return continue_session(shared, key, &session, request, encoded, now);
     }
     let mut slot = reserved.expect("reserved above");
-    match admit(shared, asker, request, &encoded, now) {
+    // One admission at a time per asker, until its session is in place.
+    let admission = shared.agg_sessions.admission_lock(key.0);
+    let _one = admission.lock().unwrap_or_else(|p| p.into_inner());
+    match admit(shared, key.0, request, &encoded, now) {
         Admission::Admitted {
             session,
             response,
             after,
         } => {
             *slot = Some(*session);
-            shared.agg_sessions.used().insert(key, now);
+            shared.agg_sessions.used().insert(key, now, now);
             drop(slot);
             after(shared);
             response
@@ -235,7 +289,7 @@ pub(crate) fn handle(shared: &Arc<Shared>, asker: NodeId, request: AggRequest) -
 /// A request for a session that exists (or is being admitted by a copy of its Advertise).
 fn continue_session(
     shared: &Arc<Shared>,
-    key: (NodeId, QueryId),
+    key: SessionKey,
     session: &SharedSession,
     request: AggRequest,
     encoded: Vec<u8>,
@@ -246,41 +300,34 @@ fn continue_session(
         // Its admission failed: the copy that opened it got the real answer.
         return abort(AbortReason::UnexpectedRound);
     };
-    if let Some((_, answered)) = session.exchanges.iter().find(|(r, _)| *r == encoded) {
-        return PeerResponse::Aggregate(answered.clone());
-    }
-    if session.responder.deadline() <= now {
-        shared.agg_sessions.remove(&key);
-        return abort(AbortReason::Expired);
-    }
-    if matches!(request, AggRequest::Advertise { .. }) {
-        // The same query id with other parameters: a replay or a lie.
-        shared.agg_sessions.remove(&key);
-        return abort(AbortReason::UnexpectedRound);
-    }
-    let before = session.responder.work();
-    let response = session.responder.handle(request, &mut OsRng, now);
+    let before = session.responder().work();
+    let step = session.handle(request, encoded, &mut OsRng, now);
     shared
         .agg_sessions
-        .add_work(session.responder.work() - before);
-    if matches!(response, AggResponse::Abort(_)) {
-        shared.agg_sessions.remove(&key);
-    } else {
-        if matches!(response, AggResponse::Unmasked(_)) {
-            // Only now is it certain that this node's input is in a released sum.
-            shared.audit(AuditEvent {
-                event: Event::Counted,
-                peer: Some(key.0),
-                peer_name: Some(&session.asker_name),
-                item: Some(session.item.clone()),
-                detail:
-                    "this node's answer is in the sum the asker can now release, with its noise"
-                        .into(),
-            });
+        .add_work(session.responder().work() - before);
+    match step {
+        Step::Replay(response) => PeerResponse::Aggregate(response),
+        Step::End(response) => {
+            shared.agg_sessions.remove(&key);
+            PeerResponse::Aggregate(response)
         }
-        session.exchanges.push((encoded, response.clone()));
+        Step::Reply { response, counted } => {
+            if counted {
+                // Only now is it certain that this node's input is in a released sum.
+                let context = session.context();
+                shared.audit(AuditEvent {
+                    event: Event::Counted,
+                    peer: Some(key.0),
+                    peer_name: Some(&context.asker_name),
+                    item: Some(context.item.clone()),
+                    detail:
+                        "this node's answer is in the sum the asker can now release, with its noise"
+                            .into(),
+                });
+            }
+            PeerResponse::Aggregate(response)
+        }
     }
-    PeerResponse::Aggregate(response)
 }
 
 /// What happens after a session is admitted and unlocked: its pending approvals.
@@ -363,13 +410,9 @@ fn admit(
             return Admission::Declined(PeerResponse::Refused(Refusal::Internal));
         }
     }
-    // Sessions open for this asker, other than the one being admitted.
-    let open_for_asker = shared
-        .agg_sessions
-        .lock()
-        .keys()
-        .filter(|(a, q)| *a == asker && *q != query_id)
-        .count();
+    // Sessions open for this asker, other than the one being admitted: admitted ones only
+    // (its admissions run one at a time, so none can be half-way).
+    let open_for_asker = shared.agg_sessions.open_for(&asker, &query_id, now);
     if open_for_asker >= MAX_OPEN_PER_ASKER {
         return decline(
             format!("{open_for_asker} aggregations already open (limit {MAX_OPEN_PER_ASKER})"),
@@ -428,7 +471,7 @@ fn admit(
     };
     match shared
         .store
-        .charge_answer(unix_now(), &answered, limits, cost)
+        .charge_answer(unix_now(), &answered, limits, cost, Some(&query_id))
     {
         Ok(Ok(())) => {}
         Ok(Err(o)) => return over(o),
@@ -437,12 +480,15 @@ fn admit(
             return Admission::Declined(PeerResponse::Refused(Refusal::Internal));
         }
     }
-    let session = Session {
+    let session = Session::admitted(
         responder,
-        exchanges: vec![(encoded.to_vec(), response.clone())],
-        asker_name: contact.name.clone(),
-        item: item.to_string(),
-    };
+        encoded.to_vec(),
+        response.clone(),
+        Audited {
+            asker_name: contact.name.clone(),
+            item: item.to_string(),
+        },
+    );
     let after: AfterAdmission = Box::new(move |shared| {
         crate::approvals::record_after_reply(shared, asker, contact.name, query, disclosure)
     });

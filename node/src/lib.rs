@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 mod aggregation_service;
+mod answered_asks;
 mod app_service;
 mod approvals;
 mod apps;

@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     pub retiring: Mutex<Vec<(Instant, quinn::Connection)>>,
     /// Aggregations this node is taking part in as a responder.
     pub agg_sessions: crate::aggregation_service::Sessions,
+    /// Plain asks answered in the last minute, for their copies (spec §8.3.2).
+    pub answered_asks: crate::answered_asks::AnsweredAsks,
     /// Per-asker daily budgets and the tally of declines (spec §9.10).
     pub budget: crate::budget::Budget,
     /// Open app connections, so that revoking an app closes them.
@@ -48,7 +50,7 @@ pub(crate) struct Shared {
     pub options: NodeOptions,
     /// Aggregation rounds whose crypto may run at once: one per core. More would only
     /// share the cores, and crowd out the tasks that acknowledge peers' packets.
-    pub round_slots: tokio::sync::Semaphore,
+    pub round_slots: Arc<tokio::sync::Semaphore>,
     /// Bytes of the frames this node has sent answering contacts' requests.
     pub answered_bytes: std::sync::atomic::AtomicU64,
 }
@@ -209,6 +211,7 @@ impl Node {
         );
         store.announce_addresses(None, &advertise.join(","))?;
         let card = crate::card_updates::sign_card(&identity, &name, advertise)?;
+        let used_queries = store.used_queries(kith_protocol::budget::window_start(unix_now()))?;
         let api_addr = local_api_addr(api_bound);
         let shared = Arc::new(Shared {
             identity,
@@ -224,15 +227,17 @@ impl Node {
             peers: Mutex::new(HashMap::new()),
             retiring: Default::default(),
             agg_sessions: Default::default(),
+            answered_asks: Default::default(),
             budget: Default::default(),
             app_connections: Default::default(),
             peer_connections: Default::default(),
             options,
             answered_bytes: Default::default(),
-            round_slots: tokio::sync::Semaphore::new(
+            round_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
-            ),
+            )),
         });
+        shared.agg_sessions.load_used(used_queries);
         // Tell local clients where the API is, in case the port was chosen at bind time.
         crate::data_dir::write_private(&dir.api_addr_file(), api_addr.to_string().as_bytes())?;
         let accept = tokio::spawn(accept_loop(shared.clone(), shared.endpoint.clone()));

@@ -109,14 +109,8 @@ async fn respond(
             Ok(PeerRequest::Redeem(r)) => redeem(shared, conn, key, r),
             Ok(PeerRequest::Aggregate(r)) if is_contact(shared, &key) => {
                 // A round's crypto takes milliseconds to tens of them (spec §11.16): off
-                // the async workers.
-                let _slot = shared.round_slots.acquire().await;
-                let shared = shared.clone();
-                tokio::task::spawn_blocking(move || {
-                    crate::aggregation_service::handle(&shared, key, r)
-                })
-                .await
-                .unwrap_or(PeerResponse::Refused(Refusal::Internal))
+                // the async workers, one round per core.
+                crate::aggregation_service::serve(shared, key, r).await
             }
             Ok(PeerRequest::Aggregate(_)) => PeerResponse::Refused(Refusal::NotAContact),
             Ok(PeerRequest::Deliver(signed)) if is_contact(shared, &key) => {
@@ -154,6 +148,21 @@ fn count_answered(shared: &Shared, body: &[u8]) {
 }
 
 fn answer(shared: &Arc<Shared>, asker: NodeId, query: Query) -> PeerResponse {
+    let now = std::time::Instant::now();
+    if let Some(given) = shared.answered_asks.get(asker, &query, now) {
+        // A copy of an ask answered in the last minute: the same answer, not counted again.
+        return given;
+    }
+    let response = answer_once(shared, asker, query.clone());
+    if matches!(response, PeerResponse::Answer(_)) {
+        shared
+            .answered_asks
+            .insert(asker, query, response.clone(), now);
+    }
+    response
+}
+
+fn answer_once(shared: &Arc<Shared>, asker: NodeId, query: Query) -> PeerResponse {
     let contact = match shared.store.contact(&asker) {
         Ok(Some(c)) => c,
         Ok(None) => {
@@ -210,7 +219,10 @@ fn answer(shared: &Arc<Shared>, asker: NodeId, query: Query) -> PeerResponse {
         detail: disclosure.describe(),
     };
     // An ask that cannot be counted is not answered: the budget fails closed.
-    match shared.store.charge_answer(unix_now(), &answered, limits, 0) {
+    match shared
+        .store
+        .charge_answer(unix_now(), &answered, limits, 0, None)
+    {
         Ok(Ok(())) => {}
         Ok(Err(over)) => return decline(over),
         Err(e) => {

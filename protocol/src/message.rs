@@ -57,7 +57,7 @@ pub struct InviteRedemption {
 }
 
 /// "Do you own anything within `item`?" (spec §8.3).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Query {
     pub query_id: QueryId,
     pub item: ItemKey,

@@ -214,9 +214,9 @@ async fn an_asker_duplicating_members_is_refused() {
 }
 
 /// Replays. Within a session, an exact copy of any request it answered is a retry: it gets
-/// the stored reply and costs the member no new work; any other old message aborts it. Across
-/// sessions, old messages name a query that is over, and signatures from one session do
-/// not verify in another (they bind the query id and the cohort digest).
+/// the stored reply and costs the member no new work, until the session's deadline, even
+/// after it finished; any other old message aborts it. Signatures from one session do not
+/// verify in another (they bind the query id and the cohort digest).
 #[tokio::test]
 async fn replayed_round_messages_are_refused() {
     let (ana, friends) = seven().await;
@@ -224,17 +224,21 @@ async fn replayed_round_messages_are_refused() {
     let first = raw_ask(&ana, &friends, 4, honest).await;
     assert_eq!(first.outcome.aggregate, Ok(sum(3, 3)));
 
-    // An exact retry of round 4: the same reply, no new public-key work.
+    // An exact retry of round 4, after the sweeps of the next seconds: the same reply (a
+    // finished session is kept until its deadline), no new public-key work.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let work = friends[0].node().aggregation_work();
     let unmask = request_to(&first, &f0, 4);
     assert_eq!(first.send(&f0, &unmask).await, reply_of(&first, &f0, 4));
     assert_eq!(friends[0].node().aggregation_work(), work);
-    // Its Advertise again: an Advertise first drops finished sessions, and the query id is
-    // used.
+    // Its Advertise again: a finished session is kept until its deadline (so that a copy of
+    // a lost Unmasked still gets its reply), and a copy of its Advertise gets the first
+    // reply, with no new session and no new work.
     assert_eq!(
         first.send(&f0, &request_to(&first, &f0, 0)).await,
-        aborted(AbortReason::UnexpectedRound)
+        reply_of(&first, &f0, 0)
     );
+    assert_eq!(friends[0].node().aggregation_work(), work);
     // In a session still open (stopped before round 4), exact copies of every earlier
     // request are retries too (a first copy delayed past the asker's retry arrives after
     // the next round, §4.5): each gets the reply it got then, and nothing changes.
@@ -294,10 +298,9 @@ async fn replayed_round_messages_are_refused() {
     .await;
     let f1 = friends[1].id();
     let old = request_to(&first, &f1, 4);
-    assert_eq!(
-        second.send(&f1, &old).await,
-        aborted(AbortReason::UnexpectedRound)
-    );
+    // As it was, it names the first query, whose finished session is kept until its
+    // deadline: a copy, answered with the reply it got then and nothing more.
+    assert_eq!(second.send(&f1, &old).await, reply_of(&first, &f1, 4));
     let Ok(PeerRequest::Aggregate(AggRequest::Unmask { signatures, .. })) =
         decode_message::<PeerRequest>(&old)
     else {
@@ -848,5 +851,102 @@ async fn nodes_take_no_quic_datagrams() {
     assert!(
         sent.is_err(),
         "a datagram was accepted for sending: {sent:?}"
+    );
+}
+
+/// Session bookkeeping that used to fail (#15): a finished session's replies are kept until
+/// its deadline, not swept within a second; an asker's `Advertise`s sent at once are counted
+/// against its four open sessions by what was admitted, not by what was merely reserved;
+/// and a query id stays used across a restart of the member.
+#[tokio::test]
+async fn sessions_keep_replies_count_what_is_open_and_remember_query_ids() {
+    let (ana, mut friends) = kith_tests::federation(1, NodeOptions::default()).await;
+    let (_endpoint, conn) = raw_peer(&friends[0], &ana.identity()).await;
+    let frame_of = |r: AggRequest| {
+        encode_frame(&encode_message(&PeerRequest::Aggregate(r)), MAX_PEER_FRAME).unwrap()
+    };
+    let advertise = |q: u8| {
+        frame_of(AggRequest::Advertise {
+            query_id: QueryId([q; 16]),
+            item: item(ITEM),
+            epsilon: None,
+            detail: false,
+        })
+    };
+    let send = |frame: Vec<u8>| {
+        let conn = conn.clone();
+        async move { decode_message::<PeerResponse>(&send_raw(&conn, &frame).await.unwrap()).unwrap() }
+    };
+    // Six Advertises at once: four admitted, two declined, whatever the interleaving.
+    let mut at_once = tokio::task::JoinSet::new();
+    for q in 20u8..26 {
+        let reply = send(advertise(q));
+        at_once.spawn(async move { (q, reply.await) });
+    }
+    let mut replies: Vec<(u8, PeerResponse)> = at_once.join_all().await;
+    replies.sort_by_key(|(q, _)| *q);
+    let replies: Vec<PeerResponse> = replies.into_iter().map(|(_, r)| r).collect();
+    let admitted = replies
+        .iter()
+        .filter(|r| matches!(r, PeerResponse::Aggregate(AggResponse::Advertised { .. })))
+        .count();
+    let declined = replies
+        .iter()
+        .filter(|r| **r == PeerResponse::Aggregate(AggResponse::Abort(AbortReason::TooManyOpen)))
+        .count();
+    assert_eq!((admitted, declined), (4, 2), "{replies:?}");
+
+    // A copy of an Advertise answered two sweeps ago still gets its first reply.
+    let first = replies
+        .iter()
+        .zip(20u8..)
+        .find(|(r, _)| matches!(r, PeerResponse::Aggregate(AggResponse::Advertised { .. })))
+        .map(|(r, q)| (r.clone(), q))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(send(advertise(first.1)).await, first.0);
+
+    // After a restart, the query id is still used: its Advertise opens no second session.
+    let listen = friends[0].peer_addr();
+    friends[0].restart(listen).await;
+    let (_endpoint, conn) = raw_peer(&friends[0], &ana.identity()).await;
+    let reply =
+        decode_message::<PeerResponse>(&send_raw(&conn, &advertise(first.1)).await.unwrap())
+            .unwrap();
+    assert_eq!(
+        reply,
+        PeerResponse::Aggregate(AggResponse::Abort(AbortReason::UnexpectedRound))
+    );
+}
+
+/// A plain `Ask` sent twice (a retry, or the stale-connection race of §4.5) is answered
+/// twice alike and counted once against the asker's budget.
+#[tokio::test]
+async fn a_copied_plain_ask_counts_once() {
+    let (ana, friends) = kith_tests::federation(1, NodeOptions::default()).await;
+    friends[0]
+        .client
+        .set_setting("asks-per-day", "2")
+        .await
+        .unwrap();
+    let (_endpoint, conn) = raw_peer(&friends[0], &ana.identity()).await;
+    let ask = |q: u8| {
+        let r = PeerRequest::Ask(Query {
+            query_id: QueryId([q; 16]),
+            item: item(ITEM),
+        });
+        encode_frame(&encode_message(&r), MAX_PEER_FRAME).unwrap()
+    };
+    let reply = |bytes: Vec<u8>| decode_message::<PeerResponse>(&bytes).unwrap();
+    let first = reply(send_raw(&conn, &ask(1)).await.unwrap());
+    assert!(matches!(first, PeerResponse::Answer(_)), "{first:?}");
+    assert_eq!(reply(send_raw(&conn, &ask(1)).await.unwrap()), first);
+    assert!(matches!(
+        reply(send_raw(&conn, &ask(2)).await.unwrap()),
+        PeerResponse::Answer(_)
+    ));
+    assert_eq!(
+        reply(send_raw(&conn, &ask(3)).await.unwrap()),
+        PeerResponse::Refused(Refusal::RateLimited)
     );
 }

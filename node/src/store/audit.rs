@@ -3,7 +3,7 @@
 
 use kith_protocol::app::AuditEntry;
 use kith_protocol::budget::{self, Limits, OverBudget, Usage};
-use kith_protocol::NodeId;
+use kith_protocol::{NodeId, QueryId};
 use rusqlite::params;
 
 use super::{Result, Store, StoreError};
@@ -200,15 +200,17 @@ impl Store {
 
     /// Answer an ask of `entry.peer` only if it fits its budget (spec §9.10): in one
     /// transaction, count what the window used, check one more ask costing `cost`
-    /// thousandths of ε, and record it — the `answered` entry and the ε charged. `Ok(Err)`
-    /// if it does not fit, and nothing is written; `Err` if it could not be recorded, in
-    /// which case the ask must not be answered (the budget fails closed).
+    /// thousandths of ε, and record it — the `answered` entry, the ε charged, and for an
+    /// aggregation its query id as used (spec §9.8.2 step 4). `Ok(Err)` if it does not
+    /// fit, and nothing is written; `Err` if it could not be recorded, in which case the
+    /// ask must not be answered (the budget fails closed).
     pub fn charge_answer(
         &self,
         at: u64,
         entry: &AuditEvent<'_>,
         limits: Limits,
         cost: u32,
+        used_query: Option<&QueryId>,
     ) -> Result<std::result::Result<(), OverBudget>> {
         let asker = entry
             .peer
@@ -229,7 +231,42 @@ impl Store {
                 params![&asker.0[..], at as i64, cost],
             )?;
         }
+        if let Some(qid) = used_query {
+            tx.execute(
+                "INSERT OR REPLACE INTO used_queries (asker, query_id, at) VALUES (?1, ?2, ?3)",
+                params![&asker.0[..], &qid.0[..], at as i64],
+            )?;
+        }
         tx.commit()?;
         Ok(Ok(()))
+    }
+
+    /// The (asker, query id) pairs used at or after `since`, oldest first, after forgetting
+    /// older ones (spec §9.8.2 step 4).
+    pub fn used_queries(&self, since: u64) -> Result<Vec<(NodeId, QueryId, u64)>> {
+        let conn = self.conn();
+        conn.execute(
+            "DELETE FROM used_queries WHERE at < ?1",
+            params![since as i64],
+        )?;
+        let mut stmt = conn
+            .prepare("SELECT asker, query_id, at FROM used_queries WHERE at >= ?1 ORDER BY at")?;
+        let rows = stmt
+            .query_map(params![since as i64], |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(a, q, at)| {
+                let qid: [u8; 16] = q
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("used query id length".into()))?;
+                Ok((NodeId(super::blob32(a)?), QueryId(qid), at.max(0) as u64))
+            })
+            .collect()
     }
 }

@@ -21,6 +21,7 @@ pub mod messages;
 pub mod noise;
 pub mod prg;
 pub mod responder;
+pub mod session;
 pub mod shamir;
 pub mod sizing;
 
