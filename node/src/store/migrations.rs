@@ -192,3 +192,97 @@ pub fn migrate(conn: &mut Connection) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{AuditEvent, Event, Principal, Setting, Store};
+    use kith_protocol::app::PendingStatus;
+    use kith_protocol::budget::Limits;
+    use kith_protocol::{ItemKey, NodeId, QueryId, Share};
+
+    /// A database written by the first release (schema 1), with a row in every table, is
+    /// brought to the current schema by opening it: every row is still there and readable,
+    /// and what later schemas added works on it.
+    #[test]
+    fn a_first_schema_database_upgrades_with_its_rows() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("kith.db");
+        let (ana, bo) = (NodeId([0xa; 32]), NodeId([0xb; 32]));
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute_batch(&format!(
+                "INSERT INTO settings VALUES ('name', 'Ana'), ('listen', '127.0.0.1:7400');
+                 INSERT INTO contacts VALUES (x'{bo}', 'Bo', 'friends', x'00', x'{sig}', 100);
+                 INSERT INTO endorsements VALUES ('tag:vehicle/subaru', 2, 5, 'snow', 50);
+                 INSERT INTO policy_rules VALUES ('circle', 'friends', 'tag:*', 'name');
+                 INSERT INTO invites VALUES (x'{id}', x'{secret}', 'family', 10, 20, NULL, NULL);
+                 INSERT INTO credentials VALUES (x'{ana}', 'owner', 'owner', 1, NULL);
+                 INSERT INTO audit (at, event, peer, peer_name, item, detail)
+                     VALUES (90, 'answered', x'{bo}', 'Bo', 'tag:x', 'named nothing');",
+                bo = hex(&bo.0),
+                ana = hex(&ana.0),
+                sig = "11".repeat(64),
+                id = "22".repeat(16),
+                secret = "33".repeat(32),
+            ))
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let version: i64 = store
+            .conn()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+        assert_eq!(store.setting(Setting::Name).unwrap().as_deref(), Some("Ana"));
+        let contacts = store.contacts().unwrap();
+        assert_eq!((contacts.len(), contacts[0].name.as_str()), (1, "Bo"));
+        assert_eq!(store.endorsements().unwrap()[0].count, 2);
+        let subaru = ItemKey::parse("tag:vehicle/subaru").unwrap();
+        assert_eq!(
+            store.policy().unwrap().evaluate(&bo, "friends", &subaru),
+            Share::Name
+        );
+        assert_eq!(store.invites().unwrap()[0].circle, "family");
+        assert!(matches!(
+            store.principal(&ana).unwrap(),
+            Some(Principal::Owner { .. })
+        ));
+        assert_eq!(store.audit_log(10).unwrap()[0].detail, "named nothing");
+
+        // What later schemas added: pending requests, budgets, card marks, used query ids.
+        let qid = QueryId([4; 16]);
+        assert!(store.add_pending(&bo, &qid, &subaru, &subaru, 100).unwrap());
+        assert_eq!(
+            store.pending_requests().unwrap()[0].status,
+            PendingStatus::Pending
+        );
+        let answered = AuditEvent {
+            event: Event::Answered,
+            peer: Some(bo),
+            peer_name: Some("Bo"),
+            item: None,
+            detail: "aggregate".into(),
+        };
+        let limits = Limits {
+            asks_per_day: 20,
+            epsilon_per_day: 4000,
+        };
+        assert_eq!(
+            store
+                .charge_answer(100, &answered, limits, 1000, Some(&qid))
+                .unwrap(),
+            Ok(())
+        );
+        assert_eq!(store.budget_usage(&bo, 0).unwrap().answered, 2);
+        assert_eq!(store.used_queries(0).unwrap(), [(bo, qid, 100)]);
+        assert!(store.announce_addresses(None, "127.0.0.1:7400").is_ok());
+        assert!(store.contacts_without_current_card().unwrap().is_empty());
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
