@@ -120,6 +120,11 @@ impl Client {
         };
         match client.call_raw(&request, REQUEST_TIMEOUT).await? {
             AppResponse::App(info) => Ok((client, credential, info)),
+            // The node failed: not a refusal of the code, which may still work later.
+            AppResponse::Error(e) if e.code == AppErrorCode::Internal => Err(ClientError::Node {
+                code: e.code,
+                message: e.message,
+            }),
             AppResponse::Error(e) => Err(ClientError::PairingRefused(e.message)),
             other => Err(unexpected(other)),
         }

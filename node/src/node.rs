@@ -419,6 +419,22 @@ fn bind_endpoint(
     quinn::Endpoint::new(config, Some(server), socket, runtime).map_err(io_err)
 }
 
+/// What a key connecting to the app endpoint is (spec §10.1, §10.5).
+enum AppKey {
+    Known(crate::store::Principal),
+    Revoked,
+    /// Not a credential: it may only redeem a pairing code.
+    Unknown,
+}
+
+fn app_key(shared: &Shared, key: &NodeId) -> Result<AppKey, crate::store::StoreError> {
+    Ok(match shared.store.principal(key)? {
+        Some(principal) => AppKey::Known(principal),
+        None if shared.store.credential_revoked(key)? => AppKey::Revoked,
+        None => AppKey::Unknown,
+    })
+}
+
 /// Accept connections on `endpoint`: the peer endpoint offers only `kith/peer/2`, the app
 /// endpoint only `kith/app/2` (each endpoint's TLS configuration refuses the other ALPN).
 async fn accept_loop(shared: Arc<Shared>, endpoint: quinn::Endpoint) {
@@ -448,11 +464,14 @@ async fn accept_loop(shared: Arc<Shared>, endpoint: quinn::Endpoint) {
             };
             match transport::alpn(&conn).as_deref() {
                 Some(a) if a == ALPN_PEER => peer_service::serve(shared, conn, key).await,
-                Some(a) if a == ALPN_APP => match shared.store.principal(&key) {
-                    Ok(None) if shared.store.credential_revoked(&key).unwrap_or(false) => {
-                        conn.close(CLOSE_UNAUTHORIZED.into(), b"revoked")
+                Some(a) if a == ALPN_APP => match app_key(&shared, &key) {
+                    Ok(AppKey::Revoked) => conn.close(CLOSE_UNAUTHORIZED.into(), b"revoked"),
+                    Ok(AppKey::Known(principal)) => {
+                        app_service::serve(shared, conn, key, Some(principal)).await
                     }
-                    Ok(principal) => app_service::serve(shared, conn, key, principal).await,
+                    Ok(AppKey::Unknown) => app_service::serve(shared, conn, key, None).await,
+                    // Never read a store failure as "unknown": a revoked key would be offered
+                    // pairing, and its app told it is not paired.
                     Err(e) => {
                         tracing::error!("store: {e}");
                         conn.close(CLOSE_SHUTDOWN.into(), b"internal error")
