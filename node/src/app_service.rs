@@ -202,11 +202,17 @@ async fn authorized(
     req: AppRequest,
 ) -> Result<AppResponse, AppError> {
     apps::authorize(shared, &key, principal, &req)?;
-    let response = handle(shared, req).await?;
+    let app = matches!(principal, Principal::App { .. }).then_some(key);
+    let response = handle(shared, req, app).await?;
     apps::filter(shared, &key, principal, response)
 }
 
-async fn handle(shared: &Arc<Shared>, req: AppRequest) -> Result<AppResponse, AppError> {
+/// Answer `req`; `app` is the paired app making it, if it is not the owner.
+async fn handle(
+    shared: &Arc<Shared>,
+    req: AppRequest,
+    app: Option<NodeId>,
+) -> Result<AppResponse, AppError> {
     let store = &shared.store;
     Ok(match req {
         AppRequest::Status => AppResponse::Status(NodeStatus {
@@ -318,7 +324,7 @@ async fn handle(shared: &Arc<Shared>, req: AppRequest) -> Result<AppResponse, Ap
         AppRequest::Approve { id } => AppResponse::Decided(approvals::approve(shared, id).await?),
         AppRequest::Deny { id } => AppResponse::Decided(approvals::deny(shared, id)?),
         AppRequest::ListUpdates { query_id } => {
-            AppResponse::Updates(approvals::updates(shared, query_id.as_ref())?)
+            AppResponse::Updates(approvals::updates(shared, query_id.as_ref(), app.as_ref())?)
         }
         AppRequest::CreatePairing { name, scope } => {
             AppResponse::Pairing(apps::create_pairing(shared, name, scope)?)

@@ -287,11 +287,12 @@ pub(crate) fn receive(shared: &Shared, from: NodeId, signed: SignedEndorsement) 
 pub(crate) fn updates(
     shared: &Shared,
     query_id: Option<&kith_protocol::QueryId>,
+    app: Option<&NodeId>,
 ) -> Result<Vec<AnswerUpdate>, AppError> {
     let contacts = shared.store.contacts().map_err(internal)?;
     shared
         .store
-        .late_endorsements(query_id)
+        .late_endorsements(query_id, app)
         .map_err(internal)?
         .into_iter()
         .filter_map(|(qid, endorser, signed, received_at)| {

@@ -11,7 +11,7 @@ use kith_protocol::{NodeId, ALPN_PEER, TLS_SERVER_NAME};
 use crate::node::Shared;
 use crate::peer_service;
 
-/// How long one connection attempt to one address may take.
+/// How long one connection attempt to one address may take, and one name lookup.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// At most this many resolved IPs are tried per address in a card.
 const MAX_RESOLVED_PER_ADDRESS: usize = 4;
@@ -121,10 +121,17 @@ async fn connect(
         transport::client_config(&shared.identity, peer, ALPN_PEER).map_err(|e| e.to_string())?;
     let mut last_err = String::from("no address");
     for addr in addresses {
-        let resolved = match tokio::net::lookup_host(addr.as_str()).await {
-            Ok(r) => r.take(MAX_RESOLVED_PER_ADDRESS).collect::<Vec<_>>(),
-            Err(e) => {
+        // Resolving a name is bounded like a connection attempt: a stalled resolver must not
+        // hold the ask (or the card update) past its own deadlines.
+        let lookup = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host(addr.as_str()));
+        let resolved = match lookup.await {
+            Ok(Ok(r)) => r.take(MAX_RESOLVED_PER_ADDRESS).collect::<Vec<_>>(),
+            Ok(Err(e)) => {
                 last_err = format!("{addr}: {e}");
+                continue;
+            }
+            Err(_) => {
+                last_err = format!("{addr}: name lookup timed out");
                 continue;
             }
         };

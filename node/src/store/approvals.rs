@@ -185,19 +185,25 @@ impl Store {
         )? > 0)
     }
 
-    /// Late endorsements, newest first: (query id, endorser, signed statement, received at).
+    /// Late endorsements, newest first, at most 1000: (query id, endorser, signed
+    /// statement, received at). Only those of `query_id` if given, and only those of asks
+    /// the paired app `app` made if given (filtered before the limit).
     pub fn late_endorsements(
         &self,
         query_id: Option<&QueryId>,
+        app: Option<&NodeId>,
     ) -> Result<Vec<(QueryId, NodeId, SignedEndorsement, u64)>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT query_id, endorser, statement, signature, received_at FROM late_endorsements
-             WHERE ?1 IS NULL OR query_id = ?1 ORDER BY received_at DESC LIMIT 1000",
+             WHERE (?1 IS NULL OR query_id = ?1)
+               AND (?2 IS NULL OR query_id IN (SELECT query_id FROM app_queries WHERE key = ?2))
+             ORDER BY received_at DESC LIMIT 1000",
         )?;
         let filter: Option<Vec<u8>> = query_id.map(|q| q.0.to_vec());
+        let app: Option<Vec<u8>> = app.map(|k| k.0.to_vec());
         let rows = stmt
-            .query_map(params![filter], |r| {
+            .query_map(params![filter, app], |r| {
                 Ok((
                     r.get::<_, Vec<u8>>(0)?,
                     r.get::<_, Vec<u8>>(1)?,
@@ -260,7 +266,35 @@ mod tests {
         assert!(store
             .add_late_endorsement(&other_q, &bruno, &signed(0), 10, 3)
             .unwrap());
-        assert_eq!(store.late_endorsements(Some(&q)).unwrap().len(), 4);
+        assert_eq!(store.late_endorsements(Some(&q), None).unwrap().len(), 4);
+    }
+
+    /// An app's updates are those of its own asks, chosen before the 1000-row limit: a
+    /// thousand newer updates of the owner's asks do not hide them.
+    #[test]
+    fn an_apps_updates_are_filtered_before_the_limit() {
+        let store = Store::open_in_memory().unwrap();
+        let (app, endorser) = (NodeId([7; 32]), NodeId([8; 32]));
+        let apps_ask = QueryId([1; 16]);
+        store.add_app_query(&app, &apps_ask).unwrap();
+        let signed = |i: u16| SignedEndorsement {
+            statement: i.to_be_bytes().to_vec(),
+            signature: Signature([0; 64]),
+        };
+        store
+            .add_late_endorsement(&apps_ask, &endorser, &signed(0), 10, 3)
+            .unwrap();
+        for i in 0..1000u16 {
+            let owners_ask = QueryId([(i % 200) as u8 + 2; 16]);
+            let from = NodeId([(i / 200) as u8 + 10; 32]);
+            store
+                .add_late_endorsement(&owners_ask, &from, &signed(i + 1), 20 + i as u64, 3)
+                .unwrap();
+        }
+        assert_eq!(store.late_endorsements(None, None).unwrap().len(), 1000);
+        let mine = store.late_endorsements(None, Some(&app)).unwrap();
+        assert_eq!(mine.len(), 1);
+        assert_eq!(mine[0].0, apps_ask);
     }
 
     #[test]

@@ -236,7 +236,10 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(version, MIGRATIONS.len() as i64);
-        assert_eq!(store.setting(Setting::Name).unwrap().as_deref(), Some("Ana"));
+        assert_eq!(
+            store.setting(Setting::Name).unwrap().as_deref(),
+            Some("Ana")
+        );
         let contacts = store.contacts().unwrap();
         assert_eq!((contacts.len(), contacts[0].name.as_str()), (1, "Bo"));
         assert_eq!(store.endorsements().unwrap()[0].count, 2);
