@@ -23,7 +23,20 @@ pub const DECLINE_AUDIT_INTERVAL: Duration = Duration::from_secs(600);
 pub(crate) struct Budget {
     /// Per asker: when its last `rate-limited` entry was written, and declines since. One
     /// entry per contact ever declined, so bounded by the contact list.
-    declines: Mutex<HashMap<NodeId, (Instant, u64)>>,
+    declines: Mutex<HashMap<NodeId, Declines>>,
+}
+
+/// One asker's declines since its last `rate-limited` entry.
+#[derive(Debug)]
+struct Declines {
+    /// When the last entry was written.
+    at: Instant,
+    /// Declines not in any entry yet.
+    unlisted: u64,
+    /// For the entry that lists them: the asker's name and the last item and cause.
+    name: String,
+    item: String,
+    why: String,
 }
 
 /// The settings' limits, as the budget rule takes them.
@@ -63,14 +76,22 @@ impl Budget {
         let now = Instant::now();
         let unlisted = {
             let mut declines = self.declines.lock().unwrap_or_else(|p| p.into_inner());
+            let fresh = Declines {
+                at: now,
+                unlisted: 0,
+                name: name.to_string(),
+                item: item.clone(),
+                why: why.to_string(),
+            };
             match declines.get_mut(&asker) {
-                Some((at, since)) if now.duration_since(*at) < DECLINE_AUDIT_INTERVAL => {
-                    *since += 1;
+                Some(d) if now.duration_since(d.at) < DECLINE_AUDIT_INTERVAL => {
+                    d.unlisted += 1;
+                    (d.name, d.item, d.why) = (fresh.name, fresh.item, fresh.why);
                     return;
                 }
-                Some(entry) => std::mem::replace(entry, (now, 0)).1,
+                Some(d) => std::mem::replace(d, fresh).unlisted,
                 None => {
-                    declines.insert(asker, (now, 0));
+                    declines.insert(asker, fresh);
                     0
                 }
             }
@@ -86,5 +107,39 @@ impl Budget {
             item: Some(item),
             detail,
         });
+    }
+
+    /// Write an entry for every asker with declines not listed yet (at shutdown, so that a
+    /// restart does not lose them).
+    pub(crate) fn flush(&self, shared: &Shared) {
+        let waiting: Vec<(NodeId, Declines)> = {
+            let mut declines = self.declines.lock().unwrap_or_else(|p| p.into_inner());
+            declines
+                .iter_mut()
+                .filter(|(_, d)| d.unlisted > 0)
+                .map(|(asker, d)| {
+                    let taken = Declines {
+                        at: d.at,
+                        unlisted: std::mem::take(&mut d.unlisted),
+                        name: d.name.clone(),
+                        item: d.item.clone(),
+                        why: d.why.clone(),
+                    };
+                    (*asker, taken)
+                })
+                .collect()
+        };
+        for (asker, d) in waiting {
+            shared.audit(AuditEvent {
+                event: Event::RateLimited,
+                peer: Some(asker),
+                peer_name: Some(&d.name),
+                item: Some(d.item),
+                detail: format!(
+                    "declined: {}; {} declined since the previous entry",
+                    d.why, d.unlisted
+                ),
+            });
+        }
     }
 }

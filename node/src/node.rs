@@ -344,6 +344,7 @@ impl Node {
     /// Close every connection and stop. Committed data is already on disk. When this
     /// returns the UDP port is free again (bounded wait), so a restart can bind it.
     pub async fn shutdown(mut self) {
+        self.shared.budget.flush(&self.shared);
         self.accept.abort();
         self.app_accept.abort();
         self.sweeper.abort();

@@ -950,3 +950,43 @@ async fn a_copied_plain_ask_counts_once() {
         PeerResponse::Refused(Refusal::RateLimited)
     );
 }
+
+/// Declines coalesced into the next `rate-limited` entry are written when the node stops,
+/// not lost with its memory.
+#[tokio::test]
+async fn coalesced_declines_survive_a_restart() {
+    let (ana, mut friends) = kith_tests::federation(1, NodeOptions::default()).await;
+    friends[0]
+        .client
+        .set_setting("asks-per-day", "0")
+        .await
+        .unwrap();
+    let (_endpoint, conn) = raw_peer(&friends[0], &ana.identity()).await;
+    for q in 0..3u8 {
+        let r = PeerRequest::Ask(Query {
+            query_id: QueryId([q; 16]),
+            item: item(ITEM),
+        });
+        let frame = encode_frame(&encode_message(&r), MAX_PEER_FRAME).unwrap();
+        assert_eq!(
+            decode_message::<PeerResponse>(&send_raw(&conn, &frame).await.unwrap()).unwrap(),
+            PeerResponse::Refused(Refusal::RateLimited)
+        );
+    }
+    let entries = |audit: Vec<kith_protocol::app::AuditEntry>| -> Vec<String> {
+        audit
+            .into_iter()
+            .filter(|e| e.event == "rate-limited")
+            .map(|e| e.detail)
+            .collect()
+    };
+    assert_eq!(entries(friends[0].client.audit(50).await.unwrap()).len(), 1);
+    let listen = friends[0].peer_addr();
+    friends[0].restart(listen).await;
+    let after = entries(friends[0].client.audit(50).await.unwrap());
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(
+        after[0].contains("2 declined since the previous entry"),
+        "{after:?}"
+    );
+}
