@@ -60,7 +60,7 @@ pub(crate) struct Sessions {
     used: Mutex<UsedQueries>,
     /// Per asker (contacts only): held while one of its `Advertise`s is admitted, so that
     /// its open sessions are counted without counting reservations that may still fail.
-    admitting: Mutex<HashMap<NodeId, Arc<Mutex<()>>>>,
+    admitting: Mutex<HashMap<NodeId, Arc<tokio::sync::Mutex<()>>>>,
     /// Public-key operations done as a responder since the node started.
     work: Mutex<CryptoWork>,
 }
@@ -86,7 +86,7 @@ impl Sessions {
     }
 
     /// The lock under which `asker`'s `Advertise`s are admitted, one at a time.
-    fn admission_lock(&self, asker: NodeId) -> Arc<Mutex<()>> {
+    fn admission_lock(&self, asker: NodeId) -> Arc<tokio::sync::Mutex<()>> {
         self.admitting
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -202,17 +202,31 @@ pub(crate) async fn serve(
     if let Some(reply) = replay(shared, &key, &encoded) {
         return reply;
     }
-    let slots = shared.round_slots.clone();
-    let slot = match tokio::time::timeout(CRYPTO_WAIT, slots.acquire_owned()).await {
-        Ok(Ok(slot)) => slot,
-        _ => {
-            tracing::warn!(peer = %asker.short(), "aggregation round refused: node busy");
-            return PeerResponse::Refused(Refusal::Internal);
-        }
+    let busy = || {
+        tracing::warn!(peer = %asker.short(), "aggregation round refused: node busy");
+        PeerResponse::Refused(Refusal::Internal)
+    };
+    let waited = tokio::time::timeout(CRYPTO_WAIT, async {
+        // One Advertise of an asker at a time, from before its slot is reserved until its
+        // session is in place, so that the open sessions counted in its admission never
+        // include another slot of its own still waiting; taken before a crypto slot, so
+        // that one asker's waiting Advertises hold none.
+        let admission = match request {
+            AggRequest::Advertise { .. } => {
+                Some(shared.agg_sessions.admission_lock(asker).lock_owned().await)
+            }
+            _ => None,
+        };
+        let slot = shared.round_slots.clone().acquire_owned().await;
+        (admission, slot)
+    });
+    let (admission, slot) = match waited.await {
+        Ok((admission, Ok(slot))) => (admission, slot),
+        _ => return busy(),
     };
     let shared = shared.clone();
     tokio::task::spawn_blocking(move || {
-        let _slot = slot;
+        let _held = (admission, slot);
         handle(&shared, key, request, encoded)
     })
     .await
@@ -264,9 +278,6 @@ fn handle(
         return continue_session(shared, key, &session, request, encoded, now);
     }
     let mut slot = reserved.expect("reserved above");
-    // One admission at a time per asker, until its session is in place.
-    let admission = shared.agg_sessions.admission_lock(key.0);
-    let _one = admission.lock().unwrap_or_else(|p| p.into_inner());
     match admit(shared, key.0, request, &encoded, now) {
         Admission::Admitted {
             session,

@@ -17,14 +17,17 @@ use kith_protocol::{
 
 use crate::app_service::err;
 use crate::node::Shared;
+use kith_protocol::endorsement::{check_late_ask, check_late_statement};
+
 use crate::store::{AuditEvent, Event};
 use crate::{peers, unix_now};
 
 /// Longest an approval waits for the asker's node.
 const DELIVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// How long after an ask its late endorsements are accepted.
-pub const UPDATE_WINDOW_SECS: u64 = 30 * 24 * 3600;
+/// How long after an ask its late endorsements are accepted (and a pending request for
+/// it may still be approved).
+pub use kith_protocol::endorsement::LATE_WINDOW_SECS as UPDATE_WINDOW_SECS;
 
 /// Record pending requests off the reply path: the reply for an `ask` item must not take
 /// longer than for `count` (each write here is an fsync), or the asker could tell them
@@ -233,28 +236,27 @@ pub(crate) fn deny(shared: &Shared, id: u64) -> Result<PendingRequest, AppError>
         .ok_or_else(|| internal("request vanished"))
 }
 
-/// Most late endorsements kept from one contact for one ask (spec §8.5.3), as many as one
-/// named answer may carry; more are acknowledged and dropped, so a contact cannot fill the
-/// asker's disk.
-pub const MAX_LATE_PER_CONTACT: u32 = 32;
+/// Most late endorsements kept from one contact for one ask (spec §8.5.3); more are
+/// acknowledged and dropped, so a contact cannot fill the asker's disk.
+pub use kith_protocol::endorsement::MAX_LATE_PER_CONTACT;
 
 /// The asker's side: accept a late endorsement from contact `from` (spec §8.5).
 pub(crate) fn receive(shared: &Shared, from: NodeId, signed: SignedEndorsement) -> PeerResponse {
-    let Ok(statement) = signed.verify_signature() else {
-        return PeerResponse::Refused(Refusal::Malformed);
+    let me = shared.identity.node_id();
+    let statement = match check_late_statement(&signed, &from, &me) {
+        Ok(statement) => statement,
+        Err(refusal) => return PeerResponse::Refused(refusal),
     };
-    if statement.endorser != from || statement.audience != shared.identity.node_id() {
-        return PeerResponse::Refused(Refusal::Malformed);
-    }
     let now = unix_now();
-    match shared.store.ask_record(&statement.query_id) {
-        Ok(Some((asked, at)))
-            if statement.endorsement.item.is_within(&asked) && now <= at + UPDATE_WINDOW_SECS => {}
-        Ok(_) => return PeerResponse::Refused(Refusal::Malformed),
+    let ask = match shared.store.ask_record(&statement.query_id) {
+        Ok(ask) => ask,
         Err(e) => {
             tracing::error!("store: {e}");
             return PeerResponse::Refused(Refusal::Internal);
         }
+    };
+    if let Err(refusal) = check_late_ask(&statement, ask.as_ref().map(|(i, at)| (i, *at)), now) {
+        return PeerResponse::Refused(refusal);
     }
     match shared.store.add_late_endorsement(
         &statement.query_id,

@@ -40,6 +40,7 @@ pub(crate) fn create(shared: &Shared, circle: Option<String>) -> Result<InviteCr
             created_at: now,
             expires_at: invite.expires_at,
             used_at: None,
+            used_by: None,
         })
         .map_err(|e| err(AppErrorCode::Internal, e))?;
     Ok(InviteCreated {

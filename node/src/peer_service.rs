@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use kith_client::transport::{self, FrameReadError, CLOSE_UNAUTHORIZED};
 use kith_protocol::frame::MAX_PEER_FRAME;
-use kith_protocol::invite::verify_redemption_proof;
+use kith_protocol::invite::{check_redemption, IssuedInvite, Redemption};
 use kith_protocol::wire::{decode_message, encode_message};
 use kith_protocol::{
     answer_query, InviteRedemption, NodeId, PeerRequest, PeerResponse, Query, Refusal, WireError,
@@ -249,29 +249,20 @@ fn redeem(
             return PeerResponse::Refused(Refusal::Internal);
         }
     };
-    if !verify_redemption_proof(
-        &invite.secret,
-        &invite.id,
-        &shared.identity.node_id(),
-        &acceptor,
-        &r.proof,
-    ) {
-        return PeerResponse::Refused(Refusal::InviteInvalid);
-    }
-    if invite.used_at.is_some() {
-        // The same acceptor retrying after a lost response is welcomed again.
-        if matches!(shared.store.invite_used_by(&invite.id), Ok(Some(by)) if by == acceptor) {
+    let issued = IssuedInvite {
+        id: &invite.id,
+        secret: &invite.secret,
+        expires_at: invite.expires_at,
+        used: invite.used_at.map(|_| invite.used_by),
+    };
+    let me = shared.identity.node_id();
+    let card = match check_redemption(&issued, &me, &acceptor, &r, now) {
+        Ok(Redemption::Redeem(card)) => card,
+        Ok(Redemption::WelcomeAgain) => {
             peers::remember(shared, acceptor, conn.clone());
             return PeerResponse::Welcome(shared.current_card());
         }
-        return PeerResponse::Refused(Refusal::InviteUsed);
-    }
-    if now >= invite.expires_at {
-        return PeerResponse::Refused(Refusal::InviteExpired);
-    }
-    let card = match r.card.verify(now) {
-        Ok(c) if c.node_id() == acceptor => c,
-        _ => return PeerResponse::Refused(Refusal::InviteInvalid),
+        Err(refusal) => return PeerResponse::Refused(refusal),
     };
     let contact = StoredContact {
         node_id: acceptor,

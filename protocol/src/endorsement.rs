@@ -152,6 +152,53 @@ impl SignedEndorsement {
     }
 }
 
+/// How long after an ask its late endorsements are accepted, in seconds (spec §8.5.3).
+pub const LATE_WINDOW_SECS: u64 = 30 * 24 * 3600;
+/// Most late endorsements an asker keeps from one contact for one ask, as many as one named
+/// answer may carry (spec §8.5.3).
+pub const MAX_LATE_PER_CONTACT: u32 = 32;
+
+/// Why a late endorsement is refused (spec §8.5.3): `Malformed` for anything the endorser
+/// got wrong, `Internal` only for the asker's own failure.
+pub type LateRefusal = crate::message::Refusal;
+
+/// The asker's first checks of a late endorsement delivered by `from` (the key the
+/// connection authenticated) to `me` (spec §8.5.3 steps 2–3): the signature verifies, the
+/// endorser is the sender and the audience is this node. Returns the statement, whose
+/// query id names the ask to look up for [`check_late_ask`].
+pub fn check_late_statement(
+    signed: &SignedEndorsement,
+    from: &NodeId,
+    me: &NodeId,
+) -> Result<EndorsementStatement, LateRefusal> {
+    let statement = signed
+        .verify_signature()
+        .map_err(|_| LateRefusal::Malformed)?;
+    if statement.endorser != *from || statement.audience != *me {
+        return Err(LateRefusal::Malformed);
+    }
+    Ok(statement)
+}
+
+/// The asker's last check (spec §8.5.3 step 4): the statement answers an ask this node
+/// made (`ask`: the item asked about and when, if it made one with that query id), is
+/// within the item asked, and arrived within [`LATE_WINDOW_SECS`] of the ask.
+pub fn check_late_ask(
+    statement: &EndorsementStatement,
+    ask: Option<(&ItemKey, u64)>,
+    now: u64,
+) -> Result<(), LateRefusal> {
+    match ask {
+        Some((asked, at))
+            if statement.endorsement.item.is_within(asked)
+                && now <= at.saturating_add(LATE_WINDOW_SECS) =>
+        {
+            Ok(())
+        }
+        _ => Err(LateRefusal::Malformed),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,5 +249,54 @@ mod tests {
         let mut bad = signed.clone();
         bad.signature.0[3] ^= 0x10;
         assert!(bad.verify_signature().is_err());
+    }
+
+    #[test]
+    fn a_late_endorsement_is_checked_against_its_sender_audience_and_ask() {
+        use crate::message::Refusal;
+        use rand_core::OsRng;
+        let chloe = Identity::generate(&mut OsRng);
+        let ana = NodeId([1; 32]);
+        let st = EndorsementStatement {
+            version: STATEMENT_VERSION,
+            endorser: chloe.node_id(),
+            audience: ana,
+            query_id: QueryId([2; 16]),
+            endorsement: Endorsement::new(
+                ItemKey::parse("tag:vehicle/subaru/outback").unwrap(),
+                1,
+                None,
+                None,
+                0,
+            )
+            .unwrap(),
+            issued_at: 10,
+        };
+        let signed = st.sign(&chloe);
+        let ok = check_late_statement(&signed, &chloe.node_id(), &ana).unwrap();
+        assert_eq!(ok, st);
+        assert_eq!(
+            check_late_statement(&signed, &NodeId([3; 32]), &ana),
+            Err(Refusal::Malformed),
+            "relayed by someone else"
+        );
+        assert_eq!(
+            check_late_statement(&signed, &chloe.node_id(), &NodeId([3; 32])),
+            Err(Refusal::Malformed),
+            "meant for another asker"
+        );
+        let mut tampered = signed.clone();
+        tampered.signature.0[0] ^= 1;
+        assert!(check_late_statement(&tampered, &chloe.node_id(), &ana).is_err());
+
+        let asked = ItemKey::parse("tag:vehicle/subaru").unwrap();
+        let other = ItemKey::parse("tag:book").unwrap();
+        assert_eq!(
+            check_late_ask(&st, Some((&asked, 100)), 100 + LATE_WINDOW_SECS),
+            Ok(())
+        );
+        assert!(check_late_ask(&st, Some((&asked, 100)), 101 + LATE_WINDOW_SECS).is_err());
+        assert!(check_late_ask(&st, Some((&other, 100)), 200).is_err());
+        assert!(check_late_ask(&st, None, 200).is_err(), "no such ask");
     }
 }

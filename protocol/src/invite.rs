@@ -189,6 +189,63 @@ pub fn verify_redemption_proof(
         .into()
 }
 
+/// An issued invite as its inviter's node keeps it, for checking a redemption (spec §3.2).
+#[derive(Debug)]
+pub struct IssuedInvite<'a> {
+    pub id: &'a InviteId,
+    pub secret: &'a InviteSecret,
+    /// From this instant on (`now >= expires_at`) it is refused; a revoked invite's expiry
+    /// is the moment it was revoked.
+    pub expires_at: u64,
+    /// Whether it was used, and by whom if known.
+    pub used: Option<Option<NodeId>>,
+}
+
+/// What the inviter does with a redemption that passed its checks (spec §3.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redemption {
+    /// Store the acceptor with this card and mark the invite used (step 6).
+    Redeem(Box<VerifiedCard>),
+    /// The acceptor that used the invite, retrying after a lost `Welcome`: welcome it again,
+    /// whatever the time (step 3).
+    WelcomeAgain,
+}
+
+/// Check a redemption of `invite` by `acceptor` (the key its connection authenticated)
+/// at `now`, in the order of spec §3.2 "Checking a redemption", steps 2 to 5: the proof,
+/// whether it was used, its expiry, the acceptor's card. Step 1 (finding the invite) and
+/// step 6 (marking it used, atomically) are the node's.
+pub fn check_redemption(
+    invite: &IssuedInvite<'_>,
+    inviter: &NodeId,
+    acceptor: &NodeId,
+    redemption: &crate::message::InviteRedemption,
+    now: u64,
+) -> Result<Redemption, crate::message::Refusal> {
+    use crate::message::Refusal;
+    if !verify_redemption_proof(
+        invite.secret,
+        invite.id,
+        inviter,
+        acceptor,
+        &redemption.proof,
+    ) {
+        return Err(Refusal::InviteInvalid);
+    }
+    match invite.used {
+        Some(Some(by)) if by == *acceptor => return Ok(Redemption::WelcomeAgain),
+        Some(_) => return Err(Refusal::InviteUsed),
+        None => {}
+    }
+    if now >= invite.expires_at {
+        return Err(Refusal::InviteExpired);
+    }
+    match redemption.card.verify(now) {
+        Ok(card) if card.node_id() == *acceptor => Ok(Redemption::Redeem(Box::new(card))),
+        _ => Err(Refusal::InviteInvalid),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,5 +337,74 @@ mod tests {
             &p
         ));
         assert!(format!("{inv:?}").contains("redacted"));
+    }
+
+    #[test]
+    fn a_redemption_is_checked_in_the_order_of_the_spec() {
+        use crate::message::{InviteRedemption, Refusal};
+        let (inviter, invite) = invite(1000);
+        let acceptor = Identity::generate(&mut OsRng);
+        let other = Identity::generate(&mut OsRng);
+        let card = |who: &Identity| {
+            ContactCard::new(who, "Bo", vec![], 1000, 100)
+                .unwrap()
+                .sign(who)
+        };
+        let redemption = |who: &Identity, card_of: &Identity| InviteRedemption {
+            invite_id: invite.id,
+            proof: invite.redemption_proof(&inviter.node_id(), &who.node_id()),
+            card: card(card_of),
+        };
+        let issued = |expires_at, used| IssuedInvite {
+            id: &invite.id,
+            secret: &invite.secret,
+            expires_at,
+            used,
+        };
+        let check = |i: &IssuedInvite<'_>, r: &InviteRedemption, who: &Identity, now| {
+            check_redemption(i, &inviter.node_id(), &who.node_id(), r, now)
+        };
+        let good = redemption(&acceptor, &acceptor);
+        let open = issued(2000, None);
+        match check(&open, &good, &acceptor, 1010).unwrap() {
+            Redemption::Redeem(c) => assert_eq!(c.node_id(), acceptor.node_id()),
+            other => panic!("{other:?}"),
+        }
+        // 2: a proof for another acceptor (a stolen code replayed by a third key).
+        assert_eq!(
+            check(&open, &good, &other, 1010),
+            Err(Refusal::InviteInvalid)
+        );
+        // 3: used — by this acceptor (welcomed again, even past the expiry), by another.
+        let mine = issued(2000, Some(Some(acceptor.node_id())));
+        assert_eq!(
+            check(&mine, &good, &acceptor, 5000),
+            Ok(Redemption::WelcomeAgain)
+        );
+        let theirs = issued(2000, Some(Some(other.node_id())));
+        assert_eq!(
+            check(&theirs, &good, &acceptor, 1010),
+            Err(Refusal::InviteUsed)
+        );
+        // The proof comes first: a wrong proof on a used invite is invalid, not used.
+        assert_eq!(
+            check(&theirs, &good, &other, 1010),
+            Err(Refusal::InviteInvalid)
+        );
+        // 4: expired (or revoked), before the card is looked at.
+        let bad_card = redemption(&acceptor, &other);
+        assert_eq!(
+            check(&open, &bad_card, &acceptor, 2000),
+            Err(Refusal::InviteExpired)
+        );
+        // 5: a card of another key, or one that does not verify.
+        assert_eq!(
+            check(&open, &bad_card, &acceptor, 1010),
+            Err(Refusal::InviteInvalid)
+        );
+        assert_eq!(
+            check(&open, &good, &acceptor, 1100),
+            Err(Refusal::InviteInvalid)
+        );
     }
 }

@@ -15,6 +15,8 @@ pub struct StoredInvite {
     pub created_at: u64,
     pub expires_at: u64,
     pub used_at: Option<u64>,
+    /// Who used it, once used.
+    pub used_by: Option<NodeId>,
 }
 
 /// The result of trying to redeem.
@@ -91,7 +93,8 @@ impl Store {
         let conn = self.conn();
         let row = conn
             .query_row(
-                "SELECT secret, circle, created_at, expires_at, used_at FROM invites WHERE id = ?1",
+                "SELECT secret, circle, created_at, expires_at, used_at, used_by
+                 FROM invites WHERE id = ?1",
                 params![&id.0[..]],
                 |r| {
                     Ok((
@@ -100,23 +103,27 @@ impl Store {
                         r.get::<_, i64>(2)?,
                         r.get::<_, i64>(3)?,
                         r.get::<_, Option<i64>>(4)?,
+                        r.get::<_, Option<Vec<u8>>>(5)?,
                     ))
                 },
             )
             .optional()?;
-        row.map(|(secret, circle, created_at, expires_at, used_at)| {
-            let secret: [u8; 32] = secret
-                .try_into()
-                .map_err(|_| StoreError::Corrupt("invite secret".into()))?;
-            Ok(StoredInvite {
-                id: *id,
-                secret: InviteSecret(secret),
-                circle,
-                created_at: created_at as u64,
-                expires_at: expires_at as u64,
-                used_at: used_at.map(|u| u as u64),
-            })
-        })
+        row.map(
+            |(secret, circle, created_at, expires_at, used_at, used_by)| {
+                let secret: [u8; 32] = secret
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("invite secret".into()))?;
+                Ok(StoredInvite {
+                    id: *id,
+                    secret: InviteSecret(secret),
+                    circle,
+                    created_at: created_at as u64,
+                    expires_at: expires_at as u64,
+                    used_at: used_at.map(|u| u as u64),
+                    used_by: used_by.map(|b| super::blob32(b).map(NodeId)).transpose()?,
+                })
+            },
+        )
         .transpose()
     }
 
