@@ -1,8 +1,9 @@
 //! QUIC and TLS plumbing shared by apps and nodes (spec §4): RFC 7250 raw Ed25519 public
 //! keys on both sides, pinned; no certificate authority, no X.509.
 //!
-//! Apps rarely need this module directly: [`crate::Client`] uses it. `kith-node` uses it for
-//! peer connections too, so that both sides of every connection verify keys the same way.
+//! Apps rarely need this module directly: [`crate::Client`] uses it. `kith-node` uses its
+//! client side for peer connections too, so that both sides of every connection verify keys
+//! the same way; the server side (accepting any client key) lives in the node.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,11 +15,8 @@ use rustls::crypto::{verify_tls13_signature_with_raw_key, CryptoProvider};
 use rustls::pki_types::{
     CertificateDer, PrivatePkcs8KeyDer, ServerName, SubjectPublicKeyInfoDer, UnixTime,
 };
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{
-    CertificateError, DigitallySignedStruct, DistinguishedName, Error as TlsError, SignatureScheme,
-};
+use rustls::{CertificateError, DigitallySignedStruct, Error as TlsError, SignatureScheme};
 
 /// QUIC application close code: the peer's key is not allowed here (spec §4.4).
 pub const CLOSE_UNAUTHORIZED: u32 = 0x10;
@@ -38,7 +36,9 @@ pub fn certified_key(identity: &Identity) -> Result<Arc<CertifiedKey>, TlsError>
     Ok(Arc::new(CertifiedKey::new(vec![spki], key)))
 }
 
-fn verify_sig(
+/// Check a TLS 1.3 handshake signature made with the raw Ed25519 key in `cert` (spec
+/// §4.2); both sides of every kith connection verify with this.
+pub fn verify_sig(
     provider: &CryptoProvider,
     message: &[u8],
     cert: &CertificateDer<'_>,
@@ -120,83 +120,6 @@ impl ServerCertVerifier for PinnedServerKey {
     }
 }
 
-/// Server side: require a client raw Ed25519 key and a valid handshake signature with it,
-/// but accept any such key. Whether that key may do anything is decided after the handshake
-/// from the ALPN and the node's contact and credential lists (spec §4.3).
-#[derive(Debug)]
-pub struct AnyClientKey {
-    provider: Arc<CryptoProvider>,
-}
-
-impl AnyClientKey {
-    pub fn new() -> Self {
-        Self {
-            provider: provider(),
-        }
-    }
-}
-
-impl Default for AnyClientKey {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl ClientCertVerifier for AnyClientKey {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        true
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, TlsError> {
-        if NodeId::from_spki_der(end_entity.as_ref()).is_some() && intermediates.is_empty() {
-            Ok(ClientCertVerified::assertion())
-        } else {
-            Err(TlsError::InvalidCertificate(CertificateError::BadEncoding))
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, TlsError> {
-        Err(TlsError::PeerIncompatible(
-            rustls::PeerIncompatible::Tls13RequiredForQuic,
-        ))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, TlsError> {
-        verify_sig(&self.provider, message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        vec![SignatureScheme::ED25519]
-    }
-
-    fn requires_raw_public_keys(&self) -> bool {
-        true
-    }
-}
-
 /// Concurrent request streams a peer may open on one connection (spec §4.4).
 pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
 /// Flow-control windows (spec §4.4): one stream can carry one maximum app frame; the whole
@@ -204,7 +127,9 @@ pub const MAX_STREAMS_PER_CONNECTION: u32 = 64;
 pub const STREAM_WINDOW: u32 = 1024 * 1024 + 4096;
 pub const CONNECTION_WINDOW: u32 = 2 * 1024 * 1024;
 
-fn transport_config(keep_alive: bool) -> Arc<quinn::TransportConfig> {
+/// The QUIC transport parameters of spec §4.4, the same for apps and nodes; `keep_alive`
+/// for the connecting side.
+pub fn transport_config(keep_alive: bool) -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.max_idle_timeout(Some(
         Duration::from_secs(60)
@@ -247,28 +172,6 @@ pub fn client_config(
         .map_err(|_| TlsError::General("TLS 1.3 AES-128-GCM suite missing".into()))?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(quic));
     cfg.transport_config(transport_config(true));
-    Ok(cfg)
-}
-
-/// A QUIC server configuration for a node: its raw key, any client key, both ALPNs.
-pub fn server_config(
-    identity: &Identity,
-    alpns: &[&[u8]],
-) -> Result<quinn::ServerConfig, TlsError> {
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_client_cert_verifier(Arc::new(AnyClientKey::new()))
-        .with_cert_resolver(Arc::new(
-            rustls::server::AlwaysResolvesServerRawPublicKeys::new(certified_key(identity)?),
-        ));
-    tls.alpn_protocols = alpns.iter().map(|a| a.to_vec()).collect();
-    tls.max_early_data_size = 0;
-    tls.send_tls13_tickets = 0;
-    tls.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
-    let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
-        .map_err(|_| TlsError::General("TLS 1.3 AES-128-GCM suite missing".into()))?;
-    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(quic));
-    cfg.transport_config(transport_config(false));
     Ok(cfg)
 }
 

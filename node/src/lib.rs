@@ -32,6 +32,7 @@ mod peer_service;
 mod peers;
 pub mod settings;
 pub mod store;
+pub mod tls_server;
 
 pub use data_dir::{init, DataDir, InitReport};
 pub use error::NodeError;

@@ -168,7 +168,7 @@ impl Node {
                 .parse()
                 .map_err(|_| NodeError::Config("stored listen address is invalid".into()))?,
         };
-        let server = transport::server_config(&identity, &[ALPN_PEER])?;
+        let server = crate::tls_server::server_config(&identity, &[ALPN_PEER])?;
         let endpoint = bind_endpoint(&identity, server, listen, "--listen")?;
         let bound = endpoint
             .local_addr()
@@ -185,7 +185,7 @@ impl Node {
             .api
             .or(stored_api)
             .unwrap_or_else(|| default_api_addr(bound));
-        let app_server = transport::server_config(&identity, &[ALPN_APP])?;
+        let app_server = crate::tls_server::server_config(&identity, &[ALPN_APP])?;
         let app_endpoint = bind_endpoint(&identity, app_server, api_listen, "--api")?;
         let api_bound = app_endpoint
             .local_addr()

@@ -122,7 +122,8 @@ impl StandIn {
         let identity = node.identity();
         let addr: SocketAddr = node.peer_addr();
         node.stop().await;
-        let config = transport::server_config(&identity, &[ALPN_PEER]).expect("server config");
+        let config =
+            kith_node::tls_server::server_config(&identity, &[ALPN_PEER]).expect("server config");
         let endpoint = bind_released(config, addr).await;
         let state = Arc::new(State {
             identity,
