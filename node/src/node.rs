@@ -57,6 +57,8 @@ pub(crate) struct Shared {
 
 /// Answers a contact's request frame that is not a kith peer request: given the contact and
 /// the frame, the response frame, or `None` to treat the frame as kith treats any other.
+/// Only with the `peer-extension` feature (benchmarks); the `kith` command never has it.
+#[cfg(feature = "peer-extension")]
 pub type PeerExtension = Arc<dyn Fn(NodeId, &[u8]) -> Option<Vec<u8>> + Send + Sync>;
 
 /// How an embedding program runs a node. The `kith` command uses the defaults.
@@ -66,8 +68,10 @@ pub struct NodeOptions {
     pub session_lifetime: Duration,
     /// Serve the owner/app API here instead of where `init` said (`kith run --api`).
     pub api: Option<SocketAddr>,
-    /// Consulted first for every request frame from a contact; none in `kith`. Benchmarks
-    /// use it to compare kith with a protocol without privacy on the same connections.
+    /// Consulted first for every request frame from a contact. Benchmarks use it to
+    /// compare kith with a protocol without privacy on the same connections; it exists
+    /// only with the `peer-extension` feature, which the `kith` command is built without.
+    #[cfg(feature = "peer-extension")]
     pub peer_extension: Option<PeerExtension>,
 }
 
@@ -76,6 +80,7 @@ impl Default for NodeOptions {
         NodeOptions {
             session_lifetime: crate::aggregation_service::SESSION_LIFETIME,
             api: None,
+            #[cfg(feature = "peer-extension")]
             peer_extension: None,
         }
     }
@@ -83,11 +88,12 @@ impl Default for NodeOptions {
 
 impl std::fmt::Debug for NodeOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NodeOptions")
-            .field("session_lifetime", &self.session_lifetime)
-            .field("api", &self.api)
-            .field("peer_extension", &self.peer_extension.is_some())
-            .finish()
+        let mut d = f.debug_struct("NodeOptions");
+        d.field("session_lifetime", &self.session_lifetime)
+            .field("api", &self.api);
+        #[cfg(feature = "peer-extension")]
+        d.field("peer_extension", &self.peer_extension.is_some());
+        d.finish()
     }
 }
 
@@ -326,6 +332,7 @@ impl Node {
     /// One request/response exchange with the contact `peer`, on the connection kith
     /// itself uses (spec §4.5). `payload` is a whole frame body; for an embedder's
     /// [`PeerExtension`] on the other side.
+    #[cfg(feature = "peer-extension")]
     pub async fn exchange_with_contact(
         &self,
         peer: NodeId,

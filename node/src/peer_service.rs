@@ -82,6 +82,7 @@ async fn respond(
         transport::read_frame(&mut recv, MAX_PEER_FRAME),
     )
     .await;
+    #[cfg(feature = "peer-extension")]
     if let (Ok(Ok(bytes)), Some(extension)) = (&read, &shared.options.peer_extension) {
         if is_contact(shared, &key) {
             if let Some(reply) = extension(key, bytes) {
