@@ -2,21 +2,33 @@
 //!
 //! The kith protocol as plain data and pure functions: identities, contact cards and
 //! invites, item keys, endorsements, consent, wire messages and framing, sealed envelopes,
-//! and the ask round as a sans-IO state machine. No sockets, files, clocks or global RNG:
-//! callers inject randomness (`rand_core::CryptoRngCore`) and time (`now`).
+//! the budget, and the ask as sans-IO state machines. No sockets, files, clocks or global
+//! RNG: callers inject randomness (`rand_core::CryptoRngCore`) and time (`now`).
 //!
 //! The normative description is `spec/` in the repository; every public item names the
 //! section it implements.
 //!
 //! ## Data flow of an ask
 //!
+//! A node asks every contact at once with [`aggregation::asker::AggAsker`]: round 0
+//! carries each contact's named answer and opens its aggregation session, rounds 1–4
+//! compute the noisy count (§9.8); a contact's node answers with
+//! [`aggregation::responder::AggResponder`], kept per (asker, query id) in an
+//! [`aggregation::session::ResponderSession`].
+//!
 //! ```text
-//!   app ──AppRequest::Ask──▶ asker node                               contact nodes
-//!                            AskRound::new ──poll_transmit──▶ PeerRequest::Ask ──▶ answer_query()
-//!                                          ◀─handle_response── PeerResponse::Answer ◀─┘
+//!   app ──AppRequest::Ask──▶ asker node                                  contact nodes
+//!                            AggAsker::new ──poll_transmit──▶ AggRequest::Advertise ──▶ answer_query()
+//!                                                                                       + AggResponder::start
+//!                                          ◀─handle_response── AggResponse::Advertised { answer, advertisement }
 //!                            (verifies each SignedEndorsement: endorser, audience, query id)
-//!   app ◀─AppResponse::AskResult── outcome()
+//!                            rounds 1–4 ──▶ ShareKeys, MaskInput, Consistency, Unmask ──▶ AggResponder::handle
+//!                            then Close to every session left open
+//!   app ◀─AppResponse::AskResult── outcome(): named, the count with its interval, declined
 //! ```
+//!
+//! [`AskRound`] (a plain [`PeerRequest::Ask`], named answers only, §8.3) is kept for
+//! implementations that do not aggregate; the reference node answers it but never sends it.
 //!
 //! Every message travels in a [frame](frame) of at most [`MAX_PEER_FRAME`] bytes (peers) or
 //! [`MAX_APP_FRAME`] bytes (apps), and starts with [`PROTOCOL_VERSION`] ([`wire`]).
