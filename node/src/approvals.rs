@@ -15,7 +15,7 @@ use kith_protocol::{
     SignedEndorsement,
 };
 
-use crate::app_service::err;
+use crate::app_service::{err, internal};
 use crate::node::Shared;
 use kith_protocol::endorsement::{check_late_ask, check_late_statement};
 
@@ -79,11 +79,6 @@ fn record(
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> AppError {
-    tracing::error!("{e}");
-    err(AppErrorCode::Internal, e)
-}
-
 /// Mark requests older than the asker's update window as `expired` (spec §8.5.1): an
 /// approval could no longer be delivered.
 pub(crate) fn expire_old(shared: &Shared) -> Result<(), AppError> {
@@ -93,6 +88,12 @@ pub(crate) fn expire_old(shared: &Shared) -> Result<(), AppError> {
         .expire_pending(now.saturating_sub(UPDATE_WINDOW_SECS), now)
         .map_err(internal)?;
     Ok(())
+}
+
+/// `ListPending`: every request, newest first, after expiring the old ones.
+pub(crate) fn list_pending(shared: &Shared) -> Result<Vec<PendingRequest>, AppError> {
+    expire_old(shared)?;
+    shared.store.pending_requests().map_err(internal)
 }
 
 fn pending(shared: &Shared, id: u64) -> Result<PendingRequest, AppError> {

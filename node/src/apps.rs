@@ -15,18 +15,13 @@ use kith_protocol::pairing::{PairingCode, PAIRING_SECRET_LEN, PAIRING_TTL_SECS};
 use kith_protocol::NodeId;
 use rand_core::{OsRng, RngCore};
 
-use crate::app_service::err;
+use crate::app_service::{err, internal};
 use crate::node::Shared;
 use crate::store::{AuditEvent, Event, PairingRefused, Principal};
 use crate::unix_now;
 
 /// Longest app name.
 pub const MAX_APP_NAME: usize = 64;
-
-fn internal(e: impl std::fmt::Display) -> AppError {
-    tracing::error!("{e}");
-    err(AppErrorCode::Internal, e)
-}
 
 /// `CreatePairing`: a fresh one-time code for an app called `name`.
 pub(crate) fn create_pairing(

@@ -36,9 +36,9 @@ pub mod tls_server;
 
 pub use data_dir::{init, DataDir, InitReport};
 pub use error::NodeError;
-pub use node::{Node, NodeOptions};
 #[cfg(feature = "peer-extension")]
 pub use node::PeerExtension;
+pub use node::{Node, NodeOptions};
 
 /// Seconds since the Unix epoch, from the system clock.
 pub fn unix_now() -> u64 {
