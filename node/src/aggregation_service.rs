@@ -14,11 +14,13 @@ use kith_protocol::aggregation::responder::{
 use kith_protocol::aggregation::session::{ResponderSession, SessionKey, Step, UsedQueries};
 use kith_protocol::aggregation::CryptoWork;
 use kith_protocol::wire::encode_value;
-use kith_protocol::{answer_query, Disclosure, NodeId, PeerResponse, Query, QueryId, Refusal};
+use kith_protocol::{
+    answer_query, Disclosure, ItemKey, NodeId, PeerResponse, Query, QueryId, Refusal,
+};
 use rand_core::OsRng;
 
 use crate::node::Shared;
-use crate::store::{AuditEvent, Event};
+use crate::store::{AuditEvent, Event, StoredContact};
 use crate::{settings, unix_now};
 use kith_protocol::budget::OverBudget;
 
@@ -354,7 +356,59 @@ enum Admission {
     Declined(PeerResponse),
 }
 
-/// Round 0 for a reserved session: budget, the named answer and the responder's keys.
+/// What round 0 reads from the store about the asker and this node's shelf.
+struct Shelf {
+    contact: StoredContact,
+    endorsements: Vec<kith_protocol::Endorsement>,
+    policy: kith_protocol::ConsentPolicy,
+    mine: settings::AggSettings,
+}
+
+/// The asker as a contact, the endorsements, the policy and the settings.
+fn load_shelf(shared: &Shared, asker: &NodeId) -> Result<Shelf, Refusal> {
+    let internal = |e: &dyn std::fmt::Display| {
+        tracing::error!("store: {e}");
+        Refusal::Internal
+    };
+    let contact = match shared.store.contact(asker) {
+        Ok(Some(c)) => c,
+        Ok(None) => return Err(Refusal::NotAContact),
+        Err(e) => return Err(internal(&e)),
+    };
+    Ok(Shelf {
+        contact,
+        endorsements: shared.store.endorsements().map_err(|e| internal(&e))?,
+        policy: shared.store.policy().map_err(|e| internal(&e))?,
+        mine: settings::load(&shared.store).map_err(|e| internal(&e))?,
+    })
+}
+
+/// Decline an `Advertise` of `asker` (contact `name`) about `item` for `why`: audited
+/// (coalesced), and answered `Abort(reason)`.
+fn decline(
+    shared: &Shared,
+    asker: NodeId,
+    name: &str,
+    item: &ItemKey,
+    why: String,
+    reason: AbortReason,
+) -> Admission {
+    shared
+        .budget
+        .declined(shared, asker, name, item.to_string(), &why);
+    Admission::Declined(abort(reason))
+}
+
+/// The abort reason of a budget decline (spec §9.9).
+fn over_reason(over: &OverBudget) -> AbortReason {
+    match over {
+        OverBudget::Privacy { .. } => AbortReason::PrivacyBudget,
+        OverBudget::Daily { .. } => AbortReason::RateLimited,
+    }
+}
+
+/// Round 0 for a reserved session (spec §9.8.2 steps 5–9): the limits, the named answer,
+/// the responder's keys, and the record of the answer.
 fn admit(
     shared: &Arc<Shared>,
     asker: NodeId,
@@ -374,48 +428,23 @@ fn admit(
     if epsilon.is_some_and(|e| !EPSILON_RANGE.contains(&e)) {
         return Admission::Declined(abort(AbortReason::Inconsistent));
     }
-    let contact = match shared.store.contact(&asker) {
-        Ok(Some(c)) => c,
-        Ok(None) => return Admission::Declined(PeerResponse::Refused(Refusal::NotAContact)),
-        Err(e) => {
-            tracing::error!("store: {e}");
-            return Admission::Declined(PeerResponse::Refused(Refusal::Internal));
-        }
+    let shelf = match load_shelf(shared, &asker) {
+        Ok(shelf) => shelf,
+        Err(refusal) => return Admission::Declined(PeerResponse::Refused(refusal)),
     };
-    let loaded = (
-        shared.store.endorsements(),
-        shared.store.policy(),
-        settings::load(&shared.store),
-    );
-    let (endorsements, policy, mine) = match loaded {
-        (Ok(e), Ok(p), Ok(s)) => (e, p, s),
-        _ => return Admission::Declined(PeerResponse::Refused(Refusal::Internal)),
-    };
+    let name = shelf.contact.name.clone();
     // What this ask may cost this node's owner: the ε its noise will be drawn at, at most
     // its own setting or the asker's, whichever is stricter (no noise, no ε to count).
-    let cost = [mine.epsilon, epsilon]
+    let cost = [shelf.mine.epsilon, epsilon]
         .into_iter()
         .flatten()
         .min()
         .unwrap_or(0);
-    let limits = crate::budget::limits(&mine);
-    let decline = |why: String, reason: AbortReason| {
-        shared
-            .budget
-            .declined(shared, asker, &contact.name, item.to_string(), &why);
-        Admission::Declined(abort(reason))
-    };
-    let over = |over: OverBudget| {
-        let reason = match over {
-            OverBudget::Privacy { .. } => AbortReason::PrivacyBudget,
-            OverBudget::Daily { .. } => AbortReason::RateLimited,
-        };
-        decline(over.to_string(), reason)
-    };
+    let limits = crate::budget::limits(&shelf.mine);
     // Checked before the keys are made, and again when the ask is recorded.
     match crate::budget::precheck(shared, &asker, limits, cost) {
         Ok(Ok(())) => {}
-        Ok(Err(o)) => return over(o),
+        Ok(Err(o)) => return decline(shared, asker, &name, &item, o.to_string(), over_reason(&o)),
         Err(e) => {
             tracing::error!("store: {e}");
             return Admission::Declined(PeerResponse::Refused(Refusal::Internal));
@@ -423,17 +452,62 @@ fn admit(
     }
     // Sessions open for this asker, other than the one being admitted: admitted ones only
     // (its admissions run one at a time, so none can be half-way).
-    let open_for_asker = shared.agg_sessions.open_for(&asker, &query_id, now);
-    if open_for_asker >= MAX_OPEN_PER_ASKER {
-        return decline(
-            format!("{open_for_asker} aggregations already open (limit {MAX_OPEN_PER_ASKER})"),
-            AbortReason::TooManyOpen,
-        );
+    let open = shared.agg_sessions.open_for(&asker, &query_id, now);
+    if open >= MAX_OPEN_PER_ASKER {
+        let why = format!("{open} aggregations already open (limit {MAX_OPEN_PER_ASKER})");
+        return decline(shared, asker, &name, &item, why, AbortReason::TooManyOpen);
     }
-    let query = Query {
-        query_id,
-        item: item.clone(),
+    let terms = AskTerms { epsilon, detail };
+    let started = match start(shared, asker, query_id, item, terms, shelf, now) {
+        Ok(started) => started,
+        Err(refusal) => return Admission::Declined(PeerResponse::Refused(refusal)),
     };
+    // The `answered` entry and the ε charged, in one transaction with the budget check: an
+    // ask that cannot be recorded is not answered (the budget fails closed).
+    let item = started.query.item.clone();
+    match shared.store.charge_answer(
+        unix_now(),
+        &started.answered(asker, &name),
+        limits,
+        cost,
+        Some(&query_id),
+    ) {
+        Ok(Ok(())) => {}
+        Ok(Err(o)) => return decline(shared, asker, &name, &item, o.to_string(), over_reason(&o)),
+        Err(e) => {
+            tracing::error!("store: could not record an answer: {e}");
+            return Admission::Declined(PeerResponse::Refused(Refusal::Internal));
+        }
+    }
+    started.admitted(asker, name, encoded)
+}
+
+/// A responder started for an admitted ask, before its answer is recorded.
+struct Started {
+    query: Query,
+    responder: AggResponder,
+    response: AggResponse,
+    disclosure: Disclosure,
+    contribution: Contribution,
+}
+
+/// The named answer, the input, and the responder's keys (spec §9.8.2 steps 8–9).
+fn start(
+    shared: &Shared,
+    asker: NodeId,
+    query_id: QueryId,
+    item: ItemKey,
+    terms: AskTerms,
+    shelf: Shelf,
+    now: Instant,
+) -> Result<Started, Refusal> {
+    let Shelf {
+        contact,
+        endorsements,
+        policy,
+        mine,
+    } = shelf;
+    let query = Query { query_id, item };
     let (answer, disclosure) = answer_query(
         &shared.identity,
         &endorsements,
@@ -444,10 +518,10 @@ fn admit(
         unix_now(),
     );
     let contribution =
-        Contribution::from_shelf(&endorsements, &policy, &asker, &contact.circle, &item);
+        Contribution::from_shelf(&endorsements, &policy, &asker, &contact.circle, &query.item);
     // Read only for an admitted ask: a flood of declined ones must not cost a table scan.
     let Ok(contacts) = shared.store.contact_ids() else {
-        return Admission::Declined(PeerResponse::Refused(Refusal::Internal));
+        return Err(Refusal::Internal);
     };
     let responder = AggResponder::start(
         &shared.identity,
@@ -457,7 +531,7 @@ fn admit(
             epsilon: mine.epsilon,
             min_cohort: mine.min_cohort,
         },
-        AskTerms { epsilon, detail },
+        terms,
         contacts,
         &mut OsRng,
         now + shared.options.session_lifetime,
@@ -467,45 +541,51 @@ fn admit(
         answer,
         advertisement: responder.advertisement().clone(),
     };
-    // The `answered` entry and the ε charged, in one transaction with the budget check: an
-    // ask that cannot be recorded is not answered (the budget fails closed).
-    let answered = AuditEvent {
-        event: Event::Answered,
-        peer: Some(asker),
-        peer_name: Some(&contact.name),
-        item: Some(item.to_string()),
-        detail: format!(
-            "{}; {}",
-            disclosure.describe(),
-            aggregate_part(&contribution, &disclosure)
-        ),
-    };
-    match shared
-        .store
-        .charge_answer(unix_now(), &answered, limits, cost, Some(&query_id))
-    {
-        Ok(Ok(())) => {}
-        Ok(Err(o)) => return over(o),
-        Err(e) => {
-            tracing::error!("store: could not record an answer: {e}");
-            return Admission::Declined(PeerResponse::Refused(Refusal::Internal));
+    Ok(Started {
+        query,
+        responder,
+        response,
+        disclosure,
+        contribution,
+    })
+}
+
+impl Started {
+    /// The `answered` audit entry (spec §8.3.5).
+    fn answered<'a>(&self, asker: NodeId, name: &'a str) -> AuditEvent<'a> {
+        AuditEvent {
+            event: Event::Answered,
+            peer: Some(asker),
+            peer_name: Some(name),
+            item: Some(self.query.item.to_string()),
+            detail: format!(
+                "{}; {}",
+                self.disclosure.describe(),
+                aggregate_part(&self.contribution, &self.disclosure)
+            ),
         }
     }
-    let session = Session::admitted(
-        responder,
-        encoded.to_vec(),
-        response.clone(),
-        Audited {
-            asker_name: contact.name.clone(),
-            item: item.to_string(),
-        },
-    );
-    let after: AfterAdmission = Box::new(move |shared| {
-        crate::approvals::record_after_reply(shared, asker, contact.name, query, disclosure)
-    });
-    Admission::Admitted {
-        session: Box::new(session),
-        response: PeerResponse::Aggregate(response),
-        after,
+
+    /// The session to put in its slot, its reply, and the pending requests to record once
+    /// the slot is released.
+    fn admitted(self, asker: NodeId, name: String, encoded: &[u8]) -> Admission {
+        let session = Session::admitted(
+            self.responder,
+            encoded.to_vec(),
+            self.response.clone(),
+            Audited {
+                asker_name: name.clone(),
+                item: self.query.item.to_string(),
+            },
+        );
+        let (query, disclosure) = (self.query, self.disclosure);
+        let after: AfterAdmission = Box::new(move |shared| {
+            crate::approvals::record_after_reply(shared, asker, name, query, disclosure)
+        });
+        Admission::Admitted {
+            session: Box::new(session),
+            response: PeerResponse::Aggregate(self.response),
+            after,
+        }
     }
 }
