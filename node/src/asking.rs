@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kith_protocol::aggregation::asker::{AggAsker, AggregationParams};
+use kith_protocol::aggregation::asker::{AggAsker, AggOutcome, AggregationParams};
 use kith_protocol::aggregation::cohort::DENSE_MAX;
 use kith_protocol::aggregation::messages::MilliEpsilon;
 use kith_protocol::app::{AskResult, Declined, NamedEndorsement};
@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::node::Shared;
-use crate::store::{AuditEvent, Event, StoreError};
+use crate::store::{AuditEvent, Event, StoreError, StoredContact};
 use crate::{peers, settings};
 
 /// Rounds in an aggregate ask; the ask's timeout is shared among them.
@@ -37,7 +37,7 @@ pub(crate) async fn ask(
     let started = Instant::now();
     let contacts = shared.store.contacts()?;
     let mine = settings::load(&shared.store)?;
-    let addresses: HashMap<NodeId, Vec<String>> = contacts
+    let addresses: Addresses = contacts
         .iter()
         .map(|c| (c.node_id, peers::card_addresses(&c.card.body)))
         .collect();
@@ -62,10 +62,22 @@ pub(crate) async fn ask(
         params,
         started,
     );
+    drive(shared, &mut agg, &addresses).await;
+    close(shared, &mut agg, &addresses).await;
+    let result = result(&agg.outcome(), &contacts, query_id, item, started);
+    shared.audit(asked_entry(&result));
+    Ok(result)
+}
 
-    let (tx, mut rx) = mpsc::channel::<(NodeId, Result<Vec<u8>, String>)>(contacts.len().max(1));
+/// Where each contact is reached, from its card.
+type Addresses = HashMap<NodeId, Vec<String>>;
+
+/// Run the ask's rounds to their end: each transmit on a task of its own, each reply or
+/// failure back to the state machine, and its timeouts.
+async fn drive(shared: &Arc<Shared>, agg: &mut AggAsker, addresses: &Addresses) {
+    let (tx, mut rx) = mpsc::channel::<(NodeId, Result<Vec<u8>, String>)>(addresses.len().max(1));
     let mut tasks = JoinSet::new();
-    // Until the ask is done; what it sends then (its closing requests) is sent below.
+    // Until the ask is done; what it sends then (its closing requests) is sent by `close`.
     while !agg.is_done() {
         while let Some(t) = agg.poll_transmit() {
             let (shared, tx) = (shared.clone(), tx.clone());
@@ -88,9 +100,12 @@ pub(crate) async fn ask(
         }
     }
     tasks.abort_all();
-    // The ask is over: tell the members still holding a session, so that it stops
-    // counting among this node's open asks there before the next ask can arrive. Their
-    // replies say nothing; a member that does not answer in time expires the session.
+}
+
+/// The ask is over: tell the members still holding a session, so that it stops counting
+/// among this node's open asks there before the next ask can arrive. Their replies say
+/// nothing; a member that does not answer in time expires the session.
+async fn close(shared: &Arc<Shared>, agg: &mut AggAsker, addresses: &Addresses) {
     let mut closing = JoinSet::new();
     while let Some(t) = agg.poll_transmit() {
         let shared = shared.clone();
@@ -104,25 +119,20 @@ pub(crate) async fn ask(
     })
     .await;
     closing.abort_all();
+}
 
-    let outcome = agg.outcome();
+/// What the app is told (spec §10.3): the named answers and the contacts that did not
+/// count, by the names this node gives them, and the count.
+fn result(
+    outcome: &AggOutcome,
+    contacts: &[StoredContact],
+    query_id: QueryId,
+    item: ItemKey,
+    started: Instant,
+) -> AskResult {
     for (peer, round, failure) in &outcome.failures {
         tracing::debug!(peer = %peer.short(), round, ?failure, "member dropped out");
     }
-    let named: Vec<NamedEndorsement> = outcome
-        .named
-        .iter()
-        .map(|n| NamedEndorsement {
-            name: contacts
-                .iter()
-                .find(|c| c.node_id == n.from)
-                .map(|c| c.name.clone())
-                .unwrap_or_default(),
-            node: n.from,
-            endorsement: n.statement.endorsement.clone(),
-            signed: n.signed.clone(),
-        })
-        .collect();
     let name_of = |id: &NodeId| {
         contacts
             .iter()
@@ -130,7 +140,17 @@ pub(crate) async fn ask(
             .map(|c| c.name.clone())
             .unwrap_or_default()
     };
-    let declined: Vec<Declined> = outcome
+    let named = outcome
+        .named
+        .iter()
+        .map(|n| NamedEndorsement {
+            name: name_of(&n.from),
+            node: n.from,
+            endorsement: n.statement.endorsement.clone(),
+            signed: n.signed.clone(),
+        })
+        .collect();
+    let declined = outcome
         .failures
         .iter()
         .map(|(peer, round, failure)| Declined {
@@ -144,23 +164,7 @@ pub(crate) async fn ask(
         Ok(sum) => (Some(*sum), None),
         Err(why) => (None, Some(why.to_string())),
     };
-    shared.audit(AuditEvent {
-        event: Event::Asked,
-        peer: None,
-        peer_name: None,
-        item: Some(item.to_string()),
-        detail: format!(
-            "{} asked, {} answered, {} named; aggregate {}",
-            outcome.asked,
-            outcome.answered,
-            named.len(),
-            match &withheld {
-                None => format!("over {} of {}", outcome.survivors, outcome.cohort),
-                Some(w) => format!("withheld: {w}"),
-            }
-        ),
-    });
-    Ok(AskResult {
+    AskResult {
         query_id,
         item,
         asked: outcome.asked,
@@ -173,5 +177,25 @@ pub(crate) async fn ask(
         withheld,
         epsilon: outcome.epsilon,
         declined,
-    })
+    }
+}
+
+/// The `asked` audit entry (spec §8.3.5).
+fn asked_entry(r: &AskResult) -> AuditEvent<'static> {
+    AuditEvent {
+        event: Event::Asked,
+        peer: None,
+        peer_name: None,
+        item: Some(r.item.to_string()),
+        detail: format!(
+            "{} asked, {} answered, {} named; aggregate {}",
+            r.asked,
+            r.answered,
+            r.named.len(),
+            match &r.withheld {
+                None => format!("over {} of {}", r.survivors, r.cohort),
+                Some(w) => format!("withheld: {w}"),
+            }
+        ),
+    }
 }
