@@ -179,35 +179,7 @@ impl Node {
         let bound = endpoint
             .local_addr()
             .map_err(|e| NodeError::io(std::path::Path::new("endpoint"), e))?;
-        // The owner/app API has an endpoint of its own, on this machine unless told
-        // otherwise, so that a public peer address never exposes it (spec §10.1).
-        let stored_api = match store.setting(Setting::Api)? {
-            Some(a) => Some(a.parse::<SocketAddr>().map_err(|_| {
-                NodeError::Config(format!("the stored API address {a:?} is invalid"))
-            })?),
-            None => None,
-        };
-        let api_listen = options
-            .api
-            .or(stored_api)
-            .unwrap_or_else(|| default_api_addr(bound));
-        let app_server = crate::tls_server::server_config(&identity, &[ALPN_APP])?;
-        let app_endpoint = bind_endpoint(&identity, app_server, api_listen, "--api")?;
-        let api_bound = app_endpoint
-            .local_addr()
-            .map_err(|e| NodeError::io(std::path::Path::new("endpoint"), e))?;
-        if options.api.is_none() && stored_api.is_none_or(|a| a.port() == 0) {
-            // Chosen now: keep it, so that paired apps find the API after a restart, and
-            // put it in the owner's credential, which init wrote without a port.
-            store.set_setting(Setting::Api, &api_bound.to_string())?;
-            let path = dir.owner_credential();
-            if let Ok(mut owner) = kith_client::Credential::load(&path) {
-                owner.api_addr = local_api_addr(api_bound);
-                owner
-                    .save(&path)
-                    .map_err(|e| NodeError::Config(e.to_string()))?;
-            }
-        }
+        let (app_endpoint, api_bound) = bind_api(dir, &store, &identity, &options, bound)?;
         // Advertise what init recorded; a port of 0 there means "whatever we bound". If that
         // differs from what contacts were last told, they are sent the new card (spec §8.6).
         let advertise = crate::card_updates::advertised(
@@ -248,35 +220,8 @@ impl Node {
         crate::data_dir::write_private(&dir.api_addr_file(), api_addr.to_string().as_bytes())?;
         let accept = tokio::spawn(accept_loop(shared.clone(), shared.endpoint.clone()));
         let app_accept = tokio::spawn(accept_loop(shared.clone(), shared.app_endpoint.clone()));
-        let weak = Arc::downgrade(&shared);
-        let sweeper = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(SWEEP_EVERY);
-            loop {
-                tick.tick().await;
-                match weak.upgrade() {
-                    Some(shared) => {
-                        shared.agg_sessions.sweep(Instant::now());
-                        crate::peers::close_retired(&shared, Instant::now());
-                    }
-                    None => return,
-                }
-            }
-        });
-        let weak = Arc::downgrade(&shared);
-        let announcer = tokio::spawn(async move {
-            loop {
-                let Some(shared) = weak.upgrade() else { return };
-                let report = crate::card_updates::push(&shared).await;
-                drop(shared);
-                if !report.unreached.is_empty() {
-                    tracing::info!(
-                        waiting = report.unreached.len(),
-                        "card update not yet acknowledged; trying again in 10 minutes"
-                    );
-                }
-                tokio::time::sleep(crate::card_updates::RETRY_EVERY).await;
-            }
-        });
+        let sweeper = tokio::spawn(sweep(Arc::downgrade(&shared)));
+        let announcer = tokio::spawn(announce(Arc::downgrade(&shared)));
         tracing::info!(node = %shared.identity.node_id().short(), %bound, "node listening");
         Ok(Node {
             shared,
@@ -390,6 +335,74 @@ impl Node {
         let _ = std::fs::remove_file(api_addr_file);
         drop(lock);
         tracing::info!("node stopped");
+    }
+}
+
+/// Bind the owner/app API's endpoint (spec §10.1): on this machine unless told otherwise,
+/// so that a public peer address never exposes it. A port chosen now is kept, and written
+/// into the owner's credential, which `init` wrote without one.
+fn bind_api(
+    dir: &DataDir,
+    store: &Store,
+    identity: &Identity,
+    options: &NodeOptions,
+    peer: SocketAddr,
+) -> Result<(quinn::Endpoint, SocketAddr), NodeError> {
+    let stored =
+        match store.setting(Setting::Api)? {
+            Some(a) => Some(a.parse::<SocketAddr>().map_err(|_| {
+                NodeError::Config(format!("the stored API address {a:?} is invalid"))
+            })?),
+            None => None,
+        };
+    let listen = options
+        .api
+        .or(stored)
+        .unwrap_or_else(|| default_api_addr(peer));
+    let server = crate::tls_server::server_config(identity, &[ALPN_APP])?;
+    let endpoint = bind_endpoint(identity, server, listen, "--api")?;
+    let bound = endpoint
+        .local_addr()
+        .map_err(|e| NodeError::io(std::path::Path::new("endpoint"), e))?;
+    if options.api.is_none() && stored.is_none_or(|a| a.port() == 0) {
+        store.set_setting(Setting::Api, &bound.to_string())?;
+        let path = dir.owner_credential();
+        if let Ok(mut owner) = kith_client::Credential::load(&path) {
+            owner.api_addr = local_api_addr(bound);
+            owner
+                .save(&path)
+                .map_err(|e| NodeError::Config(e.to_string()))?;
+        }
+    }
+    Ok((endpoint, bound))
+}
+
+/// Wipe expired responder sessions and close retired connections, every second, until the
+/// node is gone.
+async fn sweep(weak: std::sync::Weak<Shared>) {
+    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tick.tick().await;
+        let Some(shared) = weak.upgrade() else { return };
+        shared.agg_sessions.sweep(Instant::now());
+        crate::peers::close_retired(&shared, Instant::now());
+    }
+}
+
+/// Send the current card to contacts that have not acknowledged it (spec §8.6): at start,
+/// then every 10 minutes, until the node is gone.
+async fn announce(weak: std::sync::Weak<Shared>) {
+    loop {
+        let Some(shared) = weak.upgrade() else { return };
+        let report = crate::card_updates::push(&shared).await;
+        drop(shared);
+        if !report.unreached.is_empty() {
+            tracing::info!(
+                waiting = report.unreached.len(),
+                "card update not yet acknowledged; trying again in 10 minutes"
+            );
+        }
+        tokio::time::sleep(crate::card_updates::RETRY_EVERY).await;
     }
 }
 
