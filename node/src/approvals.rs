@@ -15,8 +15,8 @@ use kith_protocol::{
     SignedEndorsement,
 };
 
-use crate::app_service::{err, internal};
-use crate::node::Shared;
+use crate::replies::{err, internal};
+use crate::shared::Shared;
 use kith_protocol::endorsement::{check_late_ask, check_late_statement};
 
 use crate::store::{AuditEvent, Event};
@@ -179,7 +179,7 @@ async fn deliver(
     card_body: &[u8],
     signed: SignedEndorsement,
 ) -> Result<(), AppError> {
-    let addresses = peers::card_addresses(card_body);
+    let addresses = crate::store::card_addresses(card_body);
     let payload = encode_message(&PeerRequest::Deliver(signed));
     let exchange = peers::request(shared, p.asker, &addresses, &payload);
     let reply = tokio::time::timeout(DELIVERY_TIMEOUT, exchange)

@@ -15,8 +15,8 @@ use kith_protocol::pairing::{PairingCode, PAIRING_SECRET_LEN, PAIRING_TTL_SECS};
 use kith_protocol::NodeId;
 use rand_core::{OsRng, RngCore};
 
-use crate::app_service::{err, internal};
-use crate::node::Shared;
+use crate::replies::{err, internal};
+use crate::shared::Shared;
 use crate::store::{AuditEvent, Event, PairingRefused, Principal};
 use crate::unix_now;
 

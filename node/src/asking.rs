@@ -14,7 +14,7 @@ use rand_core::{OsRng, RngCore};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::node::Shared;
+use crate::shared::Shared;
 use crate::store::{AuditEvent, Event, StoreError, StoredContact};
 use crate::{peers, settings};
 
@@ -39,7 +39,7 @@ pub(crate) async fn ask(
     let mine = settings::load(&shared.store)?;
     let addresses: Addresses = contacts
         .iter()
-        .map(|c| (c.node_id, peers::card_addresses(&c.card.body)))
+        .map(|c| (c.node_id, c.addresses()))
         .collect();
     let mut qid = [0u8; 16];
     OsRng.fill_bytes(&mut qid);

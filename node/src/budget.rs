@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 use kith_protocol::budget::{self, Limits, OverBudget};
 use kith_protocol::NodeId;
 
-use crate::node::Shared;
-use crate::store::{AuditEvent, Event};
+use crate::store::{AuditEvent, Event, Store};
 use crate::unix_now;
 
 /// At most one `rate-limited` audit entry per asker in this long; the next entry says how
@@ -50,14 +49,12 @@ pub(crate) fn limits(settings: &crate::settings::AggSettings) -> Limits {
 /// Whether an ask of `asker` costing `cost` would fit, read without recording anything:
 /// a cheap check before the work of answering (signatures, keys). Recording checks again.
 pub(crate) fn precheck(
-    shared: &Shared,
+    store: &Store,
     asker: &NodeId,
     limits: Limits,
     cost: u32,
 ) -> Result<Result<(), OverBudget>, crate::store::StoreError> {
-    let used = shared
-        .store
-        .budget_usage(asker, budget::window_start(unix_now()))?;
+    let used = store.budget_usage(asker, budget::window_start(unix_now()))?;
     Ok(budget::check(used, limits, cost))
 }
 
@@ -67,7 +64,7 @@ impl Budget {
     /// declines since the previous one.
     pub(crate) fn declined(
         &self,
-        shared: &Shared,
+        store: &Store,
         asker: NodeId,
         name: &str,
         item: String,
@@ -100,7 +97,7 @@ impl Budget {
         if unlisted > 0 {
             detail += &format!("; and {unlisted} more declined since the previous entry");
         }
-        shared.audit(AuditEvent {
+        store.record(&AuditEvent {
             event: Event::RateLimited,
             peer: Some(asker),
             peer_name: Some(name),
@@ -111,7 +108,7 @@ impl Budget {
 
     /// Write an entry for every asker with declines not listed yet (at shutdown, so that a
     /// restart does not lose them).
-    pub(crate) fn flush(&self, shared: &Shared) {
+    pub(crate) fn flush(&self, store: &Store) {
         let waiting: Vec<(NodeId, Declines)> = {
             let mut declines = self.declines.lock().unwrap_or_else(|p| p.into_inner());
             declines
@@ -130,7 +127,7 @@ impl Budget {
                 .collect()
         };
         for (asker, d) in waiting {
-            shared.audit(AuditEvent {
+            store.record(&AuditEvent {
                 event: Event::RateLimited,
                 peer: Some(asker),
                 peer_name: Some(&d.name),

@@ -13,8 +13,8 @@ use kith_protocol::{
     ContactCard, Identity, NodeId, PeerRequest, PeerResponse, Refusal, SignedCard,
 };
 
-use crate::app_service::err;
-use crate::node::Shared;
+use crate::replies::err;
+use crate::shared::Shared;
 use crate::store::{AuditEvent, Event, StoredContact};
 use crate::{peers, unix_now, NodeError};
 
@@ -207,7 +207,7 @@ async fn send(
     contact: &StoredContact,
     payload: &[u8],
 ) -> Result<(), Undelivered> {
-    let addresses = peers::card_addresses(&contact.card.body);
+    let addresses = contact.addresses();
     let exchange = peers::request(shared, contact.node_id, &addresses, payload);
     let reply = tokio::time::timeout(UPDATE_TIMEOUT, exchange)
         .await
@@ -260,7 +260,7 @@ fn check_and_store(shared: &Shared, key: NodeId, update: &SignedCard) -> PeerRes
     match check_update(update, key, &contact.card, unix_now()) {
         Ok(CardUpdate::KeepHeld) => PeerResponse::CardUpdated,
         Ok(CardUpdate::Replace(card)) => {
-            let before = peers::card_addresses(&contact.card.body);
+            let before = contact.addresses();
             let after = &card.card().addresses;
             if &before != after {
                 // Each move is an audit entry: at most MAX_MOVES_PER_DAY a day, counted and

@@ -6,13 +6,15 @@ use std::sync::Mutex;
 use kith_client::transport::{CLOSE_SHUTDOWN, CLOSE_UNAUTHORIZED};
 use kith_protocol::NodeId;
 
+/// Most connections (peers and apps together) served at once; more are refused at once.
+pub const MAX_CONNECTIONS: usize = 512;
 /// Open connections by the client's key: so that no key can take more than its share of
 /// the node's connection slots, and so that revoking an app closes its connections.
 #[derive(Debug, Default)]
 pub(crate) struct Connections(Mutex<HashMap<NodeId, Vec<quinn::Connection>>>);
 
 /// Most connections one key may hold open at once on one ALPN; the node's
-/// [`crate::node::MAX_CONNECTIONS`] slots are shared by contacts, strangers and apps
+/// [`MAX_CONNECTIONS`] slots are shared by contacts, strangers and apps
 /// (spec §4.4).
 pub const MAX_CONNECTIONS_PER_KEY: usize = 8;
 
@@ -46,7 +48,7 @@ impl Connections {
     /// more keys than the node has connection slots: strangers come with a new key each.
     fn lock_pruned(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, Vec<quinn::Connection>>> {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() > crate::node::MAX_CONNECTIONS {
+        if map.len() > MAX_CONNECTIONS {
             map.retain(|_, list| {
                 list.retain(|c| c.close_reason().is_none());
                 !list.is_empty()

@@ -12,8 +12,8 @@ use kith_protocol::{
 };
 use rand_core::OsRng;
 
-use crate::app_service::{contact_info, err};
-use crate::node::Shared;
+use crate::replies::{contact_info, err};
+use crate::shared::Shared;
 use crate::store::{AuditEvent, CircleOnConflict, Event, StoredContact, StoredInvite};
 use crate::{peers, unix_now};
 

@@ -30,7 +30,10 @@ mod invites;
 mod node;
 mod peer_service;
 mod peers;
+mod replies;
+mod sessions;
 pub mod settings;
+mod shared;
 pub mod store;
 pub mod tls_server;
 

@@ -1,5 +1,5 @@
-//! A running node: the QUIC endpoint, its accept loop, and the shared state every service
-//! uses. Protocol decisions live in `kith-protocol`; this module only moves bytes.
+//! A running node: its endpoints, their accept loops and its background tasks. The state
+//! every service uses is in [`crate::shared`]; protocol decisions live in `kith-protocol`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -7,107 +7,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kith_client::transport::{self, CLOSE_SHUTDOWN, CLOSE_UNAUTHORIZED};
-use kith_protocol::{Identity, NodeId, SignedCard, ALPN_APP, ALPN_PEER};
+use kith_protocol::{Identity, NodeId, ALPN_APP, ALPN_PEER};
 use tokio::task::JoinHandle;
 
+use crate::connections::MAX_CONNECTIONS;
 use crate::data_dir::{default_api_addr, local_api_addr, DataDir};
 use crate::error::NodeError;
-use crate::store::{AuditEvent, Setting, Store};
-use crate::{app_service, peer_service, unix_now};
-
-/// State shared by the node's tasks.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub identity: Identity,
-    pub name: String,
-    /// This node's current card: what invites and card updates carry (spec §3.1, §8.6).
-    pub card: std::sync::RwLock<SignedCard>,
-    /// Held while the card is being sent to contacts: one push at a time.
-    pub card_push: tokio::sync::Mutex<()>,
-    pub store: Store,
-    /// The peer endpoint: contacts and strangers, and this node's own outgoing connections.
-    pub endpoint: quinn::Endpoint,
-    /// The owner/app API's endpoint (spec §10.1).
-    pub app_endpoint: quinn::Endpoint,
-    pub peer_addr: SocketAddr,
-    pub api_addr: SocketAddr,
-    pub started: Instant,
-    /// Open connections to contacts, reused for every exchange (spec §4.5).
-    pub peers: Mutex<HashMap<NodeId, quinn::Connection>>,
-    /// Connections replaced in `peers`, and when to close them (spec §4.5). Held here,
-    /// not by a task, so that a node shutting down releases them with its state.
-    pub retiring: Mutex<Vec<(Instant, quinn::Connection)>>,
-    /// Aggregations this node is taking part in as a responder.
-    pub agg_sessions: crate::aggregation_service::Sessions,
-    /// Plain asks answered in the last minute, for their copies (spec §8.3.2).
-    pub answered_asks: crate::answered_asks::AnsweredAsks,
-    /// Per-asker daily budgets and the tally of declines (spec §9.10).
-    pub budget: crate::budget::Budget,
-    /// Open app connections, so that revoking an app closes them.
-    pub app_connections: crate::connections::Connections,
-    /// Open peer connections by key (contacts and strangers), each key capped.
-    pub peer_connections: crate::connections::Connections,
-    pub options: NodeOptions,
-    /// Aggregation rounds whose crypto may run at once: one per core. More would only
-    /// share the cores, and crowd out the tasks that acknowledge peers' packets.
-    pub round_slots: Arc<tokio::sync::Semaphore>,
-    /// Bytes of the frames this node has sent answering contacts' requests.
-    pub answered_bytes: std::sync::atomic::AtomicU64,
-}
-
-/// Answers a contact's request frame that is not a kith peer request: given the contact and
-/// the frame, the response frame, or `None` to treat the frame as kith treats any other.
-/// Only with the `peer-extension` feature (benchmarks); the `kith` command never has it.
+pub use crate::shared::NodeOptions;
 #[cfg(feature = "peer-extension")]
-pub type PeerExtension = Arc<dyn Fn(NodeId, &[u8]) -> Option<Vec<u8>> + Send + Sync>;
-
-/// How an embedding program runs a node. The `kith` command uses the defaults.
-#[derive(Clone)]
-pub struct NodeOptions {
-    /// How long a responder keeps an aggregation's secrets after round 0 (spec §9.8.2).
-    pub session_lifetime: Duration,
-    /// Serve the owner/app API here instead of where `init` said (`kith run --api`).
-    pub api: Option<SocketAddr>,
-    /// Consulted first for every request frame from a contact. Benchmarks use it to
-    /// compare kith with a protocol without privacy on the same connections; it exists
-    /// only with the `peer-extension` feature, which the `kith` command is built without.
-    #[cfg(feature = "peer-extension")]
-    pub peer_extension: Option<PeerExtension>,
-}
-
-impl Default for NodeOptions {
-    fn default() -> Self {
-        NodeOptions {
-            session_lifetime: crate::aggregation_service::SESSION_LIFETIME,
-            api: None,
-            #[cfg(feature = "peer-extension")]
-            peer_extension: None,
-        }
-    }
-}
-
-impl std::fmt::Debug for NodeOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut d = f.debug_struct("NodeOptions");
-        d.field("session_lifetime", &self.session_lifetime)
-            .field("api", &self.api);
-        #[cfg(feature = "peer-extension")]
-        d.field("peer_extension", &self.peer_extension.is_some());
-        d.finish()
-    }
-}
-
-impl Shared {
-    /// Record an audit event; a failure to audit is logged, never silently dropped.
-    pub fn audit(&self, e: AuditEvent<'_>) {
-        if let Err(err) = self.store.audit(unix_now(), &e) {
-            tracing::error!(event = e.event.as_str(), "could not write audit log: {err}");
-        }
-    }
-}
-
-/// Most connections (peers and apps together) served at once; more are refused at once.
-pub const MAX_CONNECTIONS: usize = 512;
+pub use crate::shared::PeerExtension;
+use crate::shared::Shared;
+use crate::store::{Setting, Store};
+use crate::{app_service, peer_service, unix_now};
 
 /// A running kith node. Dropping it stops accepting connections; [`Node::shutdown`] also
 /// closes the open ones and waits for the port to be released.
@@ -135,13 +46,6 @@ impl Drop for Node {
 
 /// How often expired responder sessions are wiped even when no request comes.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
-
-impl Shared {
-    /// This node's current signed card (spec §3.1).
-    pub fn current_card(&self) -> SignedCard {
-        self.card.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
 
 impl Node {
     /// Start the node stored in `dir`, listening where `init` said (or on `listen_override`).
@@ -214,6 +118,7 @@ impl Node {
             round_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             )),
+            serve_peer: serve_back,
         });
         shared.agg_sessions.load_used(used_queries);
         // Tell local clients where the API is, in case the port was chosen at bind time.
@@ -289,14 +194,14 @@ impl Node {
             .contact(&peer)
             .map_err(|e| e.to_string())?
             .ok_or("not a contact")?;
-        let addresses = crate::peers::card_addresses(&contact.card.body);
+        let addresses = contact.addresses();
         crate::peers::request(&self.shared, peer, &addresses, payload).await
     }
 
     /// Close every connection and stop. Committed data is already on disk. When this
     /// returns the UDP port is free again (bounded wait), so a restart can bind it.
     pub async fn shutdown(mut self) {
-        self.shared.budget.flush(&self.shared);
+        self.shared.budget.flush(&self.shared.store);
         self.accept.abort();
         self.app_accept.abort();
         self.sweeper.abort();
@@ -375,6 +280,11 @@ fn bind_api(
         }
     }
     Ok((endpoint, bound))
+}
+
+/// Serve the requests a peer sends back on a connection this node opened (spec §4.5).
+fn serve_back(shared: Arc<Shared>, conn: quinn::Connection, peer: NodeId) {
+    tokio::spawn(async move { peer_service::serve_streams(shared, conn, peer).await });
 }
 
 /// Wipe expired responder sessions and close retired connections, every second, until the

@@ -11,13 +11,12 @@ use kith_protocol::{
     answer_query, InviteRedemption, NodeId, PeerRequest, PeerResponse, Query, Refusal, WireError,
 };
 
-use crate::node::Shared;
+use crate::shared::Shared;
 use crate::store::{AuditEvent, Event, RedeemOutcome, StoredContact};
 use crate::{peers, unix_now};
 use kith_protocol::budget::OverBudget;
 
-/// How long a peer may take to send a whole request frame.
-pub const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::shared::REQUEST_READ_TIMEOUT;
 /// How long a stranger may take to open its one request stream.
 pub const STRANGER_GRACE: Duration = Duration::from_secs(10);
 /// How long to wait for a stranger to acknowledge our answer before closing.
@@ -192,10 +191,10 @@ fn answer_once(shared: &Arc<Shared>, asker: NodeId, query: Query) -> PeerRespons
         let item = query.item.to_string();
         shared
             .budget
-            .declined(shared, asker, &contact.name, item, &over.to_string());
+            .declined(&shared.store, asker, &contact.name, item, &over.to_string());
         PeerResponse::Refused(Refusal::RateLimited)
     };
-    match crate::budget::precheck(shared, &asker, limits, 0) {
+    match crate::budget::precheck(&shared.store, &asker, limits, 0) {
         Ok(Ok(())) => {}
         Ok(Err(over)) => return decline(over),
         Err(e) => {

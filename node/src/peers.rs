@@ -8,8 +8,7 @@ use kith_client::transport::{self, CLOSE_SHUTDOWN};
 use kith_protocol::frame::MAX_PEER_FRAME;
 use kith_protocol::{NodeId, ALPN_PEER, TLS_SERVER_NAME};
 
-use crate::node::Shared;
-use crate::peer_service;
+use crate::shared::Shared;
 
 /// How long one connection attempt to one address may take, and one name lookup.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -21,13 +20,6 @@ const MAX_RESOLVED_PER_ADDRESS: usize = 4;
 /// alive, and is waited for.
 const STALE_AFTER_RTTS: u32 = 4;
 const MIN_STALE_AFTER: Duration = Duration::from_millis(300);
-
-/// The addresses in a contact's stored card (spec §3.1); none if it does not decode.
-pub(crate) fn card_addresses(card_body: &[u8]) -> Vec<String> {
-    kith_protocol::wire::decode_exact::<kith_protocol::ContactCard>(card_body)
-        .map(|card| card.addresses)
-        .unwrap_or_default()
-}
 
 /// One request/response exchange with `peer` (spec §4.5).
 ///
@@ -149,8 +141,7 @@ async fn connect(
             match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
                 Ok(Ok(conn)) => {
                     remember(shared, peer, conn.clone());
-                    let (s, c) = (shared.clone(), conn.clone());
-                    tokio::spawn(async move { peer_service::serve_streams(s, c, peer).await });
+                    (shared.serve_peer)(shared.clone(), conn.clone(), peer);
                     return Ok(conn);
                 }
                 Ok(Err(e)) => last_err = format!("{sa}: {e}"),

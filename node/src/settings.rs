@@ -37,7 +37,7 @@ pub fn owner_setting(key: &str) -> Result<Setting, String> {
 }
 
 /// Check and normalise a value for an aggregation setting; the error is one line for a
-/// person. `advertise` has its own check ([`crate::card_updates`]); the node's own records
+/// person. `advertise` has its own check (in `card_updates`); the node's own records
 /// are not the owner's to set.
 pub fn validate(setting: Setting, value: &str) -> Result<String, String> {
     let v = value.trim();

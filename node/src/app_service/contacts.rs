@@ -6,7 +6,7 @@ use kith_protocol::consent::validate_circle;
 use kith_protocol::Subject;
 
 use super::{contact_info, err, internal};
-use crate::node::Shared;
+use crate::shared::Shared;
 use crate::store::{AuditEvent, Event, StoredContact};
 
 /// `ListContacts`.

@@ -1,18 +1,19 @@
 //! Serving the owner's apps (spec §10).
 
-use std::fmt::Display;
 use std::sync::Arc;
 use std::time::Duration;
 
 use kith_client::transport::{self, FrameReadError, CLOSE_SHUTDOWN, CLOSE_UNAUTHORIZED};
-use kith_protocol::app::{AppError, AppErrorCode, AppRequest, AppResponse, ContactInfo};
+use kith_protocol::app::{AppError, AppErrorCode, AppRequest, AppResponse};
 use kith_protocol::frame::MAX_APP_FRAME;
 use kith_protocol::wire::{decode_message, encode_message};
 use kith_protocol::{NodeId, WireError};
 
-use crate::node::Shared;
-use crate::store::{Principal, StoredContact};
+use crate::shared::Shared;
+use crate::store::Principal;
 use crate::{approvals, apps, asking, invites};
+
+pub(crate) use crate::replies::{contact_info, err, internal};
 
 mod contacts;
 mod owner;
@@ -25,13 +26,6 @@ pub(crate) use contacts::find_contact;
 pub const MAX_ASK_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most audit entries returned at once.
 pub const MAX_AUDIT_LIMIT: u32 = 1_000;
-
-pub(crate) fn err(code: AppErrorCode, message: impl Display) -> AppError {
-    AppError {
-        code,
-        message: message.to_string(),
-    }
-}
 
 /// Serve an app connection authenticated as `key`: the owner, a paired app, or (when
 /// `principal` is `None`) a key that may only redeem a pairing code (spec §10.5).
@@ -125,7 +119,7 @@ async fn respond(
     mut recv: quinn::RecvStream,
 ) {
     let read = tokio::time::timeout(
-        crate::peer_service::REQUEST_READ_TIMEOUT,
+        crate::shared::REQUEST_READ_TIMEOUT,
         transport::read_frame(&mut recv, MAX_APP_FRAME),
     )
     .await;
@@ -178,22 +172,6 @@ async fn respond(
         )));
     }
     let _ = transport::write_frame(&mut send, &bytes, MAX_APP_FRAME).await;
-}
-
-pub(crate) fn contact_info(c: &StoredContact) -> ContactInfo {
-    let addresses = crate::peers::card_addresses(&c.card.body);
-    ContactInfo {
-        name: c.name.clone(),
-        node_id: c.node_id,
-        circle: c.circle.clone(),
-        addresses,
-        added_at: c.added_at,
-    }
-}
-
-pub(crate) fn internal(e: impl Display) -> AppError {
-    tracing::error!("{e}");
-    err(AppErrorCode::Internal, e)
 }
 
 /// A request checked against the principal's scope, and its answer cut down to it.

@@ -8,7 +8,7 @@ use kith_protocol::app::{
 };
 
 use super::{err, find_contact, internal, MAX_AUDIT_LIMIT};
-use crate::node::Shared;
+use crate::shared::Shared;
 use crate::store::Setting;
 use crate::{settings, unix_now};
 

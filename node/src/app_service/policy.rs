@@ -5,7 +5,7 @@ use kith_protocol::{ItemPattern, PolicyRule, Share, Subject};
 
 use super::contacts::resolve_subject;
 use super::internal;
-use crate::node::Shared;
+use crate::shared::Shared;
 
 /// `SetPolicy`: add or replace the rule for (subject, items).
 pub(super) fn set(

@@ -4,7 +4,7 @@ use kith_protocol::app::{AppError, AppErrorCode};
 use kith_protocol::{Endorsement, ItemKey};
 
 use super::{err, internal};
-use crate::node::Shared;
+use crate::shared::Shared;
 use crate::unix_now;
 
 /// `Endorse`: add or replace the endorsement of `item`; a blank note is none.

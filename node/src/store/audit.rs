@@ -113,6 +113,13 @@ pub struct AuditEvent<'a> {
 }
 
 impl Store {
+    /// Record `e` now; a failure to audit is logged, never silently dropped.
+    pub fn record(&self, e: &AuditEvent<'_>) {
+        if let Err(err) = self.audit(crate::unix_now(), e) {
+            tracing::error!(event = e.event.as_str(), "could not write audit log: {err}");
+        }
+    }
+
     pub fn audit(&self, at: u64, e: &AuditEvent<'_>) -> Result<()> {
         self.conn().execute(
             "INSERT INTO audit (at, event, peer, peer_name, item, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -55,6 +55,20 @@ fn build(row: ContactRow) -> Result<StoredContact> {
 
 const COLUMNS: &str = "node_id, name, circle, card, signature, added_at";
 
+impl StoredContact {
+    /// The addresses in the contact's stored card (spec §3.1); none if it does not decode.
+    pub fn addresses(&self) -> Vec<String> {
+        card_addresses(&self.card.body)
+    }
+}
+
+/// The addresses in a card body (spec §3.1); none if it does not decode.
+pub fn card_addresses(card_body: &[u8]) -> Vec<String> {
+    kith_protocol::wire::decode_exact::<kith_protocol::ContactCard>(card_body)
+        .map(|card| card.addresses)
+        .unwrap_or_default()
+}
+
 impl Store {
     /// Insert a contact, or refresh an existing one's card and name. An existing contact's
     /// circle changes only with [`CircleOnConflict::Replace`].
