@@ -51,6 +51,13 @@ impl AnsweredAsks {
         kept.answers.get(&(asker, query.clone())).cloned()
     }
 
+    /// Forget every answer: the owner changed what the node would answer.
+    pub(crate) fn clear(&self) {
+        let mut kept = self.lock();
+        kept.answers.clear();
+        kept.order.clear();
+    }
+
     /// Keep `answer`, given at `now` to `query` from `asker`.
     pub(crate) fn insert(&self, asker: NodeId, query: Query, answer: PeerResponse, now: Instant) {
         let mut kept = self.lock();
@@ -92,9 +99,13 @@ mod tests {
             "the same id, another item"
         );
         assert_eq!(kept.get(ana, &query(1), t0 + KEEP_FOR), None, "forgotten");
-        for n in 0..=MAX_KEPT {
-            kept.insert(ana, query(n as u8), PeerResponse::Received, t0);
+        for n in 0..=MAX_KEPT as u16 {
+            let mut q = query(0);
+            q.query_id.0[..2].copy_from_slice(&n.to_le_bytes());
+            kept.insert(ana, q, PeerResponse::Received, t0);
         }
-        assert!(kept.lock().answers.len() <= MAX_KEPT);
+        assert_eq!(kept.lock().answers.len(), MAX_KEPT);
+        kept.clear();
+        assert_eq!(kept.get(ana, &query(1), t0), None);
     }
 }

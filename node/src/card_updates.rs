@@ -234,13 +234,14 @@ async fn send(
 }
 
 /// A contact's card update (spec §8.6): `key` is the contact the connection authenticated.
-/// A contact that just moved or restarted is likely reachable now: if it (or any other) is
-/// still waiting for this node's own new card, that is sent at once rather than at the next
-/// retry.
+/// A contact that just moved or restarted is likely reachable now: if it is still waiting
+/// for this node's own new card, the waiting cards are sent at once rather than at the
+/// next retry.
 pub(crate) fn receive(shared: &Arc<Shared>, key: NodeId, update: &SignedCard) -> PeerResponse {
     let response = check_and_store(shared, key, update);
+    let sender_waits = |w: &[StoredContact]| w.iter().any(|c| c.node_id == key);
     if response == PeerResponse::CardUpdated
-        && matches!(shared.store.contacts_without_current_card(), Ok(w) if !w.is_empty())
+        && matches!(shared.store.contacts_without_current_card(), Ok(w) if sender_waits(&w))
     {
         let shared = shared.clone();
         tokio::spawn(async move { push_if_idle(&shared).await });

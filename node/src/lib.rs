@@ -4,14 +4,27 @@
 //! public keys, the SQLite store, serving contacts' queries and the owner's apps, and
 //! driving the protocol's state machines with real IO.
 //!
+//! Modules in layers; each uses only those below it (`tests/structure.rs` checks there is
+//! no cycle). Protocol rules — the budget, a redemption's checks, a late endorsement's, a
+//! card update's, a responder session's — are pure functions of `kith-protocol`; the
+//! modules here look things up, call them, and store what they decide.
+//!
 //! ```text
-//!            ┌──────────────── kith-node ────────────────┐
-//!  app ──────┤ app_service ──┐                           │
-//!  (kith-client, ALPN app)   ├─ asking ── peers ─────────┼──▶ contacts' nodes
-//!            │ peer_service ◀┼─ invites                  │◀── (ALPN peer)
-//!            │        store (SQLite, WAL)                │
-//!            └───────────────────────────────────────────┘
+//!   node            endpoints, accept loops, background tasks (sweep, card announcer)
+//!   app_service     owner/app requests, one file per domain (contacts, shelf, policy, owner)
+//!   peer_service    contacts' requests: Ask, Redeem, Aggregate, Deliver, UpdateCard
+//!   services        aggregation_service, asking, approvals, apps, invites, card_updates
+//!   peers           outgoing exchanges on cached, pinned connections (spec §4.5)
+//!   shared          the state every service shares; NodeOptions
+//!   state           sessions, budget (decline tally), answered_asks, connections
+//!   below           store (SQLite, WAL; migrations in store/migrations), settings,
+//!                   replies (app errors), data_dir, error, tls_server
 //! ```
+//!
+//! An ask: the app's `Ask` reaches `app_service`, `asking` drives the protocol's `AggAsker`
+//! through `peers`; at each contact, `peer_service` hands `Aggregate` rounds to
+//! `aggregation_service`, which admits round 0 (budget, named answer, responder keys) and
+//! runs later rounds in the session kept by `sessions`.
 
 #![forbid(unsafe_code)]
 

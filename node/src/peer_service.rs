@@ -149,6 +149,12 @@ fn count_answered(shared: &Shared, body: &[u8]) {
 
 fn answer(shared: &Arc<Shared>, asker: NodeId, query: Query) -> PeerResponse {
     let now = std::time::Instant::now();
+    // A copy is answered from the cache only for a contact: the cache is emptied whenever
+    // the owner changes contacts, rules or endorsements, so what it holds is what the
+    // node would answer now.
+    if !is_contact(shared, &asker) {
+        return answer_once(shared, asker, query);
+    }
     if let Some(given) = shared.answered_asks.get(asker, &query, now) {
         // A copy of an ask answered in the last minute: the same answer, not counted again.
         return given;
@@ -258,9 +264,20 @@ fn redeem(
     let me = shared.identity.node_id();
     let card = match check_redemption(&issued, &me, &acceptor, &r, now) {
         Ok(Redemption::Redeem(card)) => card,
+        // Its retry after a lost Welcome, if it is still a contact: one the owner removed
+        // must not learn the node's current card (its addresses) by replaying it.
         Ok(Redemption::WelcomeAgain) => {
-            peers::remember(shared, acceptor, conn.clone());
-            return PeerResponse::Welcome(shared.current_card());
+            return match shared.store.contact(&acceptor) {
+                Ok(Some(_)) => {
+                    peers::remember(shared, acceptor, conn.clone());
+                    PeerResponse::Welcome(shared.current_card())
+                }
+                Ok(None) => PeerResponse::Refused(Refusal::InviteUsed),
+                Err(e) => {
+                    tracing::error!("store: {e}");
+                    PeerResponse::Refused(Refusal::Internal)
+                }
+            };
         }
         Err(refusal) => return PeerResponse::Refused(refusal),
     };
@@ -285,7 +302,9 @@ fn redeem(
         }
         // A concurrent retry by the same acceptor lost the race to itself: welcome it.
         Ok(RedeemOutcome::AlreadyUsed) => match shared.store.invite_used_by(&invite.id) {
-            Ok(Some(by)) if by == acceptor => PeerResponse::Welcome(shared.current_card()),
+            Ok(Some(by)) if by == acceptor && is_contact(shared, &acceptor) => {
+                PeerResponse::Welcome(shared.current_card())
+            }
             _ => PeerResponse::Refused(Refusal::InviteUsed),
         },
         Err(e) => {

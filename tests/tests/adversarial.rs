@@ -990,3 +990,39 @@ async fn coalesced_declines_survive_a_restart() {
         "{after:?}"
     );
 }
+
+/// A contact's retry of its redemption is welcomed again — unless the owner removed it
+/// since: replaying the old redemption must not give a removed contact the node's current
+/// card (and so where it moved to).
+#[tokio::test]
+async fn a_removed_contact_cannot_replay_its_redemption() {
+    let ana = TestNode::start("Ana").await;
+    let bo = TestNode::start("Bo").await;
+    let code = ana.client.create_invite(None).await.unwrap().code.0;
+    bo.client.accept_invite(code.clone(), None).await.unwrap();
+    let now = kith_node::unix_now();
+    let invite = Invite::from_code(&code, now).unwrap().invite;
+    let me = bo.identity();
+    let redeem = PeerRequest::Redeem(InviteRedemption {
+        invite_id: invite.id,
+        proof: invite.redemption_proof(&ana.id(), &me.node_id()),
+        card: ContactCard::new(&me, "Bo", vec![bo.peer_addr().to_string()], now, 3600)
+            .unwrap()
+            .sign(&me),
+    });
+    let frame = encode_frame(&encode_message(&redeem), MAX_PEER_FRAME).unwrap();
+    let send = |conn: quinn::Connection, frame: Vec<u8>| async move {
+        decode_message::<PeerResponse>(&send_raw(&conn, &frame).await.unwrap()).unwrap()
+    };
+    let (_endpoint, conn) = raw_peer(&ana, &me).await;
+    assert!(matches!(
+        send(conn, frame.clone()).await,
+        PeerResponse::Welcome(_)
+    ));
+    ana.client.remove_contact("Bo").await.unwrap();
+    let (_endpoint, conn) = raw_peer(&ana, &me).await;
+    assert_eq!(
+        send(conn, frame).await,
+        PeerResponse::Refused(Refusal::InviteUsed)
+    );
+}

@@ -194,6 +194,9 @@ async fn handle(
     req: AppRequest,
     app: Option<NodeId>,
 ) -> Result<AppResponse, AppError> {
+    if changes_answers(&req) {
+        shared.answered_asks.clear();
+    }
     Ok(match req {
         AppRequest::Status => AppResponse::Status(owner::status(shared)?),
         AppRequest::CreateInvite { circle } => {
@@ -270,6 +273,20 @@ async fn handle(
         } => AppResponse::Audit(owner::audit_page(shared, before, contact, item, limit)?),
         AppRequest::Audit { limit } => AppResponse::Audit(owner::audit(shared, limit)?),
     })
+}
+
+/// Whether `req` may change what this node answers its contacts: then answers kept for
+/// copies of plain asks are forgotten (spec §8.3.2).
+fn changes_answers(req: &AppRequest) -> bool {
+    matches!(
+        req,
+        AppRequest::Endorse { .. }
+            | AppRequest::Unendorse { .. }
+            | AppRequest::SetPolicy { .. }
+            | AppRequest::RemovePolicy { .. }
+            | AppRequest::RemoveContact { .. }
+            | AppRequest::AcceptInvite { .. }
+    )
 }
 
 /// `Ask`: every contact, at most [`MAX_ASK_TIMEOUT`] (spec §10.2).

@@ -244,6 +244,16 @@ impl Store {
                 params![&asker.0[..], &qid.0[..], at as i64],
             )?;
         }
+        // What no budget counts any more goes: this asker's rows before the window.
+        let window = budget::window_start(at) as i64;
+        tx.execute(
+            "DELETE FROM privacy_spend WHERE asker = ?1 AND at < ?2",
+            params![&asker.0[..], window],
+        )?;
+        tx.execute(
+            "DELETE FROM used_queries WHERE asker = ?1 AND at < ?2",
+            params![&asker.0[..], window],
+        )?;
         tx.commit()?;
         Ok(Ok(()))
     }

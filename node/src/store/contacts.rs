@@ -208,7 +208,7 @@ impl Store {
     /// until it is stored again (a new invite).
     pub fn card_refused(&self, id: &NodeId) -> Result<()> {
         self.conn().execute(
-            "UPDATE contacts SET card_unsent = 2 WHERE node_id = ?1",
+            "UPDATE contacts SET card_unsent = 2 WHERE node_id = ?1 AND card_unsent = 1",
             params![&id.0[..]],
         )?;
         Ok(())
