@@ -672,6 +672,13 @@ fn unused_pairing_codes_are_listed_and_cancelled() {
     assert!(!out.status.success());
 }
 
+/// The peer port of the running node in `dir`, from `kith status`.
+fn peer_port(dir: &std::path::Path) -> String {
+    let status = json(dir, &["status"]);
+    let addr = status["peer_addr"].as_str().unwrap();
+    addr.rsplit_once(':').unwrap().1.to_string()
+}
+
 /// Where `contact` (by name) is reached, according to the node in `dir`.
 fn addresses_of(dir: &std::path::Path, contact: &str) -> serde_json::Value {
     let contacts = json(dir, &["contacts"]);
@@ -711,13 +718,7 @@ fn contacts_follow_a_node_that_moves() {
     // and can ask her. Before card updates Bo kept the old port and Ana was unreachable.
     drop(ana);
     let ana = start_existing(&tmp.path().join("Ana"));
-    let port = json(&ana.dir, &["status"])["peer_addr"]
-        .as_str()
-        .unwrap()
-        .rsplit_once(':')
-        .unwrap()
-        .1
-        .to_string();
+    let port = peer_port(&ana.dir);
     await_addresses(
         &bo.dir,
         "Ana",
@@ -769,13 +770,7 @@ fn contacts_follow_a_node_that_moves() {
 fn card_updates_stop_where_they_must() {
     let tmp = tempfile::tempdir().unwrap();
     let (ana, bo) = ana_and_bo(tmp.path());
-    let port = json(&ana.dir, &["status"])["peer_addr"]
-        .as_str()
-        .unwrap()
-        .rsplit_once(':')
-        .unwrap()
-        .1
-        .to_string();
+    let port = peer_port(&ana.dir);
     let addresses = [format!("localhost:{port}"), format!("127.0.0.1:{port}")];
     for n in 0..24 {
         let set = json(

@@ -114,6 +114,31 @@ fn request_to(ask: &RawAsk, to: &NodeId, round: u8) -> Vec<u8> {
         .clone()
 }
 
+/// A framed plain `Ask` for `ITEM` with query id `[q; 16]`.
+fn ask_frame(q: u8) -> Vec<u8> {
+    let r = PeerRequest::Ask(Query {
+        query_id: QueryId([q; 16]),
+        item: item(ITEM),
+    });
+    encode_frame(&encode_message(&r), MAX_PEER_FRAME).unwrap()
+}
+
+/// A framed `Advertise` for `ITEM` with query id `[q; 16]`, no ε, owners only.
+fn advertise_frame(q: u8) -> Vec<u8> {
+    let r = PeerRequest::Aggregate(AggRequest::Advertise {
+        query_id: QueryId([q; 16]),
+        item: item(ITEM),
+        epsilon: None,
+        detail: false,
+    });
+    encode_frame(&encode_message(&r), MAX_PEER_FRAME).unwrap()
+}
+
+/// Send `frame` on `conn` and decode the reply.
+async fn exchange(conn: &quinn::Connection, frame: &[u8]) -> PeerResponse {
+    decode_message::<PeerResponse>(&send_raw(conn, frame).await.unwrap()).unwrap()
+}
+
 // ---------------------------------------------------------------------------------------
 // A malicious asker, built on kith-protocol's own `AggAsker`.
 // ---------------------------------------------------------------------------------------
@@ -328,15 +353,7 @@ async fn an_asker_over_its_budget_is_declined() {
         .unwrap();
     let (_endpoint, conn) = raw_peer(&friends[0], &ana.identity()).await;
     let (_endpoint1, conn1) = raw_peer(&friends[1], &ana.identity()).await;
-    let advertise = |q: u8| {
-        let r = PeerRequest::Aggregate(AggRequest::Advertise {
-            query_id: QueryId([q; 16]),
-            item: item(ITEM),
-            epsilon: None,
-            detail: false,
-        });
-        encode_frame(&encode_message(&r), MAX_PEER_FRAME).unwrap()
-    };
+    let advertise = advertise_frame;
     let reply = |bytes: Vec<u8>| match decode_message::<PeerResponse>(&bytes).unwrap() {
         PeerResponse::Aggregate(AggResponse::Abort(r)) => Err(r),
         PeerResponse::Aggregate(AggResponse::Advertised { .. }) => Ok(()),
@@ -862,17 +879,7 @@ async fn nodes_take_no_quic_datagrams() {
 async fn sessions_keep_replies_count_what_is_open_and_remember_query_ids() {
     let (ana, mut friends) = kith_tests::federation(1, NodeOptions::default()).await;
     let (_endpoint, conn) = raw_peer(&friends[0], &ana.identity()).await;
-    let frame_of = |r: AggRequest| {
-        encode_frame(&encode_message(&PeerRequest::Aggregate(r)), MAX_PEER_FRAME).unwrap()
-    };
-    let advertise = |q: u8| {
-        frame_of(AggRequest::Advertise {
-            query_id: QueryId([q; 16]),
-            item: item(ITEM),
-            epsilon: None,
-            detail: false,
-        })
-    };
+    let advertise = advertise_frame;
     let send = |frame: Vec<u8>| {
         let conn = conn.clone();
         async move { decode_message::<PeerResponse>(&send_raw(&conn, &frame).await.unwrap()).unwrap() }
@@ -930,23 +937,15 @@ async fn a_copied_plain_ask_counts_once() {
         .await
         .unwrap();
     let (_endpoint, conn) = raw_peer(&friends[0], &ana.identity()).await;
-    let ask = |q: u8| {
-        let r = PeerRequest::Ask(Query {
-            query_id: QueryId([q; 16]),
-            item: item(ITEM),
-        });
-        encode_frame(&encode_message(&r), MAX_PEER_FRAME).unwrap()
-    };
-    let reply = |bytes: Vec<u8>| decode_message::<PeerResponse>(&bytes).unwrap();
-    let first = reply(send_raw(&conn, &ask(1)).await.unwrap());
+    let first = exchange(&conn, &ask_frame(1)).await;
     assert!(matches!(first, PeerResponse::Answer(_)), "{first:?}");
-    assert_eq!(reply(send_raw(&conn, &ask(1)).await.unwrap()), first);
+    assert_eq!(exchange(&conn, &ask_frame(1)).await, first);
     assert!(matches!(
-        reply(send_raw(&conn, &ask(2)).await.unwrap()),
+        exchange(&conn, &ask_frame(2)).await,
         PeerResponse::Answer(_)
     ));
     assert_eq!(
-        reply(send_raw(&conn, &ask(3)).await.unwrap()),
+        exchange(&conn, &ask_frame(3)).await,
         PeerResponse::Refused(Refusal::RateLimited)
     );
 }
@@ -963,13 +962,8 @@ async fn coalesced_declines_survive_a_restart() {
         .unwrap();
     let (_endpoint, conn) = raw_peer(&friends[0], &ana.identity()).await;
     for q in 0..3u8 {
-        let r = PeerRequest::Ask(Query {
-            query_id: QueryId([q; 16]),
-            item: item(ITEM),
-        });
-        let frame = encode_frame(&encode_message(&r), MAX_PEER_FRAME).unwrap();
         assert_eq!(
-            decode_message::<PeerResponse>(&send_raw(&conn, &frame).await.unwrap()).unwrap(),
+            exchange(&conn, &ask_frame(q)).await,
             PeerResponse::Refused(Refusal::RateLimited)
         );
     }

@@ -23,9 +23,10 @@ pub type SessionKey = (NodeId, QueryId);
 #[derive(Debug)]
 pub struct ResponderSession<C> {
     responder: AggResponder,
-    /// Each request answered, as its encoding, with the reply given (at most one per
-    /// round, and the `Advertise` that opened it).
-    exchanges: Vec<(Vec<u8>, AggResponse)>,
+    /// Each request answered, as the SHA-256 of its encoding (a round-1 request can be
+    /// 64 KiB, and sessions are kept until their deadline), with the reply given: at most
+    /// one per round, and the `Advertise` that opened it.
+    exchanges: Vec<([u8; 32], AggResponse)>,
     context: C,
 }
 
@@ -56,7 +57,7 @@ impl<C> ResponderSession<C> {
     ) -> Self {
         ResponderSession {
             responder,
-            exchanges: vec![(advertise, advertised)],
+            exchanges: vec![(request_digest(&advertise), advertised)],
             context,
         }
     }
@@ -64,9 +65,10 @@ impl<C> ResponderSession<C> {
     /// The reply given to the request encoded as `encoded`, if this session answered it
     /// (spec §9.8.2 step 3.2).
     pub fn replay(&self, encoded: &[u8]) -> Option<AggResponse> {
+        let digest = request_digest(encoded);
         self.exchanges
             .iter()
-            .find(|(r, _)| r == encoded)
+            .find(|(r, _)| *r == digest)
             .map(|(_, answered)| answered.clone())
     }
 
@@ -94,7 +96,8 @@ impl<C> ResponderSession<C> {
             return Step::End(response);
         }
         let counted = matches!(response, AggResponse::Unmasked(_));
-        self.exchanges.push((encoded, response.clone()));
+        self.exchanges
+            .push((request_digest(&encoded), response.clone()));
         Step::Reply { response, counted }
     }
 
@@ -120,6 +123,13 @@ impl<C> ResponderSession<C> {
     pub fn responder(&self) -> &AggResponder {
         &self.responder
     }
+}
+
+/// What a session remembers of a request it answered (spec §9.8.1: copies are compared by
+/// their encoding): its SHA-256.
+fn request_digest(encoded: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(encoded).into()
 }
 
 /// How long an (asker, query id) pair stays used: a second `Advertise` for it is refused
