@@ -82,7 +82,7 @@ pub(crate) async fn serve(
         return PeerResponse::Aggregate(AggResponse::Closed);
     }
     let encoded = encode_value(&request);
-    if let Some(reply) = replay(shared, &key, &encoded) {
+    if let Some(reply) = replay(shared, &key, &encoded).await {
         return reply;
     }
     let busy = || {
@@ -116,12 +116,24 @@ pub(crate) async fn serve(
     .unwrap_or(PeerResponse::Refused(Refusal::Internal))
 }
 
-/// The stored reply to a copy of a request its session already answered, if the session
-/// is not busy (a busy one is waited for in [`handle`]).
-fn replay(shared: &Shared, key: &SessionKey, encoded: &[u8]) -> Option<PeerResponse> {
+/// The stored reply to a copy of a request its session already answered. A session busy
+/// with a round is waited for off the async workers and without a crypto slot, so that
+/// requests waiting on one session never hold the slots other askers need.
+async fn replay(shared: &Shared, key: &SessionKey, encoded: &[u8]) -> Option<PeerResponse> {
     let session = shared.agg_sessions.lock().get(key)?.clone();
-    let guard = session.try_lock().ok()?;
-    guard.as_ref()?.replay(encoded).map(PeerResponse::Aggregate)
+    if let Ok(guard) = session.try_lock() {
+        return guard.as_ref()?.replay(encoded).map(PeerResponse::Aggregate);
+    }
+    let encoded = encoded.to_vec();
+    tokio::task::spawn_blocking(move || {
+        lock_session(&session)
+            .as_ref()?
+            .replay(&encoded)
+            .map(PeerResponse::Aggregate)
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// A request that needs the session's lock, and perhaps its crypto.

@@ -130,7 +130,25 @@ pub(crate) async fn set_advertise(
             .map_err(|e| err(AppErrorCode::Internal, e))?;
         *current = card;
     }
-    Ok(push(shared).await)
+    let mut report = push(shared).await;
+    // Those not sent it at all: the owner is told, once per change.
+    let refusing = shared
+        .store
+        .contacts_refusing_card()
+        .map_err(|e| err(AppErrorCode::Internal, e))?;
+    let listed: Vec<NodeId> = report.unreached.iter().map(|u| u.contact).collect();
+    report.unreached.extend(
+        refusing
+            .into_iter()
+            .filter(|c| !listed.contains(&c.node_id))
+            .map(|c| CardUpdateUnreached {
+                contact: c.node_id,
+                name: c.name,
+                reason: "not sent: it said you are not its contact".into(),
+            }),
+    );
+    report.unreached.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(report)
 }
 
 /// Send the current card to every contact that has not acknowledged it, at once, each

@@ -805,8 +805,11 @@ fn card_updates_stop_where_they_must() {
     let set = json(&ana.dir, &["settings", "set", "advertise", &addresses[1]]);
     let reason = set["unreached"][0]["reason"].as_str().unwrap();
     assert!(reason.contains("no longer has you as a contact"), "{set}");
-    let text = ok(&ana.dir, &["settings", "set", "advertise", &addresses[0]]);
-    assert!(!text.contains("Bo"), "{text}");
+    // Not sent again, and the owner is told why at each change.
+    let again = json(&ana.dir, &["settings", "set", "advertise", &addresses[0]]);
+    assert_eq!(again["unreached"].as_array().unwrap().len(), 1, "{again}");
+    let reason = again["unreached"][0]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("not sent"), "{again}");
 }
 
 /// Item 13: a data directory the user cannot read is "permission denied", with what to do,

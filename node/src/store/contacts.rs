@@ -159,7 +159,15 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()?;
-        let changed = before.as_deref().is_some_and(|b| b != announced);
+        // No record yet, but contacts: a node upgraded from before card updates, which
+        // cannot know what they were told; they are sent the card once.
+        let has_contacts = || -> rusqlite::Result<bool> {
+            tx.query_row("SELECT EXISTS (SELECT 1 FROM contacts)", [], |r| r.get(0))
+        };
+        let changed = match before.as_deref() {
+            Some(b) => b != announced,
+            None => has_contacts()?,
+        };
         let advertise = advertise.map(|a| (Setting::Advertise.key(), a));
         for (key, value) in advertise
             .into_iter()
@@ -202,6 +210,18 @@ impl Store {
             params![&id.0[..], announced, Setting::Announced.key()],
         )?;
         Ok(())
+    }
+
+    /// Contacts that said this node is not their contact, so are not sent its card.
+    pub fn contacts_refusing_card(&self) -> Result<Vec<StoredContact>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM contacts WHERE card_unsent = 2 ORDER BY name, node_id"
+        ))?;
+        let rows = stmt
+            .query_map([], from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(build).collect()
     }
 
     /// `id` answered that this node is not its contact: it is not sent cards any more,
