@@ -10,11 +10,7 @@ use super::{Result, Store, StoreError};
 
 /// Answered asks and ε charged since `since`: what the budget rule counts (spec §9.10).
 fn usage(conn: &rusqlite::Connection, asker: &NodeId, since: u64) -> Result<Usage> {
-    let answered: u32 = conn.query_row(
-        "SELECT count(*) FROM audit WHERE event = ?1 AND peer = ?2 AND at >= ?3",
-        params![Event::Answered.as_str(), &asker.0[..], since as i64],
-        |r| r.get(0),
-    )?;
+    let answered = count_since(conn, Event::Answered, Some(asker), since)?;
     let spent: i64 = conn.query_row(
         "SELECT coalesce(sum(milli_epsilon), 0) FROM privacy_spend WHERE asker = ?1 AND at >= ?2",
         params![&asker.0[..], since as i64],
@@ -24,6 +20,29 @@ fn usage(conn: &rusqlite::Connection, asker: &NodeId, since: u64) -> Result<Usag
         answered,
         spent: spent.max(0) as u64,
     })
+}
+
+/// Entries of `event` about `peer` at or after `since`: what every "N per 24 h" rule
+/// counts — a contact's `asks-per-day` (`answered`), an app's daily limit (`app-ask`).
+fn count_since(
+    conn: &rusqlite::Connection,
+    event: Event,
+    peer: Option<&NodeId>,
+    since: u64,
+) -> Result<u32> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM audit WHERE event = ?1 AND peer = ?2 AND at >= ?3",
+        params![event.as_str(), peer.map(|p| p.0.to_vec()), since as i64],
+        |r| r.get(0),
+    )?)
+}
+
+fn insert(conn: &rusqlite::Connection, at: u64, e: &AuditEvent<'_>) -> Result<()> {
+    conn.execute(
+        "INSERT INTO audit (at, event, peer, peer_name, item, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![at as i64, e.event.as_str(), e.peer.map(|p| p.0.to_vec()), e.peer_name, e.item, e.detail],
+    )?;
+    Ok(())
 }
 
 /// What an audit entry records (spec §8.3.5, §10.5). Stored, and shown to the owner, as
@@ -121,11 +140,7 @@ impl Store {
     }
 
     pub fn audit(&self, at: u64, e: &AuditEvent<'_>) -> Result<()> {
-        self.conn().execute(
-            "INSERT INTO audit (at, event, peer, peer_name, item, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![at as i64, e.event.as_str(), e.peer.map(|p| p.0.to_vec()), e.peer_name, e.item, e.detail],
-        )?;
-        Ok(())
+        insert(&self.conn(), at, e)
     }
 
     /// Record `e` only if fewer than `limit` entries with the same event and peer exist since
@@ -141,18 +156,11 @@ impl Store {
     ) -> Result<(u32, bool)> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let used: u32 = tx.query_row(
-            "SELECT count(*) FROM audit WHERE event = ?1 AND peer = ?2 AND at >= ?3",
-            params![e.event.as_str(), e.peer.map(|p| p.0.to_vec()), since as i64],
-            |r| r.get(0),
-        )?;
+        let used = count_since(&tx, e.event, e.peer.as_ref(), since)?;
         if limit.is_some_and(|l| used >= l) {
             return Ok((used, false));
         }
-        tx.execute(
-            "INSERT INTO audit (at, event, peer, peer_name, item, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![at as i64, e.event.as_str(), e.peer.map(|p| p.0.to_vec()), e.peer_name, e.item, e.detail],
-        )?;
+        insert(&tx, at, e)?;
         tx.commit()?;
         Ok((used, true))
     }
@@ -228,10 +236,7 @@ impl Store {
         if let Err(over) = budget::check(used, limits, cost) {
             return Ok(Err(over));
         }
-        tx.execute(
-            "INSERT INTO audit (at, event, peer, peer_name, item, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![at as i64, entry.event.as_str(), &asker.0[..], entry.peer_name, entry.item, entry.detail],
-        )?;
+        insert(&tx, at, entry)?;
         if cost > 0 {
             tx.execute(
                 "INSERT INTO privacy_spend (asker, at, milli_epsilon) VALUES (?1, ?2, ?3)",
