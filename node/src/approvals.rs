@@ -19,6 +19,7 @@ use crate::replies::{err, internal};
 use crate::shared::Shared;
 use kith_protocol::endorsement::{check_late_ask, check_late_statement};
 
+use crate::failure::Failure;
 use crate::store::{AuditEvent, Event};
 use crate::{peers, unix_now};
 
@@ -243,47 +244,39 @@ pub use kith_protocol::endorsement::MAX_LATE_PER_CONTACT;
 
 /// The asker's side: accept a late endorsement from contact `from` (spec §8.5).
 pub(crate) fn receive(shared: &Shared, from: NodeId, signed: SignedEndorsement) -> PeerResponse {
-    let me = shared.identity.node_id();
-    let statement = match check_late_statement(&signed, &from, &me) {
-        Ok(statement) => statement,
-        Err(refusal) => return PeerResponse::Refused(refusal),
-    };
-    let now = unix_now();
-    let ask = match shared.store.ask_record(&statement.query_id) {
-        Ok(ask) => ask,
-        Err(e) => {
-            tracing::error!("store: {e}");
-            return PeerResponse::Refused(Refusal::Internal);
-        }
-    };
-    if let Err(refusal) = check_late_ask(&statement, ask.as_ref().map(|(i, at)| (i, *at)), now) {
-        return PeerResponse::Refused(refusal);
+    match store_late(shared, from, signed) {
+        Ok(()) => PeerResponse::Received,
+        Err(failure) => PeerResponse::Refused(failure.refusal()),
     }
-    match shared.store.add_late_endorsement(
+}
+
+/// The checks of spec §8.5.3 (the protocol's), then the store: kept at most
+/// [`MAX_LATE_PER_CONTACT`] per contact and ask, and audited when new.
+fn store_late(shared: &Shared, from: NodeId, signed: SignedEndorsement) -> Result<(), Failure> {
+    let me = shared.identity.node_id();
+    let statement = check_late_statement(&signed, &from, &me).map_err(Failure::Refused)?;
+    let now = unix_now();
+    let ask = shared.store.ask_record(&statement.query_id)?;
+    check_late_ask(&statement, ask.as_ref().map(|(i, at)| (i, *at)), now)
+        .map_err(Failure::Refused)?;
+    let new = shared.store.add_late_endorsement(
         &statement.query_id,
         &from,
         &signed,
         now,
         MAX_LATE_PER_CONTACT,
-    ) {
-        Ok(new) => {
-            if new {
-                let name = shared.store.contact(&from).ok().flatten().map(|c| c.name);
-                shared.audit(AuditEvent {
-                    event: Event::LateEndorsement,
-                    peer: Some(from),
-                    peer_name: name.as_deref(),
-                    item: Some(statement.endorsement.item.to_string()),
-                    detail: format!("approved after ask {}", statement.query_id.to_hex()),
-                });
-            }
-            PeerResponse::Received
-        }
-        Err(e) => {
-            tracing::error!("store: {e}");
-            PeerResponse::Refused(Refusal::Internal)
-        }
+    )?;
+    if new {
+        let name = shared.store.contact(&from).ok().flatten().map(|c| c.name);
+        shared.audit(AuditEvent {
+            event: Event::LateEndorsement,
+            peer: Some(from),
+            peer_name: name.as_deref(),
+            item: Some(statement.endorsement.item.to_string()),
+            detail: format!("approved after ask {}", statement.query_id.to_hex()),
+        });
     }
+    Ok(())
 }
 
 /// Late endorsements as app-visible updates.

@@ -13,6 +13,7 @@ use kith_protocol::{
     ContactCard, Identity, NodeId, PeerRequest, PeerResponse, Refusal, SignedCard,
 };
 
+use crate::failure::Failure;
 use crate::replies::err;
 use crate::shared::Shared;
 use crate::store::{AuditEvent, Event, StoredContact};
@@ -268,54 +269,44 @@ pub(crate) fn receive(shared: &Arc<Shared>, key: NodeId, update: &SignedCard) ->
 }
 
 fn check_and_store(shared: &Shared, key: NodeId, update: &SignedCard) -> PeerResponse {
-    let contact = match shared.store.contact(&key) {
-        Ok(Some(c)) => c,
-        Ok(None) => return PeerResponse::Refused(Refusal::NotAContact),
-        Err(e) => {
-            tracing::warn!("store: {e}");
-            return PeerResponse::Refused(Refusal::Internal);
-        }
+    match store_update(shared, key, update) {
+        Ok(()) => PeerResponse::CardUpdated,
+        Err(failure) => PeerResponse::Refused(failure.refusal()),
+    }
+}
+
+/// The checks of spec §8.6.3: the protocol's (`check_update`), then the move limit, then
+/// the store.
+fn store_update(shared: &Shared, key: NodeId, update: &SignedCard) -> Result<(), Failure> {
+    let contact = shared.store.contact(&key)?.ok_or(Failure::NotAContact)?;
+    let card = match check_update(update, key, &contact.card, unix_now()) {
+        Ok(CardUpdate::KeepHeld) => return Ok(()),
+        Ok(CardUpdate::Replace(card)) => card,
+        Err(_) => return Err(Failure::Malformed("card update")),
     };
-    match check_update(update, key, &contact.card, unix_now()) {
-        Ok(CardUpdate::KeepHeld) => PeerResponse::CardUpdated,
-        Ok(CardUpdate::Replace(card)) => {
-            let before = contact.addresses();
-            let after = &card.card().addresses;
-            if &before != after {
-                // Each move is an audit entry: at most MAX_MOVES_PER_DAY a day, counted and
-                // written in one transaction.
-                let moved = AuditEvent {
-                    event: Event::ContactMoved,
-                    peer: Some(key),
-                    peer_name: Some(&contact.name),
-                    item: None,
-                    detail: format!("now reached at {}", after.join(", ")),
-                };
-                let now = unix_now();
-                let since = now.saturating_sub(24 * 3600);
-                match shared
-                    .store
-                    .audit_within_limit(now, &moved, since, Some(MAX_MOVES_PER_DAY))
-                {
-                    Ok((_, true)) => {}
-                    Ok((_, false)) => return PeerResponse::Refused(Refusal::RateLimited),
-                    Err(e) => {
-                        tracing::warn!("store: {e}");
-                        return PeerResponse::Refused(Refusal::Internal);
-                    }
-                }
-            }
-            if let Err(e) = shared.store.replace_contact_card(&key, card.signed()) {
-                tracing::warn!("store: {e}");
-                return PeerResponse::Refused(Refusal::Internal);
-            }
-            PeerResponse::CardUpdated
-        }
-        Err(e) => {
-            tracing::debug!(peer = %key.short(), "card update refused: {e}");
-            PeerResponse::Refused(Refusal::Malformed)
+    let after = &card.card().addresses;
+    if contact.addresses() != *after {
+        // Each move is an audit entry: at most MAX_MOVES_PER_DAY a day, counted and
+        // written in one transaction.
+        let moved = AuditEvent {
+            event: Event::ContactMoved,
+            peer: Some(key),
+            peer_name: Some(&contact.name),
+            item: None,
+            detail: format!("now reached at {}", after.join(", ")),
+        };
+        let now = unix_now();
+        let since = now.saturating_sub(24 * 3600);
+        let (_, recorded) =
+            shared
+                .store
+                .audit_within_limit(now, &moved, since, Some(MAX_MOVES_PER_DAY))?;
+        if !recorded {
+            return Err(Failure::Refused(Refusal::RateLimited));
         }
     }
+    shared.store.replace_contact_card(&key, card.signed())?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ mod card_updates;
 mod connections;
 pub mod data_dir;
 pub mod error;
+mod failure;
 mod invites;
 mod node;
 mod peer_service;

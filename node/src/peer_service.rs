@@ -16,6 +16,8 @@ use crate::store::{AuditEvent, Event, RedeemOutcome, StoredContact};
 use crate::{peers, unix_now};
 use kith_protocol::budget::OverBudget;
 
+use crate::failure::Failure;
+
 pub use crate::shared::REQUEST_READ_TIMEOUT;
 /// How long a stranger may take to open its one request stream.
 pub const STRANGER_GRACE: Duration = Duration::from_secs(10);
@@ -169,27 +171,20 @@ fn answer(shared: &Arc<Shared>, asker: NodeId, query: Query) -> PeerResponse {
 }
 
 fn answer_once(shared: &Arc<Shared>, asker: NodeId, query: Query) -> PeerResponse {
-    let contact = match shared.store.contact(&asker) {
-        Ok(Some(c)) => c,
-        Ok(None) => {
-            // Strangers are not audited (they could fill the log); they learn only a refusal.
-            tracing::debug!(peer = %asker.short(), "refused query from a non-contact");
-            return PeerResponse::Refused(Refusal::NotAContact);
-        }
-        Err(e) => {
-            tracing::error!("store: {e}");
-            return PeerResponse::Refused(Refusal::Internal);
-        }
-    };
-    let loaded = (
-        shared.store.endorsements(),
-        shared.store.policy(),
-        crate::settings::load(&shared.store),
-    );
-    let (endorsements, policy, mine) = match loaded {
-        (Ok(e), Ok(p), Ok(s)) => (e, p, s),
-        _ => return PeerResponse::Refused(Refusal::Internal),
-    };
+    answer_plain(shared, asker, query).unwrap_or_else(|f| PeerResponse::Refused(f.refusal()))
+}
+
+/// A plain `Ask` (spec §8.3.2), or why it is not answered.
+fn answer_plain(
+    shared: &Arc<Shared>,
+    asker: NodeId,
+    query: Query,
+) -> Result<PeerResponse, Failure> {
+    // Strangers are not audited (they could fill the log); they learn only a refusal.
+    let contact = shared.store.contact(&asker)?.ok_or(Failure::NotAContact)?;
+    let endorsements = shared.store.endorsements()?;
+    let policy = shared.store.policy()?;
+    let mine = crate::settings::load(&shared.store)?;
     // The same daily budget as aggregations (spec §9.10): checked before the signatures,
     // then again when the answer is recorded, in one transaction with the count.
     let limits = crate::budget::limits(&mine);
@@ -198,16 +193,9 @@ fn answer_once(shared: &Arc<Shared>, asker: NodeId, query: Query) -> PeerRespons
         shared
             .budget
             .declined(&shared.store, asker, &contact.name, item, &over.to_string());
-        PeerResponse::Refused(Refusal::RateLimited)
+        Failure::OverBudget(over)
     };
-    match crate::budget::precheck(&shared.store, &asker, limits, 0) {
-        Ok(Ok(())) => {}
-        Ok(Err(over)) => return decline(over),
-        Err(e) => {
-            tracing::error!("store: {e}");
-            return PeerResponse::Refused(Refusal::Internal);
-        }
-    }
+    crate::budget::precheck(&shared.store, &asker, limits, 0)?.map_err(decline)?;
     let (answer, disclosure) = answer_query(
         &shared.identity,
         &endorsements,
@@ -225,19 +213,12 @@ fn answer_once(shared: &Arc<Shared>, asker: NodeId, query: Query) -> PeerRespons
         detail: disclosure.describe(),
     };
     // An ask that cannot be counted is not answered: the budget fails closed.
-    match shared
+    shared
         .store
-        .charge_answer(unix_now(), &answered, limits, 0, None)
-    {
-        Ok(Ok(())) => {}
-        Ok(Err(over)) => return decline(over),
-        Err(e) => {
-            tracing::error!("store: could not record an answer: {e}");
-            return PeerResponse::Refused(Refusal::Internal);
-        }
-    }
+        .charge_answer(unix_now(), &answered, limits, 0, None)?
+        .map_err(decline)?;
     crate::approvals::record_after_reply(shared, asker, contact.name, query, disclosure);
-    PeerResponse::Answer(answer)
+    Ok(PeerResponse::Answer(answer))
 }
 
 fn redeem(

@@ -11,19 +11,13 @@ use crate::store::{AuditEvent, Event, StoredContact};
 
 /// `ListContacts`.
 pub(super) fn list(shared: &Shared) -> Result<Vec<ContactInfo>, AppError> {
-    Ok(shared
-        .store
-        .contacts()
-        .map_err(internal)?
-        .iter()
-        .map(contact_info)
-        .collect())
+    Ok(shared.store.contacts()?.iter().map(contact_info).collect())
 }
 
 /// `RemoveContact`: its rules go with it, and the owner's audit log says so.
 pub(super) fn remove(shared: &Shared, contact: &str) -> Result<ContactInfo, AppError> {
     let c = find_contact(shared, contact)?;
-    if !shared.store.remove_contact(&c.node_id).map_err(internal)? {
+    if !shared.store.remove_contact(&c.node_id)? {
         return Err(err(
             AppErrorCode::NotFound,
             format!("no contact {contact:?}"),
@@ -44,10 +38,7 @@ pub(super) fn rename(shared: &Shared, contact: &str, name: &str) -> Result<Conta
     let name =
         kith_protocol::card::validate_name(name).map_err(|e| err(AppErrorCode::BadRequest, e))?;
     let mut c = find_contact(shared, contact)?;
-    shared
-        .store
-        .rename_contact(&c.node_id, &name)
-        .map_err(internal)?;
+    shared.store.rename_contact(&c.node_id, &name)?;
     c.name = name;
     Ok(contact_info(&c))
 }
@@ -57,8 +48,7 @@ pub(crate) fn find_contact(shared: &Shared, name: &str) -> Result<StoredContact,
     match resolve_subject(shared, SubjectRef::Contact(name.to_string()))? {
         (Subject::Contact(id), _) => shared
             .store
-            .contact(&id)
-            .map_err(internal)?
+            .contact(&id)?
             .ok_or_else(|| err(AppErrorCode::NotFound, format!("no contact {name:?}"))),
         (Subject::Circle(_), _) => Err(internal("a contact resolved to a circle")),
     }
@@ -77,7 +67,7 @@ pub(super) fn resolve_subject(
             None,
         )),
         SubjectRef::Contact(name) => {
-            let contacts = shared.store.contacts().map_err(internal)?;
+            let contacts = shared.store.contacts()?;
             let wanted = name.trim();
             let lower = wanted.to_lowercase();
             let is_hex = lower.len() >= 8 && lower.bytes().all(|b| b.is_ascii_hexdigit());

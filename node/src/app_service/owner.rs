@@ -7,7 +7,7 @@ use kith_protocol::app::{
     AppError, AppErrorCode, AppInfo, AuditEntry, InviteInfo, NodeStatus, PairingInfo,
 };
 
-use super::{err, find_contact, internal, MAX_AUDIT_LIMIT};
+use super::{err, find_contact, MAX_AUDIT_LIMIT};
 use crate::shared::Shared;
 use crate::store::Setting;
 use crate::{settings, unix_now};
@@ -20,8 +20,8 @@ pub(super) fn status(shared: &Shared) -> Result<NodeStatus, AppError> {
         node_id: shared.identity.node_id(),
         peer_addr: shared.peer_addr.to_string(),
         api_addr: shared.api_addr.to_string(),
-        contacts: store.contact_count().map_err(internal)?,
-        endorsements: store.endorsements().map_err(internal)?.len() as u32,
+        contacts: store.contact_count()?,
+        endorsements: store.endorsements()?.len() as u32,
         software: format!("kith {}", env!("CARGO_PKG_VERSION")),
         uptime_secs: shared.started.elapsed().as_secs(),
     })
@@ -29,7 +29,7 @@ pub(super) fn status(shared: &Shared) -> Result<NodeStatus, AppError> {
 
 /// `ListSettings` (spec §9.10).
 pub(super) fn settings(shared: &Shared) -> Result<Vec<(String, String)>, AppError> {
-    settings::list(&shared.store).map_err(internal)
+    settings::list(&shared.store).map_err(AppError::from)
 }
 
 /// `SetSetting`: check and store one of the owner's settings (`advertise` sends contacts
@@ -46,10 +46,7 @@ pub(super) async fn set_setting(
         }
         setting => {
             let value = settings::validate(setting, &value).map_err(bad)?;
-            shared
-                .store
-                .set_setting(setting, &value)
-                .map_err(internal)?;
+            shared.store.set_setting(setting, &value)?;
         }
     }
     self::settings(shared)
@@ -60,7 +57,7 @@ pub(super) fn audit(shared: &Shared, limit: u32) -> Result<Vec<AuditEntry>, AppE
     shared
         .store
         .audit_log(limit.min(MAX_AUDIT_LIMIT))
-        .map_err(internal)
+        .map_err(AppError::from)
 }
 
 /// `AuditPage`: entries before an id, about a contact or an item (and below it).
@@ -91,12 +88,12 @@ pub(super) fn audit_page(
             item.as_deref(),
             limit.min(MAX_AUDIT_LIMIT),
         )
-        .map_err(internal)
+        .map_err(AppError::from)
 }
 
 /// `ListInvites`: never their secrets.
 pub(super) fn invites(shared: &Shared) -> Result<Vec<InviteInfo>, AppError> {
-    shared.store.invites().map_err(internal)
+    shared.store.invites().map_err(AppError::from)
 }
 
 /// `RevokeInvite`: by the start of its id in hex, 8 digits or more; whether one was.
@@ -108,21 +105,20 @@ pub(super) fn revoke_invite(shared: &Shared, id: &str) -> Result<bool, AppError>
             "name an invite by the start of its id: 8 hex digits or more (see kith invite list)",
         ));
     }
-    Ok(shared
-        .store
-        .revoke_invites(&prefix, unix_now())
-        .map_err(internal)?
-        > 0)
+    Ok(shared.store.revoke_invites(&prefix, unix_now())? > 0)
 }
 
 /// `ListApps`, revoked ones included.
 pub(super) fn apps(shared: &Shared) -> Result<Vec<AppInfo>, AppError> {
-    shared.store.apps(unix_now()).map_err(internal)
+    shared.store.apps(unix_now()).map_err(AppError::from)
 }
 
 /// `ListPairings`: codes not yet redeemed, never the codes.
 pub(super) fn pairings(shared: &Shared) -> Result<Vec<PairingInfo>, AppError> {
-    shared.store.open_pairings(unix_now()).map_err(internal)
+    shared
+        .store
+        .open_pairings(unix_now())
+        .map_err(AppError::from)
 }
 
 /// `CancelPairing`: whether there was an open code for the name.
@@ -130,5 +126,5 @@ pub(super) fn cancel_pairing(shared: &Shared, name: &str) -> Result<bool, AppErr
     shared
         .store
         .cancel_pairing(name, unix_now())
-        .map_err(internal)
+        .map_err(AppError::from)
 }

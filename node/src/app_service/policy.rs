@@ -4,7 +4,6 @@ use kith_protocol::app::{AppError, PolicyEntry, SubjectRef};
 use kith_protocol::{ItemPattern, PolicyRule, Share, Subject};
 
 use super::contacts::resolve_subject;
-use super::internal;
 use crate::shared::Shared;
 
 /// `SetPolicy`: add or replace the rule for (subject, items).
@@ -20,7 +19,7 @@ pub(super) fn set(
         items: items.clone(),
         share,
     };
-    shared.store.put_rule(&rule).map_err(internal)?;
+    shared.store.put_rule(&rule)?;
     Ok(PolicyEntry {
         subject,
         contact_name,
@@ -31,11 +30,10 @@ pub(super) fn set(
 
 /// `ListPolicy`, each contact rule with the contact's name.
 pub(super) fn list(shared: &Shared) -> Result<Vec<PolicyEntry>, AppError> {
-    let contacts = shared.store.contacts().map_err(internal)?;
+    let contacts = shared.store.contacts()?;
     Ok(shared
         .store
-        .policy()
-        .map_err(internal)?
+        .policy()?
         .rules
         .into_iter()
         .map(|r| {
@@ -63,5 +61,8 @@ pub(super) fn remove(
     items: &ItemPattern,
 ) -> Result<bool, AppError> {
     let (subject, _) = resolve_subject(shared, subject)?;
-    shared.store.remove_rule(&subject, items).map_err(internal)
+    shared
+        .store
+        .remove_rule(&subject, items)
+        .map_err(AppError::from)
 }

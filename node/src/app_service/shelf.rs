@@ -3,7 +3,7 @@
 use kith_protocol::app::{AppError, AppErrorCode};
 use kith_protocol::{Endorsement, ItemKey};
 
-use super::{err, internal};
+use super::err;
 use crate::shared::Shared;
 use crate::unix_now;
 
@@ -18,16 +18,19 @@ pub(super) fn endorse(
     let note = note.map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
     let e = Endorsement::new(item, count, rating, note, unix_now())
         .map_err(|e| err(AppErrorCode::BadRequest, e))?;
-    shared.store.put_endorsement(&e).map_err(internal)?;
+    shared.store.put_endorsement(&e)?;
     Ok(e)
 }
 
 /// `ListEndorsements`.
 pub(super) fn list(shared: &Shared) -> Result<Vec<Endorsement>, AppError> {
-    shared.store.endorsements().map_err(internal)
+    shared.store.endorsements().map_err(AppError::from)
 }
 
 /// `Unendorse`: whether there was one.
 pub(super) fn unendorse(shared: &Shared, item: &ItemKey) -> Result<bool, AppError> {
-    shared.store.remove_endorsement(item).map_err(internal)
+    shared
+        .store
+        .remove_endorsement(item)
+        .map_err(AppError::from)
 }
