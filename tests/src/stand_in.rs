@@ -38,14 +38,7 @@ pub enum Death {
 
 /// The aggregation round (0..=4) of a request; 5 for the asker's closing request.
 pub fn round_of(request: &AggRequest) -> u8 {
-    match request {
-        AggRequest::Advertise { .. } => 0,
-        AggRequest::ShareKeys { .. } => 1,
-        AggRequest::MaskInput { .. } => 2,
-        AggRequest::Consistency { .. } => 3,
-        AggRequest::Unmask { .. } => 4,
-        AggRequest::Close { .. } => 5,
-    }
+    request.round()
 }
 
 /// Changes a reply of the given round (0..=4) before it is sent.

@@ -71,6 +71,20 @@ pub enum AggRequest {
     Close { query_id: QueryId },
 }
 
+impl AggRequest {
+    /// The round it belongs to, 0 to 4 (spec §9.7); 5 for `Close`, which is no round.
+    pub fn round(&self) -> u8 {
+        match self {
+            AggRequest::Advertise { .. } => 0,
+            AggRequest::ShareKeys { .. } => 1,
+            AggRequest::MaskInput { .. } => 2,
+            AggRequest::Consistency { .. } => 3,
+            AggRequest::Unmask { .. } => 4,
+            AggRequest::Close { .. } => 5,
+        }
+    }
+}
+
 /// A responder's reply (spec §9.7).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AggResponse {

@@ -101,15 +101,9 @@ pub fn asker_params() -> AggregationParams {
     }
 }
 
+/// The round of a request (see [`AggRequest::round`]).
 pub fn round_of(r: &AggRequest) -> u8 {
-    match r {
-        AggRequest::Advertise { .. } => 0,
-        AggRequest::ShareKeys { .. } => 1,
-        AggRequest::MaskInput { .. } => 2,
-        AggRequest::Consistency { .. } => 3,
-        AggRequest::Unmask { .. } => 4,
-        AggRequest::Close { .. } => 5,
-    }
+    r.round()
 }
 
 /// Run one ask of `members` by `asker` to the end. `ignore(member, round)` is the asker
