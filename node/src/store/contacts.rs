@@ -115,9 +115,14 @@ impl Store {
     }
 
     pub fn contacts(&self) -> Result<Vec<StoredContact>> {
+        self.contacts_where("1")
+    }
+
+    /// The contacts matching an SQL condition on the table, by name.
+    fn contacts_where(&self, condition: &str) -> Result<Vec<StoredContact>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM contacts ORDER BY name, node_id"
+            "SELECT {COLUMNS} FROM contacts WHERE {condition} ORDER BY name, node_id"
         ))?;
         let rows = stmt
             .query_map([], from_row)?
@@ -191,14 +196,7 @@ impl Store {
 
     /// Contacts that have not acknowledged this node's current card (spec §8.6).
     pub fn contacts_without_current_card(&self) -> Result<Vec<StoredContact>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM contacts WHERE card_unsent = 1 ORDER BY name, node_id"
-        ))?;
-        let rows = stmt
-            .query_map([], from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.into_iter().map(build).collect()
+        self.contacts_where("card_unsent = 1")
     }
 
     /// `id` acknowledged a card carrying `announced`: it has the current card unless the
@@ -214,14 +212,7 @@ impl Store {
 
     /// Contacts that said this node is not their contact, so are not sent its card.
     pub fn contacts_refusing_card(&self) -> Result<Vec<StoredContact>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM contacts WHERE card_unsent = 2 ORDER BY name, node_id"
-        ))?;
-        let rows = stmt
-            .query_map([], from_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.into_iter().map(build).collect()
+        self.contacts_where("card_unsent = 2")
     }
 
     /// `id` answered that this node is not its contact: it is not sent cards any more,
