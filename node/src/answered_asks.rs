@@ -3,7 +3,7 @@
 //! connections — gets the same answer and is not counted against the budget again.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kith_protocol::{NodeId, PeerResponse, Query};
@@ -19,6 +19,10 @@ type Key = (NodeId, Query);
 #[derive(Debug, Default)]
 pub(crate) struct AnsweredAsks {
     inner: Mutex<Kept>,
+    /// Asks being answered now, one lock each: a copy arriving meanwhile waits for the
+    /// first and is then answered from what it kept, so two copies in flight at once are
+    /// counted once too. An entry lives only while its ask is being answered.
+    flights: Mutex<HashMap<Key, Arc<Mutex<()>>>>,
 }
 
 #[derive(Debug, Default)]
@@ -45,10 +49,49 @@ impl AnsweredAsks {
     }
 
     /// The answer given to this very ask from `asker` in the last minute, if any.
-    pub(crate) fn get(&self, asker: NodeId, query: &Query, now: Instant) -> Option<PeerResponse> {
+    fn get(&self, asker: NodeId, query: &Query, now: Instant) -> Option<PeerResponse> {
         let mut kept = self.lock();
         kept.prune(now);
         kept.answers.get(&(asker, query.clone())).cloned()
+    }
+
+    /// Answer `query` from `asker` with `answer_once`, unless this very ask was answered in
+    /// the last minute or is being answered now (then its answer, once it is given).
+    /// Blocking: call it off the async workers.
+    pub(crate) fn answer(
+        &self,
+        asker: NodeId,
+        query: Query,
+        answer_once: impl FnOnce(Query) -> PeerResponse,
+    ) -> PeerResponse {
+        let key = (asker, query);
+        let flight = self
+            .flights
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let response = {
+            let _one = flight.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            match self.get(asker, &key.1, now) {
+                Some(given) => given,
+                None => {
+                    let response = answer_once(key.1.clone());
+                    if matches!(response, PeerResponse::Answer(_)) {
+                        self.insert(asker, key.1.clone(), response.clone(), now);
+                    }
+                    response
+                }
+            }
+        };
+        // The last one out removes the flight (the map holds one reference, we the other).
+        let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+        if Arc::strong_count(&flight) == 2 {
+            flights.remove(&key);
+        }
+        response
     }
 
     /// Forget every answer: the owner changed what the node would answer.
@@ -59,7 +102,7 @@ impl AnsweredAsks {
     }
 
     /// Keep `answer`, given at `now` to `query` from `asker`.
-    pub(crate) fn insert(&self, asker: NodeId, query: Query, answer: PeerResponse, now: Instant) {
+    fn insert(&self, asker: NodeId, query: Query, answer: PeerResponse, now: Instant) {
         let mut kept = self.lock();
         let key = (asker, query);
         if kept.answers.insert(key.clone(), answer).is_none() {
@@ -107,5 +150,36 @@ mod tests {
         assert_eq!(kept.lock().answers.len(), MAX_KEPT);
         kept.clear();
         assert_eq!(kept.get(ana, &query(1), t0), None);
+    }
+
+    #[test]
+    fn copies_in_flight_at_once_are_answered_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let kept = Arc::new(AnsweredAsks::default());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let answer = kith_protocol::Answer {
+            query_id: QueryId([1; 16]),
+            named: vec![],
+        };
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (kept, calls, answer) = (kept.clone(), calls.clone(), answer.clone());
+                std::thread::spawn(move || {
+                    kept.answer(NodeId([1; 32]), query(1), |_| {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(50));
+                        PeerResponse::Answer(answer)
+                    })
+                })
+            })
+            .collect();
+        for t in threads {
+            assert!(matches!(t.join().unwrap(), PeerResponse::Answer(_)));
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(
+            kept.flights.lock().unwrap().is_empty(),
+            "flights are removed"
+        );
     }
 }

@@ -150,24 +150,15 @@ fn count_answered(shared: &Shared, body: &[u8]) {
 }
 
 fn answer(shared: &Arc<Shared>, asker: NodeId, query: Query) -> PeerResponse {
-    let now = std::time::Instant::now();
     // A copy is answered from the cache only for a contact: the cache is emptied whenever
     // the owner changes contacts, rules or endorsements, so what it holds is what the
     // node would answer now.
     if !is_contact(shared, &asker) {
         return answer_once(shared, asker, query);
     }
-    if let Some(given) = shared.answered_asks.get(asker, &query, now) {
-        // A copy of an ask answered in the last minute: the same answer, not counted again.
-        return given;
-    }
-    let response = answer_once(shared, asker, query.clone());
-    if matches!(response, PeerResponse::Answer(_)) {
-        shared
-            .answered_asks
-            .insert(asker, query, response.clone(), now);
-    }
-    response
+    shared
+        .answered_asks
+        .answer(asker, query, |query| answer_once(shared, asker, query))
 }
 
 fn answer_once(shared: &Arc<Shared>, asker: NodeId, query: Query) -> PeerResponse {

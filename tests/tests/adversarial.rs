@@ -926,8 +926,9 @@ async fn sessions_keep_replies_count_what_is_open_and_remember_query_ids() {
     );
 }
 
-/// A plain `Ask` sent twice (a retry, or the stale-connection race of §4.5) is answered
-/// twice alike and counted once against the asker's budget.
+/// A plain `Ask` sent several times (a retry, or the stale-connection race of §4.5, whose
+/// copies can be in flight at once) is answered alike and counted once against the
+/// asker's budget.
 #[tokio::test]
 async fn a_copied_plain_ask_counts_once() {
     let (ana, friends) = kith_tests::federation(1, NodeOptions::default()).await;
@@ -937,8 +938,13 @@ async fn a_copied_plain_ask_counts_once() {
         .await
         .unwrap();
     let (_endpoint, conn) = raw_peer(&friends[0], &ana.identity()).await;
-    let first = exchange(&conn, &ask_frame(1)).await;
-    assert!(matches!(first, PeerResponse::Answer(_)), "{first:?}");
+    // Two copies at once, on two connections (the stale-connection race), then a third.
+    let (_endpoint2, conn2) = raw_peer(&friends[0], &ana.identity()).await;
+    let frame = ask_frame(1);
+    let (a, b) = tokio::join!(exchange(&conn, &frame), exchange(&conn2, &frame));
+    assert!(matches!(a, PeerResponse::Answer(_)), "{a:?}");
+    assert_eq!(a, b);
+    let first = a;
     assert_eq!(exchange(&conn, &ask_frame(1)).await, first);
     assert!(matches!(
         exchange(&conn, &ask_frame(2)).await,
