@@ -18,7 +18,7 @@ use kith_protocol::budget::OverBudget;
 
 use crate::failure::Failure;
 
-pub use crate::shared::REQUEST_READ_TIMEOUT;
+use crate::shared::REQUEST_READ_TIMEOUT;
 /// How long a stranger may take to open its one request stream.
 pub const STRANGER_GRACE: Duration = Duration::from_secs(10);
 /// How long to wait for a stranger to acknowledge our answer before closing.
