@@ -10,10 +10,9 @@ use kith_protocol::aggregation::messages::{AbortReason, AggRequest, AggResponse}
 use kith_protocol::aggregation::responder::{
     AggResponder, AskTerms, ResponderSettings, EPSILON_RANGE,
 };
-use kith_protocol::aggregation::session::{SessionKey, Step};
+use kith_protocol::aggregation::session::{RequestDigest, SessionKey, Step};
 
 use crate::sessions::{lock_session, Audited, Session, SharedSession};
-use kith_protocol::wire::encode_value;
 use kith_protocol::{
     answer_query, Disclosure, ItemKey, NodeId, PeerResponse, Query, QueryId, Refusal,
 };
@@ -81,8 +80,9 @@ pub(crate) async fn serve(
         shared.agg_sessions.remove(&key);
         return PeerResponse::Aggregate(AggResponse::Closed);
     }
-    let encoded = encode_value(&request);
-    if let Some(reply) = replay(shared, &key, &encoded).await {
+    // Hashed once: a round-1 request can be 64 KiB.
+    let digest = RequestDigest::of(&request);
+    if let Some(reply) = replay(shared, &key, &digest).await {
         return reply;
     }
     let busy = || {
@@ -110,7 +110,7 @@ pub(crate) async fn serve(
     let shared = shared.clone();
     tokio::task::spawn_blocking(move || {
         let _held = (admission, slot);
-        handle(&shared, key, request, encoded)
+        handle(&shared, key, request, digest)
     })
     .await
     .unwrap_or(PeerResponse::Refused(Refusal::Internal))
@@ -119,16 +119,16 @@ pub(crate) async fn serve(
 /// The stored reply to a copy of a request its session already answered. A session busy
 /// with a round is waited for off the async workers and without a crypto slot, so that
 /// requests waiting on one session never hold the slots other askers need.
-async fn replay(shared: &Shared, key: &SessionKey, encoded: &[u8]) -> Option<PeerResponse> {
+async fn replay(shared: &Shared, key: &SessionKey, digest: &RequestDigest) -> Option<PeerResponse> {
     let session = shared.agg_sessions.lock().get(key)?.clone();
     if let Ok(guard) = session.try_lock() {
-        return guard.as_ref()?.replay(encoded).map(PeerResponse::Aggregate);
+        return guard.as_ref()?.replay(digest).map(PeerResponse::Aggregate);
     }
-    let encoded = encoded.to_vec();
+    let digest = *digest;
     tokio::task::spawn_blocking(move || {
         lock_session(&session)
             .as_ref()?
-            .replay(&encoded)
+            .replay(&digest)
             .map(PeerResponse::Aggregate)
     })
     .await
@@ -141,7 +141,7 @@ fn handle(
     shared: &Arc<Shared>,
     key: SessionKey,
     request: AggRequest,
-    encoded: Vec<u8>,
+    digest: RequestDigest,
 ) -> PeerResponse {
     let now = Instant::now();
     let is_advertise = matches!(request, AggRequest::Advertise { .. });
@@ -170,10 +170,10 @@ fn handle(
         }
     };
     if let Some(session) = existing {
-        return continue_session(shared, key, &session, request, encoded, now);
+        return continue_session(shared, key, &session, request, digest, now);
     }
     let mut slot = reserved.expect("reserved above");
-    match admit(shared, key.0, request, &encoded, now) {
+    match admit(shared, key.0, request, digest, now) {
         Admission::Admitted {
             session,
             response,
@@ -198,7 +198,7 @@ fn continue_session(
     key: SessionKey,
     session: &SharedSession,
     request: AggRequest,
-    encoded: Vec<u8>,
+    digest: RequestDigest,
     now: Instant,
 ) -> PeerResponse {
     let mut guard = lock_session(session);
@@ -207,7 +207,7 @@ fn continue_session(
         return abort(AbortReason::UnexpectedRound);
     };
     let before = session.responder().work();
-    let step = session.handle(request, encoded, &mut OsRng, now);
+    let step = session.handle(request, digest, &mut OsRng, now);
     shared
         .agg_sessions
         .add_work(session.responder().work() - before);
@@ -306,7 +306,7 @@ fn admit(
     shared: &Arc<Shared>,
     asker: NodeId,
     request: AggRequest,
-    encoded: &[u8],
+    digest: RequestDigest,
     now: Instant,
 ) -> Admission {
     let AggRequest::Advertise {
@@ -372,7 +372,7 @@ fn admit(
             return Admission::Declined(PeerResponse::Refused(Refusal::Internal));
         }
     }
-    started.admitted(asker, name, encoded)
+    started.admitted(asker, name, digest)
 }
 
 /// A responder started for an admitted ask, before its answer is recorded.
@@ -461,10 +461,10 @@ impl Started {
 
     /// The session to put in its slot, its reply, and the pending requests to record once
     /// the slot is released.
-    fn admitted(self, asker: NodeId, name: String, encoded: &[u8]) -> Admission {
+    fn admitted(self, asker: NodeId, name: String, digest: RequestDigest) -> Admission {
         let session = Session::admitted(
             self.responder,
-            encoded.to_vec(),
+            digest,
             self.response.clone(),
             Audited {
                 asker_name: name.clone(),

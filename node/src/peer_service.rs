@@ -150,29 +150,27 @@ fn count_answered(shared: &Shared, body: &[u8]) {
 }
 
 fn answer(shared: &Arc<Shared>, asker: NodeId, query: Query) -> PeerResponse {
-    // A copy is answered from the cache only for a contact: the cache is emptied whenever
+    // Strangers are not audited (they could fill the log); they learn only a refusal. A
+    // copy is answered from the cache only for a contact: the cache is emptied whenever
     // the owner changes contacts, rules or endorsements, so what it holds is what the
     // node would answer now.
-    if !is_contact(shared, &asker) {
-        return answer_once(shared, asker, query);
-    }
-    shared
-        .answered_asks
-        .answer(asker, query, |query| answer_once(shared, asker, query))
+    let contact = match shared.store.contact(&asker) {
+        Ok(Some(c)) => c,
+        Ok(None) => return PeerResponse::Refused(Failure::NotAContact.refusal()),
+        Err(e) => return PeerResponse::Refused(Failure::Store(e).refusal()),
+    };
+    shared.answered_asks.answer(asker, query, |query| {
+        answer_plain(shared, contact, query).unwrap_or_else(|f| PeerResponse::Refused(f.refusal()))
+    })
 }
 
-fn answer_once(shared: &Arc<Shared>, asker: NodeId, query: Query) -> PeerResponse {
-    answer_plain(shared, asker, query).unwrap_or_else(|f| PeerResponse::Refused(f.refusal()))
-}
-
-/// A plain `Ask` (spec §8.3.2), or why it is not answered.
+/// A plain `Ask` from `contact` (spec §8.3.2), or why it is not answered.
 fn answer_plain(
     shared: &Arc<Shared>,
-    asker: NodeId,
+    contact: StoredContact,
     query: Query,
 ) -> Result<PeerResponse, Failure> {
-    // Strangers are not audited (they could fill the log); they learn only a refusal.
-    let contact = shared.store.contact(&asker)?.ok_or(Failure::NotAContact)?;
+    let asker = contact.node_id;
     let endorsements = shared.store.endorsements()?;
     let policy = shared.store.policy()?;
     let mine = crate::settings::load(&shared.store)?;

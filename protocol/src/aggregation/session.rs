@@ -26,7 +26,7 @@ pub struct ResponderSession<C> {
     /// Each request answered, as the SHA-256 of its encoding (a round-1 request can be
     /// 64 KiB, and sessions are kept until their deadline), with the reply given: at most
     /// one per round, and the `Advertise` that opened it.
-    exchanges: Vec<([u8; 32], AggResponse)>,
+    exchanges: Vec<(RequestDigest, AggResponse)>,
     context: C,
 }
 
@@ -47,41 +47,40 @@ pub enum Step {
 }
 
 impl<C> ResponderSession<C> {
-    /// A session just admitted by `advertise` (its encoding), answered `advertised`
-    /// (spec §9.8.2 step 9).
+    /// A session just admitted by the `Advertise` whose digest is `advertise`, answered
+    /// `advertised` (spec §9.8.2 step 9).
     pub fn admitted(
         responder: AggResponder,
-        advertise: Vec<u8>,
+        advertise: RequestDigest,
         advertised: AggResponse,
         context: C,
     ) -> Self {
         ResponderSession {
             responder,
-            exchanges: vec![(request_digest(&advertise), advertised)],
+            exchanges: vec![(advertise, advertised)],
             context,
         }
     }
 
-    /// The reply given to the request encoded as `encoded`, if this session answered it
+    /// The reply given to the request with this digest, if this session answered it
     /// (spec §9.8.2 step 3.2).
-    pub fn replay(&self, encoded: &[u8]) -> Option<AggResponse> {
-        let digest = request_digest(encoded);
+    pub fn replay(&self, digest: &RequestDigest) -> Option<AggResponse> {
         self.exchanges
             .iter()
-            .find(|(r, _)| *r == digest)
+            .find(|(r, _)| r == digest)
             .map(|(_, answered)| answered.clone())
     }
 
-    /// Handle `request` (whose encoding, without the version, is `encoded`) at `now`
+    /// Handle `request` (whose digest is `digest`) at `now`
     /// (spec §9.8.2 step 3, §9.8.3).
     pub fn handle(
         &mut self,
         request: AggRequest,
-        encoded: Vec<u8>,
+        digest: RequestDigest,
         rng: &mut impl CryptoRngCore,
         now: Instant,
     ) -> Step {
-        if let Some(answered) = self.replay(&encoded) {
+        if let Some(answered) = self.replay(&digest) {
             return Step::Replay(answered);
         }
         if self.responder.deadline() <= now {
@@ -96,8 +95,7 @@ impl<C> ResponderSession<C> {
             return Step::End(response);
         }
         let counted = matches!(response, AggResponse::Unmasked(_));
-        self.exchanges
-            .push((request_digest(&encoded), response.clone()));
+        self.exchanges.push((digest, response.clone()));
         Step::Reply { response, counted }
     }
 
@@ -125,11 +123,18 @@ impl<C> ResponderSession<C> {
     }
 }
 
-/// What a session remembers of a request it answered (spec §9.8.1: copies are compared by
-/// their encoding): its SHA-256.
-fn request_digest(encoded: &[u8]) -> [u8; 32] {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(encoded).into()
+/// What a session remembers of a request it answered: the SHA-256 of its encoding, the
+/// `AggRequest` re-encoded without the version (spec §9.8.1: copies are compared by that
+/// encoding). Computed once per request received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestDigest([u8; 32]);
+
+impl RequestDigest {
+    /// The digest of `request` (spec §9.8.1).
+    pub fn of(request: &AggRequest) -> Self {
+        use sha2::{Digest, Sha256};
+        RequestDigest(Sha256::digest(crate::wire::encode_value(request)).into())
+    }
 }
 
 /// How long an (asker, query id) pair stays used: a second `Advertise` for it is refused
@@ -185,7 +190,6 @@ mod tests {
     use crate::identity::Identity;
     use crate::item::ItemKey;
     use crate::testing::SimRng;
-    use crate::wire::encode_value;
 
     fn key(n: u8) -> SessionKey {
         (NodeId([n; 32]), QueryId([n; 16]))
@@ -234,7 +238,8 @@ mod tests {
             now + Duration::from_secs(60),
         );
         let advertised = AggResponse::Closed; // any reply: only its replay is checked
-        let s = ResponderSession::admitted(responder, encode_value(&advertise), advertised, ());
+        let s =
+            ResponderSession::admitted(responder, RequestDigest::of(&advertise), advertised, ());
         (s, advertise)
     }
 
@@ -243,9 +248,9 @@ mod tests {
         let mut rng = SimRng(1);
         let now = Instant::now();
         let (mut s, advertise) = session(&mut rng, now);
-        let copy = encode_value(&advertise);
+        let copy = RequestDigest::of(&advertise);
         assert_eq!(
-            s.handle(advertise.clone(), copy.clone(), &mut rng, now),
+            s.handle(advertise.clone(), copy, &mut rng, now),
             Step::Replay(AggResponse::Closed)
         );
         // The same query id with another item: not a copy.
@@ -255,7 +260,7 @@ mod tests {
             epsilon: None,
             detail: false,
         };
-        let other_bytes = encode_value(&other);
+        let other_bytes = RequestDigest::of(&other);
         assert_eq!(
             s.handle(other, other_bytes, &mut rng, now),
             Step::End(AggResponse::Abort(AbortReason::UnexpectedRound))
@@ -269,7 +274,7 @@ mod tests {
         let close = AggRequest::Close {
             query_id: QueryId([5; 16]),
         };
-        let close_bytes = encode_value(&close);
+        let close_bytes = RequestDigest::of(&close);
         assert_eq!(
             s.handle(close, close_bytes, &mut rng, late),
             Step::End(AggResponse::Abort(AbortReason::Expired))
