@@ -18,10 +18,10 @@ use kith_protocol::{
 };
 use rand_core::OsRng;
 
+use crate::failure::Failure;
 use crate::shared::Shared;
 use crate::store::{AuditEvent, Event, StoredContact};
 use crate::{settings, unix_now};
-use kith_protocol::budget::OverBudget;
 
 /// Most aggregations one asker may have open here at once.
 const MAX_OPEN_PER_ASKER: usize = 4;
@@ -174,20 +174,20 @@ fn handle(
     }
     let mut slot = reserved.expect("reserved above");
     match admit(shared, key.0, request, digest, now) {
-        Admission::Admitted {
+        Ok(Admitted {
             session,
             response,
             after,
-        } => {
+        }) => {
             *slot = Some(*session);
             shared.agg_sessions.used().insert(key, now, now);
             drop(slot);
             after(shared);
             response
         }
-        Admission::Declined(response) => {
+        Err(failure) => {
             shared.agg_sessions.remove(&key);
-            response
+            failure.aggregate_response()
         }
     }
 }
@@ -239,14 +239,11 @@ fn continue_session(
 /// What happens after a session is admitted and unlocked: its pending approvals.
 type AfterAdmission = Box<dyn FnOnce(&Arc<Shared>)>;
 
-/// The outcome of round 0 for a reserved session.
-enum Admission {
-    Admitted {
-        session: Box<Session>,
-        response: PeerResponse,
-        after: AfterAdmission,
-    },
-    Declined(PeerResponse),
+/// Round 0 of a reserved session, admitted.
+struct Admitted {
+    session: Box<Session>,
+    response: PeerResponse,
+    after: AfterAdmission,
 }
 
 /// What round 0 reads from the store about the asker and this node's shelf.
@@ -258,57 +255,32 @@ struct Shelf {
 }
 
 /// The asker as a contact, the endorsements, the policy and the settings.
-fn load_shelf(shared: &Shared, asker: &NodeId) -> Result<Shelf, Refusal> {
-    let internal = |e: &dyn std::fmt::Display| {
-        tracing::error!("store: {e}");
-        Refusal::Internal
-    };
-    let contact = match shared.store.contact(asker) {
-        Ok(Some(c)) => c,
-        Ok(None) => return Err(Refusal::NotAContact),
-        Err(e) => return Err(internal(&e)),
-    };
+fn load_shelf(shared: &Shared, asker: &NodeId) -> Result<Shelf, Failure> {
+    let contact = shared.store.contact(asker)?.ok_or(Failure::NotAContact)?;
     Ok(Shelf {
         contact,
-        endorsements: shared.store.endorsements().map_err(|e| internal(&e))?,
-        policy: shared.store.policy().map_err(|e| internal(&e))?,
-        mine: settings::load(&shared.store).map_err(|e| internal(&e))?,
+        endorsements: shared.store.endorsements()?,
+        policy: shared.store.policy()?,
+        mine: settings::load(&shared.store)?,
     })
 }
 
-/// Decline an `Advertise` of `asker` (contact `name`) about `item` for `why`: audited
-/// (coalesced), and answered `Abort(reason)`.
-fn decline(
-    shared: &Shared,
-    asker: NodeId,
-    name: &str,
-    item: &ItemKey,
-    why: String,
-    reason: AbortReason,
-) -> Admission {
-    shared
-        .budget
-        .declined(&shared.store, asker, name, item.to_string(), &why);
-    Admission::Declined(abort(reason))
+/// What an `Advertise` asks for (spec §9.7.1).
+struct Advertised {
+    query_id: QueryId,
+    item: ItemKey,
+    terms: AskTerms,
 }
 
-/// The abort reason of a budget decline (spec §9.9).
-fn over_reason(over: &OverBudget) -> AbortReason {
-    match over {
-        OverBudget::Privacy { .. } => AbortReason::PrivacyBudget,
-        OverBudget::Daily { .. } => AbortReason::RateLimited,
-    }
-}
-
-/// Round 0 for a reserved session (spec §9.8.2 steps 5–9): the limits, the named answer,
-/// the responder's keys, and the record of the answer.
+/// Round 0 for a reserved session (spec §9.8.2 steps 5–9). A decline for one of the
+/// owner's limits is audited (coalesced, spec §11.9).
 fn admit(
     shared: &Arc<Shared>,
     asker: NodeId,
     request: AggRequest,
     digest: RequestDigest,
     now: Instant,
-) -> Admission {
+) -> Result<Admitted, Failure> {
     let AggRequest::Advertise {
         query_id,
         item,
@@ -319,60 +291,69 @@ fn admit(
         unreachable!("only an Advertise opens a session");
     };
     if epsilon.is_some_and(|e| !EPSILON_RANGE.contains(&e)) {
-        return Admission::Declined(abort(AbortReason::Inconsistent));
+        return Err(Failure::Aborted(AbortReason::Inconsistent));
     }
-    let shelf = match load_shelf(shared, &asker) {
-        Ok(shelf) => shelf,
-        Err(refusal) => return Admission::Declined(PeerResponse::Refused(refusal)),
+    let shelf = load_shelf(shared, &asker)?;
+    let name = shelf.contact.name.clone();
+    let item_text = item.to_string();
+    let terms = AskTerms { epsilon, detail };
+    let ask = Advertised {
+        query_id,
+        item,
+        terms,
     };
+    let admitted = admit_contact(shared, asker, ask, shelf, digest, now);
+    if let Some(why) = admitted.as_ref().err().and_then(Failure::decline) {
+        shared
+            .budget
+            .declined(&shared.store, asker, &name, item_text, &why);
+    }
+    admitted
+}
+
+/// Round 0 for a contact: the limits, the named answer, the responder's keys, and the
+/// record of the answer.
+fn admit_contact(
+    shared: &Arc<Shared>,
+    asker: NodeId,
+    ask: Advertised,
+    shelf: Shelf,
+    digest: RequestDigest,
+    now: Instant,
+) -> Result<Admitted, Failure> {
     let name = shelf.contact.name.clone();
     // What this ask may cost this node's owner: the ε its noise will be drawn at, at most
     // its own setting or the asker's, whichever is stricter (no noise, no ε to count).
-    let cost = [shelf.mine.epsilon, epsilon]
+    let cost = [shelf.mine.epsilon, ask.terms.epsilon]
         .into_iter()
         .flatten()
         .min()
         .unwrap_or(0);
     let limits = crate::budget::limits(&shelf.mine);
     // Checked before the keys are made, and again when the ask is recorded.
-    match crate::budget::precheck(&shared.store, &asker, limits, cost) {
-        Ok(Ok(())) => {}
-        Ok(Err(o)) => return decline(shared, asker, &name, &item, o.to_string(), over_reason(&o)),
-        Err(e) => {
-            tracing::error!("store: {e}");
-            return Admission::Declined(PeerResponse::Refused(Refusal::Internal));
-        }
-    }
+    crate::budget::precheck(&shared.store, &asker, limits, cost)?.map_err(Failure::OverBudget)?;
     // Sessions open for this asker, other than the one being admitted: admitted ones only
     // (its admissions run one at a time, so none can be half-way).
-    let open = shared.agg_sessions.open_for(&asker, &query_id, now);
+    let open = shared.agg_sessions.open_for(&asker, &ask.query_id, now);
     if open >= MAX_OPEN_PER_ASKER {
-        let why = format!("{open} aggregations already open (limit {MAX_OPEN_PER_ASKER})");
-        return decline(shared, asker, &name, &item, why, AbortReason::TooManyOpen);
+        let limit = MAX_OPEN_PER_ASKER;
+        return Err(Failure::TooManyOpen { open, limit });
     }
-    let terms = AskTerms { epsilon, detail };
-    let started = match start(shared, asker, query_id, item, terms, shelf, now) {
-        Ok(started) => started,
-        Err(refusal) => return Admission::Declined(PeerResponse::Refused(refusal)),
-    };
+    let query_id = ask.query_id;
+    let started = start(shared, asker, ask, shelf, now)?;
     // The `answered` entry and the ε charged, in one transaction with the budget check: an
     // ask that cannot be recorded is not answered (the budget fails closed).
-    let item = started.query.item.clone();
-    match shared.store.charge_answer(
-        unix_now(),
-        &started.answered(asker, &name),
-        limits,
-        cost,
-        Some(&query_id),
-    ) {
-        Ok(Ok(())) => {}
-        Ok(Err(o)) => return decline(shared, asker, &name, &item, o.to_string(), over_reason(&o)),
-        Err(e) => {
-            tracing::error!("store: could not record an answer: {e}");
-            return Admission::Declined(PeerResponse::Refused(Refusal::Internal));
-        }
-    }
-    started.admitted(asker, name, digest)
+    shared
+        .store
+        .charge_answer(
+            unix_now(),
+            &started.answered(asker, &name),
+            limits,
+            cost,
+            Some(&query_id),
+        )?
+        .map_err(Failure::OverBudget)?;
+    Ok(started.admitted(asker, name, digest))
 }
 
 /// A responder started for an admitted ask, before its answer is recorded.
@@ -388,18 +369,21 @@ struct Started {
 fn start(
     shared: &Shared,
     asker: NodeId,
-    query_id: QueryId,
-    item: ItemKey,
-    terms: AskTerms,
+    ask: Advertised,
     shelf: Shelf,
     now: Instant,
-) -> Result<Started, Refusal> {
+) -> Result<Started, Failure> {
     let Shelf {
         contact,
         endorsements,
         policy,
         mine,
     } = shelf;
+    let Advertised {
+        query_id,
+        item,
+        terms,
+    } = ask;
     let query = Query { query_id, item };
     let (answer, disclosure) = answer_query(
         &shared.identity,
@@ -413,9 +397,7 @@ fn start(
     let contribution =
         Contribution::from_shelf(&endorsements, &policy, &asker, &contact.circle, &query.item);
     // Read only for an admitted ask: a flood of declined ones must not cost a table scan.
-    let Ok(contacts) = shared.store.contact_ids() else {
-        return Err(Refusal::Internal);
-    };
+    let contacts = shared.store.contact_ids()?;
     let responder = AggResponder::start(
         &shared.identity,
         Context { query_id, asker },
@@ -461,7 +443,7 @@ impl Started {
 
     /// The session to put in its slot, its reply, and the pending requests to record once
     /// the slot is released.
-    fn admitted(self, asker: NodeId, name: String, digest: RequestDigest) -> Admission {
+    fn admitted(self, asker: NodeId, name: String, digest: RequestDigest) -> Admitted {
         let session = Session::admitted(
             self.responder,
             digest,
@@ -475,7 +457,7 @@ impl Started {
         let after: AfterAdmission = Box::new(move |shared| {
             crate::approvals::record_after_reply(shared, asker, name, query, disclosure)
         });
-        Admission::Admitted {
+        Admitted {
             session: Box::new(session),
             response: PeerResponse::Aggregate(self.response),
             after,

@@ -11,15 +11,12 @@ use kith_protocol::app::{
 use kith_protocol::endorsement::STATEMENT_VERSION;
 use kith_protocol::wire::{decode_message, encode_message};
 use kith_protocol::{
-    Disclosure, EndorsementStatement, NodeId, PeerRequest, PeerResponse, Query, Refusal,
+    Disclosure, EndorsementStatement, ItemKey, NodeId, PeerRequest, PeerResponse, Query, Refusal,
     SignedEndorsement,
 };
 
 use crate::replies::{err, internal};
 use crate::shared::Shared;
-use kith_protocol::endorsement::{check_late_ask, check_late_statement};
-
-use crate::failure::Failure;
 use crate::store::{AuditEvent, Event};
 use crate::{peers, unix_now};
 
@@ -28,11 +25,30 @@ const DELIVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15)
 
 /// How long after an ask its late endorsements are accepted (and a pending request for
 /// it may still be approved).
-pub use kith_protocol::endorsement::LATE_WINDOW_SECS as UPDATE_WINDOW_SECS;
+use kith_protocol::endorsement::LATE_WINDOW_SECS as UPDATE_WINDOW_SECS;
 
-/// Record pending requests off the reply path: the reply for an `ask` item must not take
-/// longer than for `count` (each write here is an fsync), or the asker could tell them
-/// apart by latency (spec §8.5.1).
+/// Record pending requests for `items` off the reply path: the reply for an `ask` item
+/// must not take longer than for `count` (each write here is an fsync), or the asker could
+/// tell them apart by latency (spec §8.5.1).
+pub(crate) fn record_pending(
+    shared: &Arc<Shared>,
+    asker: NodeId,
+    asker_name: String,
+    query: Query,
+    items: Vec<ItemKey>,
+) {
+    if items.is_empty() {
+        return;
+    }
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || {
+        for item in &items {
+            record(&shared, &asker, &asker_name, &query, item);
+        }
+    });
+}
+
+/// [`record_pending`] for the matching items of `disclosure` shared as `ask`.
 pub(crate) fn record_after_reply(
     shared: &Arc<Shared>,
     asker: NodeId,
@@ -40,43 +56,30 @@ pub(crate) fn record_after_reply(
     query: Query,
     disclosure: Disclosure,
 ) {
-    if !disclosure
+    let items = disclosure
         .withheld
-        .iter()
-        .any(|(_, share)| share.asks_owner())
-    {
-        return;
-    }
-    let shared = shared.clone();
-    tokio::task::spawn_blocking(move || record(&shared, &asker, &asker_name, &query, &disclosure));
+        .into_iter()
+        .filter(|(_, share)| share.asks_owner())
+        .map(|(item, _)| item)
+        .collect();
+    record_pending(shared, asker, asker_name, query, items);
 }
 
-/// Record a pending request for every matching item whose share is `ask`.
-fn record(
-    shared: &Shared,
-    asker: &NodeId,
-    asker_name: &str,
-    query: &Query,
-    disclosure: &Disclosure,
-) {
-    for (item, share) in &disclosure.withheld {
-        if !share.asks_owner() {
-            continue;
-        }
-        match shared
-            .store
-            .add_pending(asker, &query.query_id, item, &query.item, unix_now())
-        {
-            Ok(true) => shared.audit(AuditEvent {
-                event: Event::Pending,
-                peer: Some(*asker),
-                peer_name: Some(asker_name),
-                item: Some(item.to_string()),
-                detail: "waiting for approval (kith pending)".into(),
-            }),
-            Ok(false) => {}
-            Err(e) => tracing::error!("store: {e}"),
-        }
+/// Record a pending request for `item`, audited when new.
+fn record(shared: &Shared, asker: &NodeId, asker_name: &str, query: &Query, item: &ItemKey) {
+    match shared
+        .store
+        .add_pending(asker, &query.query_id, item, &query.item, unix_now())
+    {
+        Ok(true) => shared.audit(AuditEvent {
+            event: Event::Pending,
+            peer: Some(*asker),
+            peer_name: Some(asker_name),
+            item: Some(item.to_string()),
+            detail: "waiting for approval (kith pending)".into(),
+        }),
+        Ok(false) => {}
+        Err(e) => tracing::error!("store: {e}"),
     }
 }
 
@@ -155,7 +158,7 @@ pub(crate) async fn approve(shared: &Arc<Shared>, id: u64) -> Result<PendingRequ
             format!("request {id} was decided meanwhile"),
         ));
     }
-    if let Err(e) = deliver(shared, &p, &contact.name, &contact.card.body, signed).await {
+    if let Err(e) = deliver(shared, &p, &contact.name, &contact.card, signed).await {
         shared.store.reopen_pending(id).map_err(internal)?;
         return Err(e);
     }
@@ -177,10 +180,10 @@ async fn deliver(
     shared: &Arc<Shared>,
     p: &PendingRequest,
     name: &str,
-    card_body: &[u8],
+    card: &kith_protocol::SignedCard,
     signed: SignedEndorsement,
 ) -> Result<(), AppError> {
-    let addresses = crate::store::card_addresses(card_body);
+    let addresses = card.addresses();
     let payload = encode_message(&PeerRequest::Deliver(signed));
     let exchange = peers::request(shared, p.asker, &addresses, &payload);
     let reply = tokio::time::timeout(DELIVERY_TIMEOUT, exchange)
@@ -236,47 +239,6 @@ pub(crate) fn deny(shared: &Shared, id: u64) -> Result<PendingRequest, AppError>
         .pending_request(id)
         .map_err(internal)?
         .ok_or_else(|| internal("request vanished"))
-}
-
-/// Most late endorsements kept from one contact for one ask (spec §8.5.3); more are
-/// acknowledged and dropped, so a contact cannot fill the asker's disk.
-pub use kith_protocol::endorsement::MAX_LATE_PER_CONTACT;
-
-/// The asker's side: accept a late endorsement from contact `from` (spec §8.5).
-pub(crate) fn receive(shared: &Shared, from: NodeId, signed: SignedEndorsement) -> PeerResponse {
-    match store_late(shared, from, signed) {
-        Ok(()) => PeerResponse::Received,
-        Err(failure) => PeerResponse::Refused(failure.refusal()),
-    }
-}
-
-/// The checks of spec §8.5.3 (the protocol's), then the store: kept at most
-/// [`MAX_LATE_PER_CONTACT`] per contact and ask, and audited when new.
-fn store_late(shared: &Shared, from: NodeId, signed: SignedEndorsement) -> Result<(), Failure> {
-    let me = shared.identity.node_id();
-    let statement = check_late_statement(&signed, &from, &me).map_err(Failure::Refused)?;
-    let now = unix_now();
-    let ask = shared.store.ask_record(&statement.query_id)?;
-    check_late_ask(&statement, ask.as_ref().map(|(i, at)| (i, *at)), now)
-        .map_err(Failure::Refused)?;
-    let new = shared.store.add_late_endorsement(
-        &statement.query_id,
-        &from,
-        &signed,
-        now,
-        MAX_LATE_PER_CONTACT,
-    )?;
-    if new {
-        let name = shared.store.contact(&from).ok().flatten().map(|c| c.name);
-        shared.audit(AuditEvent {
-            event: Event::LateEndorsement,
-            peer: Some(from),
-            peer_name: name.as_deref(),
-            item: Some(statement.endorsement.item.to_string()),
-            detail: format!("approved after ask {}", statement.query_id.to_hex()),
-        });
-    }
-    Ok(())
 }
 
 /// Late endorsements as app-visible updates.

@@ -7,24 +7,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kith_protocol::app::{AppError, AppErrorCode, CardUpdateReport, CardUpdateUnreached};
-use kith_protocol::card::{check_update, CardUpdate, MAX_ADDRESSES};
+use kith_protocol::card::MAX_ADDRESSES;
 use kith_protocol::wire::{decode_message, encode_message};
 use kith_protocol::{
     ContactCard, Identity, NodeId, PeerRequest, PeerResponse, Refusal, SignedCard,
 };
 
-use crate::failure::Failure;
 use crate::replies::err;
 use crate::shared::Shared;
-use crate::store::{AuditEvent, Event, StoredContact};
+use crate::store::{StoreError, StoredContact};
 use crate::{peers, unix_now, NodeError};
 
 /// How long one contact may take to acknowledge a card update.
 const UPDATE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often contacts that have not acknowledged the current card are tried again.
 pub(crate) const RETRY_EVERY: Duration = Duration::from_secs(600);
-/// Most address changes accepted from one contact per 24 hours; each is an audit entry.
-pub(crate) const MAX_MOVES_PER_DAY: u32 = 24;
 
 /// Why a contact did not take the card.
 enum Undelivered {
@@ -168,9 +165,7 @@ async fn push_if_idle(shared: &Arc<Shared>) {
 
 async fn push_now(shared: &Arc<Shared>) -> CardUpdateReport {
     let card = shared.current_card();
-    let addresses = kith_protocol::wire::decode_exact::<ContactCard>(&card.body)
-        .map(|c| c.addresses)
-        .unwrap_or_default();
+    let addresses = card.addresses();
     let announced = addresses.join(",");
     let waiting = match shared.store.contacts_without_current_card() {
         Ok(w) => w,
@@ -252,60 +247,14 @@ async fn send(
     }
 }
 
-/// A contact's card update (spec §8.6): `key` is the contact the connection authenticated.
-/// A contact that just moved or restarted is likely reachable now: if it is still waiting
-/// for this node's own new card, the waiting cards are sent at once rather than at the
-/// next retry.
-pub(crate) fn receive(shared: &Arc<Shared>, key: NodeId, update: &SignedCard) -> PeerResponse {
-    let response = check_and_store(shared, key, update);
-    let sender_waits = |w: &[StoredContact]| w.iter().any(|c| c.node_id == key);
-    if response == PeerResponse::CardUpdated
-        && matches!(shared.store.contacts_without_current_card(), Ok(w) if sender_waits(&w))
-    {
+/// Send the current card to `contact` (with any other contact waiting for it) if it has
+/// not acknowledged it yet: it just told us its own card, so it is reachable now.
+pub(crate) fn offer(shared: &Arc<Shared>, contact: NodeId) -> Result<(), StoreError> {
+    let waiting = shared.store.contacts_without_current_card()?;
+    if waiting.iter().any(|c| c.node_id == contact) {
         let shared = shared.clone();
         tokio::spawn(async move { push_if_idle(&shared).await });
     }
-    response
-}
-
-fn check_and_store(shared: &Shared, key: NodeId, update: &SignedCard) -> PeerResponse {
-    match store_update(shared, key, update) {
-        Ok(()) => PeerResponse::CardUpdated,
-        Err(failure) => PeerResponse::Refused(failure.refusal()),
-    }
-}
-
-/// The checks of spec §8.6.3: the protocol's (`check_update`), then the move limit, then
-/// the store.
-fn store_update(shared: &Shared, key: NodeId, update: &SignedCard) -> Result<(), Failure> {
-    let contact = shared.store.contact(&key)?.ok_or(Failure::NotAContact)?;
-    let card = match check_update(update, key, &contact.card, unix_now()) {
-        Ok(CardUpdate::KeepHeld) => return Ok(()),
-        Ok(CardUpdate::Replace(card)) => card,
-        Err(_) => return Err(Failure::Malformed("card update")),
-    };
-    let after = &card.card().addresses;
-    if contact.addresses() != *after {
-        // Each move is an audit entry: at most MAX_MOVES_PER_DAY a day, counted and
-        // written in one transaction.
-        let moved = AuditEvent {
-            event: Event::ContactMoved,
-            peer: Some(key),
-            peer_name: Some(&contact.name),
-            item: None,
-            detail: format!("now reached at {}", after.join(", ")),
-        };
-        let now = unix_now();
-        let since = now.saturating_sub(24 * 3600);
-        let (_, recorded) =
-            shared
-                .store
-                .audit_within_limit(now, &moved, since, Some(MAX_MOVES_PER_DAY))?;
-        if !recorded {
-            return Err(Failure::Refused(Refusal::RateLimited));
-        }
-    }
-    shared.store.replace_contact_card(&key, card.signed())?;
     Ok(())
 }
 

@@ -4,21 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kith_client::transport::{self, FrameReadError, CLOSE_UNAUTHORIZED};
+use kith_protocol::endpoint::{refusal_for, Effect};
 use kith_protocol::frame::MAX_PEER_FRAME;
-use kith_protocol::invite::{check_redemption, IssuedInvite, Redemption};
 use kith_protocol::wire::{decode_message, encode_message};
-use kith_protocol::{
-    answer_query, InviteRedemption, NodeId, PeerRequest, PeerResponse, Query, Refusal, WireError,
-};
+use kith_protocol::{NodeId, PeerRequest, PeerResponse, Query, Refusal};
 
-use crate::shared::Shared;
-use crate::store::{AuditEvent, Event, RedeemOutcome, StoredContact};
-use crate::{peers, unix_now};
-use kith_protocol::budget::OverBudget;
-
+use crate::effects::{self, Origin, Outcome};
 use crate::failure::Failure;
-
-use crate::shared::REQUEST_READ_TIMEOUT;
+use crate::peers;
+use crate::shared::{Shared, REQUEST_READ_TIMEOUT};
 /// How long a stranger may take to open its one request stream.
 pub const STRANGER_GRACE: Duration = Duration::from_secs(10);
 /// How long to wait for a stranger to acknowledge our answer before closing.
@@ -95,49 +89,36 @@ async fn respond(
             }
         }
     }
-    let response = match read {
+    let origin = Origin {
+        key,
+        conn: conn.clone(),
+    };
+    let (response, after) = match read {
         Err(_) => {
             let _ = recv.stop(0u32.into());
             return None;
         }
         Ok(Ok(bytes)) => match decode_message::<PeerRequest>(&bytes) {
-            Ok(PeerRequest::Ask(q)) => {
-                // Store reads, up to 32 signatures and the budget lock: off the async workers.
-                let shared = shared.clone();
-                tokio::task::spawn_blocking(move || answer(&shared, key, q))
-                    .await
-                    .unwrap_or(PeerResponse::Refused(Refusal::Internal))
-            }
-            Ok(PeerRequest::Redeem(r)) => redeem(shared, conn, key, r),
-            Ok(PeerRequest::Aggregate(r)) if is_contact(shared, &key) => {
-                // A round's crypto takes milliseconds to tens of them (spec §11.16): off
-                // the async workers, one round per core.
-                crate::aggregation_service::serve(shared, key, r).await
-            }
-            Ok(PeerRequest::Aggregate(_)) => PeerResponse::Refused(Refusal::NotAContact),
-            Ok(PeerRequest::Deliver(signed)) if is_contact(shared, &key) => {
-                crate::approvals::receive(shared, key, signed)
-            }
-            Ok(PeerRequest::Deliver(_)) => PeerResponse::Refused(Refusal::NotAContact),
-            Ok(PeerRequest::UpdateCard(card)) => crate::card_updates::receive(shared, key, &card),
-            Err(WireError::Incompatible(_)) => PeerResponse::Refused(Refusal::UnsupportedVersion),
-            Err(WireError::PeerMisbehaved(e)) => {
-                tracing::debug!(peer = %key.short(), "malformed request: {e}");
-                PeerResponse::Refused(Refusal::Malformed)
+            Ok(request) => answer(shared, &origin, request).await,
+            Err(e) => {
+                tracing::debug!(peer = %key.short(), "undecodable request: {e}");
+                (PeerResponse::Refused(refusal_for(&e)), Vec::new())
             }
         },
         Ok(Err(FrameReadError::TooLarge(e))) => {
             tracing::debug!(peer = %key.short(), "{e}");
             let _ = recv.stop(0u32.into());
-            PeerResponse::Refused(Refusal::Malformed)
+            (PeerResponse::Refused(Refusal::Malformed), Vec::new())
         }
-        Ok(Err(FrameReadError::Truncated)) => PeerResponse::Refused(Refusal::Malformed),
+        Ok(Err(FrameReadError::Truncated)) => {
+            (PeerResponse::Refused(Refusal::Malformed), Vec::new())
+        }
         Ok(Err(_)) => return None,
     };
     let frame = encode_message(&response);
-    transport::write_frame(&mut send, &frame, MAX_PEER_FRAME)
-        .await
-        .ok()?;
+    let sent = transport::write_frame(&mut send, &frame, MAX_PEER_FRAME).await;
+    effects::apply_after(shared, &origin, after);
+    sent.ok()?;
     count_answered(shared, &frame);
     Some(send)
 }
@@ -149,137 +130,67 @@ fn count_answered(shared: &Shared, body: &[u8]) {
         .fetch_add(4 + body.len() as u64, std::sync::atomic::Ordering::Relaxed);
 }
 
-fn answer(shared: &Arc<Shared>, asker: NodeId, query: Query) -> PeerResponse {
-    // Strangers are not audited (they could fill the log); they learn only a refusal. A
-    // copy is answered from the cache only for a contact: the cache is emptied whenever
-    // the owner changes contacts, rules or endorsements, so what it holds is what the
-    // node would answer now.
-    let contact = match shared.store.contact(&asker) {
-        Ok(Some(c)) => c,
-        Ok(None) => return PeerResponse::Refused(Failure::NotAContact.refusal()),
-        Err(e) => return PeerResponse::Refused(Failure::Store(e).refusal()),
-    };
-    shared.answered_asks.answer(asker, query, |query| {
-        answer_plain(shared, contact, query).unwrap_or_else(|f| PeerResponse::Refused(f.refusal()))
-    })
-}
-
-/// A plain `Ask` from `contact` (spec §8.3.2), or why it is not answered.
-fn answer_plain(
+/// The response to a decoded request, and what to write once it is sent: decided by the
+/// protocol's endpoint off the async workers (store reads, up to 32 signatures); a
+/// contact's aggregation round goes to its session.
+async fn answer(
     shared: &Arc<Shared>,
-    contact: StoredContact,
-    query: Query,
-) -> Result<PeerResponse, Failure> {
-    let asker = contact.node_id;
-    let endorsements = shared.store.endorsements()?;
-    let policy = shared.store.policy()?;
-    let mine = crate::settings::load(&shared.store)?;
-    // The same daily budget as aggregations (spec §9.10): checked before the signatures,
-    // then again when the answer is recorded, in one transaction with the count.
-    let limits = crate::budget::limits(&mine);
-    let decline = |over: OverBudget| {
-        let item = query.item.to_string();
-        shared
-            .budget
-            .declined(&shared.store, asker, &contact.name, item, &over.to_string());
-        Failure::OverBudget(over)
-    };
-    crate::budget::precheck(&shared.store, &asker, limits, 0)?.map_err(decline)?;
-    let (answer, disclosure) = answer_query(
-        &shared.identity,
-        &endorsements,
-        &policy,
-        &asker,
-        &contact.circle,
-        &query,
-        unix_now(),
-    );
-    let answered = AuditEvent {
-        event: Event::Answered,
-        peer: Some(asker),
-        peer_name: Some(&contact.name),
-        item: Some(query.item.to_string()),
-        detail: disclosure.describe(),
-    };
-    // An ask that cannot be counted is not answered: the budget fails closed.
-    shared
-        .store
-        .charge_answer(unix_now(), &answered, limits, 0, None)?
-        .map_err(decline)?;
-    crate::approvals::record_after_reply(shared, asker, contact.name, query, disclosure);
-    Ok(PeerResponse::Answer(answer))
-}
-
-fn redeem(
-    shared: &Arc<Shared>,
-    conn: &quinn::Connection,
-    acceptor: NodeId,
-    r: InviteRedemption,
-) -> PeerResponse {
-    let now = unix_now();
-    let invite = match shared.store.invite(&r.invite_id) {
-        Ok(Some(i)) => i,
-        Ok(None) => return PeerResponse::Refused(Refusal::InviteUnknown),
-        Err(e) => {
-            tracing::error!("store: {e}");
-            return PeerResponse::Refused(Refusal::Internal);
-        }
-    };
-    let issued = IssuedInvite {
-        id: &invite.id,
-        secret: &invite.secret,
-        expires_at: invite.expires_at,
-        used: invite.used_at.map(|_| invite.used_by),
-    };
-    let me = shared.identity.node_id();
-    let card = match check_redemption(&issued, &me, &acceptor, &r, now) {
-        Ok(Redemption::Redeem(card)) => card,
-        // Its retry after a lost Welcome, if it is still a contact: one the owner removed
-        // must not learn the node's current card (its addresses) by replaying it.
-        Ok(Redemption::WelcomeAgain) => {
-            return match shared.store.contact(&acceptor) {
-                Ok(Some(_)) => {
-                    peers::remember(shared, acceptor, conn.clone());
-                    PeerResponse::Welcome(shared.current_card())
-                }
-                Ok(None) => PeerResponse::Refused(Refusal::InviteUsed),
-                Err(e) => {
-                    tracing::error!("store: {e}");
-                    PeerResponse::Refused(Refusal::Internal)
-                }
+    origin: &Origin,
+    request: PeerRequest,
+) -> (PeerResponse, Vec<Effect>) {
+    let internal = || (PeerResponse::Refused(Refusal::Internal), Vec::new());
+    let decided = {
+        let (shared, origin) = (shared.clone(), origin.clone());
+        tokio::task::spawn_blocking(move || {
+            let outcome = match &request {
+                PeerRequest::Ask(query) => answer_ask(&shared, &origin, query),
+                _ => effects::decide(&shared, &origin, &request),
             };
-        }
-        Err(refusal) => return PeerResponse::Refused(refusal),
+            (outcome, request)
+        })
+        .await
     };
-    let contact = StoredContact {
-        node_id: acceptor,
-        name: card.card().name.clone(),
-        circle: invite.circle.clone(),
-        card: card.signed().clone(),
-        added_at: now,
-    };
-    match shared.store.redeem_invite(&invite.id, &contact, now) {
-        Ok(RedeemOutcome::Redeemed) => {
-            peers::remember(shared, acceptor, conn.clone());
-            shared.audit(AuditEvent {
-                event: Event::ContactAdded,
-                peer: Some(acceptor),
-                peer_name: Some(&contact.name),
-                item: None,
-                detail: format!("redeemed our invite; circle {}", contact.circle),
-            });
-            PeerResponse::Welcome(shared.current_card())
+    match decided {
+        Ok((Outcome::Reply { response, after }, _)) => (response, after),
+        Ok((Outcome::Aggregate, PeerRequest::Aggregate(r))) => {
+            // A round's crypto takes milliseconds to tens of them (spec §11.16): off the
+            // async workers, one round per core.
+            let response = crate::aggregation_service::serve(shared, origin.key, r).await;
+            (response, Vec::new())
         }
-        // A concurrent retry by the same acceptor lost the race to itself: welcome it.
-        Ok(RedeemOutcome::AlreadyUsed) => match shared.store.invite_used_by(&invite.id) {
-            Ok(Some(by)) if by == acceptor && is_contact(shared, &acceptor) => {
-                PeerResponse::Welcome(shared.current_card())
-            }
-            _ => PeerResponse::Refused(Refusal::InviteUsed),
-        },
+        Ok((Outcome::Aggregate, _)) | Err(_) => internal(),
+    }
+}
+
+/// A plain `Ask` (spec §8.3.2). A copy is answered from the cache only for a contact: the
+/// cache is emptied whenever the owner changes contacts, rules or endorsements, so what it
+/// holds is what the node would answer now. Strangers are not audited (they could fill the
+/// log); they learn only a refusal.
+fn answer_ask(shared: &Arc<Shared>, origin: &Origin, query: &Query) -> Outcome {
+    match shared.store.contact(&origin.key) {
+        Ok(Some(_)) => {}
+        Ok(None) => return effects::decide(shared, origin, &PeerRequest::Ask(query.clone())),
         Err(e) => {
-            tracing::error!("store: {e}");
-            PeerResponse::Refused(Refusal::Internal)
+            return Outcome::Reply {
+                response: PeerResponse::Refused(Failure::Store(e).refusal()),
+                after: Vec::new(),
+            }
         }
     }
+    let mut after = Vec::new();
+    let response = shared
+        .answered_asks
+        .answer(origin.key, query.clone(), |query| {
+            match effects::decide(shared, origin, &PeerRequest::Ask(query)) {
+                Outcome::Reply {
+                    response,
+                    after: then,
+                } => {
+                    after = then;
+                    response
+                }
+                Outcome::Aggregate => PeerResponse::Refused(Refusal::Internal),
+            }
+        });
+    Outcome::Reply { response, after }
 }

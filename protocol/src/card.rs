@@ -149,6 +149,14 @@ impl ContactCard {
 }
 
 impl SignedCard {
+    /// The addresses in the body as held (spec §3.1), unchecked; none if it does not
+    /// decode.
+    pub fn addresses(&self) -> Vec<String> {
+        decode_exact::<ContactCard>(&self.body)
+            .map(|card| card.addresses)
+            .unwrap_or_default()
+    }
+
     /// Decode the body, verify the signature by the key inside it, and check that the
     /// card is well formed and not expired at `now` (spec §3.1).
     pub fn verify(&self, now: u64) -> Result<VerifiedCard, PeerMisbehaved> {
@@ -177,6 +185,10 @@ impl SignedCard {
         })
     }
 }
+
+/// Most moves of one contact (card updates that change its addresses) a node records in
+/// 24 hours; each is an audit entry (spec §8.6.3).
+pub const MAX_MOVES_PER_DAY: u32 = 24;
 
 /// What a node does with a contact's card update (spec §8.6).
 #[derive(Debug, Clone, PartialEq, Eq)]

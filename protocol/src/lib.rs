@@ -56,6 +56,7 @@ pub mod card;
 pub mod consent;
 pub mod display_text;
 pub mod endorsement;
+pub mod endpoint;
 pub mod envelope;
 pub mod error;
 pub mod frame;

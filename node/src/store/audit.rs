@@ -165,6 +165,11 @@ impl Store {
         Ok((used, true))
     }
 
+    /// How many `event` entries about `peer` were written since `since`.
+    pub fn audit_count(&self, event: Event, peer: &NodeId, since: u64) -> Result<u32> {
+        count_since(&self.conn(), event, Some(peer), since)
+    }
+
     /// Newest first.
     pub fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>> {
         self.audit_page(None, None, None, limit)

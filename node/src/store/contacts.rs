@@ -58,15 +58,8 @@ const COLUMNS: &str = "node_id, name, circle, card, signature, added_at";
 impl StoredContact {
     /// The addresses in the contact's stored card (spec §3.1); none if it does not decode.
     pub fn addresses(&self) -> Vec<String> {
-        card_addresses(&self.card.body)
+        self.card.addresses()
     }
-}
-
-/// The addresses in a card body (spec §3.1); none if it does not decode.
-pub fn card_addresses(card_body: &[u8]) -> Vec<String> {
-    kith_protocol::wire::decode_exact::<kith_protocol::ContactCard>(card_body)
-        .map(|card| card.addresses)
-        .unwrap_or_default()
 }
 
 impl Store {

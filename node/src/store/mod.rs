@@ -20,7 +20,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::Connection;
 
 pub use audit::{AuditEvent, Event};
-pub use contacts::{card_addresses, CircleOnConflict, StoredContact};
+pub use contacts::{CircleOnConflict, StoredContact};
 pub use credentials::{PairingRefused, Principal};
 pub use invites::{RedeemOutcome, StoredInvite};
 pub use settings::Setting;
