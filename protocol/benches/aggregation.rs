@@ -18,18 +18,15 @@ use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criteri
 use kith_protocol::aggregation::asker::{AggAsker, AggregationParams};
 use kith_protocol::aggregation::cohort::{sparse_degree, DENSE_MAX};
 use kith_protocol::aggregation::input::Contribution;
-use kith_protocol::aggregation::keys::Context;
 use kith_protocol::aggregation::messages::{AggRequest, AggResponse};
-use kith_protocol::aggregation::responder::{AggResponder, AskTerms, ResponderSettings};
+use kith_protocol::aggregation::responder::{AggResponder, ResponderSettings};
 use kith_protocol::aggregation::{prg, shamir};
-use kith_protocol::message::Answer;
-use kith_protocol::wire::{decode_message, encode_message};
+use kith_protocol::wire::encode_message;
 use kith_protocol::*;
 use rand_core::OsRng;
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-use common::SimRng;
+use kith_protocol::testing::SimRng;
+use kith_protocol::testing::{aggregation_request, drive, Delivery, SimMember};
 
 const SETTINGS: ResponderSettings = ResponderSettings {
     epsilon: Some(1000),
@@ -113,28 +110,22 @@ fn record(n: usize, dense_max: usize) -> Recording {
         now,
     );
     let target = 0;
-    let mut sessions: BTreeMap<usize, (AggResponder, SimRng)> = BTreeMap::new();
+    let mut sessions = BTreeMap::new();
     let mut target_requests = Vec::new();
-    let mut replies = Vec::new();
-    while !agg.is_done() {
-        let mut round = Vec::new();
-        while let Some(t) = agg.poll_transmit() {
-            let i = index[&t.to];
-            let Ok(PeerRequest::Aggregate(req)) = decode_message::<PeerRequest>(&t.payload) else {
-                unreachable!()
-            };
-            if i == target && !matches!(req, AggRequest::Advertise { .. }) {
-                target_requests.push(req.clone());
-            }
-            let response = respond(&asker, &members, i, &mut sessions, req, now);
-            round.push((t.to, encode_message(&PeerResponse::Aggregate(response))));
+    let mut replies: Vec<Vec<(NodeId, Vec<u8>)>> = vec![Vec::new(); 5];
+    let driven = drive(&mut agg, now, Duration::ZERO, |t, now| {
+        let i = index[&t.to];
+        let req = aggregation_request(&t.payload);
+        let round = req.round() as usize;
+        if i == target && round > 0 {
+            target_requests.push(req.clone());
         }
-        assert!(!round.is_empty(), "a recorded run never waits");
-        for (from, bytes) in &round {
-            agg.handle_response(*from, bytes, now);
-        }
-        replies.push(round);
-    }
+        let response = respond(&asker, &members, i, &mut sessions, req, now);
+        let bytes = encode_message(&PeerResponse::Aggregate(response));
+        replies[round].push((t.to, bytes.clone()));
+        Delivery::Reply(bytes)
+    });
+    assert_eq!(driven.waits, 0, "a recorded run never waits");
     let outcome = agg.outcome();
     assert!(outcome.aggregate.is_ok(), "{:?}", outcome.aggregate);
     assert_eq!(target_requests.len(), 4);
@@ -159,55 +150,23 @@ fn respond(
     asker: &Identity,
     members: &[Identity],
     i: usize,
-    sessions: &mut BTreeMap<usize, (AggResponder, SimRng)>,
+    sessions: &mut BTreeMap<usize, (SimMember, SimRng)>,
     req: AggRequest,
     now: Instant,
 ) -> AggResponse {
-    let id = &members[i];
-    match req {
-        AggRequest::Advertise {
-            query_id,
-            epsilon,
-            detail,
-            ..
-        } => {
-            // The members all know each other: each verifies every neighbour's
-            // consistency signature in round 4, the most a member does.
-            let contacts = members
-                .iter()
-                .map(|m| m.node_id())
-                .filter(|v| *v != id.node_id())
-                .collect();
-            let ctx = Context {
-                query_id,
-                asker: asker.node_id(),
-            };
-            let mut rng = member_rng(i);
-            let s = AggResponder::start(
-                id,
-                ctx,
-                Contribution::default(),
-                SETTINGS,
-                AskTerms { epsilon, detail },
-                contacts,
-                &mut rng,
-                now + Duration::from_secs(3600),
-            );
-            let advertisement = s.advertisement().clone();
-            sessions.insert(i, (s, rng));
-            AggResponse::Advertised {
-                answer: Answer {
-                    query_id,
-                    named: vec![],
-                },
-                advertisement,
-            }
-        }
-        other => {
-            let (s, rng) = sessions.get_mut(&i).expect("advertised");
-            s.handle(other, rng, now)
-        }
-    }
+    let (member, rng) = sessions.entry(i).or_insert_with(|| {
+        let id = Identity::from_secret_bytes(&members[i].to_secret_bytes()).expect("a key");
+        // The members all know each other: each verifies every neighbour's consistency
+        // signature in round 4, the most a member does.
+        let member = SimMember::new(id, Contribution::default())
+            .with_settings(SETTINGS)
+            .knowing(members.iter().map(|m| m.node_id()));
+        (member, member_rng(i))
+    });
+    let deadline = now + Duration::from_secs(3600);
+    member
+        .answer(asker.node_id(), req, rng, now, deadline)
+        .expect("advertised")
 }
 
 impl Recording {
@@ -238,7 +197,8 @@ impl Recording {
                 self.now,
             );
         }
-        sessions.remove(&self.target).expect("session")
+        let (member, rng) = sessions.remove(&self.target).expect("session");
+        (member.into_session().expect("advertised"), rng)
     }
 
     /// The asker, fed every reply before round `round` (0..=4).

@@ -243,15 +243,21 @@ pub async fn ask_with_sybils(
     params: AggregationParams,
 ) -> AggOutcome {
     use kith_protocol::aggregation::input::Contribution;
-    use kith_protocol::aggregation::keys::Context;
-    use kith_protocol::aggregation::responder::{AggResponder, AskTerms, ResponderSettings};
+    use kith_protocol::aggregation::responder::ResponderSettings;
+    use kith_protocol::testing::SimMember;
     use rand_core::OsRng;
 
     let (conns, endpoints) = connect_all(asker, members).await;
-    let mut fake: HashMap<NodeId, (Identity, Option<AggResponder>)> = (0..sybils)
+    let mut fake: HashMap<NodeId, SimMember> = (0..sybils)
         .map(|_| {
             let id = Identity::generate(&mut OsRng);
-            (id.node_id(), (id, None))
+            let mut sybil =
+                SimMember::new(id, Contribution::default()).with_settings(ResponderSettings {
+                    epsilon: None,
+                    min_cohort: 2,
+                });
+            sybil.noiseless = true;
+            (sybil.identity.node_id(), sybil)
         })
         .collect();
     let ids: Vec<NodeId> = members
@@ -271,48 +277,17 @@ pub async fn ask_with_sybils(
         }
         for t in batch {
             let reply = match fake.get_mut(&t.to) {
-                Some((id, session)) => {
+                Some(sybil) => {
                     let Ok(PeerRequest::Aggregate(r)) = decode_message::<PeerRequest>(&t.payload)
                     else {
                         continue;
                     };
-                    let response = match r {
-                        AggRequest::Advertise {
-                            epsilon, detail, ..
-                        } => {
-                            let s = AggResponder::start(
-                                id,
-                                Context {
-                                    query_id,
-                                    asker: asker.node_id(),
-                                },
-                                Contribution::default(),
-                                ResponderSettings {
-                                    epsilon: None,
-                                    min_cohort: 2,
-                                },
-                                AskTerms { epsilon, detail },
-                                Default::default(),
-                                &mut OsRng,
-                                start + Duration::from_secs(60),
-                            )
-                            .dangerous_noiseless();
-                            let advertisement = s.advertisement().clone();
-                            *session = Some(s);
-                            AggResponse::Advertised {
-                                answer: kith_protocol::message::Answer {
-                                    query_id,
-                                    named: vec![],
-                                },
-                                advertisement,
-                            }
-                        }
-                        other => match session.as_mut() {
-                            Some(s) => s.handle(other, &mut OsRng, Instant::now()),
-                            None => continue,
-                        },
-                    };
-                    Ok(PeerResponse::Aggregate(response))
+                    let deadline = start + Duration::from_secs(60);
+                    let now = Instant::now();
+                    match sybil.answer(asker.node_id(), r, &mut OsRng, now, deadline) {
+                        Some(response) => Ok(PeerResponse::Aggregate(response)),
+                        None => continue,
+                    }
                 }
                 None => exchange(&conns[&t.to], &t.payload).await,
             };

@@ -15,13 +15,12 @@ use std::time::{Duration, Instant};
 
 use kith_client::transport::{self, read_frame, write_frame};
 use kith_protocol::aggregation::input::Contribution;
-use kith_protocol::aggregation::keys::Context;
 use kith_protocol::aggregation::messages::{AggRequest, AggResponse};
-use kith_protocol::aggregation::responder::{AggResponder, AskTerms, ResponderSettings};
+use kith_protocol::aggregation::responder::ResponderSettings;
 use kith_protocol::frame::MAX_PEER_FRAME;
-use kith_protocol::message::Answer;
+use kith_protocol::testing::SimMember;
 use kith_protocol::wire::{decode_message, encode_message};
-use kith_protocol::{Identity, PeerRequest, PeerResponse, ALPN_PEER};
+use kith_protocol::{PeerRequest, PeerResponse, ALPN_PEER};
 use rand_core::OsRng;
 use tokio::sync::Notify;
 
@@ -54,10 +53,9 @@ pub enum Conduct {
 }
 
 struct State {
-    identity: Identity,
-    contribution: Contribution,
+    /// The node's identity and contribution, answering as the simulations' members do.
+    member: Mutex<SimMember>,
     conduct: Conduct,
-    session: Mutex<Option<AggResponder>>,
     died: Notify,
 }
 
@@ -118,11 +116,13 @@ impl StandIn {
         let config =
             kith_node::tls_server::server_config(&identity, &[ALPN_PEER]).expect("server config");
         let endpoint = bind_released(config, addr).await;
+        let member = SimMember::new(identity, contribution).with_settings(ResponderSettings {
+            epsilon: None,
+            min_cohort: 2,
+        });
         let state = Arc::new(State {
-            identity,
-            contribution,
+            member: Mutex::new(member),
             conduct,
-            session: Mutex::new(None),
             died: Notify::new(),
         });
         let task = tokio::spawn(serve(endpoint.clone(), state.clone()));
@@ -185,45 +185,17 @@ async fn serve(endpoint: quinn::Endpoint, state: Arc<State>) {
 }
 
 fn respond(state: &State, asker: kith_protocol::NodeId, request: AggRequest) -> AggResponse {
-    let mut session = state.session.lock().expect("not poisoned");
+    let mut member = state.member.lock().expect("not poisoned");
     let now = Instant::now();
-    match request {
-        AggRequest::Advertise {
-            query_id,
-            epsilon,
-            detail,
-            ..
-        } => {
-            let ctx = Context { query_id, asker };
-            let settings = ResponderSettings {
-                epsilon: None,
-                min_cohort: 2,
-            };
-            let responder = AggResponder::start(
-                &state.identity,
-                ctx,
-                state.contribution,
-                settings,
-                AskTerms { epsilon, detail },
-                Default::default(),
-                &mut OsRng,
-                now + Duration::from_secs(60),
-            );
-            let advertisement = responder.advertisement().clone();
-            *session = Some(responder);
-            AggResponse::Advertised {
-                answer: Answer {
-                    query_id,
-                    named: vec![],
-                },
-                advertisement,
-            }
-        }
-        other => match session.as_mut() {
-            Some(s) => s.handle(other, &mut OsRng, now),
-            None => AggResponse::Abort(
-                kith_protocol::aggregation::messages::AbortReason::UnexpectedRound,
-            ),
-        },
-    }
+    member
+        .answer(
+            asker,
+            request,
+            &mut OsRng,
+            now,
+            now + Duration::from_secs(60),
+        )
+        .unwrap_or(AggResponse::Abort(
+            kith_protocol::aggregation::messages::AbortReason::UnexpectedRound,
+        ))
 }

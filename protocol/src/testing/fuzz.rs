@@ -15,9 +15,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::aggregation::input::Contribution;
-use crate::aggregation::keys::Context;
 use crate::aggregation::messages::AggRequest;
-use crate::aggregation::responder::{AggResponder, AskTerms, ResponderSettings};
+use crate::aggregation::responder::ResponderSettings;
 use crate::app::{AppRequest, AppResponse};
 use crate::frame::{encode_frame, FrameDecoder};
 use crate::identity::{Identity, NodeId};
@@ -100,24 +99,28 @@ pub fn texts(data: &[u8]) {
 pub fn rounds(data: &[u8]) {
     let mut rng = SimRng(7);
     let identity = Identity::generate(&mut rng);
-    let ctx = Context {
-        query_id: QueryId([5; 16]),
-        asker: NodeId([9; 32]),
-    };
+    let asker = NodeId([9; 32]);
     let now = Instant::now();
-    let mut responder = AggResponder::start(
-        &identity,
-        ctx,
-        Contribution::default(),
-        ResponderSettings {
+    let mut member = super::sim::SimMember::new(identity, Contribution::default())
+        .with_settings(ResponderSettings {
             epsilon: Some(1000),
             min_cohort: 2,
-        },
-        AskTerms::default(),
-        [NodeId([3; 32])].into(),
+        })
+        .knowing([NodeId([3; 32])]);
+    let advertise = AggRequest::Advertise {
+        query_id: QueryId([5; 16]),
+        item: crate::ItemKey::parse("tag:x").expect("a tag"),
+        epsilon: None,
+        detail: false,
+    };
+    member.answer(
+        asker,
+        advertise,
         &mut rng,
+        now,
         now + Duration::from_secs(60),
     );
+    let responder = member.session_mut().expect("advertised");
     let mut rest = data;
     while let Some((&len, tail)) = rest.split_first() {
         let take = (len as usize * 8).min(tail.len());

@@ -14,10 +14,13 @@ use crate::aggregation::input::Contribution;
 use crate::aggregation::keys::Context;
 use crate::aggregation::messages::{AggRequest, AggResponse};
 use crate::aggregation::responder::{AggResponder, AskTerms, ResponderSettings};
+use crate::ask::{ContactFailure, Transmit};
 use crate::identity::{Identity, NodeId};
 use crate::item::ItemKey;
 use crate::message::{Answer, PeerRequest, PeerResponse, QueryId};
 use crate::wire::{decode_message, encode_message};
+
+use rand_core::CryptoRngCore;
 
 use super::SimRng;
 
@@ -59,6 +62,88 @@ impl SimMember {
             key_seed: None,
             session: None,
         }
+    }
+
+    /// A member that knows every one of `cohort` but itself (spec §9.6.2).
+    pub fn knowing(mut self, cohort: impl IntoIterator<Item = NodeId>) -> Self {
+        let me = self.identity.node_id();
+        self.contacts = cohort.into_iter().filter(|v| *v != me).collect();
+        self
+    }
+
+    /// With `settings` in place of the defaults.
+    pub fn with_settings(mut self, settings: ResponderSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Its answer to `request` from `asker`, as the reference node gives it without the
+    /// node's tables (no budget, no named answer): an `Advertise` opens its session, keys
+    /// from `SimRng(key_seed)` if set, else from `rng`, with its modifications; any other
+    /// round goes to that session. `None` for a round with no session open.
+    pub fn answer(
+        &mut self,
+        asker: NodeId,
+        request: AggRequest,
+        rng: &mut impl CryptoRngCore,
+        now: Instant,
+        deadline: Instant,
+    ) -> Option<AggResponse> {
+        let AggRequest::Advertise {
+            query_id,
+            epsilon,
+            detail,
+            ..
+        } = request
+        else {
+            return Some(self.session.as_mut()?.handle(request, rng, now));
+        };
+        let ctx = Context { query_id, asker };
+        let mut own_keys = self.key_seed.map(SimRng);
+        let mut keys: &mut dyn CryptoRngCore = match own_keys.as_mut() {
+            Some(own) => own,
+            None => rng,
+        };
+        let mut s = AggResponder::start(
+            &self.identity,
+            ctx,
+            self.contribution,
+            self.settings,
+            AskTerms { epsilon, detail },
+            self.contacts.clone(),
+            &mut keys,
+            deadline,
+        );
+        if self.noiseless {
+            s = s.dangerous_noiseless();
+        }
+        if let Some(d) = self.declares {
+            s = s.dangerous_declare_base(d);
+        }
+        let advertisement = s.advertisement().clone();
+        self.session = Some(s);
+        Some(AggResponse::Advertised {
+            answer: Answer {
+                query_id,
+                named: vec![],
+            },
+            advertisement,
+        })
+    }
+
+    /// Its session, once an `Advertise` opened one.
+    pub fn session(&self) -> Option<&AggResponder> {
+        self.session.as_ref()
+    }
+
+    /// Its session, to drive directly.
+    pub fn session_mut(&mut self) -> Option<&mut AggResponder> {
+        self.session.as_mut()
+    }
+
+    /// Its session, taken out.
+    pub fn into_session(self) -> Option<AggResponder> {
+        self.session
     }
 }
 
@@ -106,6 +191,82 @@ pub fn round_of(r: &AggRequest) -> u8 {
     r.round()
 }
 
+/// What became of one request in a simulation.
+#[derive(Debug)]
+pub enum Delivery {
+    /// The member's reply, as its bytes on the wire.
+    Reply(Vec<u8>),
+    /// No reply: the asker waits for the round's deadline.
+    Silent,
+    /// The request failed at once (unreachable, refused).
+    Failed(ContactFailure),
+}
+
+/// How a driven ask went.
+#[derive(Debug, Clone, Copy)]
+pub struct Driven {
+    /// The virtual time at its end.
+    pub now: Instant,
+    /// How often the clock jumped to a round's deadline for silent members.
+    pub waits: u32,
+}
+
+/// Most batches of requests [`drive`] sends before it gives up: five rounds, each perhaps
+/// waited out, with room to spare.
+const MAX_BATCHES: usize = 100;
+
+/// Drive `agg` to its end on a virtual clock from `start`: each batch of requests goes to
+/// `deliver(transmit, now)` in order, and what they came to reaches the asker `step`
+/// later, in the same order; when only silent members are left, the clock jumps to the
+/// round's deadline. The one loop of every simulated ask, bench and vector run.
+pub fn drive(
+    agg: &mut AggAsker,
+    start: Instant,
+    step: Duration,
+    mut deliver: impl FnMut(&Transmit, Instant) -> Delivery,
+) -> Driven {
+    let mut driven = Driven {
+        now: start,
+        waits: 0,
+    };
+    for _batch in 0..MAX_BATCHES {
+        if agg.is_done() {
+            break;
+        }
+        let mut transmits = Vec::new();
+        while let Some(t) = agg.poll_transmit() {
+            transmits.push(t);
+        }
+        if transmits.is_empty() {
+            driven.now = agg.poll_timeout().expect("not done");
+            driven.waits += 1;
+            agg.handle_timeout(driven.now);
+            continue;
+        }
+        let delivered: Vec<(NodeId, Delivery)> = transmits
+            .iter()
+            .map(|t| (t.to, deliver(t, driven.now)))
+            .collect();
+        driven.now += step;
+        for (from, delivery) in delivered {
+            match delivery {
+                Delivery::Reply(bytes) => agg.handle_response(from, &bytes, driven.now),
+                Delivery::Failed(failure) => agg.handle_failure(from, failure, driven.now),
+                Delivery::Silent => {}
+            }
+        }
+    }
+    driven
+}
+
+/// The aggregation request a simulated asker sent.
+pub fn aggregation_request(payload: &[u8]) -> AggRequest {
+    match decode_message::<PeerRequest>(payload) {
+        Ok(PeerRequest::Aggregate(request)) => request,
+        other => panic!("an aggregation request, not {other:?}"),
+    }
+}
+
 /// Run one ask of `members` by `asker` to the end. `ignore(member, round)` is the asker
 /// lying: the member answers, but the asker acts as if the reply never came. Returns the
 /// outcome and the members whose masked input reached the asker.
@@ -127,91 +288,27 @@ pub fn run_ask(
         params,
         start,
     );
-    let mut now = start;
     let mut masked = BTreeSet::new();
-    for _step in 0..100 {
-        if agg.is_done() {
-            break;
+    let deadline = start + Duration::from_secs(60);
+    let driven = drive(&mut agg, start, Duration::from_millis(10), |t, now| {
+        let m = members.get_mut(&t.to).unwrap();
+        let req = aggregation_request(&t.payload);
+        let round = round_of(&req);
+        if m.drops_at.is_some_and(|d| d <= round) {
+            return Delivery::Silent; // from this round on
         }
-        let mut transmits = Vec::new();
-        while let Some(t) = agg.poll_transmit() {
-            transmits.push(t);
+        let response = m
+            .answer(asker.node_id(), req, rng, now, deadline)
+            .expect("a round after the member's Advertise");
+        if ignore(&t.to, round) {
+            return Delivery::Silent;
         }
-        if transmits.is_empty() {
-            // Waiting only on silent members: the virtual clock jumps to the deadline.
-            now = agg.poll_timeout().expect("not done");
-            agg.handle_timeout(now);
-            continue;
+        if round == 2 && matches!(response, AggResponse::Masked(_)) {
+            masked.insert(t.to);
         }
-        let mut replies = Vec::new();
-        for t in transmits {
-            let m = members.get_mut(&t.to).unwrap();
-            let Ok(PeerRequest::Aggregate(req)) = decode_message::<PeerRequest>(&t.payload) else {
-                panic!("an aggregation request")
-            };
-            let round = round_of(&req);
-            if m.drops_at.is_some_and(|d| d <= round) {
-                continue; // silent from this round on
-            }
-            let response = match req {
-                AggRequest::Advertise {
-                    query_id,
-                    epsilon,
-                    detail,
-                    ..
-                } => {
-                    let ctx = Context {
-                        query_id,
-                        asker: asker.node_id(),
-                    };
-                    let mut own_keys = m.key_seed.map(SimRng);
-                    let mut s = AggResponder::start(
-                        &m.identity,
-                        ctx,
-                        m.contribution,
-                        m.settings,
-                        AskTerms { epsilon, detail },
-                        m.contacts.clone(),
-                        own_keys.as_mut().unwrap_or(rng),
-                        start + Duration::from_secs(60),
-                    );
-                    if m.noiseless {
-                        s = s.dangerous_noiseless();
-                    }
-                    if let Some(d) = m.declares {
-                        s = s.dangerous_declare_base(d);
-                    }
-                    let advertisement = s.advertisement().clone();
-                    m.session = Some(s);
-                    AggResponse::Advertised {
-                        answer: Answer {
-                            query_id,
-                            named: vec![],
-                        },
-                        advertisement,
-                    }
-                }
-                other => {
-                    let r = m.session.as_mut().unwrap().handle(other, rng, now);
-                    if round == 2 && matches!(r, AggResponse::Masked(_)) {
-                        masked.insert(t.to);
-                    }
-                    r
-                }
-            };
-            if ignore(&t.to, round) {
-                if round == 2 {
-                    masked.remove(&t.to);
-                }
-                continue;
-            }
-            replies.push((t.to, encode_message(&PeerResponse::Aggregate(response))));
-        }
-        now += Duration::from_millis(10);
-        for (from, bytes) in replies {
-            agg.handle_response(from, &bytes, now);
-        }
-    }
+        Delivery::Reply(encode_message(&PeerResponse::Aggregate(response)))
+    });
+    let now = driven.now;
     assert!(agg.is_done(), "finished within bounded steps");
     // The asker closes every session that may still be open (spec §9.8.4); a member that
     // is still there drops it and says so.

@@ -1093,17 +1093,13 @@ fn run_aggregation(
 ) -> Run {
     use kith_protocol::aggregation::asker::{AggAsker, AggregationParams};
     use kith_protocol::aggregation::cohort;
-    use kith_protocol::aggregation::keys::Context;
-    use kith_protocol::aggregation::messages::{AggRequest, AggResponse};
-    use kith_protocol::aggregation::responder::{AggResponder, AskTerms, ResponderSettings};
+    use kith_protocol::aggregation::messages::AggRequest;
+    use kith_protocol::aggregation::responder::ResponderSettings;
     use kith_protocol::ask::ContactFailure;
+    use kith_protocol::testing::{aggregation_request, drive, Delivery, SimMember};
     use std::collections::BTreeMap;
     use std::time::{Duration, Instant};
 
-    let ctx = Context {
-        query_id: qid,
-        asker: asker.node_id(),
-    };
     let start = Instant::now();
     let deadline = start + Duration::from_secs(60);
     let params = AggregationParams {
@@ -1121,82 +1117,47 @@ fn run_aggregation(
         params,
         start,
     );
-    let mut sessions: BTreeMap<NodeId, (AggResponder, VectorRng)> = BTreeMap::new();
+    let mut sessions: BTreeMap<NodeId, (SimMember, VectorRng)> = BTreeMap::new();
     let mut transcript = Vec::new();
-    while !agg.is_done() {
-        let mut batch = Vec::new();
-        while let Some(t) = agg.poll_transmit() {
-            batch.push(t);
+    let driven = drive(&mut agg, start, Duration::ZERO, |t, now| {
+        let req = aggregation_request(&t.payload);
+        if dropped == Some(t.to) && matches!(req, AggRequest::MaskInput { .. }) {
+            transcript.push(json!({"to": t.to.to_hex(), "request": hex(&t.payload), "response": null, "dropped": true}));
+            return Delivery::Failed(ContactFailure::TimedOut);
         }
-        assert!(!batch.is_empty(), "vector run never times out");
-        for t in batch {
+        let (member, rng) = sessions.entry(t.to).or_insert_with(|| {
             let (id, _, contribution) = members
                 .iter()
                 .find(|m| m.0.node_id() == t.to)
                 .expect("member");
-            let Ok(PeerRequest::Aggregate(req)) = decode_message::<PeerRequest>(&t.payload) else {
-                panic!("request")
-            };
-            if dropped == Some(t.to) && matches!(req, AggRequest::MaskInput { .. }) {
-                transcript.push(json!({"to": t.to.to_hex(), "request": hex(&t.payload), "response": null, "dropped": true}));
-                agg.handle_failure(t.to, ContactFailure::TimedOut, start);
-                continue;
-            }
-            let response = match req {
-                AggRequest::Advertise {
-                    epsilon, detail, ..
-                } => {
-                    let mut rng =
-                        VectorRng::new(&format!("kith-vectors/secagg/{}", id.node_id().short()));
-                    let settings = ResponderSettings {
-                        epsilon: member_epsilon,
-                        min_cohort: 2,
-                    };
-                    // Members of the vector cohorts all know each other (§9.6.2).
-                    let contacts = members
-                        .iter()
-                        .map(|m| m.0.node_id())
-                        .filter(|v| *v != t.to)
-                        .collect();
-                    let s = AggResponder::start(
-                        id,
-                        ctx,
-                        *contribution,
-                        settings,
-                        AskTerms { epsilon, detail },
-                        contacts,
-                        &mut rng,
-                        deadline,
-                    );
-                    let ad = s.advertisement().clone();
-                    sessions.insert(t.to, (s, rng));
-                    AggResponse::Advertised {
-                        answer: Answer {
-                            query_id: qid,
-                            named: vec![],
-                        },
-                        advertisement: ad,
-                    }
-                }
-                other => {
-                    let (s, rng) = sessions.get_mut(&t.to).expect("session");
-                    s.handle(other, rng, start)
-                }
-            };
-            let reply = encode_message(&PeerResponse::Aggregate(response));
-            transcript.push(
-                json!({"to": t.to.to_hex(), "request": hex(&t.payload), "response": hex(&reply)}),
-            );
-            agg.handle_response(t.to, &reply, start);
-        }
-    }
+            let id = Identity::from_secret_bytes(&id.to_secret_bytes()).expect("a key");
+            let rng = VectorRng::new(&format!("kith-vectors/secagg/{}", id.node_id().short()));
+            // Members of the vector cohorts all know each other (§9.6.2).
+            let member = SimMember::new(id, *contribution)
+                .with_settings(ResponderSettings {
+                    epsilon: member_epsilon,
+                    min_cohort: 2,
+                })
+                .knowing(members.iter().map(|m| m.0.node_id()));
+            (member, rng)
+        });
+        let response = member
+            .answer(asker.node_id(), req, rng, now, deadline)
+            .expect("a session");
+        let reply = encode_message(&PeerResponse::Aggregate(response));
+        transcript.push(
+            json!({"to": t.to.to_hex(), "request": hex(&t.payload), "response": hex(&reply)}),
+        );
+        Delivery::Reply(reply)
+    });
+    assert_eq!(driven.waits, 0, "vector run never times out");
     let outcome = agg.outcome();
     Run {
         transcript,
         outcome,
         adverts: sessions
             .iter()
-            .map(|(k, (s, _))| (*k, s.advertisement().clone()))
+            .map(|(k, (m, _))| (*k, m.session().expect("advertised").advertisement().clone()))
             .collect(),
     }
 }
