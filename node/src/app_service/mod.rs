@@ -188,7 +188,8 @@ async fn authorized(
 }
 
 /// Answer `req`; `app` is the paired app making it, if it is not the owner. Each kind of
-/// request is handled in the file of its domain.
+/// request is handled in the file of its domain: those that talk to other nodes here, the
+/// rest, store work only, off the async workers ([`handle_in_store`]).
 async fn handle(
     shared: &Arc<Shared>,
     req: AppRequest,
@@ -197,13 +198,51 @@ async fn handle(
     if changes_answers(&req) {
         shared.answered_asks.clear();
     }
+    let local = match req {
+        AppRequest::AcceptInvite { code, circle } => {
+            return Ok(AppResponse::Contact(
+                invites::accept(shared, &code.0, circle).await?,
+            ))
+        }
+        AppRequest::Ask {
+            item,
+            timeout_ms,
+            epsilon,
+            detail,
+        } => {
+            let result = ask(shared, item, timeout_ms, epsilon, detail).await?;
+            return Ok(AppResponse::AskResult(result));
+        }
+        AppRequest::Approve { id } => {
+            return Ok(AppResponse::Decided(approvals::approve(shared, id).await?))
+        }
+        AppRequest::SetSetting { key, value } => {
+            return Ok(AppResponse::Settings(
+                owner::set_setting(shared, &key, value).await?,
+            ))
+        }
+        AppRequest::SetAdvertise { addresses } => {
+            let report = crate::card_updates::set_advertise(shared, &addresses).await?;
+            return Ok(AppResponse::CardUpdate(report));
+        }
+        local => local,
+    };
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || handle_in_store(&shared, local, app))
+        .await
+        .map_err(|e| internal(format!("request task failed: {e}")))?
+}
+
+/// A request answered from the store alone. Blocking: a write waits for the disk.
+fn handle_in_store(
+    shared: &Arc<Shared>,
+    req: AppRequest,
+    app: Option<NodeId>,
+) -> Result<AppResponse, AppError> {
     Ok(match req {
         AppRequest::Status => AppResponse::Status(owner::status(shared)?),
         AppRequest::CreateInvite { circle } => {
             AppResponse::Invite(invites::create(shared, circle)?)
-        }
-        AppRequest::AcceptInvite { code, circle } => {
-            AppResponse::Contact(invites::accept(shared, &code.0, circle).await?)
         }
         AppRequest::ListInvites => AppResponse::Invites(owner::invites(shared)?),
         AppRequest::RevokeInvite { id } => AppResponse::Removed(owner::revoke_invite(shared, &id)?),
@@ -231,14 +270,7 @@ async fn handle(
         AppRequest::RemovePolicy { subject, items } => {
             AppResponse::Removed(policy::remove(shared, subject, &items)?)
         }
-        AppRequest::Ask {
-            item,
-            timeout_ms,
-            epsilon,
-            detail,
-        } => AppResponse::AskResult(ask(shared, item, timeout_ms, epsilon, detail).await?),
         AppRequest::ListPending => AppResponse::Pending(approvals::list_pending(shared)?),
-        AppRequest::Approve { id } => AppResponse::Decided(approvals::approve(shared, id).await?),
         AppRequest::Deny { id } => AppResponse::Decided(approvals::deny(shared, id)?),
         AppRequest::ListUpdates { query_id } => {
             AppResponse::Updates(approvals::updates(shared, query_id.as_ref(), app.as_ref())?)
@@ -259,12 +291,6 @@ async fn handle(
             AppResponse::Removed(owner::cancel_pairing(shared, &name)?)
         }
         AppRequest::ListSettings => AppResponse::Settings(owner::settings(shared)?),
-        AppRequest::SetSetting { key, value } => {
-            AppResponse::Settings(owner::set_setting(shared, &key, value).await?)
-        }
-        AppRequest::SetAdvertise { addresses } => {
-            AppResponse::CardUpdate(crate::card_updates::set_advertise(shared, &addresses).await?)
-        }
         AppRequest::AuditPage {
             before,
             contact,
@@ -272,6 +298,15 @@ async fn handle(
             limit,
         } => AppResponse::Audit(owner::audit_page(shared, before, contact, item, limit)?),
         AppRequest::Audit { limit } => AppResponse::Audit(owner::audit(shared, limit)?),
+        AppRequest::AcceptInvite { .. }
+        | AppRequest::Ask { .. }
+        | AppRequest::Approve { .. }
+        | AppRequest::SetSetting { .. }
+        | AppRequest::SetAdvertise { .. } => {
+            return Err(internal(
+                "a request that talks to other nodes reached the store path",
+            ))
+        }
     })
 }
 

@@ -78,7 +78,7 @@ impl Store {
 
     /// Every request, newest first.
     pub fn pending_requests(&self) -> Result<Vec<PendingRequest>> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare(&format!("{PENDING_SELECT} ORDER BY p.id DESC LIMIT 1000"))?;
         let rows = stmt
             .query_map([], pending_from_row)?
@@ -87,7 +87,7 @@ impl Store {
     }
 
     pub fn pending_request(&self, id: u64) -> Result<Option<PendingRequest>> {
-        let conn = self.conn();
+        let conn = self.read();
         let row = conn
             .query_row(
                 &format!("{PENDING_SELECT} WHERE p.id = ?1"),
@@ -150,7 +150,7 @@ impl Store {
     /// The item and time of one of our asks.
     pub fn ask_record(&self, query_id: &QueryId) -> Result<Option<(ItemKey, u64)>> {
         let row: Option<(String, i64)> = self
-            .conn()
+            .read()
             .query_row(
                 "SELECT item, asked_at FROM asks WHERE query_id = ?1",
                 params![&query_id.0[..]],
@@ -193,7 +193,7 @@ impl Store {
         query_id: Option<&QueryId>,
         app: Option<&NodeId>,
     ) -> Result<Vec<(QueryId, NodeId, SignedEndorsement, u64)>> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare(
             "SELECT query_id, endorser, statement, signature, received_at FROM late_endorsements
              WHERE (?1 IS NULL OR query_id = ?1)

@@ -167,7 +167,7 @@ impl Store {
 
     /// How many `event` entries about `peer` were written since `since`.
     pub fn audit_count(&self, event: Event, peer: &NodeId, since: u64) -> Result<u32> {
-        count_since(&self.conn(), event, Some(peer), since)
+        count_since(&self.read(), event, Some(peer), since)
     }
 
     /// Newest first.
@@ -184,7 +184,7 @@ impl Store {
         item: Option<&str>,
         limit: u32,
     ) -> Result<Vec<AuditEntry>> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare(
             "SELECT id, at, event, peer, peer_name, item, detail FROM audit
              WHERE (?2 IS NULL OR id < ?2)
@@ -215,7 +215,7 @@ impl Store {
 impl Store {
     /// What `asker` used of its daily budget since `since` (spec §9.10).
     pub fn budget_usage(&self, asker: &NodeId, since: u64) -> Result<Usage> {
-        usage(&self.conn(), asker, since)
+        usage(&self.read(), asker, since)
     }
 
     /// Answer an ask of `entry.peer` only if it fits its budget (spec §9.10): in one

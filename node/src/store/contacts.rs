@@ -96,7 +96,7 @@ impl Store {
     }
 
     pub fn contact(&self, id: &NodeId) -> Result<Option<StoredContact>> {
-        let conn = self.conn();
+        let conn = self.read();
         let row = conn
             .query_row(
                 &format!("SELECT {COLUMNS} FROM contacts WHERE node_id = ?1"),
@@ -113,7 +113,7 @@ impl Store {
 
     /// The contacts matching an SQL condition on the table, by name.
     fn contacts_where(&self, condition: &str) -> Result<Vec<StoredContact>> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare(&format!(
             "SELECT {COLUMNS} FROM contacts WHERE {condition} ORDER BY name, node_id"
         ))?;
@@ -126,7 +126,7 @@ impl Store {
     /// Every contact's node id, without reading their cards: whom this node can vouch for
     /// in an aggregation (spec §9.6.2).
     pub fn contact_ids(&self) -> Result<std::collections::BTreeSet<NodeId>> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare("SELECT node_id FROM contacts")?;
         let ids = stmt
             .query_map([], |r| r.get::<_, Vec<u8>>(0))?
@@ -220,7 +220,7 @@ impl Store {
 
     pub fn contact_count(&self) -> Result<u32> {
         Ok(self
-            .conn()
+            .read()
             .query_row("SELECT count(*) FROM contacts", [], |r| r.get(0))?)
     }
 }

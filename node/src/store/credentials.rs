@@ -54,7 +54,7 @@ impl Store {
     /// Who holds `key`, if it may use the app API (not revoked).
     pub fn principal(&self, key: &NodeId) -> Result<Option<Principal>> {
         let row: Option<(String, String, Option<Vec<u8>>)> = self
-            .conn()
+            .read()
             .query_row(
                 "SELECT name, role, scope FROM credentials WHERE key = ?1 AND revoked_at IS NULL",
                 params![&key.0[..]],
@@ -81,7 +81,7 @@ impl Store {
 
     /// Whether `key` is a credential that was revoked.
     pub fn credential_revoked(&self, key: &NodeId) -> Result<bool> {
-        Ok(self.conn().query_row(
+        Ok(self.read().query_row(
             "SELECT EXISTS (SELECT 1 FROM credentials WHERE key = ?1 AND revoked_at IS NOT NULL)",
             params![&key.0[..]],
             |r| r.get(0),
@@ -180,7 +180,7 @@ impl Store {
 
     /// Every paired app, newest first, with its asks in the 24 hours before `now`.
     pub fn apps(&self, now: u64) -> Result<Vec<AppInfo>> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare(
             "SELECT c.key, c.name, c.scope, c.created_at, c.last_used_at, c.revoked_at,
                     (SELECT count(*) FROM audit a WHERE a.event = ?2 AND a.peer = c.key AND a.at >= ?1)
@@ -222,7 +222,7 @@ impl Store {
 
     /// Pairing codes not yet used, expired or superseded, newest first.
     pub fn open_pairings(&self, now: u64) -> Result<Vec<kith_protocol::app::PairingInfo>> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare(
             "SELECT name, scope, created_at, expires_at FROM pairings
              WHERE used_at IS NULL AND expires_at > ?1 ORDER BY created_at DESC, name",
@@ -289,7 +289,7 @@ impl Store {
     }
 
     pub fn app_queries(&self, key: &NodeId) -> Result<Vec<QueryId>> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare("SELECT query_id FROM app_queries WHERE key = ?1")?;
         let rows = stmt
             .query_map(params![&key.0[..]], |r| r.get::<_, Vec<u8>>(0))?

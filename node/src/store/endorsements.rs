@@ -26,7 +26,7 @@ impl Store {
     }
 
     pub fn endorsements(&self) -> Result<Vec<Endorsement>> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn
             .prepare("SELECT item, count, rating, note, since FROM endorsements ORDER BY item")?;
         let rows = stmt

@@ -37,7 +37,7 @@ impl Store {
 
     /// Every invite issued, newest first: id, circle, times, who redeemed it.
     pub fn invites(&self) -> Result<Vec<kith_protocol::app::InviteInfo>> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt = conn.prepare(
             "SELECT id, circle, created_at, expires_at, used_at, used_by FROM invites
              ORDER BY created_at DESC, id",
@@ -90,7 +90,7 @@ impl Store {
     }
 
     pub fn invite(&self, id: &InviteId) -> Result<Option<StoredInvite>> {
-        let conn = self.conn();
+        let conn = self.read();
         let row = conn
             .query_row(
                 "SELECT secret, circle, created_at, expires_at, used_at, used_by
@@ -152,7 +152,7 @@ impl Store {
     /// Who used an invite, if anyone.
     pub fn invite_used_by(&self, id: &InviteId) -> Result<Option<NodeId>> {
         let v: Option<Option<Vec<u8>>> = self
-            .conn()
+            .read()
             .query_row(
                 "SELECT used_by FROM invites WHERE id = ?1",
                 params![&id.0[..]],

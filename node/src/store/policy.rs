@@ -33,7 +33,7 @@ impl Store {
     }
 
     pub fn policy(&self) -> Result<ConsentPolicy> {
-        let conn = self.conn();
+        let conn = self.read();
         let mut stmt =
             conn.prepare("SELECT subject_kind, subject, items, share FROM policy_rules ORDER BY subject_kind, subject, items")?;
         let rows = stmt

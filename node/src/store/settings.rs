@@ -62,7 +62,7 @@ impl Setting {
 impl Store {
     pub fn setting(&self, key: Setting) -> Result<Option<String>> {
         Ok(self
-            .conn()
+            .read()
             .query_row(
                 "SELECT value FROM settings WHERE key = ?1",
                 params![key.key()],
