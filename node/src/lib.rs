@@ -47,9 +47,11 @@ mod node_state;
 mod peer_service;
 mod peers;
 mod replies;
+mod router;
 mod sessions;
 pub mod settings;
 mod shared;
+mod shutdown;
 pub mod store;
 pub mod tls_server;
 

@@ -6,27 +6,30 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kith_client::transport::{self, CLOSE_SHUTDOWN, CLOSE_UNAUTHORIZED};
+use kith_client::transport::CLOSE_SHUTDOWN;
 use kith_protocol::{Identity, NodeId, ALPN_APP, ALPN_PEER};
 use tokio::task::JoinHandle;
 
-use crate::connections::MAX_CONNECTIONS;
+use crate::app_service::AppService;
 use crate::data_dir::{default_api_addr, local_api_addr, DataDir};
 use crate::error::NodeError;
+use crate::peer_service::{self, PeerService};
+use crate::router::Router;
 pub use crate::shared::NodeOptions;
 #[cfg(feature = "peer-extension")]
 pub use crate::shared::PeerExtension;
 use crate::shared::Shared;
+use crate::shutdown::Shutdown;
 use crate::store::{Setting, Store};
-use crate::{app_service, peer_service, unix_now};
+use crate::unix_now;
 
 /// A running kith node. Dropping it stops accepting connections; [`Node::shutdown`] also
 /// closes the open ones and waits for the port to be released.
 #[derive(Debug)]
 pub struct Node {
     shared: Arc<Shared>,
-    accept: JoinHandle<()>,
-    app_accept: JoinHandle<()>,
+    /// The accept loop of each endpoint.
+    accepting: Vec<JoinHandle<()>>,
     sweeper: JoinHandle<()>,
     /// Sends the current card to contacts that have not acknowledged it (spec §8.6).
     announcer: JoinHandle<()>,
@@ -37,8 +40,10 @@ pub struct Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
-        self.accept.abort();
-        self.app_accept.abort();
+        self.shared.shutdown.cancel();
+        for task in &self.accepting {
+            task.abort();
+        }
         self.sweeper.abort();
         self.announcer.abort();
     }
@@ -119,19 +124,22 @@ impl Node {
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             )),
             serve_peer: serve_back,
+            shutdown: Default::default(),
         });
         shared.agg_sessions.load_used(used_queries);
         // Tell local clients where the API is, in case the port was chosen at bind time.
         crate::data_dir::write_private(&dir.api_addr_file(), api_addr.to_string().as_bytes())?;
-        let accept = tokio::spawn(accept_loop(shared.clone(), shared.endpoint.clone()));
-        let app_accept = tokio::spawn(accept_loop(shared.clone(), shared.app_endpoint.clone()));
-        let sweeper = tokio::spawn(sweep(Arc::downgrade(&shared)));
-        let announcer = tokio::spawn(announce(Arc::downgrade(&shared)));
+        let accepting = Router::new(shared.clone())
+            .accept(&shared.endpoint, ALPN_PEER, PeerService)
+            .accept(&shared.app_endpoint, ALPN_APP, AppService)
+            .spawn();
+        let shutdown = shared.shutdown.clone();
+        let sweeper = tokio::spawn(sweep(Arc::downgrade(&shared), shutdown.clone()));
+        let announcer = tokio::spawn(announce(Arc::downgrade(&shared), shutdown));
         tracing::info!(node = %shared.identity.node_id().short(), %bound, "node listening");
         Ok(Node {
             shared,
-            accept,
-            app_accept,
+            accepting,
             sweeper,
             announcer,
             data_dir: dir.clone(),
@@ -202,16 +210,17 @@ impl Node {
     /// returns the UDP port is free again (bounded wait), so a restart can bind it.
     pub async fn shutdown(mut self) {
         self.shared.budget.flush(&self.shared.store);
-        self.accept.abort();
-        self.app_accept.abort();
-        self.sweeper.abort();
-        self.announcer.abort();
+        self.shared.shutdown.cancel();
         let endpoints = [
             self.shared.endpoint.clone(),
             self.shared.app_endpoint.clone(),
         ];
         for e in &endpoints {
             e.close(CLOSE_SHUTDOWN.into(), b"shutdown");
+        }
+        // The accept loops stop at the cancel and give their connections a bounded time.
+        for task in std::mem::take(&mut self.accepting) {
+            let _ = task.await;
         }
         for e in &endpoints {
             let _ = tokio::time::timeout(Duration::from_secs(2), e.wait_idle()).await;
@@ -284,15 +293,18 @@ fn bind_api(
 
 /// Serve the requests a peer sends back on a connection this node opened (spec §4.5).
 fn serve_back(shared: Arc<Shared>, conn: quinn::Connection, peer: NodeId) {
-    tokio::spawn(async move { peer_service::serve_streams(shared, conn, peer).await });
+    let shutdown = shared.shutdown.clone();
+    tokio::spawn(async move {
+        let serving = peer_service::serve_streams(shared, conn, peer);
+        shutdown.run_until(serving).await
+    });
 }
 
 /// Wipe expired responder sessions and close retired connections, every second, until the
 /// node is gone.
-async fn sweep(weak: std::sync::Weak<Shared>) {
+async fn sweep(weak: std::sync::Weak<Shared>, shutdown: Shutdown) {
     let mut tick = tokio::time::interval(SWEEP_EVERY);
-    loop {
-        tick.tick().await;
+    while shutdown.run_until(tick.tick()).await.is_some() {
         let Some(shared) = weak.upgrade() else { return };
         shared.agg_sessions.sweep(Instant::now());
         crate::peers::close_retired(&shared, Instant::now());
@@ -301,10 +313,12 @@ async fn sweep(weak: std::sync::Weak<Shared>) {
 
 /// Send the current card to contacts that have not acknowledged it (spec §8.6): at start,
 /// then every 10 minutes, until the node is gone.
-async fn announce(weak: std::sync::Weak<Shared>) {
+async fn announce(weak: std::sync::Weak<Shared>, shutdown: Shutdown) {
     loop {
         let Some(shared) = weak.upgrade() else { return };
-        let report = crate::card_updates::push(&shared).await;
+        let Some(report) = shutdown.run_until(crate::card_updates::push(&shared)).await else {
+            return;
+        };
         drop(shared);
         if !report.unreached.is_empty() {
             tracing::info!(
@@ -312,7 +326,10 @@ async fn announce(weak: std::sync::Weak<Shared>) {
                 "card update not yet acknowledged; trying again in 10 minutes"
             );
         }
-        tokio::time::sleep(crate::card_updates::RETRY_EVERY).await;
+        let retry = tokio::time::sleep(crate::card_updates::RETRY_EVERY);
+        if shutdown.run_until(retry).await.is_none() {
+            return;
+        }
     }
 }
 
@@ -348,68 +365,4 @@ fn bind_endpoint(
     let runtime = quinn::default_runtime()
         .ok_or_else(|| NodeError::Config("no async runtime to run the QUIC endpoint on".into()))?;
     quinn::Endpoint::new(config, Some(server), socket, runtime).map_err(io_err)
-}
-
-/// What a key connecting to the app endpoint is (spec §10.1, §10.5).
-enum AppKey {
-    Known(crate::store::Principal),
-    Revoked,
-    /// Not a credential: it may only redeem a pairing code.
-    Unknown,
-}
-
-fn app_key(shared: &Shared, key: &NodeId) -> Result<AppKey, crate::store::StoreError> {
-    Ok(match shared.store.principal(key)? {
-        Some(principal) => AppKey::Known(principal),
-        None if shared.store.credential_revoked(key)? => AppKey::Revoked,
-        None => AppKey::Unknown,
-    })
-}
-
-/// Accept connections on `endpoint`: the peer endpoint offers only `kith/peer/2`, the app
-/// endpoint only `kith/app/2` (each endpoint's TLS configuration refuses the other ALPN).
-async fn accept_loop(shared: Arc<Shared>, endpoint: quinn::Endpoint) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    while let Some(incoming) = endpoint.accept().await {
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(
-                "connection limit reached; refusing {}",
-                incoming.remote_address()
-            );
-            incoming.refuse();
-            continue;
-        };
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            let conn = match incoming.await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::debug!("handshake failed: {e}");
-                    return;
-                }
-            };
-            let Some(key) = transport::peer_key(&conn) else {
-                conn.close(CLOSE_UNAUTHORIZED.into(), b"no key");
-                return;
-            };
-            match transport::alpn(&conn).as_deref() {
-                Some(a) if a == ALPN_PEER => peer_service::serve(shared, conn, key).await,
-                Some(a) if a == ALPN_APP => match app_key(&shared, &key) {
-                    Ok(AppKey::Revoked) => conn.close(CLOSE_UNAUTHORIZED.into(), b"revoked"),
-                    Ok(AppKey::Known(principal)) => {
-                        app_service::serve(shared, conn, key, Some(principal)).await
-                    }
-                    Ok(AppKey::Unknown) => app_service::serve(shared, conn, key, None).await,
-                    // Never read a store failure as "unknown": a revoked key would be offered
-                    // pairing, and its app told it is not paired.
-                    Err(e) => {
-                        tracing::error!("store: {e}");
-                        conn.close(CLOSE_SHUTDOWN.into(), b"internal error")
-                    }
-                },
-                _ => conn.close(CLOSE_UNAUTHORIZED.into(), b"unknown ALPN"),
-            }
-        });
-    }
 }

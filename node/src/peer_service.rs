@@ -12,11 +12,22 @@ use kith_protocol::{NodeId, PeerRequest, PeerResponse, Query, Refusal};
 use crate::effects::{self, Origin, Outcome};
 use crate::failure::Failure;
 use crate::peers;
+use crate::router::{Handler, Serving};
 use crate::shared::{Shared, REQUEST_READ_TIMEOUT};
 /// How long a stranger may take to open its one request stream.
 pub const STRANGER_GRACE: Duration = Duration::from_secs(10);
 /// How long to wait for a stranger to acknowledge our answer before closing.
 const STRANGER_LINGER: Duration = Duration::from_secs(2);
+
+/// The `kith/peer/2` service (spec §8), registered on the node's router.
+#[derive(Debug)]
+pub(crate) struct PeerService;
+
+impl Handler for PeerService {
+    fn serve(&self, shared: Arc<Shared>, conn: quinn::Connection, key: NodeId) -> Serving {
+        Box::pin(serve(shared, conn, key))
+    }
+}
 
 /// Serve an incoming peer connection authenticated as `key` (spec §4.3).
 ///

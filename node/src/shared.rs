@@ -57,6 +57,8 @@ pub(crate) struct Shared {
     pub answered_bytes: std::sync::atomic::AtomicU64,
     /// Serves requests on the connections this node opens (the peer service).
     pub serve_peer: ServePeer,
+    /// Cancelled when the node shuts down: every long-running task stops.
+    pub shutdown: crate::shutdown::Shutdown,
 }
 
 /// Answers a contact's request frame that is not a kith peer request: given the contact and

@@ -376,3 +376,32 @@ async fn an_answer_that_cannot_be_recorded_is_not_given() {
         .iter()
         .all(|e| e.event != "answered"));
 }
+
+/// A node shutting down stops every connection's task at once (the router's cancellation
+/// token, and the endpoint's close), so a stranger's idle connection, which a running node
+/// gives 10 s to open its stream, cannot keep the port bound: the node restarts on it at
+/// once.
+#[tokio::test]
+async fn shutdown_is_not_held_by_an_idle_stranger() {
+    let mut ana = TestNode::start("Ana").await;
+    let listen = ana.peer_addr();
+    let stranger = kith_protocol::Identity::generate(&mut rand_core::OsRng);
+    // Connected, and never opening its one stream.
+    let (_endpoint, _conn) = raw_peer(&ana, &stranger).await;
+    let started = Instant::now();
+    ana.stop().await;
+    let stopped_in = started.elapsed();
+    assert!(
+        std::net::UdpSocket::bind(listen).is_ok(),
+        "port still bound after shutdown"
+    );
+    assert!(
+        stopped_in < Duration::from_secs(5),
+        "shutdown took {stopped_in:?}"
+    );
+    ana.restart(listen).await;
+    assert_eq!(
+        ana.client.status().await.unwrap().peer_addr,
+        listen.to_string()
+    );
+}

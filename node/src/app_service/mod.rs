@@ -9,6 +9,7 @@ use kith_protocol::frame::MAX_APP_FRAME;
 use kith_protocol::wire::{decode_message, encode_message};
 use kith_protocol::{NodeId, WireError};
 
+use crate::router::{Handler, Serving};
 use crate::shared::Shared;
 use crate::store::Principal;
 use crate::{approvals, apps, asking, invites};
@@ -27,9 +28,50 @@ pub const MAX_ASK_TIMEOUT: Duration = Duration::from_secs(60);
 /// Most audit entries returned at once.
 pub const MAX_AUDIT_LIMIT: u32 = 1_000;
 
+/// The `kith/app/2` service (spec §10), registered on the node's router.
+#[derive(Debug)]
+pub(crate) struct AppService;
+
+impl Handler for AppService {
+    fn serve(&self, shared: Arc<Shared>, conn: quinn::Connection, key: NodeId) -> Serving {
+        Box::pin(accept(shared, conn, key))
+    }
+}
+
+/// What a key connecting to the app endpoint is (spec §10.1, §10.5).
+enum AppKey {
+    Known(Principal),
+    Revoked,
+    /// Not a credential: it may only redeem a pairing code.
+    Unknown,
+}
+
+fn app_key(shared: &Shared, key: &NodeId) -> Result<AppKey, crate::store::StoreError> {
+    Ok(match shared.store.principal(key)? {
+        Some(principal) => AppKey::Known(principal),
+        None if shared.store.credential_revoked(key)? => AppKey::Revoked,
+        None => AppKey::Unknown,
+    })
+}
+
+/// An app connection authenticated as `key`: served as its credential allows.
+async fn accept(shared: Arc<Shared>, conn: quinn::Connection, key: NodeId) {
+    match app_key(&shared, &key) {
+        Ok(AppKey::Revoked) => conn.close(CLOSE_UNAUTHORIZED.into(), b"revoked"),
+        Ok(AppKey::Known(principal)) => serve(shared, conn, key, Some(principal)).await,
+        Ok(AppKey::Unknown) => serve(shared, conn, key, None).await,
+        // Never read a store failure as "unknown": a revoked key would be offered pairing,
+        // and its app told it is not paired.
+        Err(e) => {
+            tracing::error!("store: {e}");
+            conn.close(CLOSE_SHUTDOWN.into(), b"internal error")
+        }
+    }
+}
+
 /// Serve an app connection authenticated as `key`: the owner, a paired app, or (when
 /// `principal` is `None`) a key that may only redeem a pairing code (spec §10.5).
-pub(crate) async fn serve(
+async fn serve(
     shared: Arc<Shared>,
     conn: quinn::Connection,
     key: NodeId,
