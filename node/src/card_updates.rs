@@ -253,7 +253,7 @@ pub(crate) fn offer(shared: &Arc<Shared>, contact: NodeId) -> Result<(), StoreEr
     let waiting = shared.store.contacts_without_current_card()?;
     if waiting.iter().any(|c| c.node_id == contact) {
         let shared = shared.clone();
-        tokio::spawn(async move { push_if_idle(&shared).await });
+        tokio::spawn(async move { shared.shutdown.run_until(push_if_idle(&shared)).await });
     }
     Ok(())
 }

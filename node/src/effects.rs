@@ -4,10 +4,9 @@
 
 use std::sync::Arc;
 
-use kith_protocol::budget::window_start;
 use kith_protocol::card::MAX_MOVES_PER_DAY;
 use kith_protocol::endorsement::MAX_LATE_PER_CONTACT;
-use kith_protocol::endpoint::{Answered, Decision, Effect, Endpoint, MAX_DECISIONS};
+use kith_protocol::endpoint::{Answered, Condition, Decision, Effect, Endpoint, MAX_DECISIONS};
 use kith_protocol::{NodeId, PeerRequest, PeerResponse, Refusal};
 
 use crate::failure::Failure;
@@ -44,7 +43,7 @@ impl Outcome {
     }
 }
 
-/// Whether a conditional effect's condition held when it was written.
+/// Whether a condition held when it was written.
 enum Applied {
     Done,
     Lost,
@@ -58,11 +57,11 @@ pub(crate) fn decide(shared: &Arc<Shared>, origin: &Origin, request: &PeerReques
         let card = shared.current_card();
         let endpoint = Endpoint::new(&shared.identity, &card);
         let reply = match endpoint.decide(&StoreState(&shared.store), origin.key, request, now) {
-            Ok(Decision::Reply(reply)) => reply,
+            Ok(Decision::Reply(reply)) => *reply,
             Ok(Decision::Aggregate) => return Outcome::Aggregate,
             Err(e) => return Outcome::refused(Failure::Store(e).refusal()),
         };
-        match apply_all(shared, origin, reply.effects, now) {
+        match commit(shared, origin, reply.condition, reply.effects, now) {
             Ok(Applied::Done) => {
                 return Outcome::Reply {
                     response: reply.response,
@@ -77,8 +76,8 @@ pub(crate) fn decide(shared: &Arc<Shared>, origin: &Origin, request: &PeerReques
     Outcome::refused(Refusal::Internal)
 }
 
-/// Apply the effects that come after a reply was sent. Failures are logged: the reply is
-/// out.
+/// Apply the effects that come after a reply was sent (or could not be). Failures are
+/// logged: the reply is out.
 pub(crate) fn apply_after(shared: &Arc<Shared>, origin: &Origin, after: Vec<Effect>) {
     if after.is_empty() {
         return;
@@ -88,30 +87,90 @@ pub(crate) fn apply_after(shared: &Arc<Shared>, origin: &Origin, after: Vec<Effe
     }
 }
 
-/// Apply `effects` in order, stopping at the first that fails or loses its race.
+/// Write `condition` if it still holds, then `effects`: what must be written before a
+/// reply is sent.
+fn commit(
+    shared: &Arc<Shared>,
+    origin: &Origin,
+    condition: Option<Condition>,
+    effects: Vec<Effect>,
+    now: u64,
+) -> Result<Applied, Failure> {
+    if let Some(condition) = condition {
+        if let Applied::Lost = write(shared, origin, condition, now)? {
+            return Ok(Applied::Lost);
+        }
+    }
+    apply_all(shared, origin, effects, now)?;
+    Ok(Applied::Done)
+}
+
+/// Apply `effects` in order, stopping at the first that fails.
 fn apply_all(
     shared: &Arc<Shared>,
     origin: &Origin,
     effects: Vec<Effect>,
     now: u64,
-) -> Result<Applied, Failure> {
+) -> Result<(), Failure> {
     for effect in effects {
-        if let Applied::Lost = apply(shared, origin, effect, now)? {
-            return Ok(Applied::Lost);
-        }
+        apply(shared, origin, effect, now)?;
     }
-    Ok(Applied::Done)
+    Ok(())
 }
 
-fn apply(
+/// Write `condition` if it still holds, in one transaction with its check.
+fn write(
     shared: &Arc<Shared>,
     origin: &Origin,
-    effect: Effect,
+    condition: Condition,
     now: u64,
 ) -> Result<Applied, Failure> {
     let store = &shared.store;
+    let held = match condition {
+        Condition::Charge(answered) => charge(shared, &answered, now)?,
+        Condition::AddContact { invite, contact } => {
+            let (name, circle) = (contact.name.clone(), contact.circle.clone());
+            let redeemed = store.redeem_invite(&invite, &contact.into(), now)?;
+            if redeemed == RedeemOutcome::Redeemed {
+                shared.audit(AuditEvent {
+                    event: Event::ContactAdded,
+                    peer: Some(origin.key),
+                    peer_name: Some(&name),
+                    item: None,
+                    detail: format!("redeemed our invite; circle {circle}"),
+                });
+            }
+            redeemed == RedeemOutcome::Redeemed
+        }
+        Condition::ReplaceCard {
+            contact,
+            held,
+            card,
+            moved,
+        } => {
+            let entry = moved.as_ref().map(|m| AuditEvent {
+                event: Event::ContactMoved,
+                peer: Some(contact),
+                peer_name: Some(&m.name),
+                item: None,
+                detail: format!("now reached at {}", m.addresses.join(", ")),
+            });
+            store.replace_contact_card(
+                &contact,
+                &held,
+                &card,
+                entry.as_ref(),
+                now,
+                MAX_MOVES_PER_DAY,
+            )?
+        }
+    };
+    Ok(if held { Applied::Done } else { Applied::Lost })
+}
+
+fn apply(shared: &Arc<Shared>, origin: &Origin, effect: Effect, now: u64) -> Result<(), Failure> {
+    let store = &shared.store;
     match effect {
-        Effect::Charge(answered) => return charge(shared, &answered, now),
         Effect::Declined {
             asker,
             asker_name,
@@ -130,19 +189,6 @@ fn apply(
             query,
             items,
         } => crate::approvals::record_pending(shared, asker, asker_name, query, items),
-        Effect::AddContact { invite, contact } => {
-            let (name, circle) = (contact.name.clone(), contact.circle.clone());
-            if store.redeem_invite(&invite, &contact.into(), now)? == RedeemOutcome::AlreadyUsed {
-                return Ok(Applied::Lost);
-            }
-            shared.audit(AuditEvent {
-                event: Event::ContactAdded,
-                peer: Some(origin.key),
-                peer_name: Some(&name),
-                item: None,
-                detail: format!("redeemed our invite; circle {circle}"),
-            });
-        }
         Effect::KeepConnection => crate::peers::remember(shared, origin.key, origin.conn.clone()),
         Effect::KeepLate {
             query_id,
@@ -161,34 +207,13 @@ fn apply(
                 });
             }
         }
-        Effect::RecordMove {
-            contact,
-            name,
-            addresses,
-        } => {
-            let moved = AuditEvent {
-                event: Event::ContactMoved,
-                peer: Some(contact),
-                peer_name: Some(&name),
-                item: None,
-                detail: format!("now reached at {}", addresses.join(", ")),
-            };
-            let limit = Some(MAX_MOVES_PER_DAY);
-            let (_, recorded) = store.audit_within_limit(now, &moved, window_start(now), limit)?;
-            if !recorded {
-                return Ok(Applied::Lost);
-            }
-        }
-        Effect::ReplaceCard { contact, card } => {
-            store.replace_contact_card(&contact, &card)?;
-        }
         Effect::OfferCard { contact } => crate::card_updates::offer(shared, contact)?,
     }
-    Ok(Applied::Done)
+    Ok(())
 }
 
 /// Count and record an answered ask, if it still fits its budget (spec §9.10).
-fn charge(shared: &Shared, answered: &Answered, now: u64) -> Result<Applied, Failure> {
+fn charge(shared: &Shared, answered: &Answered, now: u64) -> Result<bool, Failure> {
     let entry = AuditEvent {
         event: Event::Answered,
         peer: Some(answered.asker),
@@ -203,8 +228,5 @@ fn charge(shared: &Shared, answered: &Answered, now: u64) -> Result<Applied, Fai
         answered.cost,
         answered.query_id.as_ref(),
     )?;
-    Ok(match charged {
-        Ok(()) => Applied::Done,
-        Err(_) => Applied::Lost,
-    })
+    Ok(charged.is_ok())
 }

@@ -5,20 +5,26 @@
 //! driving the protocol's state machines with real IO.
 //!
 //! Modules in layers; each uses only those below it (`tests/structure.rs` checks there is
-//! no cycle). Protocol rules — the budget, a redemption's checks, a late endorsement's, a
-//! card update's, a responder session's — are pure functions of `kith-protocol`; the
-//! modules here look things up, call them, and store what they decide.
+//! no cycle). Protocol rules are `kith-protocol`'s: what a contact's request is answered
+//! and what must be written for it is decided by its responder endpoint
+//! (`kith_protocol::endpoint`), the budget, the aggregation sessions and the card checks are
+//! pure functions there. The modules here read the store, apply what was decided, and do
+//! the IO.
 //!
 //! ```text
-//!   node            endpoints, accept loops, background tasks (sweep, card announcer)
+//!   node            endpoints, the router, background tasks (sweep, card announcer)
+//!   router          one handler per ALPN (PeerService, AppService), the shutdown token
 //!   app_service     owner/app requests, one file per domain (contacts, shelf, policy, owner)
-//!   peer_service    contacts' requests: Ask, Redeem, Aggregate, Deliver, UpdateCard
+//!   peer_service    contacts' requests: decided by the protocol's endpoint (effects),
+//!                   Aggregate rounds to aggregation_service
 //!   services        aggregation_service, asking, approvals, apps, invites, card_updates
+//!   effects         applying the endpoint's effects; node_state: the store as it reads it
 //!   peers           outgoing exchanges on cached, pinned connections (spec §4.5)
 //!   shared          the state every service shares; NodeOptions
-//!   state           sessions, budget (decline tally), answered_asks, connections
-//!   below           store (SQLite, WAL; migrations in store/migrations), settings,
-//!                   replies (app errors), data_dir, error, tls_server
+//!   state           sessions, budget (decline tally), answered_asks, connections, failure
+//!   below           store (SQLite, WAL, a writer and readers; migrations in
+//!                   store/migrations), settings, replies (app errors), data_dir, error,
+//!                   tls_server, shutdown
 //! ```
 //!
 //! An ask: the app's `Ask` reaches `app_service`, `asking` drives the protocol's `AggAsker`

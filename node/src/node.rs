@@ -209,18 +209,19 @@ impl Node {
     /// Close every connection and stop. Committed data is already on disk. When this
     /// returns the UDP port is free again (bounded wait), so a restart can bind it.
     pub async fn shutdown(mut self) {
-        self.shared.budget.flush(&self.shared.store);
+        // Nothing new is taken; requests in flight get a bounded time to finish (the
+        // accept loops drain their connections), then their declines are written.
         self.shared.shutdown.cancel();
+        for task in std::mem::take(&mut self.accepting) {
+            let _ = task.await;
+        }
+        self.shared.budget.flush(&self.shared.store);
         let endpoints = [
             self.shared.endpoint.clone(),
             self.shared.app_endpoint.clone(),
         ];
         for e in &endpoints {
             e.close(CLOSE_SHUTDOWN.into(), b"shutdown");
-        }
-        // The accept loops stop at the cancel and give their connections a bounded time.
-        for task in std::mem::take(&mut self.accepting) {
-            let _ = task.await;
         }
         for e in &endpoints {
             let _ = tokio::time::timeout(Duration::from_secs(2), e.wait_idle()).await;
@@ -293,11 +294,7 @@ fn bind_api(
 
 /// Serve the requests a peer sends back on a connection this node opened (spec §4.5).
 fn serve_back(shared: Arc<Shared>, conn: quinn::Connection, peer: NodeId) {
-    let shutdown = shared.shutdown.clone();
-    tokio::spawn(async move {
-        let serving = peer_service::serve_streams(shared, conn, peer);
-        shutdown.run_until(serving).await
-    });
+    tokio::spawn(peer_service::serve_streams(shared, conn, peer));
 }
 
 /// Wipe expired responder sessions and close retired connections, every second, until the

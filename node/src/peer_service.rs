@@ -42,8 +42,9 @@ pub(crate) async fn serve(shared: Arc<Shared>, conn: quinn::Connection, key: Nod
         peers::remember(&shared, key, conn.clone());
         return serve_streams(shared, conn, key).await;
     }
-    let (send, recv) = match tokio::time::timeout(STRANGER_GRACE, conn.accept_bi()).await {
-        Ok(Ok(s)) => s,
+    let first = tokio::time::timeout(STRANGER_GRACE, conn.accept_bi());
+    let (send, recv) = match shared.shutdown.run_until(first).await {
+        Some(Ok(Ok(s))) => s,
         _ => {
             conn.close(CLOSE_UNAUTHORIZED.into(), b"not a contact");
             return;
@@ -63,16 +64,16 @@ fn is_contact(shared: &Shared, key: &NodeId) -> bool {
     matches!(shared.store.contact(key), Ok(Some(_)))
 }
 
-/// Answer each request stream on `conn` until it closes.
+/// Answer each request stream on `conn` until it closes or the node shuts down; then let
+/// the requests in flight finish (the router bounds how long, at shutdown).
 pub(crate) async fn serve_streams(shared: Arc<Shared>, conn: quinn::Connection, key: NodeId) {
-    loop {
-        let (send, recv) = match conn.accept_bi().await {
-            Ok(s) => s,
-            Err(_) => return,
-        };
+    let mut in_flight = tokio::task::JoinSet::new();
+    while let Some(Ok((send, recv))) = shared.shutdown.run_until(conn.accept_bi()).await {
+        while in_flight.try_join_next().is_some() {}
         let (shared, conn) = (shared.clone(), conn.clone());
-        tokio::spawn(async move { respond(&shared, &conn, key, send, recv).await });
+        in_flight.spawn(async move { respond(&shared, &conn, key, send, recv).await });
     }
+    while in_flight.join_next().await.is_some() {}
 }
 
 /// Read one request, answer it, and hand back the finished send stream.
@@ -142,34 +143,35 @@ fn count_answered(shared: &Shared, body: &[u8]) {
 }
 
 /// The response to a decoded request, and what to write once it is sent: decided by the
-/// protocol's endpoint off the async workers (store reads, up to 32 signatures); a
-/// contact's aggregation round goes to its session.
+/// protocol's endpoint off the async workers (store writes, up to 32 signatures). A
+/// contact's aggregation round is routed at once (one indexed read) to its session, so that
+/// rounds never queue behind asks for a blocking thread.
 async fn answer(
     shared: &Arc<Shared>,
     origin: &Origin,
     request: PeerRequest,
 ) -> (PeerResponse, Vec<Effect>) {
     let internal = || (PeerResponse::Refused(Refusal::Internal), Vec::new());
-    let decided = {
-        let (shared, origin) = (shared.clone(), origin.clone());
-        tokio::task::spawn_blocking(move || {
-            let outcome = match &request {
-                PeerRequest::Ask(query) => answer_ask(&shared, &origin, query),
-                _ => effects::decide(&shared, &origin, &request),
-            };
-            (outcome, request)
-        })
-        .await
-    };
-    match decided {
-        Ok((Outcome::Reply { response, after }, _)) => (response, after),
-        Ok((Outcome::Aggregate, PeerRequest::Aggregate(r))) => {
+    if matches!(request, PeerRequest::Aggregate(_)) {
+        return match (effects::decide(shared, origin, &request), request) {
+            (Outcome::Reply { response, after }, _) => (response, after),
             // A round's crypto takes milliseconds to tens of them (spec §11.16): off the
             // async workers, one round per core.
-            let response = crate::aggregation_service::serve(shared, origin.key, r).await;
-            (response, Vec::new())
-        }
-        Ok((Outcome::Aggregate, _)) | Err(_) => internal(),
+            (Outcome::Aggregate, PeerRequest::Aggregate(round)) => {
+                let response = crate::aggregation_service::serve(shared, origin.key, round).await;
+                (response, Vec::new())
+            }
+            (Outcome::Aggregate, _) => internal(),
+        };
+    }
+    let (shared, origin) = (shared.clone(), origin.clone());
+    let decided = tokio::task::spawn_blocking(move || match &request {
+        PeerRequest::Ask(query) => answer_ask(&shared, &origin, query),
+        _ => effects::decide(&shared, &origin, &request),
+    });
+    match decided.await {
+        Ok(Outcome::Reply { response, after }) => (response, after),
+        Ok(Outcome::Aggregate) | Err(_) => internal(),
     }
 }
 

@@ -16,7 +16,8 @@ use crate::connections::MAX_CONNECTIONS;
 use crate::shared::Shared;
 use crate::shutdown::Shutdown;
 
-/// How long connection tasks get to end after shutdown before they are aborted.
+/// How long connections get to finish their requests in flight after shutdown before their
+/// tasks are aborted.
 const DRAIN: Duration = Duration::from_secs(2);
 
 /// A connection's service until it ends.
@@ -83,7 +84,8 @@ fn same(a: &quinn::Endpoint, b: &quinn::Endpoint) -> bool {
 }
 
 /// Accept connections on `endpoint` until shutdown, at most [`MAX_CONNECTIONS`] at once,
-/// each served by its ALPN's handler; then give them [`DRAIN`] to end.
+/// each served by its ALPN's handler; then give them [`DRAIN`] to end (handlers stop
+/// taking requests at shutdown and finish those in flight), and abort what is left.
 async fn accept_loop(shared: Arc<Shared>, endpoint: quinn::Endpoint, routes: Arc<Routes>) {
     let shutdown: Shutdown = shared.shutdown.clone();
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
@@ -98,10 +100,10 @@ async fn accept_loop(shared: Arc<Shared>, endpoint: quinn::Endpoint, routes: Arc
             incoming.refuse();
             continue;
         };
-        let (shared, routes, shutdown) = (shared.clone(), routes.clone(), shutdown.clone());
+        let (shared, routes) = (shared.clone(), routes.clone());
         connections.spawn(async move {
             let _slot = slot;
-            shutdown.run_until(route(shared, incoming, &routes)).await;
+            route(shared, incoming, &routes).await;
         });
     }
     let _ = tokio::time::timeout(DRAIN, async {

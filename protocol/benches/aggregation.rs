@@ -126,6 +126,7 @@ fn record(n: usize, dense_max: usize) -> Recording {
         Delivery::Reply(bytes)
     });
     assert_eq!(driven.waits, 0, "a recorded run never waits");
+    assert!(agg.is_done(), "a recorded run finishes");
     let outcome = agg.outcome();
     assert!(outcome.aggregate.is_ok(), "{:?}", outcome.aggregate);
     assert_eq!(target_requests.len(), 4);

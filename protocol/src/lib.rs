@@ -33,6 +33,13 @@
 //! Every message travels in a [frame](frame) of at most [`MAX_PEER_FRAME`] bytes (peers) or
 //! [`MAX_APP_FRAME`] bytes (apps), and starts with [`PROTOCOL_VERSION`] ([`wire`]).
 //!
+//! ## The responder side
+//!
+//! What a node answers another node's request, and what it must write for it, is decided
+//! by [`endpoint::Endpoint::decide`]: the request, what the node knows (read through
+//! [`endpoint::NodeState`]) and `now` in, the response and its [`endpoint::Effect`]s out.
+//! A contact's aggregation rounds go to its [`aggregation::session::ResponderSession`].
+//!
 //! ## Errors
 //!
 //! Sorted by who is at fault: [`PeerMisbehaved`] (bad bytes from the network),

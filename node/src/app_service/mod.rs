@@ -102,14 +102,15 @@ async fn serve(
         conn.close(CLOSE_UNAUTHORIZED.into(), b"revoked");
         return;
     }
-    loop {
-        let (send, recv) = match conn.accept_bi().await {
-            Ok(s) => s,
-            Err(_) => return,
-        };
+    // Until the connection closes or the node shuts down; then the requests in flight
+    // finish (the router bounds how long, at shutdown).
+    let mut in_flight = tokio::task::JoinSet::new();
+    while let Some(Ok((send, recv))) = shared.shutdown.run_until(conn.accept_bi()).await {
+        while in_flight.try_join_next().is_some() {}
         let (shared, conn, principal) = (shared.clone(), conn.clone(), principal.clone());
-        tokio::spawn(async move { respond(&shared, &conn, key, &principal, send, recv).await });
+        in_flight.spawn(async move { respond(&shared, &conn, key, &principal, send, recv).await });
     }
+    while in_flight.join_next().await.is_some() {}
 }
 
 /// An unknown key's one chance: a `Pair` request with a valid code. Anything else closes
@@ -237,9 +238,25 @@ async fn handle(
     req: AppRequest,
     app: Option<NodeId>,
 ) -> Result<AppResponse, AppError> {
-    if changes_answers(&req) {
+    // Before the change, and again after it: an answer kept between the two would be
+    // from before it.
+    let changes = changes_answers(&req);
+    if changes {
         shared.answered_asks.clear();
     }
+    let response = dispatch(shared, req, app).await;
+    if changes {
+        shared.answered_asks.clear();
+    }
+    response
+}
+
+/// [`handle`] without the cache.
+async fn dispatch(
+    shared: &Arc<Shared>,
+    req: AppRequest,
+    app: Option<NodeId>,
+) -> Result<AppResponse, AppError> {
     let local = match req {
         AppRequest::AcceptInvite { code, circle } => {
             return Ok(AppResponse::Contact(

@@ -24,7 +24,7 @@ fn usage(conn: &rusqlite::Connection, asker: &NodeId, since: u64) -> Result<Usag
 
 /// Entries of `event` about `peer` at or after `since`: what every "N per 24 h" rule
 /// counts — a contact's `asks-per-day` (`answered`), an app's daily limit (`app-ask`).
-fn count_since(
+pub(super) fn count_since(
     conn: &rusqlite::Connection,
     event: Event,
     peer: Option<&NodeId>,
@@ -37,7 +37,7 @@ fn count_since(
     )?)
 }
 
-fn insert(conn: &rusqlite::Connection, at: u64, e: &AuditEvent<'_>) -> Result<()> {
+pub(super) fn insert(conn: &rusqlite::Connection, at: u64, e: &AuditEvent<'_>) -> Result<()> {
     conn.execute(
         "INSERT INTO audit (at, event, peer, peer_name, item, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![at as i64, e.event.as_str(), e.peer.map(|p| p.0.to_vec()), e.peer_name, e.item, e.detail],

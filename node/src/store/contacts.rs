@@ -3,7 +3,7 @@
 use kith_protocol::{NodeId, Signature, SignedCard};
 use rusqlite::{params, OptionalExtension, Row};
 
-use super::{blob32, Result, Setting, Store, StoreError};
+use super::{blob32, AuditEvent, Result, Setting, Store, StoreError};
 
 /// A contact as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,12 +135,43 @@ impl Store {
         Ok(ids)
     }
 
-    /// Replace a contact's card after a checked update (spec §8.6); name and circle stay.
-    pub fn replace_contact_card(&self, id: &NodeId, card: &SignedCard) -> Result<bool> {
-        Ok(self.conn().execute(
-            "UPDATE contacts SET card = ?2, signature = ?3 WHERE node_id = ?1",
-            params![&id.0[..], card.body, &card.signature.0[..]],
-        )? > 0)
+    /// Replace a contact's card after a checked update (spec §8.6.3 steps 4–5), in one
+    /// transaction, only if the card held is still `held` (no concurrent update stored
+    /// another); if it `moved` (its audit entry), only if fewer than `limit` such entries
+    /// of it were recorded in the 24 hours before `now`, recording this one. Name and
+    /// circle stay. Whether it was replaced.
+    pub fn replace_contact_card(
+        &self,
+        id: &NodeId,
+        held: &SignedCard,
+        card: &SignedCard,
+        moved: Option<&AuditEvent<'_>>,
+        now: u64,
+        limit: u32,
+    ) -> Result<bool> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if let Some(entry) = moved {
+            let since = kith_protocol::budget::window_start(now);
+            if super::audit::count_since(&tx, entry.event, Some(id), since)? >= limit {
+                return Ok(false);
+            }
+            super::audit::insert(&tx, now, entry)?;
+        }
+        let replaced = tx.execute(
+            "UPDATE contacts SET card = ?2, signature = ?3 WHERE node_id = ?1 AND signature = ?4",
+            params![
+                &id.0[..],
+                card.body,
+                &card.signature.0[..],
+                &held.signature.0[..]
+            ],
+        )?;
+        if replaced == 0 {
+            return Ok(false);
+        }
+        tx.commit()?;
+        Ok(true)
     }
 
     /// Record that this node's card carries `announced` (comma-separated addresses; setting

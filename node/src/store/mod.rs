@@ -46,9 +46,10 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// Most idle read-only connections kept open; more are opened while many reads run at
-/// once, and closed after.
-const MAX_IDLE_READERS: usize = 4;
+/// Most read-only connections open at once; they stay open, idle, between reads. With all
+/// of them busy, a read waits for the writer instead: the node's file descriptors and
+/// memory stay bounded whatever the load.
+const MAX_READERS: usize = 4;
 /// How long a statement waits for a lock held by another connection.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -64,7 +65,8 @@ pub struct Store {
 #[derive(Debug)]
 struct Readers {
     path: PathBuf,
-    idle: Mutex<Vec<Connection>>,
+    /// The readers not in use, and how many are open in all.
+    idle: Mutex<(Vec<Connection>, usize)>,
 }
 
 /// A connection to read with: a reader, back to the pool when dropped, or the writer.
@@ -86,10 +88,7 @@ impl Deref for ReadConn<'_> {
 impl Drop for ReadConn<'_> {
     fn drop(&mut self) {
         if let ReadConn::Reader(conn, readers) = self {
-            let mut idle = lock(&readers.idle);
-            if idle.len() < MAX_IDLE_READERS {
-                idle.extend(conn.take());
-            }
+            lock(&readers.idle).0.extend(conn.take());
         }
     }
 }
@@ -106,7 +105,7 @@ impl Store {
         let conn = Connection::open(path)?;
         let readers = Readers {
             path: path.to_path_buf(),
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new((Vec::new(), 0)),
         };
         Self::setup(conn, Some(readers))
     }
@@ -128,18 +127,27 @@ impl Store {
         })
     }
 
-    /// A connection for reads only: an idle reader, a new one, or (in memory, or if a
-    /// reader cannot be opened) the writer.
+    /// A connection for reads only: an idle reader, a new one, or (in memory, with
+    /// [`MAX_READERS`] busy, or if a reader cannot be opened) the writer.
     fn read(&self) -> ReadConn<'_> {
         let Some(readers) = &self.readers else {
             return ReadConn::Writer(self.conn());
         };
-        if let Some(conn) = lock(&readers.idle).pop() {
-            return ReadConn::Reader(Some(conn), readers);
+        {
+            let mut pool = lock(&readers.idle);
+            if let Some(conn) = pool.0.pop() {
+                return ReadConn::Reader(Some(conn), readers);
+            }
+            if pool.1 >= MAX_READERS {
+                drop(pool);
+                return ReadConn::Writer(self.conn());
+            }
+            pool.1 += 1;
         }
         match open_reader(&readers.path) {
             Ok(conn) => ReadConn::Reader(Some(conn), readers),
             Err(e) => {
+                lock(&readers.idle).1 -= 1;
                 tracing::warn!("store: cannot open a reader ({e}); reading on the writer");
                 ReadConn::Writer(self.conn())
             }
@@ -197,12 +205,16 @@ mod tests {
         assert_eq!(shelf.len(), 1);
         assert_eq!(shelf[0].item, item);
         drop(writer);
-        // Readers go back to the pool, at most MAX_IDLE_READERS of them.
-        let held: Vec<_> = (0..MAX_IDLE_READERS + 2).map(|_| store.read()).collect();
+        // At most MAX_READERS readers: one more read waits for the writer. They stay open,
+        // idle, for the next reads.
+        let held: Vec<_> = (0..MAX_READERS).map(|_| store.read()).collect();
         assert!(held.iter().all(|r| matches!(r, ReadConn::Reader(..))));
+        assert!(matches!(store.read(), ReadConn::Writer(_)));
         drop(held);
-        let idle = lock(&store.readers.as_ref().unwrap().idle).len();
-        assert_eq!(idle, MAX_IDLE_READERS);
+        let pool = lock(&store.readers.as_ref().unwrap().idle);
+        assert_eq!((pool.0.len(), pool.1), (MAX_READERS, MAX_READERS));
+        drop(pool);
+        assert!(matches!(store.read(), ReadConn::Reader(..)));
     }
 
     #[test]
@@ -211,5 +223,62 @@ mod tests {
         let store = Store::open(&dir.path().join("node.db")).unwrap();
         let reader = store.read();
         assert!(reader.execute("DELETE FROM contacts", []).is_err());
+    }
+
+    /// A card is replaced only over the one its update was decided on, and a move only
+    /// within the day's limit; otherwise nothing is written (spec §8.6.3).
+    #[test]
+    fn a_card_is_replaced_only_over_the_card_it_was_checked_against() {
+        use kith_protocol::{ContactCard, Identity, SignedCard};
+        let store = Store::open_in_memory().unwrap();
+        let bo = Identity::generate(&mut rand_core::OsRng);
+        let card = |address: &str, at: u64| -> SignedCard {
+            ContactCard::new(&bo, "Bo", vec![address.into()], at, 1 << 30)
+                .unwrap()
+                .sign(&bo)
+        };
+        let (v1, v2, v3) = (
+            card("127.0.0.1:1", 10),
+            card("127.0.0.1:2", 20),
+            card("127.0.0.1:3", 30),
+        );
+        let contact = StoredContact {
+            node_id: bo.node_id(),
+            name: "Bo".into(),
+            circle: "friends".into(),
+            card: v1.clone(),
+            added_at: 1,
+        };
+        store
+            .upsert_contact(&contact, CircleOnConflict::Keep)
+            .unwrap();
+        let moved = AuditEvent {
+            event: Event::ContactMoved,
+            peer: Some(bo.node_id()),
+            peer_name: Some("Bo"),
+            item: None,
+            detail: "moved".into(),
+        };
+        let held = |s: &Store| s.contact(&bo.node_id()).unwrap().unwrap().card;
+        let moves = |s: &Store| {
+            s.audit_count(Event::ContactMoved, &bo.node_id(), 0)
+                .unwrap()
+        };
+        // v3 decided over v1 goes in; v2, also decided over v1, finds v3 and writes nothing.
+        assert!(store
+            .replace_contact_card(&bo.node_id(), &v1, &v3, Some(&moved), 100, 2)
+            .unwrap());
+        assert!(!store
+            .replace_contact_card(&bo.node_id(), &v1, &v2, Some(&moved), 100, 2)
+            .unwrap());
+        assert_eq!((held(&store), moves(&store)), (v3.clone(), 1));
+        // At the day's limit, a move is not recorded and the card stays.
+        assert!(store
+            .replace_contact_card(&bo.node_id(), &v3, &v2, Some(&moved), 100, 2)
+            .unwrap());
+        assert!(!store
+            .replace_contact_card(&bo.node_id(), &v2, &v1, Some(&moved), 100, 2)
+            .unwrap());
+        assert_eq!((held(&store), moves(&store)), (v2, 2));
     }
 }

@@ -1,7 +1,7 @@
 //! A plain `Ask` from a contact (spec §8.3.2): the budget, the named answer, its record,
 //! and the pending requests of `ask` items.
 
-use super::{Answered, Contact, Effect, Endpoint, NodeState, Reply};
+use super::{Answered, Condition, Contact, Effect, Endpoint, NodeState, Reply};
 use crate::budget::{self, Limits};
 use crate::message::{PeerResponse, Query, Refusal};
 use crate::responder::answer_query;
@@ -35,7 +35,7 @@ pub(super) fn decide<S: NodeState>(
         .filter(|(_, share)| share.asks_owner())
         .map(|(item, _)| item.clone())
         .collect();
-    let charge = Effect::Charge(answered(
+    let charge = Condition::Charge(answered(
         &contact,
         &query,
         disclosure.describe(),
@@ -53,7 +53,8 @@ pub(super) fn decide<S: NodeState>(
     };
     Ok(Reply {
         response: PeerResponse::Answer(answer),
-        effects: vec![charge],
+        condition: Some(charge),
+        effects: Vec::new(),
         after,
     })
 }
@@ -74,6 +75,7 @@ fn answered(contact: &Contact, query: &Query, detail: String, limits: Limits) ->
 fn declined(contact: Contact, query: Query, over: budget::OverBudget) -> Reply {
     Reply {
         response: PeerResponse::Refused(Refusal::RateLimited),
+        condition: None,
         effects: vec![Effect::Declined {
             asker: contact.node_id,
             asker_name: contact.name,

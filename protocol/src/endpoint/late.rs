@@ -21,6 +21,7 @@ pub(super) fn decide<S: NodeState>(
     }
     Ok(Reply {
         response: PeerResponse::Received,
+        condition: None,
         effects: vec![Effect::KeepLate {
             query_id: statement.query_id,
             from: from.node_id,

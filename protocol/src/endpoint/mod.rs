@@ -9,12 +9,12 @@
 //! sent. The node owns the store, the connections and the clock; the rules and their order
 //! are all here, tested without sockets.
 //!
-//! Three effects are conditional writes that the node checks and writes atomically: a
-//! budget charge ([`Effect::Charge`]), an invite's single use ([`Effect::AddContact`]) and a
-//! contact's daily moves ([`Effect::RecordMove`]). A reply has at most one, first in
-//! [`Reply::effects`]. When its condition no longer holds (a concurrent request took the
-//! last slot), the node applies nothing and decides again on fresh state, which sees what
-//! the first decision lost to ([`MAX_DECISIONS`]).
+//! Three writes are conditional, checked and written atomically by the node: a budget
+//! charge, an invite's single use and a card's replacement (with the daily move limit). A
+//! reply has at most one, its [`Reply::condition`], written before its other effects. When
+//! its condition no longer holds (a concurrent request took the last slot, used the invite,
+//! stored a later card), the node writes nothing and decides again on fresh state, which
+//! sees what the first decision lost to ([`MAX_DECISIONS`]).
 //!
 //! Aggregation rounds keep per-session state and crypto: a contact's go to the session
 //! table ([`crate::aggregation::session`]) as [`Decision::Aggregate`].
@@ -96,7 +96,7 @@ pub trait NodeState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Answer it.
-    Reply(Reply),
+    Reply(Box<Reply>),
     /// The request is a contact's aggregation round: its session answers it (spec §9.8).
     Aggregate,
 }
@@ -105,7 +105,10 @@ pub enum Decision {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub response: PeerResponse,
-    /// Applied in order before the response is sent; a conditional one comes first.
+    /// Written first, atomically with its check; if the check fails, nothing else is
+    /// written and the request is decided again.
+    pub condition: Option<Condition>,
+    /// Applied in order before the response is sent.
     pub effects: Vec<Effect>,
     /// Applied after the response is sent.
     pub after: Vec<Effect>,
@@ -116,6 +119,7 @@ impl Reply {
     pub fn bare(response: PeerResponse) -> Self {
         Reply {
             response,
+            condition: None,
             effects: Vec::new(),
             after: Vec::new(),
         }
@@ -143,12 +147,37 @@ pub struct Answered {
     pub query_id: Option<QueryId>,
 }
 
+/// A write the node checks and makes in one transaction; if its check fails, it writes
+/// nothing and the request is decided again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// Count and record the answered ask, if it still fits its budget (spec §9.10).
+    Charge(Answered),
+    /// Mark `invite` used by `contact` and store it, if the invite is still unused
+    /// (spec §3.2 step 6).
+    AddContact { invite: InviteId, contact: Contact },
+    /// Hold `card` as `contact`'s card if the card held is still `held` (a concurrent update
+    /// did not store another meanwhile), and, if it `moved`, record the move if fewer than
+    /// [`MAX_MOVES_PER_DAY`](crate::card::MAX_MOVES_PER_DAY) were recorded in 24 h
+    /// (spec §8.6.3 steps 4–5).
+    ReplaceCard {
+        contact: NodeId,
+        held: SignedCard,
+        card: SignedCard,
+        moved: Option<Moved>,
+    },
+}
+
+/// A contact's move, as its audit entry records it (spec §8.6.3 step 4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    pub name: String,
+    pub addresses: Vec<String>,
+}
+
 /// A write the node applies for a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
-    /// Conditional: count and record the answered ask, if it still fits its budget
-    /// (spec §9.10), in one transaction.
-    Charge(Answered),
     /// An ask declined for its budget (spec §9.10): the node's coalesced audit (§11.9).
     Declined {
         asker: NodeId,
@@ -164,9 +193,6 @@ pub enum Effect {
         query: Query,
         items: Vec<ItemKey>,
     },
-    /// Conditional: mark `invite` used by `contact` and store it, if the invite is still
-    /// unused (spec §3.2 step 6).
-    AddContact { invite: InviteId, contact: Contact },
     /// The connection is a contact's: keep it for this node's own requests (spec §4.3).
     KeepConnection,
     /// Keep a late endorsement, at most
@@ -179,34 +205,8 @@ pub enum Effect {
         signed: SignedEndorsement,
         item: ItemKey,
     },
-    /// Conditional: record that `contact` now advertises `addresses`, if fewer than
-    /// [`MAX_MOVES_PER_DAY`](crate::card::MAX_MOVES_PER_DAY) moves were recorded in 24 h
-    /// (spec §8.6.3).
-    RecordMove {
-        contact: NodeId,
-        name: String,
-        addresses: Vec<String>,
-    },
-    /// Hold `card` as `contact`'s card.
-    ReplaceCard { contact: NodeId, card: SignedCard },
     /// If `contact` has not got this node's current card, send it (spec §8.6.4).
     OfferCard { contact: NodeId },
-}
-
-impl Effect {
-    /// Whether the node checks a condition when it writes this, and decides again if the
-    /// condition no longer holds.
-    pub fn is_conditional(&self) -> bool {
-        match self {
-            Effect::Charge(_) | Effect::AddContact { .. } | Effect::RecordMove { .. } => true,
-            Effect::Declined { .. }
-            | Effect::RecordPending { .. }
-            | Effect::KeepConnection
-            | Effect::KeepLate { .. }
-            | Effect::ReplaceCard { .. }
-            | Effect::OfferCard { .. } => false,
-        }
-    }
 }
 
 /// What a request that did not decode is answered (spec §8.4).
@@ -256,12 +256,7 @@ impl<'a> Endpoint<'a> {
                 None => Reply::refused(Refusal::NotAContact),
             },
         };
-        debug_assert!(
-            reply.after.iter().all(|e| !e.is_conditional())
-                && reply.effects.iter().skip(1).all(|e| !e.is_conditional()),
-            "a reply has at most one conditional effect, first"
-        );
-        Ok(Decision::Reply(reply))
+        Ok(Decision::Reply(Box::new(reply)))
     }
 
     fn node_id(&self) -> NodeId {

@@ -1,7 +1,7 @@
 //! An invite redemption (spec §3.2, §8.2): the protocol's checks in their order, then the
 //! invite's single use.
 
-use super::{Contact, Effect, Endpoint, NodeState, Reply};
+use super::{Condition, Contact, Effect, Endpoint, NodeState, Reply};
 use crate::invite::{check_redemption, IssuedInvite, Redemption};
 use crate::message::{InviteRedemption, PeerResponse, Refusal};
 use crate::NodeId;
@@ -31,7 +31,7 @@ pub(super) fn decide<S: NodeState>(
         // must not learn the node's current card (its addresses) by replaying it.
         Ok(Redemption::WelcomeAgain) => {
             return Ok(match state.contact(&acceptor)? {
-                Some(_) => welcome(endpoint, Vec::new()),
+                Some(_) => welcome(endpoint, None),
                 None => Reply::refused(Refusal::InviteUsed),
             })
         }
@@ -46,19 +46,18 @@ pub(super) fn decide<S: NodeState>(
         card: card.signed().clone(),
         added_at: now,
     };
-    Ok(welcome(
-        endpoint,
-        vec![Effect::AddContact {
-            invite: invite.id,
-            contact,
-        }],
-    ))
+    let add = Condition::AddContact {
+        invite: invite.id,
+        contact,
+    };
+    Ok(welcome(endpoint, Some(add)))
 }
 
-fn welcome(endpoint: &Endpoint<'_>, effects: Vec<Effect>) -> Reply {
+fn welcome(endpoint: &Endpoint<'_>, condition: Option<Condition>) -> Reply {
     Reply {
         response: PeerResponse::Welcome(endpoint.card.clone()),
-        effects,
+        condition,
+        effects: Vec::new(),
         after: vec![Effect::KeepConnection],
     }
 }

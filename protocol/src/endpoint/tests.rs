@@ -126,7 +126,7 @@ impl World {
             .decide(&self.tables, sender, &request, NOW)
             .unwrap()
         {
-            Decision::Reply(reply) => reply,
+            Decision::Reply(reply) => *reply,
             Decision::Aggregate => panic!("routed to a session: {request:?}"),
         }
     }
@@ -203,9 +203,10 @@ fn an_answer_is_charged_before_it_is_sent_and_ask_items_wait_for_the_owner() {
         panic!("{reply:?}");
     };
     assert_eq!(answer.named.len(), 1, "only the `name` item is named");
-    let [Effect::Charge(charged)] = &reply.effects[..] else {
-        panic!("{:?}", reply.effects);
+    let Some(Condition::Charge(charged)) = &reply.condition else {
+        panic!("{:?}", reply.condition);
     };
+    assert!(reply.effects.is_empty());
     assert_eq!(
         (
             charged.asker,
@@ -268,7 +269,7 @@ fn a_charge_that_lost_its_race_is_decided_again_as_a_decline() {
         },
     );
     let first = w.ask(w.bo.node_id(), "tag:bike/a");
-    assert!(matches!(first.effects[..], [Effect::Charge(_)]));
+    assert!(matches!(first.condition, Some(Condition::Charge(_))));
     // A concurrent ask took the last slot before this one's charge was written.
     w.tables.usage.get_mut(&w.bo.node_id()).unwrap().answered = 3;
     let again = w.ask(w.bo.node_id(), "tag:bike/a");
@@ -316,7 +317,7 @@ fn a_redemption_is_checked_in_order_and_adds_the_contact_once() {
     let reply = redeem(&w, &r);
     assert_eq!(reply.response, PeerResponse::Welcome(w.my_card.clone()));
     assert_eq!(reply.after, vec![Effect::KeepConnection]);
-    let [Effect::AddContact { invite, contact }] = &reply.effects[..] else {
+    let Some(Condition::AddContact { invite, contact }) = &reply.condition else {
         panic!("{reply:?}");
     };
     assert_eq!(*invite, r.invite_id);
@@ -331,6 +332,7 @@ fn a_redemption_is_checked_in_order_and_adds_the_contact_once() {
     w.tables.invites.get_mut(&r.invite_id).unwrap().used = Some(Some(cy.node_id()));
     let again = redeem(&w, &r);
     assert_eq!(again.response, PeerResponse::Welcome(w.my_card.clone()));
+    assert_eq!(again.condition, None);
     assert!(again.effects.is_empty());
 
     // Removed by the owner since: its replay does not learn the current card.
@@ -415,43 +417,50 @@ fn a_card_update_moves_a_contact_at_most_so_often_and_never_backwards() {
     let mut w = world();
     let bo = w.bo.node_id();
     let update = |w: &World, c: SignedCard| w.decide(bo, PeerRequest::UpdateCard(c));
-    // Same addresses, newer card: stored, no move recorded.
+    let held = w.tables.contacts[&bo].card.clone();
+    // Same addresses, newer card: stored in place of the one held, no move recorded.
     let same = card(&w.bo, "Bo", "127.0.0.1:7001", NOW - 50);
     let reply = update(&w, same.clone());
     assert_eq!(reply.response, PeerResponse::CardUpdated);
     assert_eq!(
-        reply.effects,
-        vec![Effect::ReplaceCard {
+        reply.condition,
+        Some(Condition::ReplaceCard {
             contact: bo,
-            card: same
-        }]
+            held: held.clone(),
+            card: same,
+            moved: None,
+        })
     );
     assert_eq!(reply.after, vec![Effect::OfferCard { contact: bo }]);
     // A move.
     let moved = card(&w.bo, "Bo", "127.0.0.1:9000", NOW - 50);
     let reply = update(&w, moved.clone());
     assert_eq!(
-        reply.effects,
-        vec![
-            Effect::RecordMove {
-                contact: bo,
+        reply.condition,
+        Some(Condition::ReplaceCard {
+            contact: bo,
+            held,
+            card: moved.clone(),
+            moved: Some(Moved {
                 name: "Bo".into(),
                 addresses: vec!["127.0.0.1:9000".into()],
-            },
-            Effect::ReplaceCard {
-                contact: bo,
-                card: moved.clone()
-            },
-        ]
+            }),
+        })
     );
     // Over the day's moves.
     w.tables.moves.insert(bo, MAX_MOVES_PER_DAY);
-    assert_eq!(update(&w, moved), Reply::refused(Refusal::RateLimited));
-    // An older card than the one held: acknowledged, nothing stored.
-    let older = card(&w.bo, "Bo", "127.0.0.1:9000", NOW - 1000);
-    let reply = update(&w, older);
+    assert_eq!(
+        update(&w, moved.clone()),
+        Reply::refused(Refusal::RateLimited)
+    );
+    // A concurrent update stored a later card: this one, decided again, stores nothing,
+    // and the sender is still offered our card.
+    w.tables.contacts.get_mut(&bo).unwrap().card = card(&w.bo, "Bo", "127.0.0.1:9001", NOW - 20);
+    let reply = update(&w, moved);
     assert_eq!(reply.response, PeerResponse::CardUpdated);
+    assert_eq!(reply.condition, None);
     assert!(reply.effects.is_empty());
+    assert_eq!(reply.after, vec![Effect::OfferCard { contact: bo }]);
     // Someone else's card, sent by Bo.
     let other = Identity::generate(&mut OsRng);
     assert_eq!(

@@ -1151,6 +1151,7 @@ fn run_aggregation(
         Delivery::Reply(reply)
     });
     assert_eq!(driven.waits, 0, "vector run never times out");
+    assert!(agg.is_done(), "vector run finished");
     let outcome = agg.outcome();
     Run {
         transcript,
