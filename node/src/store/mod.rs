@@ -49,7 +49,10 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// Most read-only connections open at once; they stay open, idle, between reads. With all
 /// of them busy, a read waits for the writer instead: the node's file descriptors and
 /// memory stay bounded whatever the load.
-const MAX_READERS: usize = 4;
+const MAX_READERS: usize = 2;
+/// Each reader's page cache, in KiB (SQLite's `cache_size` as a negative number): the
+/// writer keeps the default; readers serve small lookups.
+const READER_CACHE_KIB: i64 = 512;
 /// How long a statement waits for a lock held by another connection.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -177,6 +180,7 @@ fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
     Ok(conn)
 }
 
