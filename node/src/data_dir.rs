@@ -323,8 +323,10 @@ pub fn init_with_api(
     let owner = Identity::generate(&mut OsRng);
     let now = unix_now();
 
+    // Made private before SQLite opens it: its write-ahead log and shared-memory files
+    // are created with the database's mode.
+    write_private(&dir.database(), b"")?;
     let store = Store::open(&dir.database())?;
-    restrict(&dir.database(), 0o600)?;
     store.set_setting(Setting::NodeId, &identity.node_id().to_hex())?;
     store.set_setting(Setting::Name, &name)?;
     store.set_setting(Setting::Listen, &listen.to_string())?;

@@ -257,8 +257,12 @@ impl PendingStatus {
         PendingStatus::Expired,
     ];
 
-    /// Its name, as stored and shown: `pending`, `approved`, `denied` or `expired`
-    /// (spec §10.3).
+    /// Its code on the wire (spec §10.3), also what the reference node stores.
+    pub fn wire_code(self) -> u8 {
+        self as u8
+    }
+
+    /// Its name, as shown: `pending`, `approved`, `denied` or `expired` (spec §10.3).
     pub fn as_str(self) -> &'static str {
         match self {
             PendingStatus::Pending => "pending",

@@ -337,10 +337,11 @@ async fn an_answer_that_cannot_be_recorded_is_not_given() {
     bo.stop().await;
     rusqlite::Connection::open(bo.dir.database())
         .unwrap()
-        .execute_batch(
-            "CREATE TRIGGER disk_full BEFORE INSERT ON audit WHEN NEW.event = 'answered'
+        .execute_batch(&format!(
+            "CREATE TRIGGER disk_full BEFORE INSERT ON audit WHEN NEW.event = {}
              BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END;",
-        )
+            kith_node::store::Event::Answered.code()
+        ))
         .unwrap();
     bo.restart(listen).await;
 

@@ -16,7 +16,7 @@ type PendingRow = (
     String,
     String,
     i64,
-    String,
+    i64,
 );
 
 fn pending_from_row(r: &Row<'_>) -> rusqlite::Result<PendingRow> {
@@ -43,7 +43,10 @@ fn build(row: PendingRow) -> Result<PendingRequest> {
         item: ItemKey::parse(&item).map_err(|_| corrupt("item"))?,
         asked: ItemKey::parse(&asked).map_err(|_| corrupt("asked item"))?,
         created_at: created_at as u64,
-        status: PendingStatus::parse(&status).ok_or_else(|| corrupt("status"))?,
+        status: PendingStatus::ALL
+            .into_iter()
+            .find(|s| i64::from(s.wire_code()) == status)
+            .ok_or_else(|| corrupt("status"))?,
     })
 }
 
@@ -71,7 +74,7 @@ impl Store {
                 item.to_string(),
                 asked.to_string(),
                 now as i64,
-                PendingStatus::Pending.as_str()
+                PendingStatus::Pending.wire_code()
             ],
         )? > 0)
     }
@@ -104,9 +107,9 @@ impl Store {
             "UPDATE pending SET status = ?2, decided_at = ?3 WHERE id = ?1 AND status = ?4",
             params![
                 id as i64,
-                status.as_str(),
+                status.wire_code(),
                 now as i64,
-                PendingStatus::Pending.as_str()
+                PendingStatus::Pending.wire_code()
             ],
         )? > 0)
     }
@@ -119,8 +122,8 @@ impl Store {
             params![
                 before as i64,
                 now as i64,
-                PendingStatus::Expired.as_str(),
-                PendingStatus::Pending.as_str()
+                PendingStatus::Expired.wire_code(),
+                PendingStatus::Pending.wire_code()
             ],
         )?)
     }
@@ -131,8 +134,8 @@ impl Store {
             "UPDATE pending SET status = ?2, decided_at = NULL WHERE id = ?1 AND status = ?3",
             params![
                 id as i64,
-                PendingStatus::Pending.as_str(),
-                PendingStatus::Approved.as_str()
+                PendingStatus::Pending.wire_code(),
+                PendingStatus::Approved.wire_code()
             ],
         )?;
         Ok(())

@@ -32,7 +32,7 @@ pub(super) fn count_since(
 ) -> Result<u32> {
     Ok(conn.query_row(
         "SELECT count(*) FROM audit WHERE event = ?1 AND peer = ?2 AND at >= ?3",
-        params![event.as_str(), peer.map(|p| p.0.to_vec()), since as i64],
+        params![event.code(), peer.map(|p| p.0.to_vec()), since as i64],
         |r| r.get(0),
     )?)
 }
@@ -40,40 +40,42 @@ pub(super) fn count_since(
 pub(super) fn insert(conn: &rusqlite::Connection, at: u64, e: &AuditEvent<'_>) -> Result<()> {
     conn.execute(
         "INSERT INTO audit (at, event, peer, peer_name, item, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![at as i64, e.event.as_str(), e.peer.map(|p| p.0.to_vec()), e.peer_name, e.item, e.detail],
+        params![at as i64, e.event.code(), e.peer.map(|p| p.0.to_vec()), e.peer_name, e.item, e.detail],
     )?;
     Ok(())
 }
 
-/// What an audit entry records (spec §8.3.5, §10.5). Stored, and shown to the owner, as
-/// its name ([`Event::as_str`]); budgets count entries by it, so it is never spelled twice.
+/// What an audit entry records (spec §8.3.5, §10.5). Stored as its code
+/// ([`Event::code`], explicit below and never reused) and shown to the owner as its name
+/// ([`Event::as_str`]); budgets count entries by it, so it is never spelled twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub enum Event {
     /// A contact's ask was answered (named, aggregate, or both); budgets count these.
-    Answered,
+    Answered = 0,
     /// This node's input is in a sum the asker can release (round 4).
-    Counted,
+    Counted = 1,
     /// This node asked its contacts.
-    Asked,
+    Asked = 2,
     /// An ask was declined for a budget or a limit.
-    RateLimited,
-    ContactAdded,
-    ContactRemoved,
+    RateLimited = 3,
+    ContactAdded = 4,
+    ContactRemoved = 5,
     /// A contact sent a new card with other addresses (spec §8.6).
-    ContactMoved,
+    ContactMoved = 6,
     /// A request waits for the owner (share `ask`).
-    Pending,
-    Approved,
-    Denied,
+    Pending = 7,
+    Approved = 8,
+    Denied = 9,
     /// A named endorsement arrived after the ask finished.
-    LateEndorsement,
-    AppPairing,
-    AppPaired,
+    LateEndorsement = 10,
+    AppPairing = 11,
+    AppPaired = 12,
     /// An app's ask; apps' daily limits count these.
-    AppAsk,
-    AppRequest,
-    AppDenied,
-    AppRevoked,
+    AppAsk = 13,
+    AppRequest = 14,
+    AppDenied = 15,
+    AppRevoked = 16,
 }
 
 impl Event {
@@ -97,7 +99,17 @@ impl Event {
         Event::AppRevoked,
     ];
 
-    /// The event's name, as stored and shown (`kith audit`, spec §8.3.5).
+    /// The code it is stored as.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The event stored as `code`, if this build knows it.
+    pub fn from_code(code: i64) -> Option<Event> {
+        Event::ALL.into_iter().find(|e| i64::from(e.code()) == code)
+    }
+
+    /// The event's name, as shown (`kith audit`, spec §8.3.5).
     pub fn as_str(self) -> &'static str {
         match self {
             Event::Answered => "answered",
@@ -200,7 +212,9 @@ impl Store {
                 Ok(AuditEntry {
                     id: r.get::<_, i64>(0)? as u64,
                     at: r.get::<_, i64>(1)? as u64,
-                    event: r.get(2)?,
+                    event: Event::from_code(r.get(2)?)
+                        .map_or("unknown", Event::as_str)
+                        .to_string(),
                     peer: peer.and_then(|p| p.try_into().ok()).map(NodeId),
                     peer_name: r.get(4)?,
                     item: r.get(5)?,

@@ -190,7 +190,7 @@ impl Store {
             .query_map(
                 params![
                     now.saturating_sub(24 * 3600) as i64,
-                    super::Event::AppAsk.as_str()
+                    super::Event::AppAsk.code()
                 ],
                 |r| {
                     Ok((

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_privacy_budget.sql"),
     include_str!("migrations/0007_card_updates.sql"),
     include_str!("migrations/0008_used_queries.sql"),
+    include_str!("migrations/0009_enum_codes.sql"),
 ];
 
 /// Bring the schema up to date, one transaction per step.
@@ -63,7 +64,9 @@ mod tests {
                  INSERT INTO invites VALUES (x'{id}', x'{secret}', 'family', 10, 20, NULL, NULL);
                  INSERT INTO credentials VALUES (x'{ana}', 'owner', 'owner', 1, NULL);
                  INSERT INTO audit (at, event, peer, peer_name, item, detail)
-                     VALUES (90, 'answered', x'{bo}', 'Bo', 'tag:x', 'named nothing');",
+                     VALUES (90, 'answered', x'{bo}', 'Bo', 'tag:x', 'named nothing');
+                 INSERT INTO audit (at, event, peer, peer_name, item, detail)
+                     VALUES (91, 'mystery', NULL, NULL, NULL, 'kept');",
                 bo = hex(&bo.0),
                 ana = hex(&ana.0),
                 sig = "11".repeat(64),
@@ -95,7 +98,16 @@ mod tests {
             store.principal(&ana).unwrap(),
             Some(Principal::Owner { .. })
         ));
-        assert_eq!(store.audit_log(10).unwrap()[0].detail, "named nothing");
+        // Events are codes now, shown by name; one this build does not know is kept.
+        let log = store.audit_log(10).unwrap();
+        let shown: Vec<(&str, &str)> = log
+            .iter()
+            .map(|e| (e.event.as_str(), e.detail.as_str()))
+            .collect();
+        assert_eq!(
+            shown,
+            [("unknown", "mystery: kept"), ("answered", "named nothing")]
+        );
 
         // What later schemas added: pending requests, budgets, card marks, used query ids.
         let qid = QueryId([4; 16]);
@@ -130,6 +142,57 @@ mod tests {
         store.card_delivered(&bo, "127.0.0.1:7400").unwrap();
         assert!(!store.announce_addresses(None, "127.0.0.1:7400").unwrap());
         assert!(store.contacts_without_current_card().unwrap().is_empty());
+    }
+
+    /// Version 9 stores enums as codes: a version-8 database's statuses and shares, stored
+    /// by name, come back the same.
+    #[test]
+    fn names_become_codes_with_every_status_and_share() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("kith.db");
+        let bo = NodeId([0xb; 32]);
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            for (i, sql) in MIGRATIONS[..8].iter().enumerate() {
+                conn.execute_batch(sql).unwrap();
+                conn.pragma_update(None, "user_version", (i + 1) as i64)
+                    .unwrap();
+            }
+            let tx = conn.transaction().unwrap();
+            for (i, status) in ["pending", "approved", "denied", "expired"]
+                .iter()
+                .enumerate()
+            {
+                tx.execute(
+                    "INSERT INTO pending (asker, query_id, item, asked, created_at, status)
+                     VALUES (?1, ?2, 'tag:x', 'tag:x', ?3, ?4)",
+                    rusqlite::params![&bo.0[..], &[i as u8; 16][..], i as i64, status],
+                )
+                .unwrap();
+            }
+            for share in ["none", "count", "ask", "name"] {
+                tx.execute(
+                    "INSERT INTO policy_rules VALUES ('circle', ?1, 'tag:*', ?1)",
+                    [share],
+                )
+                .unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let mut statuses: Vec<PendingStatus> = store
+            .pending_requests()
+            .unwrap()
+            .into_iter()
+            .map(|p| p.status)
+            .collect();
+        statuses.reverse();
+        assert_eq!(statuses, PendingStatus::ALL);
+        let policy = store.policy().unwrap();
+        let x = ItemKey::parse("tag:x").unwrap();
+        for share in Share::ALL {
+            assert_eq!(policy.evaluate(&bo, share.as_str(), &x), share);
+        }
     }
 
     fn hex(bytes: &[u8]) -> String {

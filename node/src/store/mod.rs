@@ -59,10 +59,12 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// The node's database.
 #[derive(Debug)]
 pub struct Store {
-    conn: Mutex<Connection>,
     /// Read-only connections to the same file; none for an in-memory store, whose reads
-    /// use the writer.
+    /// use the writer. Declared before the writer so that they close first: the last
+    /// connection to close checkpoints the write-ahead log and removes it, and only the
+    /// writer may.
     readers: Option<Readers>,
+    conn: Mutex<Connection>,
 }
 
 #[derive(Debug)]
@@ -106,11 +108,17 @@ impl Store {
     /// Open (creating if needed) and migrate the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path)?;
-        let readers = Readers {
-            path: path.to_path_buf(),
-            idle: Mutex::new((Vec::new(), 0)),
-        };
-        Self::setup(conn, Some(readers))
+        let store = Self::setup(
+            conn,
+            Some(Readers {
+                path: path.to_path_buf(),
+                idle: Mutex::new((Vec::new(), 0)),
+            }),
+        )?;
+        // Opened now, after the migrations, so that no request pays for opening one.
+        let warm: Vec<ReadConn<'_>> = (0..MAX_READERS).map(|_| store.read()).collect();
+        drop(warm);
+        Ok(store)
     }
 
     /// An in-memory store, for tests.

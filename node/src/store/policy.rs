@@ -15,7 +15,12 @@ impl Store {
         self.conn().execute(
             "INSERT INTO policy_rules (subject_kind, subject, items, share) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (subject_kind, subject, items) DO UPDATE SET share = excluded.share",
-            params![kind, subject, rule.items.to_string(), rule.share.as_str()],
+            params![
+                kind,
+                subject,
+                rule.items.to_string(),
+                rule.share.wire_code()
+            ],
         )?;
         Ok(())
     }
@@ -42,7 +47,7 @@ impl Store {
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(3)?,
                 ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -59,7 +64,10 @@ impl Store {
                 Ok(PolicyRule {
                     subject,
                     items: ItemPattern::parse(&items).map_err(|e| corrupt(e.to_string()))?,
-                    share: Share::parse(&share).ok_or_else(|| corrupt(share))?,
+                    share: Share::ALL
+                        .into_iter()
+                        .find(|s| i64::from(s.wire_code()) == share)
+                        .ok_or_else(|| corrupt(format!("share {share}")))?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
