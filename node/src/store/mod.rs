@@ -46,13 +46,13 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// Most read-only connections open at once; they stay open, idle, between reads. With all
-/// of them busy, a read waits for the writer instead: the node's file descriptors and
-/// memory stay bounded whatever the load.
+/// Most read-only connections open at once: opened when reads overlap, then kept, idle,
+/// between reads. With all of them busy, a read waits for the writer instead: the node's
+/// file descriptors and memory stay bounded whatever the load.
 const MAX_READERS: usize = 2;
 /// Each reader's page cache, in KiB (SQLite's `cache_size` as a negative number): the
 /// writer keeps the default; readers serve small lookups.
-const READER_CACHE_KIB: i64 = 512;
+const READER_CACHE_KIB: i64 = 128;
 /// How long a statement waits for a lock held by another connection.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -108,17 +108,11 @@ impl Store {
     /// Open (creating if needed) and migrate the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
         let conn = Connection::open(path)?;
-        let store = Self::setup(
-            conn,
-            Some(Readers {
-                path: path.to_path_buf(),
-                idle: Mutex::new((Vec::new(), 0)),
-            }),
-        )?;
-        // Opened now, after the migrations, so that no request pays for opening one.
-        let warm: Vec<ReadConn<'_>> = (0..MAX_READERS).map(|_| store.read()).collect();
-        drop(warm);
-        Ok(store)
+        let readers = Readers {
+            path: path.to_path_buf(),
+            idle: Mutex::new((Vec::new(), 0)),
+        };
+        Self::setup(conn, Some(readers))
     }
 
     /// An in-memory store, for tests.

@@ -142,6 +142,12 @@ impl World {
         });
     }
 
+    /// Bo's asks answered in the last 24 hours.
+    fn answered_today(&mut self, answered: u32) {
+        let usage = Usage { answered, spent: 0 };
+        self.tables.usage.insert(self.bo.node_id(), usage);
+    }
+
     fn ask(&self, sender: NodeId, key: &str) -> Reply {
         let query = Query {
             query_id: QueryId([7; 16]),
@@ -237,13 +243,7 @@ fn an_answer_is_charged_before_it_is_sent_and_ask_items_wait_for_the_owner() {
 fn an_asker_over_its_budget_is_declined_visibly_and_the_decline_noted() {
     let mut w = world();
     w.endorse("tag:bike/a", Share::Name);
-    w.tables.usage.insert(
-        w.bo.node_id(),
-        Usage {
-            answered: 3,
-            spent: 0,
-        },
-    );
+    w.answered_today(3);
     let reply = w.ask(w.bo.node_id(), "tag:bike/a");
     assert_eq!(reply.response, PeerResponse::Refused(Refusal::RateLimited));
     assert_eq!(
@@ -261,13 +261,7 @@ fn an_asker_over_its_budget_is_declined_visibly_and_the_decline_noted() {
 fn a_charge_that_lost_its_race_is_decided_again_as_a_decline() {
     let mut w = world();
     w.endorse("tag:bike/a", Share::Name);
-    w.tables.usage.insert(
-        w.bo.node_id(),
-        Usage {
-            answered: 2,
-            spent: 0,
-        },
-    );
+    w.answered_today(2);
     let first = w.ask(w.bo.node_id(), "tag:bike/a");
     assert!(matches!(first.condition, Some(Condition::Charge(_))));
     // A concurrent ask took the last slot before this one's charge was written.
