@@ -39,7 +39,7 @@ pub(crate) async fn ask(
     let mine = settings::load(&shared.store)?;
     let addresses: Addresses = contacts
         .iter()
-        .map(|c| (c.node_id, c.addresses()))
+        .map(|c| (c.node_id, c.card.addresses()))
         .collect();
     let mut qid = [0u8; 16];
     OsRng.fill_bytes(&mut qid);

@@ -221,7 +221,7 @@ async fn send(
     contact: &StoredContact,
     payload: &[u8],
 ) -> Result<(), Undelivered> {
-    let addresses = contact.addresses();
+    let addresses = contact.card.addresses();
     let exchange = peers::request(shared, contact.node_id, &addresses, payload);
     let reply = tokio::time::timeout(UPDATE_TIMEOUT, exchange)
         .await

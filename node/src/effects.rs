@@ -35,7 +35,7 @@ pub(crate) enum Outcome {
 }
 
 impl Outcome {
-    fn refused(refusal: Refusal) -> Self {
+    pub(crate) fn refused(refusal: Refusal) -> Self {
         Outcome::Reply {
             response: PeerResponse::Refused(refusal),
             after: Vec::new(),
@@ -83,7 +83,7 @@ pub(crate) fn apply_after(shared: &Arc<Shared>, origin: &Origin, after: Vec<Effe
         return;
     }
     if let Err(failure) = apply_all(shared, origin, after, unix_now()) {
-        failure.refusal();
+        failure.log();
     }
 }
 
@@ -126,11 +126,11 @@ fn write(
     now: u64,
 ) -> Result<Applied, Failure> {
     let store = &shared.store;
-    let held = match condition {
+    let holds = match condition {
         Condition::Charge(answered) => charge(shared, &answered, now)?,
         Condition::AddContact { invite, contact } => {
             let (name, circle) = (contact.name.clone(), contact.circle.clone());
-            let redeemed = store.redeem_invite(&invite, &contact.into(), now)?;
+            let redeemed = store.redeem_invite(&invite, &contact, now)?;
             if redeemed == RedeemOutcome::Redeemed {
                 shared.audit(AuditEvent {
                     event: Event::ContactAdded,
@@ -165,7 +165,7 @@ fn write(
             )?
         }
     };
-    Ok(if held { Applied::Done } else { Applied::Lost })
+    Ok(if holds { Applied::Done } else { Applied::Lost })
 }
 
 fn apply(shared: &Arc<Shared>, origin: &Origin, effect: Effect, now: u64) -> Result<(), Failure> {

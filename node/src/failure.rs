@@ -88,7 +88,8 @@ impl Failure {
         }
     }
 
-    fn log(&self) {
+    /// Log it: a store failure as an error, a refused aggregation at debug level.
+    pub(crate) fn log(&self) {
         match self {
             Failure::Store(e) => tracing::error!("store: {e}"),
             Failure::Aborted(reason) => tracing::debug!("aggregation refused: {reason:?}"),

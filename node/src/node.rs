@@ -202,7 +202,7 @@ impl Node {
             .contact(&peer)
             .map_err(|e| e.to_string())?
             .ok_or("not a contact")?;
-        let addresses = contact.addresses();
+        let addresses = contact.card.addresses();
         crate::peers::request(&self.shared, peer, &addresses, payload).await
     }
 

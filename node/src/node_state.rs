@@ -5,35 +5,11 @@ use kith_protocol::budget::Usage;
 use kith_protocol::endpoint::{Contact, HeldInvite, NodeState, Shelf};
 use kith_protocol::{InviteId, ItemKey, NodeId, QueryId};
 
-use crate::store::{Event, Store, StoreError, StoredContact, StoredInvite};
+use crate::store::{Event, Store, StoreError, StoredInvite};
 
 /// The store, as the endpoint sees it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct StoreState<'a>(pub(crate) &'a Store);
-
-impl From<StoredContact> for Contact {
-    fn from(c: StoredContact) -> Self {
-        Contact {
-            node_id: c.node_id,
-            name: c.name,
-            circle: c.circle,
-            card: c.card,
-            added_at: c.added_at,
-        }
-    }
-}
-
-impl From<Contact> for StoredContact {
-    fn from(c: Contact) -> Self {
-        StoredContact {
-            node_id: c.node_id,
-            name: c.name,
-            circle: c.circle,
-            card: c.card,
-            added_at: c.added_at,
-        }
-    }
-}
 
 impl From<StoredInvite> for HeldInvite {
     fn from(i: StoredInvite) -> Self {
@@ -51,7 +27,7 @@ impl NodeState for StoreState<'_> {
     type Error = StoreError;
 
     fn contact(&self, key: &NodeId) -> Result<Option<Contact>, StoreError> {
-        Ok(self.0.contact(key)?.map(Contact::from))
+        self.0.contact(key)
     }
 
     fn shelf(&self) -> Result<Shelf, StoreError> {

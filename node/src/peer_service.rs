@@ -183,12 +183,7 @@ fn answer_ask(shared: &Arc<Shared>, origin: &Origin, query: &Query) -> Outcome {
     match shared.store.contact(&origin.key) {
         Ok(Some(_)) => {}
         Ok(None) => return effects::decide(shared, origin, &PeerRequest::Ask(query.clone())),
-        Err(e) => {
-            return Outcome::Reply {
-                response: PeerResponse::Refused(Failure::Store(e).refusal()),
-                after: Vec::new(),
-            }
-        }
+        Err(e) => return Outcome::refused(Failure::Store(e).refusal()),
     }
     let mut after = Vec::new();
     let response = shared

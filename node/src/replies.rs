@@ -23,7 +23,7 @@ pub(crate) fn internal(e: impl Display) -> AppError {
 
 /// A stored contact as the app API lists it.
 pub(crate) fn contact_info(c: &StoredContact) -> ContactInfo {
-    let addresses = c.addresses();
+    let addresses = c.card.addresses();
     ContactInfo {
         name: c.name.clone(),
         node_id: c.node_id,

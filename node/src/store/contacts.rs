@@ -5,15 +5,8 @@ use rusqlite::{params, OptionalExtension, Row};
 
 use super::{blob32, AuditEvent, Result, Setting, Store, StoreError};
 
-/// A contact as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredContact {
-    pub node_id: NodeId,
-    pub name: String,
-    pub circle: String,
-    pub card: SignedCard,
-    pub added_at: u64,
-}
+/// A contact as stored: the protocol's view of one (spec §3.1), nothing more.
+pub use kith_protocol::endpoint::Contact as StoredContact;
 
 /// A row as SQLite returns it, before the blobs are checked.
 struct ContactRow {
@@ -54,13 +47,6 @@ fn build(row: ContactRow) -> Result<StoredContact> {
 }
 
 const COLUMNS: &str = "node_id, name, circle, card, signature, added_at";
-
-impl StoredContact {
-    /// The addresses in the contact's stored card (spec §3.1); none if it does not decode.
-    pub fn addresses(&self) -> Vec<String> {
-        self.card.addresses()
-    }
-}
 
 impl Store {
     /// Insert a contact, or refresh an existing one's card and name. An existing contact's

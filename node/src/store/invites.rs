@@ -148,19 +148,4 @@ impl Store {
         tx.commit()?;
         Ok(RedeemOutcome::Redeemed)
     }
-
-    /// Who used an invite, if anyone.
-    pub fn invite_used_by(&self, id: &InviteId) -> Result<Option<NodeId>> {
-        let v: Option<Option<Vec<u8>>> = self
-            .read()
-            .query_row(
-                "SELECT used_by FROM invites WHERE id = ?1",
-                params![&id.0[..]],
-                |r| r.get(0),
-            )
-            .optional()?;
-        v.flatten()
-            .map(|b| Ok(NodeId(super::blob32(b)?)))
-            .transpose()
-    }
 }

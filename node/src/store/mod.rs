@@ -70,8 +70,15 @@ pub struct Store {
 #[derive(Debug)]
 struct Readers {
     path: PathBuf,
-    /// The readers not in use, and how many are open in all.
-    idle: Mutex<(Vec<Connection>, usize)>,
+    pool: Mutex<Pool>,
+}
+
+#[derive(Debug, Default)]
+struct Pool {
+    /// The readers not in use.
+    idle: Vec<Connection>,
+    /// How many are open in all, in use or not.
+    open: usize,
 }
 
 /// A connection to read with: a reader, back to the pool when dropped, or the writer.
@@ -93,7 +100,7 @@ impl Deref for ReadConn<'_> {
 impl Drop for ReadConn<'_> {
     fn drop(&mut self) {
         if let ReadConn::Reader(conn, readers) = self {
-            lock(&readers.idle).0.extend(conn.take());
+            lock(&readers.pool).idle.extend(conn.take());
         }
     }
 }
@@ -110,7 +117,7 @@ impl Store {
         let conn = Connection::open(path)?;
         let readers = Readers {
             path: path.to_path_buf(),
-            idle: Mutex::new((Vec::new(), 0)),
+            pool: Mutex::default(),
         };
         Self::setup(conn, Some(readers))
     }
@@ -139,20 +146,20 @@ impl Store {
             return ReadConn::Writer(self.conn());
         };
         {
-            let mut pool = lock(&readers.idle);
-            if let Some(conn) = pool.0.pop() {
+            let mut pool = lock(&readers.pool);
+            if let Some(conn) = pool.idle.pop() {
                 return ReadConn::Reader(Some(conn), readers);
             }
-            if pool.1 >= MAX_READERS {
+            if pool.open >= MAX_READERS {
                 drop(pool);
                 return ReadConn::Writer(self.conn());
             }
-            pool.1 += 1;
+            pool.open += 1;
         }
         match open_reader(&readers.path) {
             Ok(conn) => ReadConn::Reader(Some(conn), readers),
             Err(e) => {
-                lock(&readers.idle).1 -= 1;
+                lock(&readers.pool).open -= 1;
                 tracing::warn!("store: cannot open a reader ({e}); reading on the writer");
                 ReadConn::Writer(self.conn())
             }
@@ -217,8 +224,8 @@ mod tests {
         assert!(held.iter().all(|r| matches!(r, ReadConn::Reader(..))));
         assert!(matches!(store.read(), ReadConn::Writer(_)));
         drop(held);
-        let pool = lock(&store.readers.as_ref().unwrap().idle);
-        assert_eq!((pool.0.len(), pool.1), (MAX_READERS, MAX_READERS));
+        let pool = lock(&store.readers.as_ref().unwrap().pool);
+        assert_eq!((pool.idle.len(), pool.open), (MAX_READERS, MAX_READERS));
         drop(pool);
         assert!(matches!(store.read(), ReadConn::Reader(..)));
     }
