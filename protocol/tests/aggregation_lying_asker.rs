@@ -537,7 +537,8 @@ fn consistency_signatures_do_not_carry_over_to_another_session() {
 /// needs one colluder fewer, `2t − h − 1`; the degree table is computed for that, §11.16.)
 #[test]
 fn split_survivor_lists_in_a_sparse_graph_stay_below_the_threshold() {
-    let (n, degree) = (60usize, 22usize);
+    let n = 60usize;
+    let degree = kith_protocol::aggregation::cohort::sparse_degree(n).unwrap();
     let h = degree as u32 + 1;
     for colluders in [0usize, 4, 8, 10] {
         let mut c = setup(n);

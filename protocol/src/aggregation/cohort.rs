@@ -33,15 +33,15 @@ pub const MAX_COHORT: usize = 1000;
 /// uses the sparse graph. An asker policy, not a rule: members accept either graph
 /// whenever [`degree_admissible`]. Chosen by measurement (spec §11.16): with a federation
 /// of 100 on one 2-core machine, an ask took 1.78 s over the complete graph and 0.53 s
-/// over the sparse one (degree 32), whose guarantees hold with the probabilities of
-/// [`SPARSE_DEGREES`]; so the complete graph is kept only where no sparse degree exists.
+/// over the sparse one (then of degree 32), whose guarantees hold with the probabilities of
+/// [`SECURE_DEGREES`]; so the complete graph is kept only where no sparse degree exists.
 pub const DENSE_MAX: usize = 50;
 
 /// Smallest cohort that may use a sparse graph (spec §9.8.1).
 pub const SPARSE_FROM: usize = 51;
 
-/// Degrees of sparse cohorts: `(largest n, degree)`. Each is the smallest even degree
-/// such that, for every `n` from the row before up to its bound, with a tenth of the
+/// Security degrees of sparse cohorts: `(largest n, degree)`. Each is the smallest even
+/// degree such that, for every `n` from the row before up to its bound, with a tenth of the
 /// cohort colluding with the asker and a tenth dropping out, at random, the chance that
 /// some member's neighbourhood holds enough colluders to unmask it (`2t − h − 1`, one fewer
 /// than in the complete graph, spec §11.16) is at most 2⁻⁴⁰ and
@@ -49,7 +49,7 @@ pub const SPARSE_FROM: usize = 51;
 /// (spec §11.16; checked by a test). Both bounds are for members sharing with the session
 /// threshold `t`; a member that raises its own (spec §9.6.2) trades dropout tolerance for
 /// counting its contacts' noise, and tolerates only `h − t_v` missing holders.
-pub const SPARSE_DEGREES: [(usize, usize); 11] = [
+pub const SECURE_DEGREES: [(usize, usize); 11] = [
     (75, 22),
     (100, 32),
     (150, 44),
@@ -63,16 +63,39 @@ pub const SPARSE_DEGREES: [(usize, usize); 11] = [
     (1000, 122),
 ];
 
-/// The degree of the sparse graph for a cohort of `n`; `None` if `n` is below
-/// [`SPARSE_FROM`] or above [`MAX_COHORT`] (spec §9.8.1).
+/// The largest degree a sparse graph uses: the security degree of the largest cohort, so
+/// that no member's per-ask work (O(k), spec §11.16) exceeds what a cohort of
+/// [`MAX_COHORT`] costs it.
+pub const MAX_SPARSE_DEGREE: usize = 122;
+
+/// The noise mass, as a fraction `(numerator, denominator)`, that a sparse graph of
+/// members who all know each other may leave in the sum: 5/2. At ε = 1 a mass of at most
+/// 5/2 keeps the 90 % range within ±3 (spec §9.6.4; a mass of 3 widens it to ±4). Every
+/// member of such a cohort counts its `k` neighbours and keeps `1/(k + 1)` of a draw, so the
+/// mass is `n/(k + 1)` (spec §9.8.1).
+pub const SPARSE_MASS: (usize, usize) = (5, 2);
+
+/// The smallest even degree `k` with `n/(k + 1)` at most [`SPARSE_MASS`].
+fn precision_degree(n: usize) -> usize {
+    let (num, den) = SPARSE_MASS;
+    let holders = (n * den).div_ceil(num);
+    let k = holders.saturating_sub(1);
+    k + k % 2
+}
+
+/// The degree of the sparse graph for a cohort of `n`: the security degree of
+/// [`SECURE_DEGREES`], raised to the precision degree (the mass of [`SPARSE_MASS`]) where
+/// that is at most [`MAX_SPARSE_DEGREE`]; `None` if `n` is below [`SPARSE_FROM`] or above
+/// [`MAX_COHORT`] (spec §9.8.1).
 pub fn sparse_degree(n: usize) -> Option<usize> {
     if n < SPARSE_FROM {
         return None;
     }
-    SPARSE_DEGREES
+    let secure = SECURE_DEGREES
         .iter()
         .find(|(max, _)| n <= *max)
-        .map(|(_, k)| *k)
+        .map(|(_, k)| *k)?;
+    Some(secure.max(precision_degree(n).min(MAX_SPARSE_DEGREE)))
 }
 
 /// Whether a cohort of `n` may use graphs of this degree: the complete graph (`n − 1`), or
@@ -570,8 +593,8 @@ mod tests {
         assert_eq!(reference_degree(MAX_COHORT), Some(122));
         assert_eq!(reference_degree(MAX_COHORT + 1), None);
         assert_eq!(sparse_degree(SPARSE_FROM - 1), None);
-        assert!(degree_admissible(100, 99) && degree_admissible(100, 32));
-        assert!(!degree_admissible(100, 30) && !degree_admissible(40, 12));
+        assert!(degree_admissible(100, 99) && degree_admissible(100, 40));
+        assert!(!degree_admissible(100, 32) && !degree_admissible(40, 12));
         assert!(!degree_admissible(0, 0) && !degree_admissible(1001, 116));
         for n in SPARSE_FROM..=MAX_COHORT {
             let k = sparse_degree(n).unwrap();
@@ -642,6 +665,39 @@ mod tests {
         assert_eq!((p.degree, p.threshold, p.min_survivors), (32, 23, 67));
     }
 
+    /// Where the cap allows, a cohort who all know each other leaves at most 5/2 of a draw
+    /// in the sum, `n/(k + 1)`, with the smallest even degree that does (spec §9.8.1).
+    #[test]
+    fn sparse_degrees_keep_the_mass_of_a_circle_within_five_halves() {
+        let (num, den) = SPARSE_MASS;
+        let within = |n: usize, k: usize| n * den <= (k + 1) * num;
+        let mut capped = 0;
+        for n in SPARSE_FROM..=MAX_COHORT {
+            let k = sparse_degree(n).unwrap();
+            assert!(k <= MAX_SPARSE_DEGREE);
+            if within(n, MAX_SPARSE_DEGREE) {
+                assert!(within(n, k), "n = {n}, k = {k}");
+                let secure = SECURE_DEGREES.iter().find(|r| n <= r.0).unwrap().1;
+                assert!(
+                    k == secure || !within(n, k - 2),
+                    "n = {n}: {k} is more than the mass needs"
+                );
+            } else {
+                assert_eq!(k, MAX_SPARSE_DEGREE, "n = {n}");
+                capped += 1;
+            }
+        }
+        assert_eq!(
+            (sparse_degree(60), sparse_degree(100)),
+            (Some(24), Some(40))
+        );
+        assert_eq!(
+            (sparse_degree(307), sparse_degree(308)),
+            (Some(122), Some(122))
+        );
+        assert_eq!(capped, MAX_COHORT - 307, "the mass holds up to 307 members");
+    }
+
     /// The degree table meets its stated bounds (spec §11.16): for every sparse `n`, with
     /// `c = ⌊n/10⌋` colluders and `d = ⌊n/10⌋` dropouts placed at random, the union bound over
     /// members of P[a neighbourhood holds ≥ 2t − h − 1 colluders] ≤ 2⁻⁴⁰ and of P[more than
@@ -673,8 +729,12 @@ mod tests {
             let live = n as f64 * tail(n - 1, bad, k, h - t + 1) <= 2f64.powi(-20);
             private && live
         };
+        for n in SPARSE_FROM..=MAX_COHORT {
+            let k = sparse_degree(n).unwrap();
+            assert!(meets(n, k), "raised degree {k} fails the bounds at n = {n}");
+        }
         let mut lower = SPARSE_FROM - 1;
-        for (upper, k) in SPARSE_DEGREES {
+        for (upper, k) in SECURE_DEGREES {
             let mut tight = false;
             for n in lower + 1..=upper {
                 assert!(meets(n, k), "degree {k} too small for n = {n}");

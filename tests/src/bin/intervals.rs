@@ -8,10 +8,10 @@
 //! simulations check that). Every member survives, ε = 1, minimum cohort 5.
 //!
 //! ```text
-//! cargo run --release -p kith-tests --bin intervals -- [--asks 1000] [--structures 10]
+//! cargo run --release -p kith-tests --bin intervals -- [--asks 1000] [--structures 10] [--cohorts 5,11,30,100,1000]
 //! ```
 
-use kith_protocol::aggregation::cohort::{Graph, Params};
+use kith_protocol::aggregation::cohort::{Graph, Params, MAX_COHORT};
 use kith_protocol::aggregation::estimate::{AggregateSum, NoiseLeft};
 use kith_protocol::aggregation::input::VECTOR_LEN;
 use kith_protocol::aggregation::noise::{NoiseDraw, WHOLE_MASS};
@@ -124,6 +124,19 @@ fn arg(name: &str, default: u32) -> u32 {
         .unwrap_or(default)
 }
 
+/// `--cohorts 5,11,30`: the cohort sizes, each from 2 to the largest cohort.
+fn cohorts() -> Vec<usize> {
+    let Some(list) = std::env::args().skip_while(|a| a != "--cohorts").nth(1) else {
+        return vec![5, 11, 30, 100, 1000];
+    };
+    list.split(',')
+        .map(|v| match v.trim().parse() {
+            Ok(n) if (2..=MAX_COHORT).contains(&n) => n,
+            _ => panic!("--cohorts takes sizes from 2 to {MAX_COHORT}, comma-separated: {v:?}"),
+        })
+        .collect()
+}
+
 fn main() {
     let asks = arg("--asks", 1000);
     let structures = arg("--structures", 10).max(1);
@@ -135,7 +148,7 @@ fn main() {
     );
     println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut rng = SimRng(2026);
-    for n in [5usize, 11, 30, 100, 1000] {
+    for n in cohorts() {
         for knows in [1.0, 0.3, 0.1] {
             let mut tally = Tally::default();
             for k in 0..structures {
