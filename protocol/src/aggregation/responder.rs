@@ -75,12 +75,15 @@ pub fn effective_epsilon(
 /// anything else would mean no meaningful noise, or a malformed setting (spec §9.6).
 pub const EPSILON_RANGE: core::ops::RangeInclusive<MilliEpsilon> = 10..=10_000;
 
-/// The additive sign of `u`'s pairwise mask with `v`: + when u < v.
-pub(crate) fn mask_sign_positive(u: &NodeId, v: &NodeId) -> bool {
+/// The additive sign of `u`'s pairwise mask with `v`: + when u < v (spec §9.8.3 round 2).
+pub fn mask_sign_positive(u: &NodeId, v: &NodeId) -> bool {
     u < v
 }
 
-pub(crate) fn seal_pair(
+/// A share pair sealed from `from` to `to` under the share key `key` (32-byte key, then
+/// 12-byte nonce; spec §9.3, §9.7.2): ChaCha20-Poly1305 of `postcard(pair)`, AAD
+/// `qid ‖ asker ‖ from ‖ to`.
+pub fn seal_pair(
     ctx: &Context,
     key: &[u8; 44],
     from: &NodeId,
@@ -100,7 +103,9 @@ pub(crate) fn seal_pair(
         .expect("in-memory encryption")
 }
 
-pub(crate) fn open_pair(
+/// The share pair sealed by [`seal_pair`] with the same key, sender and recipient; `None`
+/// if the ciphertext does not open or holds anything but one canonical pair.
+pub fn open_pair(
     ctx: &Context,
     key: &[u8; 44],
     from: &NodeId,
