@@ -104,7 +104,7 @@ pub fn seal_pair(
 }
 
 /// The share pair sealed by [`seal_pair`] with the same key, sender and recipient; `None`
-/// if the ciphertext does not open or holds anything but one canonical pair.
+/// if the ciphertext does not open or holds anything but one canonical pair (spec §9.7.2).
 pub fn open_pair(
     ctx: &Context,
     key: &[u8; 44],
