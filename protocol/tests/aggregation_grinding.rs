@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use kith_protocol::aggregation::cohort::{advert_digest, graph_seed, Graph, Params};
+use kith_protocol::aggregation::cohort::{advert_digest, graph_seed, sparse_degree, Graph, Params};
 use kith_protocol::aggregation::keys::Context;
 use kith_protocol::aggregation::responder::{AggResponder, AskTerms};
 use kith_protocol::aggregation::sizing::NoiseView;
@@ -31,9 +31,8 @@ mod common;
 use common::{allowed, asker_params, dp_bound, know_each_other, owns, run_ask, SimMember, SimRng};
 
 const EPSILON: f64 = 1.0;
-/// Cohort size: the sparse graph, degree 40 (spec §9.8.1).
+/// Cohort size: the sparse graph (spec §9.8.1).
 const N: usize = 100;
-const DEGREE: usize = 40;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
@@ -137,7 +136,8 @@ fn grind(
 ) -> (Vec<usize>, Neighbourhood) {
     let victim = fixed.iter().find(|e| e.1 == Role::Victim).unwrap().0;
     let role: HashMap<[u8; 32], Role> = fixed.iter().chain(pool).copied().collect();
-    let params = Params::with_degree(N, DEGREE, asker_params().min_cohort, Some(1000));
+    let degree = sparse_degree(N).expect("a sparse cohort");
+    let params = Params::with_degree(N, degree, asker_params().min_cohort, Some(1000));
     let min_cohort = SimMember::new(Identity::generate(&mut SimRng(0)), owns(false))
         .settings
         .min_cohort;
@@ -154,7 +154,7 @@ fn grind(
         roster.extend(fixed.iter().map(|e| e.0));
         roster.extend(order[..take].iter().map(|&i| pool[i].0));
         roster.sort_unstable();
-        let graph = Graph::new(&graph_seed(&roster), N, DEGREE).expect("admissible degree");
+        let graph = Graph::new(&graph_seed(&roster), N, degree).expect("admissible degree");
         let p = roster.binary_search(&victim).unwrap() as u32;
         let roles: Vec<Role> = graph
             .neighbours(p)

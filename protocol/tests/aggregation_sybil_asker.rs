@@ -278,10 +278,11 @@ fn one_ask(
     (y[0] as i32, unmasking.noise.kept)
 }
 
-/// The attacker's accuracy over `trials` asks of `n` members at `min_cohort`.
-fn accuracy(seed: u64, n: usize, min_cohort: u32, trials: usize) -> f64 {
+/// What the attacker got over `trials` asks of `n` members at `min_cohort`: its accuracy
+/// at guessing the bit, and how often it read the bit exactly (the noise left was 0).
+fn attack(seed: u64, n: usize, min_cohort: u32, trials: usize) -> (f64, f64) {
     let mut rng = SimRng(seed);
-    let mut right = 0usize;
+    let (mut right, mut exact) = (0usize, 0usize);
     for _ in 0..trials {
         let bit = rng.next_u32() % 2 == 1;
         let (seen, kept) = one_ask(&mut rng, n, min_cohort, bit, true);
@@ -289,23 +290,46 @@ fn accuracy(seed: u64, n: usize, min_cohort: u32, trials: usize) -> f64 {
             kept, 1_000_000,
             "vouching for nobody, the victim keeps its whole draw"
         );
+        // A discrete-Laplace draw at ε = 1 is beyond ±60 with probability below e^−60: a
+        // larger value means the masks did not come off, and the attack did not work.
+        let noise = seen - bit as i32;
+        assert!(
+            noise.abs() <= 60,
+            "unmasked to {seen}: the attack is broken"
+        );
         right += ((seen >= 1) == bit) as usize;
+        exact += (noise == 0) as usize;
     }
-    right as f64 / trials as f64
+    (right as f64 / trials as f64, exact as f64 / trials as f64)
 }
 
-fn sybil_cohort(n: usize, trials: usize) {
+/// Three standard errors above `p` over `trials`.
+fn above(p: f64, trials: usize) -> f64 {
+    p + 3.0 * (p * (1.0 - p) / trials as f64).sqrt()
+}
+
+fn sybil_cohort(n: usize, trials: usize, seed: u64) {
+    // P[noise = 0] for a whole draw, `(1 − α)/(1 + α)` with `α = e^−ε`: the victim's kept
+    // mass is what the attacker cannot see through, and less of it shows as more zeros
+    // (0.55 at mass 3/4, 0.66 at 1/2), a sharper test than the accuracy.
+    let alpha = (-EPSILON).exp();
+    let zero = (1.0 - alpha) / (1.0 + alpha);
     // The asker's lowest parameters (the victim's own minimum cohort) and highest (n).
     for (i, min_cohort) in [5, n as u32].into_iter().enumerate() {
-        let acc = accuracy(7000 + n as u64 * 10 + i as u64, n, min_cohort, trials);
+        let (acc, exact) = attack(seed + i as u64, n, min_cohort, trials);
         let limit = allowed(EPSILON, trials);
         eprintln!(
-            "sybil asker, n={n} min_cohort={min_cohort}: accuracy {acc:.3} over {trials} (bound {:.3}, allowed {limit:.3})",
-            dp_bound(EPSILON)
+            "sybil asker, n={n} min_cohort={min_cohort}: accuracy {acc:.3} over {trials} (bound {:.3}, allowed {limit:.3}); bit read exactly in {exact:.3} (whole draw {zero:.3}, allowed {:.3})",
+            dp_bound(EPSILON),
+            above(zero, trials)
         );
         assert!(
             acc <= limit,
             "n={n}: the asker guessed {acc:.3} > {limit:.3}"
+        );
+        assert!(
+            exact <= above(zero, trials),
+            "n={n}: the bit came through exactly in {exact:.3} of asks"
         );
     }
 }
@@ -325,11 +349,11 @@ fn without_noise_the_attacker_reads_the_bit() {
 
 #[test]
 fn sybil_asker_of_a_thousand_fast() {
-    sybil_cohort(1000, 40);
+    sybil_cohort(1000, 40, 7100);
 }
 
 #[test]
 #[ignore = "400 asks of a thousand members at each extreme; run in release with --include-ignored"]
 fn sybil_asker_of_a_thousand() {
-    sybil_cohort(1000, 400);
+    sybil_cohort(1000, 400, 7200);
 }

@@ -66,7 +66,7 @@ pub const SECURE_DEGREES: [(usize, usize); 11] = [
 /// The largest degree a sparse graph uses: the security degree of the largest cohort, so
 /// that no member's per-ask work (O(k), spec §11.16) exceeds what a cohort of
 /// [`MAX_COHORT`] costs it.
-pub const MAX_SPARSE_DEGREE: usize = 122;
+pub const MAX_SPARSE_DEGREE: usize = SECURE_DEGREES[SECURE_DEGREES.len() - 1].1;
 
 /// The noise mass, as a fraction `(numerator, denominator)`, that a sparse graph of
 /// members who all know each other may leave in the sum: 5/2. At ε = 1 a mass of at most
@@ -75,12 +75,16 @@ pub const MAX_SPARSE_DEGREE: usize = 122;
 /// mass is `n/(k + 1)` (spec §9.8.1).
 pub const SPARSE_MASS: (usize, usize) = (5, 2);
 
-/// The smallest even degree `k` with `n/(k + 1)` at most [`SPARSE_MASS`].
+/// The smallest degree `k ≡ 2 (mod 6)` with `n/(k + 1)` at most [`SPARSE_MASS`]. With
+/// `h = k + 1` a multiple of 3 the session threshold `⌊2h/3⌋ + 1` gives the most colluder
+/// margin per holder, so a raised degree never has a worse colluder or dropout tail than
+/// the security degree it replaces (spec §9.8.1, §11.16; checked by a test). Every security
+/// degree but 22 is of that form too.
 fn precision_degree(n: usize) -> usize {
     let (num, den) = SPARSE_MASS;
     let holders = (n * den).div_ceil(num);
     let k = holders.saturating_sub(1);
-    k + k % 2
+    k + (8 - k % 6) % 6
 }
 
 /// The degree of the sparse graph for a cohort of `n`: the security degree of
@@ -546,10 +550,11 @@ impl Cohort {
 mod tests {
     use super::*;
 
-    /// The largest round-1 request fits one peer frame: `MAX_COHORT` members in the sparse
-    /// graph, every advertisement as long as its fields allow (spec §9.7, §9.8.1).
+    /// Every round-1 request of the sparse graph fits one peer frame, for every cohort size
+    /// and every advertisement as long as its fields allow (spec §9.7, §9.8.1); the largest
+    /// is at `MAX_COHORT`.
     #[test]
-    fn the_largest_share_keys_request_fits_a_peer_frame() {
+    fn every_sparse_share_keys_request_fits_a_peer_frame() {
         use crate::aggregation::messages::{Advertisement, ADVERTISEMENT_VERSION};
         use crate::identity::{Identity, Signature};
         let session = Identity::from_secret_bytes(&[7u8; 64]).unwrap();
@@ -565,18 +570,21 @@ mod tests {
             min_cohort: u32::MAX,
         }
         .sign(&session, &qid, &asker);
-        let k = sparse_degree(MAX_COHORT).unwrap();
-        let request = AggRequest::ShareKeys {
-            query_id: qid,
-            roster: vec![[0xff; 32]; MAX_COHORT],
-            params: Params::with_degree(MAX_COHORT, k, u32::MAX, Some(u32::MAX)),
-            neighbours: vec![longest; k],
+        let size = |n: usize| {
+            let k = sparse_degree(n).unwrap();
+            let request = AggRequest::ShareKeys {
+                query_id: qid,
+                roster: vec![[0xff; 32]; n],
+                params: Params::with_degree(n, k, u32::MAX, Some(u32::MAX)),
+                neighbours: vec![longest.clone(); k],
+            };
+            crate::wire::encode_message(&crate::message::PeerRequest::Aggregate(request)).len()
         };
-        let bytes =
-            crate::wire::encode_message(&crate::message::PeerRequest::Aggregate(request)).len();
+        let largest = (SPARSE_FROM..=MAX_COHORT).map(size).max().unwrap();
+        assert_eq!(largest, size(MAX_COHORT));
         assert!(
-            bytes <= crate::frame::MAX_PEER_FRAME as usize,
-            "{bytes} bytes"
+            largest <= crate::frame::MAX_PEER_FRAME as usize,
+            "{largest} bytes"
         );
     }
 
@@ -593,7 +601,7 @@ mod tests {
         assert_eq!(reference_degree(MAX_COHORT), Some(122));
         assert_eq!(reference_degree(MAX_COHORT + 1), None);
         assert_eq!(sparse_degree(SPARSE_FROM - 1), None);
-        assert!(degree_admissible(100, 99) && degree_admissible(100, 40));
+        assert!(degree_admissible(100, 99) && degree_admissible(100, 44));
         assert!(!degree_admissible(100, 32) && !degree_admissible(40, 12));
         assert!(!degree_admissible(0, 0) && !degree_admissible(1001, 116));
         for n in SPARSE_FROM..=MAX_COHORT {
@@ -666,7 +674,8 @@ mod tests {
     }
 
     /// Where the cap allows, a cohort who all know each other leaves at most 5/2 of a draw
-    /// in the sum, `n/(k + 1)`, with the smallest even degree that does (spec §9.8.1).
+    /// in the sum, `n/(k + 1)`, with the smallest degree `≡ 2 (mod 6)` that does (spec
+    /// §9.8.1).
     #[test]
     fn sparse_degrees_keep_the_mass_of_a_circle_within_five_halves() {
         let (num, den) = SPARSE_MASS;
@@ -675,11 +684,11 @@ mod tests {
         for n in SPARSE_FROM..=MAX_COHORT {
             let k = sparse_degree(n).unwrap();
             assert!(k <= MAX_SPARSE_DEGREE);
+            let secure = SECURE_DEGREES.iter().find(|r| n <= r.0).unwrap().1;
             if within(n, MAX_SPARSE_DEGREE) {
                 assert!(within(n, k), "n = {n}, k = {k}");
-                let secure = SECURE_DEGREES.iter().find(|r| n <= r.0).unwrap().1;
                 assert!(
-                    k == secure || !within(n, k - 2),
+                    k == secure || (k % 6 == 2 && !within(n, k - 6)),
                     "n = {n}: {k} is more than the mass needs"
                 );
             } else {
@@ -689,11 +698,11 @@ mod tests {
         }
         assert_eq!(
             (sparse_degree(60), sparse_degree(100)),
-            (Some(24), Some(40))
+            (Some(26), Some(44))
         );
         assert_eq!(
-            (sparse_degree(307), sparse_degree(308)),
-            (Some(122), Some(122))
+            (sparse_degree(292), sparse_degree(293)),
+            (Some(116), Some(122))
         );
         assert_eq!(capped, MAX_COHORT - 307, "the mass holds up to 307 members");
     }
@@ -729,9 +738,40 @@ mod tests {
             let live = n as f64 * tail(n - 1, bad, k, h - t + 1) <= 2f64.powi(-20);
             private && live
         };
+        // A raised degree meets the bounds too, and is no worse than the security degree
+        // on any tail: colluders (10, 15, 20 %) and dropouts (10, 15 %), at the session
+        // threshold and at a circle's counting threshold `⌊(3h + 1)/4⌋ + 1`.
+        let colluded = |n: usize, k: usize, share: usize| {
+            let (h, t) = (k + 1, two_thirds(k + 1) as usize);
+            n as f64 * tail(n - 1, n * share / 100, k, 2 * t - h - 1)
+        };
+        let stranded = |n: usize, k: usize, share: usize, t: usize| {
+            n as f64 * tail(n - 1, n * share / 100, k, k + 1 - t + 1)
+        };
+        let counting = |k: usize| (3 * (k + 1) + 1) / 4 + 1;
         for n in SPARSE_FROM..=MAX_COHORT {
             let k = sparse_degree(n).unwrap();
             assert!(meets(n, k), "raised degree {k} fails the bounds at n = {n}");
+            let s = SECURE_DEGREES.iter().find(|r| n <= r.0).unwrap().1;
+            let no_worse = |a: f64, b: f64| a <= b * (1.0 + 1e-9) + 1e-300;
+            for share in [10, 15, 20] {
+                assert!(
+                    no_worse(colluded(n, k, share), colluded(n, s, share)),
+                    "n = {n}, {share} %"
+                );
+            }
+            for share in [10, 15] {
+                let (tk, ts) = (two_thirds(k + 1) as usize, two_thirds(s + 1) as usize);
+                assert!(no_worse(
+                    stranded(n, k, share, tk),
+                    stranded(n, s, share, ts)
+                ));
+                let (ck, cs) = (counting(k), counting(s));
+                assert!(
+                    no_worse(stranded(n, k, share, ck), stranded(n, s, share, cs)),
+                    "n = {n}"
+                );
+            }
         }
         let mut lower = SPARSE_FROM - 1;
         for (upper, k) in SECURE_DEGREES {

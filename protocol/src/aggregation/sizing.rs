@@ -234,20 +234,20 @@ mod tests {
             vouched: k,
             min_cohort: 5,
         };
-        assert_eq!(k, 40);
-        assert_eq!(clique.threshold(), 32, "⌊(3h + 1)/4⌋ + 1 in a sparse graph");
+        assert_eq!(k, 44);
+        assert_eq!(clique.threshold(), 35, "⌊(3h + 1)/4⌋ + 1 in a sparse graph");
         let d = clique.declaration(true);
         assert!(
-            may_count(&clique, &d, 41 + 20),
+            may_count(&clique, &d, 45 + 22),
             "the farthest neighbour counts"
         );
-        assert!(!may_count(&clique, &d, 41 + 22));
+        assert!(!may_count(&clique, &d, 45 + 24));
         let boastful = NoiseDeclaration {
             threshold: 1000,
             ..d
         };
         assert!(
-            !may_count(&clique, &boastful, 41),
+            !may_count(&clique, &boastful, 45),
             "a threshold above h is not believed"
         );
     }

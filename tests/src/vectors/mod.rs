@@ -986,6 +986,12 @@ fn aggregation() -> Value {
                 "survivors_all_but_1_and_58": hex(&bitmap::from_positions(60, (0..60).filter(|p| *p != 1 && *p != 58))),
                 "result": "ok",
             },
+            {
+                "name": "sparse degree of every cohort size (§9.8.1)",
+                "note": "sparse_degree(n) for n from 51 to 1000, as runs: each entry gives the first n of a run and the degree of every n up to the next entry's first n",
+                "runs": degree_runs(),
+                "result": "ok",
+            },
             noise_vector("kith-vectors/noise/a", 1000, 3),
             noise_vector("kith-vectors/noise/b", 10, 1),
             noise_vector("kith-vectors/noise/c", 10000, 2),
@@ -995,6 +1001,19 @@ fn aggregation() -> Value {
             {"name": "Shamir split with a repeated index", "threshold": 2, "xs": [1, 1], "result": duplicate},
         ]
     })
+}
+
+/// `sparse_degree` over every sparse cohort size, as `[first n, degree]` runs.
+fn degree_runs() -> Vec<[usize; 2]> {
+    let mut runs: Vec<[usize; 2]> = Vec::new();
+    use kith_protocol::aggregation::cohort;
+    for n in cohort::SPARSE_FROM..=cohort::MAX_COHORT {
+        let k = cohort::sparse_degree(n).expect("sparse");
+        if runs.last().is_none_or(|r| r[1] != k) {
+            runs.push([n, k]);
+        }
+    }
+    runs
 }
 
 /// The roster and parameters of a transcript's session, from its first `ShareKeys`.
