@@ -82,32 +82,30 @@ async fn sybil_attack(sybils: usize, trials: usize) -> f64 {
     right as f64 / trials as f64
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sybil_cohort_of_five_learns_no_more_than_epsilon() {
-    let trials = 400;
-    let acc = sybil_attack(4, trials).await;
+/// The victim among `sybils` Sybils over `trials` asks: within ε (four standard errors).
+async fn sybil_cohort(sybils: usize, trials: usize) {
+    let acc = sybil_attack(sybils, trials).await;
     let limit = allowed(1.0, trials);
-    eprintln!("real node among 4 Sybils: accuracy {acc:.3} over {trials} (allowed {limit:.3})");
+    eprintln!(
+        "real node among {sybils} Sybils: accuracy {acc:.3} over {trials} (allowed {limit:.3})"
+    );
     assert!(acc <= limit, "the asker guessed {acc:.3} > {limit:.3}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sybil_cohort_of_five_learns_no_more_than_epsilon() {
+    sybil_cohort(4, 400).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sybil_cohort_of_fifty_learns_no_more_than_epsilon() {
-    let trials = 100;
-    let acc = sybil_attack(49, trials).await;
-    let limit = allowed(1.0, trials);
-    eprintln!("real node among 49 Sybils: accuracy {acc:.3} over {trials} (allowed {limit:.3})");
-    assert!(acc <= limit, "the asker guessed {acc:.3} > {limit:.3}");
+    sybil_cohort(49, 100).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "400 asks of a real node among 49 Sybils; run in release with --include-ignored"]
 async fn a_sybil_cohort_of_fifty_learns_no_more_than_epsilon_full() {
-    let trials = 400;
-    let acc = sybil_attack(49, trials).await;
-    let limit = allowed(1.0, trials);
-    eprintln!("real node among 49 Sybils: accuracy {acc:.3} over {trials} (allowed {limit:.3})");
-    assert!(acc <= limit, "the asker guessed {acc:.3} > {limit:.3}");
+    sybil_cohort(49, 400).await;
 }
 
 /// Include/exclude differencing across the daily budget (spec §11.14): in each trial the
