@@ -9,9 +9,9 @@
 //!
 //! A member shares its own secrets with its **own threshold** `t_v ≥ t`: high enough that
 //! the strangers cannot help the asker to both of them (it is then **covered**), and in a
-//! sparse graph high enough to count its contacts' noise, but never so high that one
-//! dropout among its holders would lose the aggregate; where that is impossible it keeps
-//! `t` and its whole noise.
+//! sparse graph high enough to count its contacts' noise, but never above
+//! `⌊(3h + 1)/4⌋ + 1`, so that about a quarter of its holders may drop out without the
+//! aggregate being withheld; where that is impossible it keeps `t` and its whole noise.
 
 use super::cohort::Graph;
 use super::messages::NoiseDeclaration;
@@ -41,7 +41,9 @@ impl NoiseView {
     /// vouched co-members than its minimum cohort it stands alone and keeps `t`. Else the
     /// largest of `t`, coverage `⌈(h + C̄)/2⌉ + 1`, and in a sparse graph `⌊(3h + 1)/4⌋ + 1`
     /// (so that neighbours across its whole neighbourhood can be counted); if that would
-    /// need every holder, it keeps `t` and stands alone.
+    /// leave fewer than about a quarter of its holders free to drop out (more than
+    /// `⌊(3h + 1)/4⌋ + 1`, or every holder), it keeps `t` and stands alone: one missing
+    /// holder too many would withhold the whole aggregate.
     pub fn threshold(&self) -> u32 {
         let (h, t) = (self.holders as u32, self.session_threshold);
         if 1 + (self.vouched as u32) < self.min_cohort {
@@ -49,14 +51,12 @@ impl NoiseView {
         }
         let cover = (h + self.strangers() as u32).div_ceil(2) + 1;
         // Enough that, with no strangers, two neighbours at the graph's widest distance
-        // `(h − 1)/2` count each other: `2·t_v − h − (h − 1)/2 > 1` (rule 4).
-        let counting = if self.complete {
-            0
-        } else {
-            (3 * h + 1) / 4 + 1
-        };
+        // `(h − 1)/2` count each other: `2·t_v − h − (h − 1)/2 > 1` (rule 4). It is also
+        // the most a member raises its threshold to, in either graph.
+        let quarter = (3 * h + 1) / 4 + 1;
+        let counting = if self.complete { 0 } else { quarter };
         let own = t.max(cover).max(counting);
-        if own + 1 > h && t < h {
+        if (own + 1 > h || own > quarter) && t < h {
             return t;
         }
         own
@@ -205,15 +205,23 @@ mod tests {
     }
 
     #[test]
-    fn partial_acquaintance_in_a_complete_graph_still_counts() {
-        // 30 members who each know a third of the others.
-        let v = view(30, 10, 5);
-        assert!(v.covered(), "t_v = {}", v.threshold());
-        let u = view(30, 9, 5).declaration(true);
+    fn partial_acquaintance_in_a_complete_graph_counts_while_a_quarter_may_drop() {
+        // 30 members; this one knows two thirds of the others: coverage needs
+        // ⌈(30 + 9)/2⌉ + 1 = 21 holders, within three quarters (⌊91/4⌋ + 1 = 23).
+        let v = view(30, 20, 5);
+        assert_eq!(v.threshold(), 21);
+        assert!(v.covered());
+        let u = view(30, 19, 5).declaration(true);
         assert!(
             may_count(&v, &u, 30),
             "covered members of one complete graph count"
         );
+        // Knowing a third, coverage would need 26 of 30 holders, so 5 missing would
+        // withhold the aggregate: it stands alone with t and its whole draw instead.
+        let w = view(30, 10, 5);
+        assert_eq!(w.threshold(), w.session_threshold);
+        assert!(!w.covered());
+        assert_eq!(w.keep(&[u; 10]), 1.0);
     }
 
     #[test]

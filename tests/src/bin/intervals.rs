@@ -5,15 +5,17 @@
 //! Each ask runs the members' real noise rules ([`sizing`], [`NoiseDraw`]) and the asker's
 //! real release ([`AggregateSum::release`]) over the reference graph and parameters; what
 //! it skips is the masking and the messages, which cancel exactly (the protocol
-//! simulations check that). Every member survives, ε = 1, minimum cohort 5.
+//! simulations check that). ε = 1, minimum cohort 5; every member survives unless
+//! `--drop P` makes P % of them, at random in each ask, drop out after round 1.
 //!
 //! ```text
-//! cargo run --release -p kith-tests --bin intervals -- [--asks 1000] [--structures 10] [--cohorts 5,11,30,100,1000]
+//! cargo run --release -p kith-tests --bin intervals -- [--asks 1000] [--structures 10] [--cohorts 5,11,30,100,1000] [--drop 0]
 //! ```
 
 use kith_protocol::aggregation::cohort::{Graph, Params, MAX_COHORT};
 use kith_protocol::aggregation::estimate::{AggregateSum, NoiseLeft};
 use kith_protocol::aggregation::input::VECTOR_LEN;
+use kith_protocol::aggregation::messages::NoiseDeclaration;
 use kith_protocol::aggregation::noise::{NoiseDraw, WHOLE_MASS};
 use kith_protocol::aggregation::sizing::{holder_union, may_count, NoiseView};
 use kith_protocol::testing::SimRng;
@@ -22,10 +24,17 @@ use rand_core::RngCore;
 const EPSILON: f64 = 1.0;
 const MIN_COHORT: u32 = 5;
 
-/// One cohort's structure: who knows whom and the graph; what each member will keep.
+/// One member as round 1 left it: what it can check, its own threshold, its holders, and
+/// the contacts whose noise it may count if they survive (spec §9.6.2).
+struct Member {
+    view: NoiseView,
+    holders: Vec<u32>,
+    countable: Vec<(u32, NoiseDeclaration)>,
+}
+
+/// One cohort's structure: who knows whom and the graph.
 struct Structure {
-    /// Per member: its base divisor and the mass it keeps with everyone surviving.
-    members: Vec<(u32, f64)>,
+    members: Vec<Member>,
 }
 
 fn structure(rng: &mut SimRng, n: usize, knows: f64) -> Structure {
@@ -57,15 +66,20 @@ fn structure(rng: &mut SimRng, n: usize, knows: f64) -> Structure {
     let members = (0..n)
         .map(|p| {
             let view = views[p];
-            let counted: Vec<_> = graph
+            let countable = graph
                 .neighbours(p as u32)
                 .into_iter()
                 .filter(|q| acquainted[p][*q as usize])
                 .map(|q| (q, views[q as usize].declaration(true)))
                 .filter(|(q, d)| may_count(&view, d, holder_union(&graph, p as u32, *q)))
-                .map(|(_, d)| d)
                 .collect();
-            (view.base_divisor(), view.keep(&counted))
+            let mut holders = graph.neighbours(p as u32);
+            holders.push(p as u32);
+            Member {
+                view,
+                holders,
+                countable,
+            }
         })
         .collect();
     Structure { members }
@@ -74,6 +88,7 @@ fn structure(rng: &mut SimRng, n: usize, knows: f64) -> Structure {
 #[derive(Default)]
 struct Tally {
     asks: u32,
+    withheld: u32,
     covered: u32,
     width: u64,
     widest: u32,
@@ -81,16 +96,43 @@ struct Tally {
     negative_or_over: u32,
 }
 
-fn ask(rng: &mut SimRng, s: &Structure, tally: &mut Tally) {
-    let n = s.members.len() as u32;
+/// One ask in which `drop` members, chosen at random, drop out after round 1: they shared
+/// their secrets but sent no masked input, so they are not in the sum and nobody counts
+/// them. The asker withholds the aggregate if a survivor has fewer than its own threshold
+/// of holders left to rebuild its secrets (spec §9.8.4).
+fn ask(rng: &mut SimRng, s: &Structure, drop: usize, tally: &mut Tally) {
+    let n = s.members.len();
+    let mut dropped = vec![false; n];
+    for p in rand_subset(rng, n, drop) {
+        dropped[p] = true;
+    }
+    let survivors = n - drop;
+    tally.asks += 1;
+    let short = s.members.iter().enumerate().any(|(p, m)| {
+        let alive = m.holders.iter().filter(|h| !dropped[**h as usize]).count();
+        !dropped[p] && alive < m.view.threshold() as usize
+    });
+    if short {
+        tally.withheld += 1;
+        return;
+    }
     let mut truth = 0u32;
     let mut cells = [0u32; VECTOR_LEN];
     let mut mass = 0.0;
-    for (divisor, keep) in &s.members {
+    for (p, m) in s.members.iter().enumerate() {
         let owns = rng.next_u32() % 10 < 3;
+        let draw = NoiseDraw::draw(rng, EPSILON, false, m.view.base_divisor());
+        if dropped[p] {
+            continue;
+        }
+        let counted: Vec<NoiseDeclaration> = m
+            .countable
+            .iter()
+            .filter(|(q, _)| !dropped[*q as usize])
+            .map(|(_, d)| *d)
+            .collect();
+        let (kept, removed) = draw.release(m.view.keep(&counted));
         truth += owns as u32;
-        let draw = NoiseDraw::draw(rng, EPSILON, false, *divisor);
-        let (kept, removed) = draw.release(*keep);
         mass += kept as f64 / WHOLE_MASS as f64;
         let total = draw.total();
         cells[0] = cells[0]
@@ -102,14 +144,25 @@ fn ask(rng: &mut SimRng, s: &Structure, tally: &mut Tally) {
         detail: false,
         mass,
     });
-    let a = AggregateSum::release(&cells, n, false, noise);
-    tally.asks += 1;
+    let a = AggregateSum::release(&cells, survivors as u32, false, noise);
     tally.covered += (a.owners_low..=a.owners_high).contains(&truth) as u32;
     let width = a.owners_high - a.owners_low;
     tally.width += width as u64;
     tally.widest = tally.widest.max(width);
     tally.mass += mass;
-    tally.negative_or_over += (a.owners > n || a.owners_high > n) as u32;
+    tally.negative_or_over +=
+        (a.owners > survivors as u32 || a.owners_high > survivors as u32) as u32;
+}
+
+/// `k` distinct members of `0..n`, uniformly: a partial Fisher–Yates shuffle.
+fn rand_subset(rng: &mut SimRng, n: usize, k: usize) -> Vec<usize> {
+    let mut all: Vec<usize> = (0..n).collect();
+    for i in 0..k {
+        let j = i + (rng.next_u64() % (n - i) as u64) as usize;
+        all.swap(i, j);
+    }
+    all.truncate(k);
+    all
 }
 
 fn arg(name: &str, default: u32) -> u32 {
@@ -140,33 +193,38 @@ fn cohorts() -> Vec<usize> {
 fn main() {
     let asks = arg("--asks", 1000);
     let structures = arg("--structures", 10).max(1);
+    let drop_percent = arg("--drop", 0);
+    assert!(drop_percent < 100, "--drop takes a percentage below 100");
     println!(
-        "ε = {EPSILON}, minimum cohort {MIN_COHORT}, {asks} asks per row over {structures} random acquaintance graphs"
+        "ε = {EPSILON}, minimum cohort {MIN_COHORT}, {asks} asks per row over {structures} random acquaintance graphs, {drop_percent} % of members dropping out after round 1"
     );
     println!(
-        "| cohort | members know | graph degree | noise mass R (mean) | 90 % interval half-width (mean / widest) | coverage |"
+        "| cohort | members know | graph degree | noise mass R (mean) | 90 % interval half-width (mean / widest) | coverage | withheld |"
     );
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut rng = SimRng(2026);
     for n in cohorts() {
+        let drop = n * drop_percent as usize / 100;
         for knows in [1.0, 0.3, 0.1] {
             let mut tally = Tally::default();
             for k in 0..structures {
                 let s = structure(&mut rng, n, knows);
                 let share = asks / structures + u32::from(k < asks % structures);
                 for _ in 0..share {
-                    ask(&mut rng, &s, &mut tally);
+                    ask(&mut rng, &s, drop, &mut tally);
                 }
             }
             let degree = Params::choose(n, MIN_COHORT.min(n as u32), None).degree;
             assert_eq!(tally.negative_or_over, 0, "clamped");
+            let released = (tally.asks - tally.withheld).max(1) as f64;
             println!(
-                "| {n} | {:.0} % | {degree} | {:.2} | ±{:.1} / ±{:.1} | {:.1} % |",
+                "| {n} | {:.0} % | {degree} | {:.2} | ±{:.1} / ±{:.1} | {:.1} % | {} |",
                 knows * 100.0,
-                tally.mass / tally.asks as f64,
-                tally.width as f64 / tally.asks as f64 / 2.0,
+                tally.mass / released,
+                tally.width as f64 / released / 2.0,
                 tally.widest as f64 / 2.0,
-                100.0 * tally.covered as f64 / tally.asks as f64,
+                100.0 * tally.covered as f64 / released,
+                tally.withheld,
             );
         }
     }
