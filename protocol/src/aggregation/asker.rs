@@ -27,6 +27,7 @@ use super::messages::{
 };
 use super::noise::WHOLE_MASS;
 use super::responder::{effective_epsilon, mask_sign_positive, EPSILON_RANGE};
+use super::sizing::highest_threshold;
 use super::{prg, shamir};
 use crate::ask::{verify_answer, ContactFailure, Named, Transmit};
 use crate::identity::{NodeId, Signature, SigningLabel};
@@ -354,15 +355,12 @@ impl AggAsker {
                 // One sealed pair per neighbour, in the neighbours' roster order, and an own
                 // threshold between the session's and the member's holders (spec §9.6.2).
                 let expected = self.neighbours_in_order(&member);
-                // An honest member never needs all its holders unless the session does
-                // (spec §9.6.2): one member must not make every dropout fatal.
+                // An honest member leaves about a quarter of its holders free to drop out
+                // unless the session does not (spec §9.6.2): one member must not make a few
+                // dropouts fatal to everyone.
                 let session = self.params().threshold;
                 let holders = expected.len() as u32 + 1;
-                let highest = if session < holders {
-                    holders - 1
-                } else {
-                    holders
-                };
+                let highest = highest_threshold(holders, session);
                 if pairs.len() == expected.len()
                     && pairs.iter().all(|c| c.len() == SEALED_PAIR_LEN)
                     && (session..=highest).contains(&threshold)

@@ -51,12 +51,10 @@ impl NoiseView {
         }
         let cover = (h + self.strangers() as u32).div_ceil(2) + 1;
         // Enough that, with no strangers, two neighbours at the graph's widest distance
-        // `(h − 1)/2` count each other: `2·t_v − h − (h − 1)/2 > 1` (rule 4). It is also
-        // the most a member raises its threshold to, in either graph.
-        let quarter = (3 * h + 1) / 4 + 1;
-        let counting = if self.complete { 0 } else { quarter };
+        // `(h − 1)/2` count each other: `2·t_v − h − (h − 1)/2 > 1` (rule 4).
+        let counting = if self.complete { 0 } else { quarter(h) };
         let own = t.max(cover).max(counting);
-        if (own + 1 > h || own > quarter) && t < h {
+        if own > highest_threshold(h, t) {
             return t;
         }
         own
@@ -120,11 +118,31 @@ impl NoiseView {
 /// holders of `u`, which is impossible when `t_v + t_u − |H_v ∪ H_u|` exceeds the holders
 /// that may work for the asker: `v`'s strangers plus a margin of one. Only `v`'s view
 /// bounds them: `v` relies on its contacts, never on theirs. A declared threshold outside
-/// `[t, h]` is not believed. `v` is its view, `u` its declaration.
+/// `[t, highest_threshold(h, t)]`, which no honest member declares, is not believed. `v` is
+/// its view, `u` its declaration.
 pub fn may_count(v: &NoiseView, u: &NoiseDeclaration, union: usize) -> bool {
-    let believable = (v.session_threshold..=v.holders as u32).contains(&u.threshold);
+    let t = v.session_threshold;
+    let believable = (t..=highest_threshold(v.holders as u32, t)).contains(&u.threshold);
     let slack = v.threshold() as i64 + u.threshold as i64 - union as i64;
     believable && u.base_divisor > 0 && slack > v.strangers() as i64 + 1
+}
+
+/// `⌊(3h + 1)/4⌋ + 1`: the threshold that counting across a sparse neighbourhood needs,
+/// and the most a member raises its own to (spec §9.6.2).
+pub fn quarter(holders: u32) -> u32 {
+    (3 * holders + 1) / 4 + 1
+}
+
+/// The highest own threshold an honest member with `h` holders shares with in a session of
+/// threshold `t` (spec §9.6.2): `h` only if `t` is; else at most [`quarter`] and at most
+/// `h − 1`, so that about a quarter of its holders (at least one) may drop out without the
+/// aggregate being withheld. The asker refuses a higher one, and no member believes it.
+pub fn highest_threshold(holders: u32, t: u32) -> u32 {
+    if t >= holders {
+        holders
+    } else {
+        t.max(quarter(holders).min(holders - 1))
+    }
 }
 
 /// `|H_v ∪ H_u|` for the members at positions `v` and `u` of `graph` (spec §9.6.2).
@@ -222,6 +240,47 @@ mod tests {
         assert_eq!(w.threshold(), w.session_threshold);
         assert!(!w.covered());
         assert_eq!(w.keep(&[u; 10]), 1.0);
+        // At the cap: 14 strangers need 23 = quarter, 15 would need 24.
+        assert_eq!(
+            (view(30, 15, 5).threshold(), view(30, 15, 5).covered()),
+            (23, true)
+        );
+        assert_eq!(
+            (view(30, 14, 5).threshold(), view(30, 14, 5).covered()),
+            (21, false)
+        );
+        // A declared threshold above what an honest member may use is not believed.
+        let inflated = NoiseDeclaration { threshold: 24, ..u };
+        assert!(!may_count(&v, &inflated, 30));
+    }
+
+    /// For every size and acquaintance: the own threshold lies between `t` and the highest
+    /// an honest member uses, a member that raises it is covered, and one that is not
+    /// covered keeps its whole draw (spec §9.6.2).
+    #[test]
+    fn own_thresholds_stay_within_their_bounds() {
+        for h in 2..=123usize {
+            let t = two_thirds(h);
+            for complete in [true, false] {
+                for vouched in 0..h {
+                    for min_cohort in [2, 5] {
+                        let v = NoiseView {
+                            holders: h,
+                            session_threshold: t,
+                            complete,
+                            vouched,
+                            min_cohort,
+                        };
+                        let tv = v.threshold();
+                        assert!(t <= tv && tv <= highest_threshold(h as u32, t), "{v:?}");
+                        assert!(tv == t || v.covered(), "{v:?}");
+                        if !v.covered() {
+                            assert_eq!(v.keep(&[]), 1.0);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -98,8 +98,9 @@ struct Tally {
 
 /// One ask in which `drop` members, chosen at random, drop out after round 1: they shared
 /// their secrets but sent no masked input, so they are not in the sum and nobody counts
-/// them. The asker withholds the aggregate if a survivor has fewer than its own threshold
-/// of holders left to rebuild its secrets (spec §9.8.4).
+/// them. The asker withholds the aggregate if any member of U2 — a survivor, whose self-mask
+/// seed it rebuilds, or one of the dropped, whose mask-key seed it rebuilds — has fewer than
+/// its own threshold of holders left (spec §9.8.4, §9.8.5).
 fn ask(rng: &mut SimRng, s: &Structure, drop: usize, tally: &mut Tally) {
     let n = s.members.len();
     let mut dropped = vec![false; n];
@@ -108,9 +109,9 @@ fn ask(rng: &mut SimRng, s: &Structure, drop: usize, tally: &mut Tally) {
     }
     let survivors = n - drop;
     tally.asks += 1;
-    let short = s.members.iter().enumerate().any(|(p, m)| {
+    let short = s.members.iter().any(|m| {
         let alive = m.holders.iter().filter(|h| !dropped[**h as usize]).count();
-        !dropped[p] && alive < m.view.threshold() as usize
+        alive < m.view.threshold() as usize
     });
     if short {
         tally.withheld += 1;
@@ -199,12 +200,16 @@ fn main() {
         "ε = {EPSILON}, minimum cohort {MIN_COHORT}, {asks} asks per row over {structures} random acquaintance graphs, {drop_percent} % of members dropping out after round 1"
     );
     println!(
-        "| cohort | members know | graph degree | noise mass R (mean) | 90 % interval half-width (mean / widest) | coverage | withheld |"
+        "| cohort | members know | graph degree | noise mass R (mean) | 90 % interval half-width (mean / widest) | coverage | dropped | withheld |"
     );
-    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let mut rng = SimRng(2026);
     for n in cohorts() {
-        let drop = n * drop_percent as usize / 100;
+        // At least one member whenever dropouts are asked for.
+        let drop = match drop_percent as usize {
+            0 => 0,
+            p => ((n * p + 50) / 100).max(1),
+        };
         for knows in [1.0, 0.3, 0.1] {
             let mut tally = Tally::default();
             for k in 0..structures {
@@ -218,7 +223,7 @@ fn main() {
             assert_eq!(tally.negative_or_over, 0, "clamped");
             let released = (tally.asks - tally.withheld).max(1) as f64;
             println!(
-                "| {n} | {:.0} % | {degree} | {:.2} | ±{:.1} / ±{:.1} | {:.1} % | {} |",
+                "| {n} | {:.0} % | {degree} | {:.2} | ±{:.1} / ±{:.1} | {:.1} % | {drop} | {} |",
                 knows * 100.0,
                 tally.mass / released,
                 tally.width as f64 / released / 2.0,
