@@ -185,3 +185,84 @@ fn partly_acquainted_cohorts_release_despite_a_tenth_dropping_out() {
 fn pair_knows(seed: u64, a: usize, b: usize) -> bool {
     SimRng(seed << 32 | (a as u64) << 16 | b as u64).next_u32() % 10 < 3
 }
+
+/// The edge of the cap, run by the real asker: in a sparse cohort whose members all know
+/// each other every member shares its secrets with `⌊(3h + 1)/4⌋ + 1` of its `h` holders
+/// (spec §9.6.2), so the aggregate is released when the rest of one member's
+/// neighbourhood drops out after round 1, and withheld when one more does (§9.8.4).
+#[test]
+fn a_circle_survives_exactly_a_quarter_of_one_neighbourhood_dropping_out() {
+    use kith_protocol::aggregation::asker::Withheld;
+    use kith_protocol::aggregation::cohort::{advert_digest, graph_seed, sparse_degree, Graph};
+    use kith_protocol::aggregation::sizing::quarter;
+
+    let n = 60;
+    let identity = |i: usize| Identity::generate(&mut SimRng(5000 + i as u64));
+    let nodes: Vec<NodeId> = (0..n).map(|i| identity(i).node_id()).collect();
+    let asker = Identity::generate(&mut SimRng(4999));
+    let qid = QueryId([7; 16]);
+    // The same keys in every run (`key_seed`), so the same roster and graph.
+    let cohort = |dropping: &[NodeId]| -> BTreeMap<NodeId, SimMember> {
+        (0..n)
+            .map(|i| {
+                let mut m = SimMember::new(identity(i), Contribution::default())
+                    .knowing(nodes.iter().copied());
+                m.key_seed = Some(6000 + i as u64);
+                m.drops_at = dropping.contains(&nodes[i]).then_some(2);
+                (nodes[i], m)
+            })
+            .collect()
+    };
+    let ask = |members: &mut BTreeMap<NodeId, SimMember>| {
+        run_ask(
+            &mut SimRng(1),
+            &asker,
+            members,
+            common::asker_params(),
+            qid,
+            |_, _| false,
+        )
+        .0
+    };
+
+    // A first run shows the graph: whose neighbours can drop out together.
+    let mut members = cohort(&[]);
+    assert!(ask(&mut members).raw.is_some());
+    let mut roster: Vec<([u8; 32], NodeId)> = members
+        .iter()
+        .map(|(v, m)| (advert_digest(m.session().unwrap().advertisement()), *v))
+        .collect();
+    roster.sort();
+    let digests: Vec<[u8; 32]> = roster.iter().map(|r| r.0).collect();
+    let k = sparse_degree(n).unwrap();
+    let graph = Graph::new(&graph_seed(&digests), n, k).unwrap();
+    let neighbours: Vec<NodeId> = graph
+        .neighbours(0)
+        .iter()
+        .map(|p| roster[*p as usize].1)
+        .collect();
+    let h = k as u32 + 1;
+    let spare = (h - quarter(h)) as usize;
+    assert_eq!((k, spare), (26, 6));
+
+    let mut members = cohort(&neighbours[..spare]);
+    let out = ask(&mut members);
+    assert!(
+        out.raw.is_some(),
+        "{spare} of its holders gone: {:?}",
+        out.aggregate
+    );
+    assert_eq!(out.survivors as usize, n - spare);
+
+    let mut members = cohort(&neighbours[..spare + 1]);
+    let out = ask(&mut members);
+    assert!(
+        matches!(
+            out.aggregate,
+            Err(Withheld::TooFewSurvivors { round: 3, .. })
+        ),
+        "{} of its holders gone: {:?}",
+        spare + 1,
+        out.aggregate
+    );
+}
