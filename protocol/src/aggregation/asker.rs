@@ -355,9 +355,9 @@ impl AggAsker {
                 // One sealed pair per neighbour, in the neighbours' roster order, and an own
                 // threshold between the session's and the member's holders (spec §9.6.2).
                 let expected = self.neighbours_in_order(&member);
-                // An honest member leaves about a quarter of its holders free to drop out
-                // unless the session does not (spec §9.6.2): one member must not make a few
-                // dropouts fatal to everyone.
+                // An honest member leaves about a quarter of its holders free to drop out,
+                // unless the session's own threshold already needs them all (spec §9.6.2):
+                // one member must not make a few dropouts fatal to everyone.
                 let session = self.params().threshold;
                 let holders = expected.len() as u32 + 1;
                 let highest = highest_threshold(holders, session);

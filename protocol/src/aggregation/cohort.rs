@@ -748,7 +748,7 @@ mod tests {
         let stranded = |n: usize, k: usize, share: usize, t: usize| {
             n as f64 * tail(n - 1, n * share / 100, k, k + 1 - t + 1)
         };
-        let counting = |k: usize| (3 * (k + 1) + 1) / 4 + 1;
+        let counting = |k: usize| crate::aggregation::sizing::quarter(k as u32 + 1) as usize;
         for n in SPARSE_FROM..=MAX_COHORT {
             let k = sparse_degree(n).unwrap();
             assert!(meets(n, k), "raised degree {k} fails the bounds at n = {n}");
